@@ -1,1 +1,22 @@
-//! strata-server
+//! Strata's network server.
+//!
+//! Shape (after mini-redis): [`server`] accepts connections and owns
+//! shutdown; [`connection`] turns bytes into requests and replies; each
+//! command family lives in its own module under [`cmd`] (parse, then apply);
+//! all connections share one [`shared::Shared`].
+
+pub mod cmd;
+pub mod config;
+mod connection;
+pub mod server;
+pub mod shared;
+mod text;
+
+pub use config::{ConfigError, ConfigLayer, ServerConfig};
+pub use server::{ServerError, run};
+
+/// Strata's own version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The Redis version whose command semantics Strata follows; reported in
+/// HELLO and INFO because clients use it to pick features.
+pub const REDIS_COMPAT_VERSION: &str = "7.2.0";

@@ -1,1 +1,94 @@
-fn main() {}
+//! `strata`: the server and the command-line client in one binary.
+//!
+//! This is the binary's edge: errors become `anyhow` reports and exit codes
+//! here, and nowhere else.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use strata_server::{ConfigLayer, ServerConfig};
+
+#[derive(Parser, Debug)]
+#[command(name = "strata", version, about = "Strata: a durable, Redis-compatible key-value store")]
+struct Cli {
+    /// Server address for client commands.
+    #[arg(long, global = true, env = "STRATA_ADDR", default_value = "127.0.0.1:7379")]
+    addr: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server.
+    Server(ServerArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ServerArgs {
+    /// TOML file with settings (same names as the flags, with underscores).
+    #[arg(long, env = "STRATA_CONFIG")]
+    config: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    settings: ConfigLayer,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Server(args) => match run_server(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
+            }
+        },
+    }
+}
+
+fn run_server(args: ServerArgs) -> anyhow::Result<()> {
+    init_logging();
+    // Flags and STRATA_* variables (clap merges those two, flags first)
+    // override the file; the file overrides the defaults.
+    let file = match &args.config {
+        Some(path) => ConfigLayer::from_file(path)?,
+        None => ConfigLayer::default(),
+    };
+    let config = ServerConfig::resolve(args.settings.over(file))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("strata-io")
+        .build()?;
+    runtime.block_on(strata_server::run(config, shutdown_signal()))?;
+    Ok(())
+}
+
+fn init_logging() {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    // The engine logs every flush at info; ours is the useful level.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,fjall=warn,lsm_tree=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Resolves on the first SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot watch SIGTERM; only SIGINT will stop the server");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+    }
+}

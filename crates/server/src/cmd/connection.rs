@@ -1,0 +1,181 @@
+//! PING, ECHO, HELLO, SELECT, QUIT, CLIENT.
+
+use bytes::Bytes;
+use strata_protocol::resp::{ProtocolVersion, Reply};
+
+use super::args::{self, is};
+use super::{Action, Ctx};
+
+pub fn ping(_: &mut Ctx<'_>, a: &[Bytes]) -> Action {
+    match a.len() {
+        1 => Reply::status("PONG").into(),
+        2 => Reply::Bulk(a[1].clone()).into(),
+        _ => args::wrong_arity("ping").into(),
+    }
+}
+
+pub fn echo(_: &mut Ctx<'_>, a: &[Bytes]) -> Action {
+    Reply::Bulk(a[1].clone()).into()
+}
+
+pub fn select(_: &mut Ctx<'_>, a: &[Bytes]) -> Action {
+    match args::int(&a[1]) {
+        Ok(0) => Reply::ok().into(),
+        Ok(_) => args::err("ERR DB index is out of range").into(),
+        Err(e) => e.into(),
+    }
+}
+
+pub fn quit(_: &mut Ctx<'_>, _: &[Bytes]) -> Action {
+    Action::Close(Reply::ok())
+}
+
+/// READONLY/READWRITE: accepted so cluster-aware clients can connect; a
+/// single node always serves reads locally.
+pub fn readonly(_: &mut Ctx<'_>, _: &[Bytes]) -> Action {
+    Reply::ok().into()
+}
+
+fn valid_client_name(name: &[u8]) -> bool {
+    name.iter().all(|b| (b'!'..=b'~').contains(b))
+}
+
+pub fn hello(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
+    let mut protocol = ctx.session.protocol;
+    let mut i = 1;
+    if let Some(v) = a.get(1) {
+        protocol = match args::int(v) {
+            Ok(2) => ProtocolVersion::Resp2,
+            Ok(3) => ProtocolVersion::Resp3,
+            Ok(_) => return args::err("NOPROTO unsupported protocol version").into(),
+            Err(_) => {
+                return args::err("ERR Protocol version is not an integer or out of range").into();
+            }
+        };
+        i = 2;
+    }
+    let mut name = None;
+    while i < a.len() {
+        if is(&a[i], "AUTH") && i + 2 < a.len() {
+            return args::err(
+                "ERR AUTH is not supported: this server has no authentication configured",
+            )
+            .into();
+        } else if is(&a[i], "SETNAME") && i + 1 < a.len() {
+            if !valid_client_name(&a[i + 1]) {
+                return args::err(
+                    "ERR Client names cannot contain spaces, newlines or special characters.",
+                )
+                .into();
+            }
+            name = Some(a[i + 1].clone());
+            i += 2;
+        } else {
+            return Reply::error(format!(
+                "ERR Syntax error in HELLO option '{}'",
+                args::show(&a[i], 64)
+            ))
+            .into();
+        }
+    }
+    ctx.session.protocol = protocol;
+    if name.is_some() {
+        ctx.session.name = name;
+    }
+    let proto = if protocol == ProtocolVersion::Resp3 { 3 } else { 2 };
+    let s = |t: &'static str| Reply::Bulk(Bytes::from_static(t.as_bytes()));
+    Reply::Map(vec![
+        (s("server"), s("redis")),
+        (s("version"), s(crate::REDIS_COMPAT_VERSION)),
+        (s("proto"), Reply::Integer(proto)),
+        (s("id"), Reply::Integer(ctx.session.id as i64)),
+        (s("mode"), s("standalone")),
+        (s("role"), s("master")),
+        (s("modules"), Reply::Array(vec![])),
+        (s("strata_version"), s(crate::VERSION)),
+    ])
+    .into()
+}
+
+pub fn client(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
+    let sub = &a[1];
+    if is(sub, "SETNAME") {
+        if a.len() != 3 {
+            return args::wrong_arity("client|setname").into();
+        }
+        if !valid_client_name(&a[2]) {
+            return args::err(
+                "ERR Client names cannot contain spaces, newlines or special characters.",
+            )
+            .into();
+        }
+        ctx.session.name = (!a[2].is_empty()).then(|| a[2].clone());
+        Reply::ok().into()
+    } else if is(sub, "GETNAME") {
+        if a.len() != 2 {
+            return args::wrong_arity("client|getname").into();
+        }
+        match &ctx.session.name {
+            Some(n) => Reply::Bulk(n.clone()).into(),
+            None => Reply::Null.into(),
+        }
+    } else if is(sub, "ID") {
+        if a.len() != 2 {
+            return args::wrong_arity("client|id").into();
+        }
+        Reply::Integer(ctx.session.id as i64).into()
+    } else if is(sub, "SETINFO") {
+        if a.len() != 4 {
+            return args::wrong_arity("client|setinfo").into();
+        }
+        if !valid_client_name(&a[3]) {
+            return args::err(
+                "ERR LIB-NAME or LIB-VER cannot contain spaces, newlines or special characters.",
+            )
+            .into();
+        }
+        if is(&a[2], "LIB-NAME") {
+            ctx.session.lib_name = Some(a[3].clone());
+        } else if is(&a[2], "LIB-VER") {
+            ctx.session.lib_version = Some(a[3].clone());
+        } else {
+            return Reply::error(format!(
+                "ERR Unrecognized option '{}'",
+                args::show(&a[2], 64)
+            ))
+            .into();
+        }
+        Reply::ok().into()
+    } else if is(sub, "INFO") {
+        Reply::Verbatim {
+            format: *b"txt",
+            text: Bytes::from(client_line(ctx) + "\n"),
+        }
+        .into()
+    } else {
+        Reply::error(format!(
+            "ERR unknown subcommand '{}'. Try CLIENT HELP.",
+            args::show(sub, 64)
+        ))
+        .into()
+    }
+}
+
+fn client_line(ctx: &Ctx<'_>) -> String {
+    let s = &ctx.session;
+    let text = |b: &Option<Bytes>| {
+        b.as_ref()
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_default()
+    };
+    format!(
+        "id={} addr={} name={} age={} db=0 resp={} lib-name={} lib-ver={}",
+        s.id,
+        s.peer,
+        text(&s.name),
+        s.created.elapsed().as_secs(),
+        if s.protocol == ProtocolVersion::Resp3 { 3 } else { 2 },
+        text(&s.lib_name),
+        text(&s.lib_version),
+    )
+}

@@ -1,0 +1,287 @@
+//! COMMAND, CONFIG, INFO, DBSIZE, FLUSHDB/FLUSHALL, TIME.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering::Relaxed;
+
+use bytes::Bytes;
+use strata_protocol::resp::{ProtocolVersion, Reply};
+use strata_storage::pattern::glob_match;
+use strata_storage::{FsyncPolicy, Mutation, Op};
+
+use super::args::{self, is};
+use super::{Action, Ctx, Spec, TABLE, lookup};
+
+fn bulk(s: impl Into<String>) -> Reply {
+    Reply::Bulk(Bytes::from(s.into()))
+}
+
+fn command_info(spec: &Spec) -> Reply {
+    Reply::Array(vec![
+        bulk(spec.name),
+        Reply::Integer(spec.arity as i64),
+        Reply::Set(spec.flags.iter().map(|f| Reply::status(*f)).collect()),
+        Reply::Integer(spec.keys.0),
+        Reply::Integer(spec.keys.1),
+        Reply::Integer(spec.keys.2),
+        Reply::Set(vec![]),
+        Reply::Set(vec![]),
+        Reply::Array(vec![]),
+        Reply::Array(vec![]),
+    ])
+}
+
+pub fn command(_: &mut Ctx<'_>, a: &[Bytes]) -> Action {
+    let Some(sub) = a.get(1) else {
+        return Reply::Array(TABLE.iter().map(command_info).collect()).into();
+    };
+    if is(sub, "COUNT") {
+        Reply::Integer(TABLE.len() as i64).into()
+    } else if is(sub, "DOCS") {
+        // Documentation is optional for clients; redis-cli only uses it for hints.
+        Reply::Map(vec![]).into()
+    } else if is(sub, "INFO") {
+        Reply::Array(
+            a[2..]
+                .iter()
+                .map(|name| lookup(name).map_or(Reply::NullArray, command_info))
+                .collect(),
+        )
+        .into()
+    } else if is(sub, "LIST") {
+        Reply::Array(TABLE.iter().map(|s| bulk(s.name)).collect()).into()
+    } else {
+        Reply::error(format!(
+            "ERR unknown subcommand '{}'. Try COMMAND HELP.",
+            args::show(sub, 64)
+        ))
+        .into()
+    }
+}
+
+/// Settings CONFIG GET answers: Redis's names that clients and tools ask
+/// for (redis-benchmark asks for `save` and `appendonly`), then ours.
+fn config_pairs(ctx: &Ctx<'_>) -> Vec<(String, String)> {
+    let c = &ctx.shared.config;
+    let appendfsync = match c.storage.fsync {
+        FsyncPolicy::Always => "always",
+        FsyncPolicy::Periodic { .. } => "everysec",
+        FsyncPolicy::Never => "no",
+    };
+    let mut out: Vec<(String, String)> = vec![
+        ("save".into(), String::new()),
+        ("appendonly".into(), "yes".into()),
+        ("appendfsync".into(), appendfsync.into()),
+        ("databases".into(), "1".into()),
+        ("maxclients".into(), c.connections_max.to_string()),
+        ("timeout".into(), (c.idle_timeout_ms / 1000).to_string()),
+        (
+            "proto-max-bulk-len".into(),
+            c.storage.value_size_bytes_max.to_string(),
+        ),
+        ("port".into(), c.listen.port().to_string()),
+        ("bind".into(), c.listen.ip().to_string()),
+        ("dir".into(), c.storage.data_dir.display().to_string()),
+    ];
+    out.extend(c.settings().into_iter().map(|(k, v)| (k.to_string(), v)));
+    out
+}
+
+pub fn config(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
+    let sub = &a[1];
+    if is(sub, "GET") {
+        if a.len() < 3 {
+            return args::wrong_arity("config|get").into();
+        }
+        let pairs = config_pairs(ctx);
+        let mut out = Vec::new();
+        for (name, value) in pairs {
+            if a[2..]
+                .iter()
+                .any(|p| glob_match(&p.to_ascii_lowercase(), name.as_bytes()))
+            {
+                out.push((bulk(name), bulk(value)));
+            }
+        }
+        Reply::Map(out).into()
+    } else if is(sub, "SET") {
+        args::err("ERR CONFIG SET is not supported: set the flag, STRATA_* variable or config file entry, then restart")
+            .into()
+    } else if is(sub, "RESETSTAT") {
+        let s = &ctx.shared.stats;
+        for c in [
+            &s.commands_processed,
+            &s.keyspace_hits,
+            &s.keyspace_misses,
+            &s.protocol_errors,
+            &s.connections_rejected,
+        ] {
+            c.store(0, Relaxed);
+        }
+        Reply::ok().into()
+    } else {
+        Reply::error(format!(
+            "ERR unknown subcommand '{}'. Try CONFIG HELP.",
+            args::show(sub, 64)
+        ))
+        .into()
+    }
+}
+
+pub fn dbsize(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Action {
+    Reply::Integer(ctx.shared.store.dbsize() as i64).into()
+}
+
+pub fn flushall(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
+    // ASYNC and SYNC are both accepted; the flush is O(1) either way.
+    for opt in &a[1..] {
+        if !(is(opt, "ASYNC") || is(opt, "SYNC")) || a.len() > 2 {
+            return args::syntax().into();
+        }
+    }
+    Action::Write(Mutation {
+        now_ms: ctx.now_ms,
+        op: Op::FlushAll,
+    })
+}
+
+pub fn time(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Action {
+    let secs = ctx.now_ms / 1000;
+    let micros = (ctx.now_ms % 1000) * 1000;
+    Reply::Array(vec![bulk(secs.to_string()), bulk(micros.to_string())]).into()
+}
+
+const SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "keyspace",
+];
+
+pub fn info(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
+    let wanted: Vec<&str> = if a.len() == 1
+        || a[1..]
+            .iter()
+            .any(|s| is(s, "all") || is(s, "everything") || is(s, "default"))
+    {
+        SECTIONS.to_vec()
+    } else {
+        SECTIONS
+            .iter()
+            .copied()
+            .filter(|name| a[1..].iter().any(|s| is(s, name)))
+            .collect()
+    };
+    let mut text = String::new();
+    for (i, section) in wanted.iter().enumerate() {
+        if i > 0 {
+            text.push_str("\r\n");
+        }
+        write_section(ctx, section, &mut text);
+    }
+    let text = Bytes::from(text);
+    if ctx.session.protocol == ProtocolVersion::Resp3 {
+        Reply::Verbatim {
+            format: *b"txt",
+            text,
+        }
+        .into()
+    } else {
+        Reply::Bulk(text).into()
+    }
+}
+
+fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
+    let shared = ctx.shared;
+    let c = &shared.config;
+    let stats = &shared.stats;
+    let uptime = shared.started.elapsed().as_secs();
+    // `let _ =`: writing to a String cannot fail.
+    match section {
+        "server" => {
+            let _ = write!(
+                out,
+                "# Server\r\nredis_version:{}\r\nstrata_version:{}\r\nredis_mode:standalone\r\nos:{}\r\narch_bits:64\r\nprocess_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nexecutable:strata\r\n",
+                crate::REDIS_COMPAT_VERSION,
+                crate::VERSION,
+                std::env::consts::OS,
+                std::process::id(),
+                c.listen.port(),
+                uptime,
+                uptime / 86_400,
+            );
+        }
+        "clients" => {
+            let _ = write!(
+                out,
+                "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nrejected_connections:{}\r\n",
+                stats.connections_current.load(Relaxed),
+                c.connections_max,
+                stats.connections_rejected.load(Relaxed),
+            );
+        }
+        "memory" => {
+            let s = shared.store.stats();
+            let _ = write!(
+                out,
+                "# Memory\r\nused_memory_cache:{}\r\ncache_capacity_bytes:{}\r\nwrite_buffer_bytes:{}\r\n",
+                s.cache_size_bytes, s.cache_capacity_bytes, s.write_buffer_size_bytes,
+            );
+        }
+        "persistence" => {
+            let s = shared.store.stats();
+            let fsync_avg_us = s.fsync_micros_total.checked_div(s.fsyncs).unwrap_or(0);
+            let _ = write!(
+                out,
+                "# Persistence\r\nloading:0\r\naof_enabled:1\r\nrdb_changes_since_last_save:0\r\nstrata_fsync:{}\r\nstrata_data_dir:{}\r\nstrata_disk_bytes:{}\r\nstrata_journal_count:{}\r\nstrata_journal_bytes:{}\r\nstrata_write_buffer_bytes:{}\r\nstrata_outstanding_flushes:{}\r\nstrata_active_compactions:{}\r\nstrata_compactions_completed:{}\r\nstrata_group_commits:{}\r\nstrata_mutations_committed:{}\r\nstrata_group_size_max:{}\r\nstrata_fsyncs:{}\r\nstrata_fsync_avg_us:{}\r\nstrata_fsync_max_us:{}\r\nstrata_storage_failed:{}\r\n",
+                c.storage.fsync,
+                c.storage.data_dir.display(),
+                s.disk_space_bytes,
+                s.journal_count,
+                s.journal_disk_space_bytes,
+                s.write_buffer_size_bytes,
+                s.outstanding_flushes,
+                s.active_compactions,
+                s.compactions_completed,
+                s.groups_committed,
+                s.mutations_committed,
+                s.group_size_max,
+                s.fsyncs,
+                fsync_avg_us,
+                s.fsync_micros_max,
+                s.failed.as_deref().unwrap_or("no"),
+            );
+        }
+        "stats" => {
+            let _ = write!(
+                out,
+                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\nprotocol_errors:{}\r\n",
+                stats.connections_received.load(Relaxed),
+                stats.commands_processed.load(Relaxed),
+                stats.connections_rejected.load(Relaxed),
+                stats.net_input_bytes.load(Relaxed),
+                stats.net_output_bytes.load(Relaxed),
+                stats.keyspace_hits.load(Relaxed),
+                stats.keyspace_misses.load(Relaxed),
+                stats.protocol_errors.load(Relaxed),
+            );
+        }
+        "replication" => {
+            out.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n");
+        }
+        "keyspace" => {
+            out.push_str("# Keyspace\r\n");
+            let s = shared.store.stats();
+            if s.keys > 0 {
+                let _ = write!(
+                    out,
+                    "db0:keys={},expires={},avg_ttl=0\r\n",
+                    s.keys, s.expiring_keys
+                );
+            }
+        }
+        _ => {}
+    }
+}

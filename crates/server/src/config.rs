@@ -1,0 +1,303 @@
+//! Server configuration: defaults, a TOML file, `STRATA_*` environment
+//! variables and command-line flags, in rising order of precedence.
+//!
+//! One struct, [`ConfigLayer`], is both the clap argument set (flags and
+//! environment variables) and the TOML file schema, so the three sources
+//! cannot drift apart: a setting exists in all of them or in none.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use strata_storage::{FsyncPolicy, StorageConfig};
+
+/// Every setting, all optional: one layer of configuration.
+#[derive(clap::Args, Deserialize, Debug, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigLayer {
+    /// RESP (Redis protocol) listen address.
+    #[arg(long, env = "STRATA_LISTEN")]
+    pub listen: Option<String>,
+    /// Text line protocol listen address, or `off`.
+    #[arg(long, env = "STRATA_TEXT_LISTEN")]
+    pub text_listen: Option<String>,
+    /// Data directory.
+    #[arg(long, env = "STRATA_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Durability: always | periodic:<ms> | never.
+    #[arg(long, env = "STRATA_FSYNC")]
+    pub fsync: Option<String>,
+    /// Most client connections at once (both protocols together).
+    #[arg(long, env = "STRATA_CONNECTIONS_MAX")]
+    pub connections_max: Option<usize>,
+    /// Close a connection idle this long; 0 disables.
+    #[arg(long, env = "STRATA_IDLE_TIMEOUT_MS")]
+    pub idle_timeout_ms: Option<u64>,
+    /// Largest key.
+    #[arg(long, env = "STRATA_KEY_SIZE_BYTES_MAX")]
+    pub key_size_bytes_max: Option<usize>,
+    /// Largest value.
+    #[arg(long, env = "STRATA_VALUE_SIZE_BYTES_MAX")]
+    pub value_size_bytes_max: Option<usize>,
+    /// Largest single request (a RESP frame or a text line).
+    #[arg(long, env = "STRATA_REQUEST_SIZE_BYTES_MAX")]
+    pub request_size_bytes_max: Option<usize>,
+    /// Most arguments in one request.
+    #[arg(long, env = "STRATA_REQUEST_ARGS_MAX")]
+    pub request_args_max: Option<usize>,
+    /// Most elements in one reply (KEYS, RANGE without LIMIT, MGET).
+    #[arg(long, env = "STRATA_REPLY_ELEMENTS_MAX")]
+    pub reply_elements_max: Option<usize>,
+    /// Block cache size.
+    #[arg(long, env = "STRATA_CACHE_SIZE_BYTES")]
+    pub cache_size_bytes: Option<u64>,
+    /// Memtable size before a flush to disk.
+    #[arg(long, env = "STRATA_MEMTABLE_SIZE_BYTES")]
+    pub memtable_size_bytes: Option<u64>,
+    /// Journal size that forces memtable flushes (bounds recovery time).
+    #[arg(long, env = "STRATA_JOURNAL_SIZE_BYTES_MAX")]
+    pub journal_size_bytes_max: Option<u64>,
+    /// Writes queued for the group-commit writer before clients wait.
+    #[arg(long, env = "STRATA_WRITE_QUEUE_LEN_MAX")]
+    pub write_queue_len_max: Option<usize>,
+    /// How long a graceful shutdown waits for in-flight requests.
+    #[arg(long, env = "STRATA_SHUTDOWN_TIMEOUT_MS")]
+    pub shutdown_timeout_ms: Option<u64>,
+}
+
+/// Resolved configuration of a running server.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub text_listen: Option<SocketAddr>,
+    pub connections_max: usize,
+    pub idle_timeout_ms: u64,
+    pub request_size_bytes_max: usize,
+    pub request_args_max: usize,
+    pub reply_elements_max: usize,
+    pub shutdown_timeout_ms: u64,
+    pub storage: StorageConfig,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid setting {name}: {message}")]
+    Invalid { name: &'static str, message: String },
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7379";
+pub const DEFAULT_TEXT_LISTEN: &str = "127.0.0.1:7381";
+pub const DEFAULT_DATA_DIR: &str = "./strata-data";
+
+impl ConfigLayer {
+    pub fn from_file(path: &std::path::Path) -> Result<ConfigLayer, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+
+    /// `self` wins where set; `lower` fills the gaps.
+    pub fn over(self, lower: ConfigLayer) -> ConfigLayer {
+        ConfigLayer {
+            listen: self.listen.or(lower.listen),
+            text_listen: self.text_listen.or(lower.text_listen),
+            data_dir: self.data_dir.or(lower.data_dir),
+            fsync: self.fsync.or(lower.fsync),
+            connections_max: self.connections_max.or(lower.connections_max),
+            idle_timeout_ms: self.idle_timeout_ms.or(lower.idle_timeout_ms),
+            key_size_bytes_max: self.key_size_bytes_max.or(lower.key_size_bytes_max),
+            value_size_bytes_max: self.value_size_bytes_max.or(lower.value_size_bytes_max),
+            request_size_bytes_max: self.request_size_bytes_max.or(lower.request_size_bytes_max),
+            request_args_max: self.request_args_max.or(lower.request_args_max),
+            reply_elements_max: self.reply_elements_max.or(lower.reply_elements_max),
+            cache_size_bytes: self.cache_size_bytes.or(lower.cache_size_bytes),
+            memtable_size_bytes: self.memtable_size_bytes.or(lower.memtable_size_bytes),
+            journal_size_bytes_max: self.journal_size_bytes_max.or(lower.journal_size_bytes_max),
+            write_queue_len_max: self.write_queue_len_max.or(lower.write_queue_len_max),
+            shutdown_timeout_ms: self.shutdown_timeout_ms.or(lower.shutdown_timeout_ms),
+        }
+    }
+}
+
+fn parse_addr(name: &'static str, s: &str) -> Result<SocketAddr, ConfigError> {
+    s.parse().map_err(|_| ConfigError::Invalid {
+        name,
+        message: format!("{s:?} is not an address like 127.0.0.1:7379"),
+    })
+}
+
+fn at_least<T: PartialOrd + std::fmt::Display + Copy>(
+    name: &'static str,
+    v: T,
+    min: T,
+) -> Result<T, ConfigError> {
+    if v < min {
+        return Err(ConfigError::Invalid {
+            name,
+            message: format!("{v} is below the minimum {min}"),
+        });
+    }
+    Ok(v)
+}
+
+impl ServerConfig {
+    /// Resolves a merged layer against the defaults and validates it.
+    pub fn resolve(layer: ConfigLayer) -> Result<ServerConfig, ConfigError> {
+        let listen = parse_addr("listen", layer.listen.as_deref().unwrap_or(DEFAULT_LISTEN))?;
+        let text_listen = match layer.text_listen.as_deref().unwrap_or(DEFAULT_TEXT_LISTEN) {
+            "off" | "" => None,
+            s => Some(parse_addr("text-listen", s)?),
+        };
+        let mut storage = StorageConfig::new(
+            layer
+                .data_dir
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+        );
+        if let Some(f) = layer.fsync {
+            storage.fsync = f.parse::<FsyncPolicy>().map_err(|message| ConfigError::Invalid {
+                name: "fsync",
+                message,
+            })?;
+        }
+        if let Some(v) = layer.key_size_bytes_max {
+            storage.key_size_bytes_max = v;
+        }
+        if let Some(v) = layer.value_size_bytes_max {
+            storage.value_size_bytes_max = v;
+        }
+        if let Some(v) = layer.cache_size_bytes {
+            storage.cache_size_bytes = v;
+        }
+        if let Some(v) = layer.memtable_size_bytes {
+            storage.memtable_size_bytes = v;
+        }
+        if let Some(v) = layer.journal_size_bytes_max {
+            storage.journal_size_bytes_max = v;
+        }
+        if let Some(v) = layer.write_queue_len_max {
+            storage.write_queue_len_max = at_least("write-queue-len-max", v, 1)?;
+        }
+        storage.validate().map_err(|message| ConfigError::Invalid {
+            name: "storage",
+            message,
+        })?;
+        // A request must be able to carry the largest key and value, plus
+        // framing; otherwise the value limit would be unreachable.
+        let request_size_bytes_max = layer.request_size_bytes_max.unwrap_or(64 * 1024 * 1024);
+        let request_floor = storage.value_size_bytes_max + storage.key_size_bytes_max + 1024;
+        if request_size_bytes_max < request_floor {
+            return Err(ConfigError::Invalid {
+                name: "request-size-bytes-max",
+                message: format!(
+                    "{request_size_bytes_max} is too small to carry the largest key and value; it must be at least {request_floor}"
+                ),
+            });
+        }
+        Ok(ServerConfig {
+            listen,
+            text_listen,
+            connections_max: at_least(
+                "connections-max",
+                layer.connections_max.unwrap_or(4096),
+                1,
+            )?,
+            idle_timeout_ms: layer.idle_timeout_ms.unwrap_or(300_000),
+            request_size_bytes_max,
+            request_args_max: at_least(
+                "request-args-max",
+                layer.request_args_max.unwrap_or(1024 * 1024),
+                3,
+            )?,
+            reply_elements_max: at_least(
+                "reply-elements-max",
+                layer.reply_elements_max.unwrap_or(1_000_000),
+                1,
+            )?,
+            shutdown_timeout_ms: layer.shutdown_timeout_ms.unwrap_or(10_000),
+            storage,
+        })
+    }
+
+    /// Settings as `(name, value)` for CONFIG GET and INFO, names as flags.
+    pub fn settings(&self) -> Vec<(&'static str, String)> {
+        let s = &self.storage;
+        vec![
+            ("listen", self.listen.to_string()),
+            (
+                "text-listen",
+                self.text_listen
+                    .map_or_else(|| "off".to_string(), |a| a.to_string()),
+            ),
+            ("data-dir", s.data_dir.display().to_string()),
+            ("fsync", s.fsync.to_string()),
+            ("connections-max", self.connections_max.to_string()),
+            ("idle-timeout-ms", self.idle_timeout_ms.to_string()),
+            ("key-size-bytes-max", s.key_size_bytes_max.to_string()),
+            ("value-size-bytes-max", s.value_size_bytes_max.to_string()),
+            ("request-size-bytes-max", self.request_size_bytes_max.to_string()),
+            ("request-args-max", self.request_args_max.to_string()),
+            ("reply-elements-max", self.reply_elements_max.to_string()),
+            ("cache-size-bytes", s.cache_size_bytes.to_string()),
+            ("memtable-size-bytes", s.memtable_size_bytes.to_string()),
+            ("journal-size-bytes-max", s.journal_size_bytes_max.to_string()),
+            ("write-queue-len-max", s.write_queue_len_max.to_string()),
+            ("shutdown-timeout-ms", self.shutdown_timeout_ms.to_string()),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_over_env_over_file_over_defaults() {
+        let file: ConfigLayer = toml::from_str(
+            "listen = \"127.0.0.1:1\"\nfsync = \"never\"\nvalue_size_bytes_max = 1024\n",
+        )
+        .unwrap();
+        let flags = ConfigLayer {
+            listen: Some("127.0.0.1:2".into()),
+            ..Default::default()
+        };
+        let c = ServerConfig::resolve(flags.over(file)).unwrap();
+        assert_eq!(c.listen.port(), 2);
+        assert_eq!(c.storage.fsync, FsyncPolicy::Never);
+        assert_eq!(c.storage.value_size_bytes_max, 1024);
+        assert_eq!(c.connections_max, 4096);
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_bad_values() {
+        assert!(toml::from_str::<ConfigLayer>("no_such_setting = 1").is_err());
+        let bad = |l: ConfigLayer| ServerConfig::resolve(l).is_err();
+        assert!(bad(ConfigLayer {
+            fsync: Some("sometimes".into()),
+            ..Default::default()
+        }));
+        assert!(bad(ConfigLayer {
+            listen: Some("nowhere".into()),
+            ..Default::default()
+        }));
+        assert!(bad(ConfigLayer {
+            key_size_bytes_max: Some(70_000),
+            ..Default::default()
+        }));
+        assert!(bad(ConfigLayer {
+            request_size_bytes_max: Some(10),
+            ..Default::default()
+        }));
+    }
+}

@@ -1,0 +1,191 @@
+//! A RESP connection: bytes become requests, requests become actions,
+//! outcomes become reply bytes.
+//!
+//! Pipelining: every complete request in the read buffer is dispatched
+//! before the connection waits. Writes are queued to the group-commit writer
+//! without waiting, so a pipeline of N writes lands in one group (one
+//! fsync). Replies stay in request order: before any non-write command runs,
+//! the writes queued ahead of it are awaited, so a read in a pipeline sees
+//! the writes sent before it.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use strata_protocol::resp::{RequestLimits, RequestParser, encode_reply};
+use strata_storage::Ticket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use crate::cmd::{self, Action, Ctx};
+use crate::shared::{Session, Shared};
+
+/// Queued writes per connection before the connection waits for them.
+const PIPELINE_WRITES_MAX: usize = 1024;
+/// Reply bytes buffered before they are sent, whatever the pipeline holds.
+const REPLY_BUFFER_BYTES_MAX: usize = 1024 * 1024;
+const READ_BUFFER_BYTES_INITIAL: usize = 16 * 1024;
+
+struct Conn {
+    stream: TcpStream,
+    shared: Arc<Shared>,
+    session: Session,
+    read_buf: BytesMut,
+    write_buf: BytesMut,
+    pending: VecDeque<Ticket>,
+    io_timeout: Option<Duration>,
+}
+
+pub async fn serve(
+    stream: TcpStream,
+    peer: String,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let idle_ms = shared.config.idle_timeout_ms;
+    let id = shared.next_client_id();
+    let mut conn = Conn {
+        stream,
+        session: Session::new(id, peer),
+        shared,
+        read_buf: BytesMut::with_capacity(READ_BUFFER_BYTES_INITIAL),
+        write_buf: BytesMut::with_capacity(READ_BUFFER_BYTES_INITIAL),
+        pending: VecDeque::new(),
+        io_timeout: (idle_ms > 0).then(|| Duration::from_millis(idle_ms)),
+    };
+    match conn.run(&mut shutdown).await {
+        Ok(()) => {}
+        Err(e) => tracing::debug!(client = id, error = %e, "connection closed"),
+    }
+}
+
+impl Conn {
+    async fn run(&mut self, shutdown: &mut watch::Receiver<bool>) -> std::io::Result<()> {
+        let limits = RequestLimits {
+            request_size_bytes_max: self.shared.config.request_size_bytes_max,
+            args_count_max: self.shared.config.request_args_max,
+        };
+        let mut parser = RequestParser::new();
+        loop {
+            // Dispatch every complete request already buffered.
+            loop {
+                let args = match parser.parse(&mut self.read_buf, &limits) {
+                    Ok(Some(args)) => args,
+                    Ok(None) => break,
+                    Err(e) => {
+                        // The stream position is lost: answer, then close.
+                        self.shared.stats.protocol_errors.fetch_add(1, Relaxed);
+                        self.drain_pending().await;
+                        self.reply(&strata_protocol::resp::Reply::error(format!("ERR {e}")));
+                        self.flush().await?;
+                        return Ok(());
+                    }
+                };
+                self.shared.stats.commands_processed.fetch_add(1, Relaxed);
+                let Some(spec) = args.first().and_then(|name| cmd::lookup(name)) else {
+                    self.drain_pending().await;
+                    self.reply(&cmd::unknown_command(&args));
+                    continue;
+                };
+                if !spec.write {
+                    self.drain_pending().await;
+                }
+                let mut ctx = Ctx {
+                    shared: &self.shared,
+                    session: &mut self.session,
+                    now_ms: strata_storage::now_ms(),
+                };
+                match cmd::execute(spec, &mut ctx, &args) {
+                    Action::Reply(r) => {
+                        self.drain_pending().await;
+                        self.reply(&r)
+                    }
+                    Action::Write(m) => match self.shared.store.enqueue(m).await {
+                        Ok(ticket) => self.pending.push_back(ticket),
+                        Err(e) => {
+                            self.drain_pending().await;
+                            self.reply(&cmd::storage_error(&e));
+                        }
+                    },
+                    Action::Close(r) => {
+                        self.drain_pending().await;
+                        self.reply(&r);
+                        self.flush().await?;
+                        return Ok(());
+                    }
+                }
+                if self.pending.len() >= PIPELINE_WRITES_MAX
+                    || self.write_buf.len() >= REPLY_BUFFER_BYTES_MAX
+                {
+                    self.drain_pending().await;
+                    self.flush().await?;
+                }
+            }
+            self.drain_pending().await;
+            self.flush().await?;
+            if *shutdown.borrow() {
+                return Ok(());
+            }
+            // Wait for more bytes, an idle timeout, or shutdown.
+            let read = self.stream.read_buf(&mut self.read_buf);
+            let n = tokio::select! {
+                r = maybe_timeout(self.io_timeout, read) => match r {
+                    Some(r) => r?,
+                    None => return Ok(()), // idle too long
+                },
+                _ = shutdown.changed() => return Ok(()),
+            };
+            if n == 0 {
+                return Ok(());
+            }
+            self.shared.stats.net_input_bytes.fetch_add(n as u64, Relaxed);
+        }
+    }
+
+    fn reply(&mut self, r: &strata_protocol::resp::Reply) {
+        encode_reply(r, self.session.protocol, &mut self.write_buf);
+    }
+
+    /// Awaits the queued writes in order and encodes their replies.
+    async fn drain_pending(&mut self) {
+        while let Some(ticket) = self.pending.pop_front() {
+            let reply = cmd::outcome_reply(ticket.outcome().await);
+            self.reply(&reply);
+        }
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if self.write_buf.is_empty() {
+            return Ok(());
+        }
+        let n = self.write_buf.len();
+        let write = self.stream.write_all(&self.write_buf);
+        match maybe_timeout(self.io_timeout, write).await {
+            Some(r) => r?,
+            None => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "client did not read its replies in time",
+                ));
+            }
+        }
+        self.shared.stats.net_output_bytes.fetch_add(n as u64, Relaxed);
+        self.write_buf.clear();
+        Ok(())
+    }
+}
+
+/// Runs `fut` under a timeout if one is set; `None` means it timed out.
+pub(crate) async fn maybe_timeout<F: std::future::Future>(
+    timeout: Option<Duration>,
+    fut: F,
+) -> Option<F::Output> {
+    match timeout {
+        Some(t) => tokio::time::timeout(t, fut).await.ok(),
+        None => Some(fut.await),
+    }
+}

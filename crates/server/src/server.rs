@@ -1,0 +1,185 @@
+//! Listeners, the connection limit, and graceful shutdown.
+//!
+//! Shutdown is explicit: when the `shutdown` future resolves, the accept
+//! loops stop, every connection finishes the requests it has already read
+//! and sends their replies, then the store drains its write queue and
+//! fsyncs. Only then does [`run`] return.
+
+use std::future::Future;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use strata_storage::Store;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc, watch};
+
+use crate::config::ServerConfig;
+use crate::shared::Shared;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot open storage in {dir}: {source}")]
+    Storage {
+        dir: String,
+        source: strata_storage::StorageError,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("shutdown could not flush storage: {0}")]
+    Flush(strata_storage::StorageError),
+}
+
+#[derive(Clone, Copy)]
+enum Protocol {
+    Resp,
+    Text,
+}
+
+/// Runs the server until `shutdown` resolves. Prints the machine-readable
+/// line `ready resp=<addr> text=<addr|off>` on stdout once it accepts
+/// connections, so scripts and tests can use ephemeral ports.
+pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+    let dir = config.storage.data_dir.display().to_string();
+    let started = std::time::Instant::now();
+    let store = Store::open(config.storage.clone())
+        .map_err(|source| ServerError::Storage { dir: dir.clone(), source })?;
+    tracing::info!(
+        data_dir = %dir,
+        keys = store.dbsize(),
+        recovery_ms = started.elapsed().as_millis() as u64,
+        fsync = %config.storage.fsync,
+        "storage open"
+    );
+    let resp = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Bind { addr: config.listen, source })?;
+    let text = match config.text_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServerError::Bind { addr, source })?,
+        ),
+        None => None,
+    };
+    let resp_addr = resp.local_addr().map_err(|source| ServerError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let text_addr = text.as_ref().and_then(|l| l.local_addr().ok());
+
+    let shared = Arc::new(Shared::new(store.clone(), config));
+    let permits = Arc::new(Semaphore::new(shared.config.connections_max));
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    // Each connection task holds a clone of `done_tx`; when all are gone,
+    // `done_rx.recv()` returns None: every connection has finished.
+    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+
+    let mut accept_tasks = Vec::new();
+    accept_tasks.push(tokio::spawn(accept_loop(
+        resp,
+        Protocol::Resp,
+        shared.clone(),
+        permits.clone(),
+        shutdown_rx.clone(),
+        done_tx.clone(),
+    )));
+    if let Some(listener) = text {
+        accept_tasks.push(tokio::spawn(accept_loop(
+            listener,
+            Protocol::Text,
+            shared.clone(),
+            permits.clone(),
+            shutdown_rx.clone(),
+            done_tx.clone(),
+        )));
+    }
+    drop(done_tx);
+
+    let text_shown = text_addr.map_or_else(|| "off".to_string(), |a| a.to_string());
+    tracing::info!(resp = %resp_addr, text = %text_shown, "listening");
+    {
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "ready resp={resp_addr} text={text_shown}");
+        let _ = stdout.flush();
+    }
+
+    shutdown.await;
+    tracing::info!("shutting down: no new connections; finishing in-flight requests");
+    let _ = shutdown_tx.send(true);
+    for t in accept_tasks {
+        let _ = t.await;
+    }
+    let grace = Duration::from_millis(shared.config.shutdown_timeout_ms);
+    if tokio::time::timeout(grace, done_rx.recv()).await.is_err() {
+        tracing::warn!(
+            timeout_ms = grace.as_millis() as u64,
+            "connections still busy after the shutdown timeout; closing them"
+        );
+    }
+    store.shutdown().await.map_err(ServerError::Flush)?;
+    tracing::info!("shutdown complete: storage flushed");
+    Ok(())
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    protocol: Protocol,
+    shared: Arc<Shared>,
+    permits: Arc<Semaphore>,
+    mut shutdown: watch::Receiver<bool>,
+    done: mpsc::Sender<()>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = shutdown.changed() => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        shared.stats.connections_received.fetch_add(1, Relaxed);
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            shared.stats.connections_rejected.fetch_add(1, Relaxed);
+            tokio::spawn(reject(stream, protocol));
+            continue;
+        };
+        let shared = shared.clone();
+        let shutdown = shutdown.clone();
+        let done = done.clone();
+        tokio::spawn(async move {
+            shared.stats.connections_current.fetch_add(1, Relaxed);
+            match protocol {
+                Protocol::Resp => {
+                    crate::connection::serve(stream, peer.to_string(), shared.clone(), shutdown)
+                        .await
+                }
+                Protocol::Text => crate::text::serve(stream, shared.clone(), shutdown).await,
+            }
+            shared.stats.connections_current.fetch_sub(1, Relaxed);
+            drop(permit);
+            drop(done);
+        });
+    }
+}
+
+/// Over the connection limit: say so (as Redis does), then close.
+async fn reject(mut stream: TcpStream, protocol: Protocol) {
+    let msg: &[u8] = match protocol {
+        Protocol::Resp => b"-ERR max number of clients reached\r\n",
+        Protocol::Text => b"ERROR: max number of clients reached\n",
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(msg)).await;
+}

@@ -1,0 +1,322 @@
+//! Group commit: one writer thread applies every mutation in order.
+//!
+//! Connections submit [`Mutation`]s into a bounded queue. The writer takes
+//! everything that is waiting (up to the group limits), applies each
+//! mutation through [`crate::mutation::apply`] against an overlay of the
+//! group's own writes, writes the whole group as ONE atomic engine batch,
+//! makes it durable according to the [`FsyncPolicy`] with one fsync, and
+//! only then publishes a new read snapshot and answers every submitter.
+//!
+//! Why one thread: mutations are read-modify-write (INCR, SET NX, MSETNX);
+//! a single applier makes them serial without locks, and it is exactly the
+//! shape a replicated log's apply loop has. Why readers see only published
+//! snapshots: a reader must never see a write that a crash could still take
+//! away (it was not yet durable), or it could act on data that vanishes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use fjall::{OwnedWriteBatch, PersistMode};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::FsyncPolicy;
+use crate::engine::{Counts, Engine, META_COUNTS};
+use crate::error::{Result, StorageError};
+use crate::mutation::{self, Limits, Mutation, Op, Outcome, State};
+use crate::record::{Record, expiry_index_key};
+
+pub(crate) type Reply = oneshot::Sender<Result<Outcome>>;
+
+pub(crate) enum WriterMsg {
+    Apply { mutation: Mutation, reply: Reply },
+    Shutdown { done: oneshot::Sender<Result<()>> },
+}
+
+/// Counters the writer publishes for INFO and benchmarks.
+#[derive(Default)]
+pub(crate) struct WriterStats {
+    pub groups: AtomicU64,
+    pub mutations: AtomicU64,
+    pub fsyncs: AtomicU64,
+    pub fsync_micros_total: AtomicU64,
+    pub fsync_micros_max: AtomicU64,
+    pub group_size_max: AtomicU64,
+    pub keys: AtomicU64,
+    pub expiring: AtomicU64,
+    /// Set when a group was written but not yet fsynced (periodic mode).
+    pub dirty: AtomicBool,
+}
+
+pub(crate) struct Writer {
+    pub engine: Arc<Engine>,
+    pub view: Arc<ArcSwap<fjall::Snapshot>>,
+    pub stats: Arc<WriterStats>,
+    pub failed: Arc<parking_failure::Failure>,
+    pub fsync: FsyncPolicy,
+    pub limits: Limits,
+    pub group_mutations_max: usize,
+    pub group_size_bytes_max: usize,
+    pub counts: Counts,
+}
+
+/// A sticky failure flag with its reason.
+pub(crate) mod parking_failure {
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    pub struct Failure(Mutex<Option<String>>);
+
+    impl Failure {
+        pub fn get(&self) -> Option<String> {
+            self.0.lock().map(|g| g.clone()).unwrap_or_else(|p| p.into_inner().clone())
+        }
+        pub fn set(&self, reason: String) {
+            let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            if g.is_none() {
+                *g = Some(reason);
+            }
+        }
+    }
+}
+
+/// One group's view of the state: its own writes first, then the engine.
+struct GroupState<'a> {
+    engine: &'a Engine,
+    batch: OwnedWriteBatch,
+    overlay: HashMap<Bytes, Option<Record>>,
+    counts: Counts,
+    clear_requested: bool,
+}
+
+impl State for GroupState<'_> {
+    fn load(&mut self, key: &Bytes) -> Result<Option<Record>> {
+        if let Some(entry) = self.overlay.get(key) {
+            return Ok(entry.clone());
+        }
+        self.engine.load_latest(key)
+    }
+
+    fn put(&mut self, key: Bytes, record: Record) -> Result<()> {
+        let old = self.load(&key)?;
+        match &old {
+            None => self.counts.keys += 1,
+            Some(o) if o.has_expiry() => self.counts.expiring -= 1,
+            Some(_) => {}
+        }
+        if record.has_expiry() {
+            self.counts.expiring += 1;
+        }
+        let old_at = old.as_ref().map_or(0, |o| o.expire_at_ms);
+        if old_at != record.expire_at_ms {
+            if old_at != 0 {
+                self.batch
+                    .remove(&self.engine.expiry, expiry_index_key(old_at, &key));
+            }
+            if record.has_expiry() {
+                self.batch.insert(
+                    &self.engine.expiry,
+                    expiry_index_key(record.expire_at_ms, &key),
+                    Bytes::new(),
+                );
+            }
+        }
+        self.batch
+            .insert(&self.engine.data, key.clone(), record.encode());
+        self.overlay.insert(key, Some(record));
+        Ok(())
+    }
+
+    fn delete(&mut self, key: &Bytes) -> Result<()> {
+        let Some(old) = self.load(key)? else {
+            return Ok(());
+        };
+        self.counts.keys -= 1;
+        if old.has_expiry() {
+            self.counts.expiring -= 1;
+            self.batch
+                .remove(&self.engine.expiry, expiry_index_key(old.expire_at_ms, key));
+        }
+        self.batch.remove(&self.engine.data, key.clone());
+        self.overlay.insert(key.clone(), None);
+        Ok(())
+    }
+
+    fn clear(&mut self) -> Result<()> {
+        // FLUSHALL is not a batch operation in the engine; the writer runs
+        // it on its own, between groups (see `Writer::flush_all`).
+        self.clear_requested = true;
+        Ok(())
+    }
+}
+
+impl Writer {
+    pub fn run(mut self, mut rx: mpsc::Receiver<WriterMsg>) {
+        let mut group: Vec<(Mutation, Reply)> = Vec::with_capacity(self.group_mutations_max);
+        loop {
+            let Some(first) = rx.blocking_recv() else {
+                // Every sender is gone: nothing more can arrive.
+                let _ = self.engine.persist(PersistMode::SyncAll);
+                return;
+            };
+            let mut shutdown = None;
+            let mut size_bytes = 0usize;
+            let mut next = Some(first);
+            while let Some(msg) = next.take() {
+                match msg {
+                    WriterMsg::Apply { mutation, reply } => {
+                        size_bytes += mutation.payload_size_bytes();
+                        let flush_all = matches!(mutation.op, Op::FlushAll);
+                        group.push((mutation, reply));
+                        if flush_all {
+                            // Run FLUSHALL alone, after what came before it.
+                            break;
+                        }
+                    }
+                    WriterMsg::Shutdown { done } => {
+                        shutdown = Some(done);
+                        break;
+                    }
+                }
+                if group.len() >= self.group_mutations_max
+                    || size_bytes >= self.group_size_bytes_max
+                {
+                    break;
+                }
+                next = rx.try_recv().ok();
+            }
+            if !group.is_empty() {
+                self.commit_group(&mut group);
+            }
+            if let Some(done) = shutdown {
+                rx.close();
+                // Anything that raced in before close() still gets applied.
+                while let Ok(msg) = rx.try_recv() {
+                    match msg {
+                        WriterMsg::Apply { mutation, reply } => {
+                            group.push((mutation, reply));
+                            self.commit_group(&mut group);
+                        }
+                        WriterMsg::Shutdown { done } => {
+                            let _ = done.send(Ok(()));
+                        }
+                    }
+                }
+                let result = self.engine.persist(PersistMode::SyncAll);
+                let _ = done.send(result);
+                return;
+            }
+        }
+    }
+
+    fn commit_group(&mut self, group: &mut Vec<(Mutation, Reply)>) {
+        if let Some(reason) = self.failed.get() {
+            for (_, reply) in group.drain(..) {
+                let _ = reply.send(Err(StorageError::Failed(reason.clone())));
+            }
+            return;
+        }
+        let mut state = GroupState {
+            engine: &self.engine,
+            batch: self.engine.db.batch(),
+            overlay: HashMap::with_capacity(group.len()),
+            counts: self.counts,
+            clear_requested: false,
+        };
+        let mut outcomes = Vec::with_capacity(group.len());
+        for (m, _) in group.iter() {
+            outcomes.push(mutation::apply(&mut state, m, &self.limits));
+        }
+        let clear_requested = state.clear_requested;
+        let counts = state.counts;
+        let mut batch = state.batch;
+        drop(state.overlay);
+        if counts != self.counts {
+            batch.insert(&self.engine.meta, META_COUNTS, counts.encode().to_vec());
+        }
+        let result = self.write(batch).and_then(|()| {
+            if clear_requested {
+                self.flush_all()
+            } else {
+                self.counts = counts;
+                Ok(())
+            }
+        });
+        let n = group.len() as u64;
+        match result {
+            Ok(()) => {
+                // Publish first, then answer: a client that reads after its
+                // acknowledgement must see its own write.
+                self.view.store(Arc::new(self.engine.snapshot()));
+                self.stats.keys.store(self.counts.keys, Ordering::Relaxed);
+                self.stats
+                    .expiring
+                    .store(self.counts.expiring, Ordering::Relaxed);
+                self.stats.groups.fetch_add(1, Ordering::Relaxed);
+                self.stats.mutations.fetch_add(n, Ordering::Relaxed);
+                self.stats.group_size_max.fetch_max(n, Ordering::Relaxed);
+                for ((_, reply), outcome) in group.drain(..).zip(outcomes) {
+                    let _ = reply.send(outcome);
+                }
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                tracing::error!(error = %reason, "group commit failed; refusing all further writes");
+                self.failed.set(reason.clone());
+                for (_, reply) in group.drain(..) {
+                    let _ = reply.send(Err(StorageError::Failed(reason.clone())));
+                }
+            }
+        }
+    }
+
+    /// Writes the batch and makes it as durable as the policy asks.
+    fn write(&self, batch: OwnedWriteBatch) -> Result<()> {
+        batch.commit()?;
+        match self.fsync {
+            FsyncPolicy::Always => self.sync(),
+            FsyncPolicy::Periodic { .. } => {
+                self.stats.dirty.store(true, Ordering::Release);
+                Ok(())
+            }
+            FsyncPolicy::Never => Ok(()),
+        }
+    }
+
+    fn sync(&self) -> Result<()> {
+        sync_and_measure(&self.engine, &self.stats)
+    }
+
+    /// FLUSHALL: counters are removed first, so a crash part-way leaves the
+    /// store marked "recount on open" rather than with wrong counters.
+    fn flush_all(&mut self) -> Result<()> {
+        let mut batch = self.engine.db.batch();
+        batch.remove(&self.engine.meta, META_COUNTS);
+        batch.commit()?;
+        self.engine.persist(PersistMode::SyncData)?;
+        self.engine.data.clear()?;
+        self.engine.expiry.clear()?;
+        self.counts = Counts::default();
+        let mut batch = self.engine.db.batch();
+        batch.insert(&self.engine.meta, META_COUNTS, self.counts.encode().to_vec());
+        batch.commit()?;
+        self.engine.persist(PersistMode::SyncData)?;
+        Ok(())
+    }
+}
+
+pub(crate) fn sync_and_measure(engine: &Engine, stats: &WriterStats) -> Result<()> {
+    let start = Instant::now();
+    stats.dirty.store(false, Ordering::Release);
+    engine.persist(PersistMode::SyncData)?;
+    let micros = start.elapsed().as_micros() as u64;
+    stats.fsyncs.fetch_add(1, Ordering::Relaxed);
+    stats
+        .fsync_micros_total
+        .fetch_add(micros, Ordering::Relaxed);
+    stats.fsync_micros_max.fetch_max(micros, Ordering::Relaxed);
+    Ok(())
+}

@@ -1,0 +1,809 @@
+//! Mutations: the only way state changes.
+//!
+//! A [`Mutation`] is self-contained and serialisable: it carries the
+//! leader's clock (`now_ms`) so that applying the same sequence of mutations
+//! to the same state gives the same result on every machine. That is what a
+//! replicated log needs: the write path is already "append a mutation, apply
+//! it in order".
+//!
+//! [`apply`] is the state machine. It reads through [`State`], validates
+//! everything first, and only then writes, so a refused mutation changes
+//! nothing and a batch (MSET) is all-or-nothing.
+
+use bytes::{Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+
+use crate::record::Record;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Mutation {
+    /// Wall-clock time of the node that accepted the write, in Unix ms.
+    /// Expiry decisions inside [`apply`] use this, never a local clock.
+    pub now_ms: u64,
+    pub op: Op,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SetCondition {
+    Always,
+    /// NX: only if the key does not exist.
+    IfAbsent,
+    /// XX: only if the key exists.
+    IfPresent,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SetExpiry {
+    /// A plain SET removes any previous TTL.
+    Clear,
+    /// KEEPTTL.
+    Keep,
+    /// An absolute expiry time in Unix ms (EX/PX/EXAT/PXAT, already resolved).
+    At(u64),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExpireCondition {
+    Always,
+    /// NX: only if the key has no expiry.
+    IfNoExpiry,
+    /// XX: only if the key has an expiry.
+    IfHasExpiry,
+    /// GT: only if the new expiry is later (no expiry counts as infinite).
+    IfGreater,
+    /// LT: only if the new expiry is earlier (no expiry counts as infinite).
+    IfLess,
+    /// XX LT: only if the key has an expiry and the new one is earlier.
+    IfHasExpiryAndLess,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GetExChange {
+    Persist,
+    At(u64),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Op {
+    Set {
+        key: Bytes,
+        value: Bytes,
+        condition: SetCondition,
+        expiry: SetExpiry,
+        /// SET ... GET: answer with the old value.
+        return_old: bool,
+    },
+    /// MSET (`if_none_exist == false`) and MSETNX.
+    MSet {
+        pairs: Vec<(Bytes, Bytes)>,
+        if_none_exist: bool,
+    },
+    Delete {
+        keys: Vec<Bytes>,
+    },
+    GetDel {
+        key: Bytes,
+    },
+    GetEx {
+        key: Bytes,
+        change: GetExChange,
+    },
+    IncrBy {
+        key: Bytes,
+        delta: i64,
+    },
+    IncrByFloat {
+        key: Bytes,
+        delta: f64,
+    },
+    Append {
+        key: Bytes,
+        value: Bytes,
+    },
+    SetRange {
+        key: Bytes,
+        offset: u64,
+        value: Bytes,
+    },
+    Rename {
+        from: Bytes,
+        to: Bytes,
+        if_absent: bool,
+    },
+    /// EXPIRE family, with the time already resolved to absolute Unix ms.
+    /// May be in the past (or negative), which deletes the key.
+    Expire {
+        key: Bytes,
+        at_ms: i64,
+        condition: ExpireCondition,
+    },
+    Persist {
+        key: Bytes,
+    },
+    FlushAll,
+    /// Issued by the expiry sweeper: delete each key whose stored expiry is
+    /// still exactly the given time and has passed at `now_ms`.
+    SweepExpired {
+        entries: Vec<(Bytes, u64)>,
+    },
+}
+
+impl Mutation {
+    /// Bytes of payload, for group-commit size limits.
+    pub fn payload_size_bytes(&self) -> usize {
+        match &self.op {
+            Op::Set { key, value, .. } | Op::Append { key, value } => key.len() + value.len(),
+            Op::SetRange { key, value, .. } => key.len() + value.len(),
+            Op::MSet { pairs, .. } => pairs.iter().map(|(k, v)| k.len() + v.len()).sum(),
+            Op::Delete { keys } => keys.iter().map(Bytes::len).sum(),
+            Op::SweepExpired { entries } => entries.iter().map(|(k, _)| k.len() + 8).sum(),
+            Op::GetDel { key }
+            | Op::GetEx { key, .. }
+            | Op::IncrBy { key, .. }
+            | Op::IncrByFloat { key, .. }
+            | Op::Expire { key, .. }
+            | Op::Persist { key } => key.len(),
+            Op::Rename { from, to, .. } => from.len() + to.len(),
+            Op::FlushAll => 0,
+        }
+    }
+
+    /// Serialises for a log or the network (postcard: compact, versionable).
+    pub fn to_bytes(&self) -> Result<Vec<u8>, postcard::Error> {
+        postcard::to_stdvec(self)
+    }
+
+    pub fn from_bytes(raw: &[u8]) -> Result<Mutation, postcard::Error> {
+        postcard::from_bytes(raw)
+    }
+}
+
+/// What a mutation answers. Protocol-neutral: the server maps it to RESP.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    Ok,
+    Nil,
+    Int(i64),
+    Bulk(Bytes),
+    Refused(MutationError),
+}
+
+/// A mutation refused by the state machine. Nothing was changed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MutationError {
+    #[error("value is not an integer or out of range")]
+    NotInteger,
+    #[error("value is not a valid float")]
+    NotFloat,
+    #[error("increment or decrement would overflow")]
+    Overflow,
+    #[error("increment would produce NaN or Infinity")]
+    NanOrInfinity,
+    #[error("no such key")]
+    NoSuchKey,
+    #[error("key too large ({len} bytes; the limit is {max}, see key-size-bytes-max)")]
+    KeyTooLarge { len: usize, max: usize },
+    #[error("value too large ({len} bytes; the limit is {max}, see value-size-bytes-max)")]
+    ValueTooLarge { len: usize, max: usize },
+}
+
+/// Read and write access to the state, as seen by one mutation.
+pub trait State {
+    /// The stored record, expired or not.
+    fn load(&mut self, key: &Bytes) -> crate::Result<Option<Record>>;
+    fn put(&mut self, key: Bytes, record: Record) -> crate::Result<()>;
+    fn delete(&mut self, key: &Bytes) -> crate::Result<()>;
+    fn clear(&mut self) -> crate::Result<()>;
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub key_size_bytes_max: usize,
+    pub value_size_bytes_max: usize,
+}
+
+impl Limits {
+    fn key(&self, key: &[u8]) -> Result<(), MutationError> {
+        if key.len() > self.key_size_bytes_max {
+            return Err(MutationError::KeyTooLarge {
+                len: key.len(),
+                max: self.key_size_bytes_max,
+            });
+        }
+        Ok(())
+    }
+
+    fn value_len(&self, len: usize) -> Result<(), MutationError> {
+        if len > self.value_size_bytes_max {
+            return Err(MutationError::ValueTooLarge {
+                len,
+                max: self.value_size_bytes_max,
+            });
+        }
+        Ok(())
+    }
+}
+
+fn live(state: &mut impl State, key: &Bytes, now_ms: u64) -> crate::Result<Option<Record>> {
+    Ok(state.load(key)?.filter(|r| r.is_live_at(now_ms)))
+}
+
+/// Writes `record`, or deletes the key if its expiry has already passed
+/// (a SET with an EXAT in the past leaves no key, as in Redis).
+fn store(state: &mut impl State, key: Bytes, record: Record, now_ms: u64) -> crate::Result<()> {
+    if record.is_live_at(now_ms) {
+        state.put(key, record)
+    } else {
+        state.delete(&key)
+    }
+}
+
+macro_rules! refuse {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => return Ok(Outcome::Refused(e)),
+        }
+    };
+}
+
+/// Applies one mutation. `Err` is a storage failure; a refused command is
+/// `Ok(Outcome::Refused(..))` and has changed nothing.
+pub fn apply(state: &mut impl State, m: &Mutation, limits: &Limits) -> crate::Result<Outcome> {
+    let now = m.now_ms;
+    match &m.op {
+        Op::Set {
+            key,
+            value,
+            condition,
+            expiry,
+            return_old,
+        } => {
+            refuse!(limits.key(key));
+            refuse!(limits.value_len(value.len()));
+            let old = live(state, key, now)?;
+            let allowed = match condition {
+                SetCondition::Always => true,
+                SetCondition::IfAbsent => old.is_none(),
+                SetCondition::IfPresent => old.is_some(),
+            };
+            let answer = if *return_old {
+                old.as_ref()
+                    .map_or(Outcome::Nil, |r| Outcome::Bulk(r.value.clone()))
+            } else if allowed {
+                Outcome::Ok
+            } else {
+                Outcome::Nil
+            };
+            if allowed {
+                let expire_at_ms = match expiry {
+                    SetExpiry::Clear => 0,
+                    SetExpiry::Keep => old.as_ref().map_or(0, |r| r.expire_at_ms),
+                    SetExpiry::At(at) => *at,
+                };
+                store(
+                    state,
+                    key.clone(),
+                    Record::new(value.clone(), expire_at_ms),
+                    now,
+                )?;
+            }
+            Ok(answer)
+        }
+        Op::MSet {
+            pairs,
+            if_none_exist,
+        } => {
+            for (k, v) in pairs {
+                refuse!(limits.key(k));
+                refuse!(limits.value_len(v.len()));
+            }
+            if *if_none_exist {
+                for (k, _) in pairs {
+                    if live(state, k, now)?.is_some() {
+                        return Ok(Outcome::Int(0));
+                    }
+                }
+            }
+            for (k, v) in pairs {
+                state.put(k.clone(), Record::new(v.clone(), 0))?;
+            }
+            Ok(if *if_none_exist {
+                Outcome::Int(1)
+            } else {
+                Outcome::Ok
+            })
+        }
+        Op::Delete { keys } => {
+            let mut deleted = 0i64;
+            for k in keys {
+                match state.load(k)? {
+                    Some(r) => {
+                        if r.is_live_at(now) {
+                            deleted += 1;
+                        }
+                        state.delete(k)?;
+                    }
+                    None => {}
+                }
+            }
+            Ok(Outcome::Int(deleted))
+        }
+        Op::GetDel { key } => {
+            let old = state.load(key)?;
+            if old.is_some() {
+                state.delete(key)?;
+            }
+            Ok(match old.filter(|r| r.is_live_at(now)) {
+                Some(r) => Outcome::Bulk(r.value),
+                None => Outcome::Nil,
+            })
+        }
+        Op::GetEx { key, change } => {
+            let Some(old) = live(state, key, now)? else {
+                return Ok(Outcome::Nil);
+            };
+            let expire_at_ms = match change {
+                GetExChange::Persist => 0,
+                GetExChange::At(at) => *at,
+            };
+            if expire_at_ms != old.expire_at_ms {
+                store(
+                    state,
+                    key.clone(),
+                    Record::new(old.value.clone(), expire_at_ms),
+                    now,
+                )?;
+            }
+            Ok(Outcome::Bulk(old.value))
+        }
+        Op::IncrBy { key, delta } => {
+            refuse!(limits.key(key));
+            let old = live(state, key, now)?;
+            let current = match &old {
+                Some(r) => refuse!(parse_i64(&r.value).ok_or(MutationError::NotInteger)),
+                None => 0,
+            };
+            let next = refuse!(current.checked_add(*delta).ok_or(MutationError::Overflow));
+            let expire_at_ms = old.as_ref().map_or(0, |r| r.expire_at_ms);
+            let text = Bytes::from(next.to_string());
+            state.put(key.clone(), Record::new(text, expire_at_ms))?;
+            Ok(Outcome::Int(next))
+        }
+        Op::IncrByFloat { key, delta } => {
+            refuse!(limits.key(key));
+            let old = live(state, key, now)?;
+            let current = match &old {
+                Some(r) => refuse!(parse_f64(&r.value).ok_or(MutationError::NotFloat)),
+                None => 0.0,
+            };
+            let next = current + delta;
+            if !next.is_finite() {
+                return Ok(Outcome::Refused(MutationError::NanOrInfinity));
+            }
+            let text = Bytes::from(format_f64(next));
+            let expire_at_ms = old.as_ref().map_or(0, |r| r.expire_at_ms);
+            state.put(key.clone(), Record::new(text.clone(), expire_at_ms))?;
+            Ok(Outcome::Bulk(text))
+        }
+        Op::Append { key, value } => {
+            refuse!(limits.key(key));
+            let old = live(state, key, now)?;
+            let old_len = old.as_ref().map_or(0, |r| r.value.len());
+            let new_len = old_len.saturating_add(value.len());
+            refuse!(limits.value_len(new_len));
+            let mut buf = BytesMut::with_capacity(new_len);
+            if let Some(r) = &old {
+                buf.extend_from_slice(&r.value);
+            }
+            buf.extend_from_slice(value);
+            let expire_at_ms = old.as_ref().map_or(0, |r| r.expire_at_ms);
+            state.put(key.clone(), Record::new(buf.freeze(), expire_at_ms))?;
+            Ok(Outcome::Int(new_len as i64))
+        }
+        Op::SetRange { key, offset, value } => {
+            refuse!(limits.key(key));
+            let old = live(state, key, now)?;
+            let old_len = old.as_ref().map_or(0, |r| r.value.len());
+            if value.is_empty() {
+                // Redis answers the current length and creates nothing.
+                return Ok(Outcome::Int(old_len as i64));
+            }
+            let offset = refuse!(usize::try_from(*offset).map_err(|_| {
+                MutationError::ValueTooLarge {
+                    len: usize::MAX,
+                    max: limits.value_size_bytes_max,
+                }
+            }));
+            let end = offset.saturating_add(value.len());
+            refuse!(limits.value_len(end));
+            let new_len = old_len.max(end);
+            let mut buf = BytesMut::zeroed(new_len);
+            if let Some(r) = &old {
+                buf[..old_len].copy_from_slice(&r.value);
+            }
+            buf[offset..end].copy_from_slice(value);
+            let expire_at_ms = old.as_ref().map_or(0, |r| r.expire_at_ms);
+            state.put(key.clone(), Record::new(buf.freeze(), expire_at_ms))?;
+            Ok(Outcome::Int(new_len as i64))
+        }
+        Op::Rename {
+            from,
+            to,
+            if_absent,
+        } => {
+            refuse!(limits.key(to));
+            let Some(record) = live(state, from, now)? else {
+                return Ok(Outcome::Refused(MutationError::NoSuchKey));
+            };
+            if from == to {
+                return Ok(if *if_absent {
+                    Outcome::Int(0)
+                } else {
+                    Outcome::Ok
+                });
+            }
+            if *if_absent && live(state, to, now)?.is_some() {
+                return Ok(Outcome::Int(0));
+            }
+            state.delete(from)?;
+            state.put(to.clone(), record)?;
+            Ok(if *if_absent {
+                Outcome::Int(1)
+            } else {
+                Outcome::Ok
+            })
+        }
+        Op::Expire {
+            key,
+            at_ms,
+            condition,
+        } => {
+            let Some(old) = live(state, key, now)? else {
+                return Ok(Outcome::Int(0));
+            };
+            // An expiry at or before "now" deletes; clamp negatives to 1 so
+            // the stored form never confuses "expired" with "no expiry" (0).
+            let new_at = u64::try_from(*at_ms).unwrap_or(0).max(1);
+            let current = (old.expire_at_ms != 0).then_some(old.expire_at_ms);
+            let allowed = match condition {
+                ExpireCondition::Always => true,
+                ExpireCondition::IfNoExpiry => current.is_none(),
+                ExpireCondition::IfHasExpiry => current.is_some(),
+                ExpireCondition::IfGreater => current.is_some_and(|c| new_at > c),
+                ExpireCondition::IfLess => current.is_none_or(|c| new_at < c),
+                ExpireCondition::IfHasExpiryAndLess => current.is_some_and(|c| new_at < c),
+            };
+            if !allowed {
+                return Ok(Outcome::Int(0));
+            }
+            store(state, key.clone(), Record::new(old.value, new_at), now)?;
+            Ok(Outcome::Int(1))
+        }
+        Op::Persist { key } => {
+            let Some(old) = live(state, key, now)? else {
+                return Ok(Outcome::Int(0));
+            };
+            if !old.has_expiry() {
+                return Ok(Outcome::Int(0));
+            }
+            state.put(key.clone(), Record::new(old.value, 0))?;
+            Ok(Outcome::Int(1))
+        }
+        Op::FlushAll => {
+            state.clear()?;
+            Ok(Outcome::Ok)
+        }
+        Op::SweepExpired { entries } => {
+            let mut removed = 0i64;
+            for (key, at) in entries {
+                if let Some(r) = state.load(key)? {
+                    if r.expire_at_ms == *at && !r.is_live_at(now) {
+                        state.delete(key)?;
+                        removed += 1;
+                    }
+                }
+            }
+            Ok(Outcome::Int(removed))
+        }
+    }
+}
+
+/// Redis's `string2ll`: optional '-', no '+', no spaces, no leading zeros.
+pub fn parse_i64(raw: &[u8]) -> Option<i64> {
+    if raw.is_empty() || raw.len() > 20 {
+        return None;
+    }
+    let digits = raw.strip_prefix(b"-").unwrap_or(raw);
+    match digits {
+        [] => return None,
+        [b'0'] => return (raw.len() == 1).then_some(0),
+        [b'0', ..] => return None,
+        _ => {}
+    }
+    if !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(raw).ok()?.parse().ok()
+}
+
+/// A float as Redis's INCRBYFLOAT accepts it: no spaces, finite.
+pub fn parse_f64(raw: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(raw).ok()?;
+    if s.is_empty() || s.trim() != s {
+        return None;
+    }
+    let v: f64 = s.parse().ok()?;
+    v.is_finite().then_some(v)
+}
+
+/// Formats like Redis's human-readable long double: shortest exact digits,
+/// no exponent, no trailing ".0".
+pub fn format_f64(v: f64) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    format!("{v}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    /// The simplest possible state: a map. Used to test `apply` alone.
+    #[derive(Default)]
+    struct MapState(BTreeMap<Bytes, Record>);
+
+    impl State for MapState {
+        fn load(&mut self, key: &Bytes) -> crate::Result<Option<Record>> {
+            Ok(self.0.get(key).cloned())
+        }
+        fn put(&mut self, key: Bytes, record: Record) -> crate::Result<()> {
+            self.0.insert(key, record);
+            Ok(())
+        }
+        fn delete(&mut self, key: &Bytes) -> crate::Result<()> {
+            self.0.remove(key);
+            Ok(())
+        }
+        fn clear(&mut self) -> crate::Result<()> {
+            self.0.clear();
+            Ok(())
+        }
+    }
+
+    const LIMITS: Limits = Limits {
+        key_size_bytes_max: 16,
+        value_size_bytes_max: 32,
+    };
+
+    fn run(s: &mut MapState, now_ms: u64, op: Op) -> Outcome {
+        apply(s, &Mutation { now_ms, op }, &LIMITS).unwrap()
+    }
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    fn set(key: &str, value: &str) -> Op {
+        Op::Set {
+            key: b(key),
+            value: b(value),
+            condition: SetCondition::Always,
+            expiry: SetExpiry::Clear,
+            return_old: false,
+        }
+    }
+
+    #[test]
+    fn parse_i64_is_strict() {
+        assert_eq!(parse_i64(b"0"), Some(0));
+        assert_eq!(parse_i64(b"-12"), Some(-12));
+        assert_eq!(parse_i64(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
+        for bad in [
+            &b""[..],
+            b"-",
+            b"+1",
+            b" 1",
+            b"1 ",
+            b"01",
+            b"-0",
+            b"1.0",
+            b"9223372036854775808",
+            b"abc",
+        ] {
+            assert_eq!(parse_i64(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn float_formatting() {
+        assert_eq!(format_f64(10.5 + 0.1), "10.6");
+        assert_eq!(format_f64(3.0), "3");
+        assert_eq!(format_f64(-0.0), "0");
+        assert_eq!(format_f64(5.0e3), "5000");
+    }
+
+    #[test]
+    fn set_conditions_and_get() {
+        let mut s = MapState::default();
+        let nx = |v: &str| Op::Set {
+            key: b("k"),
+            value: b(v),
+            condition: SetCondition::IfAbsent,
+            expiry: SetExpiry::Clear,
+            return_old: false,
+        };
+        assert_eq!(run(&mut s, 1, nx("a")), Outcome::Ok);
+        assert_eq!(run(&mut s, 1, nx("b")), Outcome::Nil);
+        let get = Op::Set {
+            key: b("k"),
+            value: b("c"),
+            condition: SetCondition::IfPresent,
+            expiry: SetExpiry::Clear,
+            return_old: true,
+        };
+        assert_eq!(run(&mut s, 1, get), Outcome::Bulk(b("a")));
+        assert_eq!(s.0[&b("k")].value, b("c"));
+    }
+
+    #[test]
+    fn expiry_is_decided_by_the_mutation_clock() {
+        let mut s = MapState::default();
+        let op = Op::Set {
+            key: b("k"),
+            value: b("v"),
+            condition: SetCondition::Always,
+            expiry: SetExpiry::At(100),
+            return_old: false,
+        };
+        assert_eq!(run(&mut s, 50, op), Outcome::Ok);
+        // At t=99 the key is live, at t=100 it is gone for every mutation.
+        assert_eq!(
+            run(&mut s, 99, Op::IncrBy { key: b("x"), delta: 0 }),
+            Outcome::Int(0)
+        );
+        let nx = Op::Set {
+            key: b("k"),
+            value: b("new"),
+            condition: SetCondition::IfAbsent,
+            expiry: SetExpiry::Clear,
+            return_old: false,
+        };
+        assert_eq!(run(&mut s, 99, nx.clone()), Outcome::Nil);
+        assert_eq!(run(&mut s, 100, nx), Outcome::Ok);
+        // A SET whose expiry already passed leaves no key.
+        let past = Op::Set {
+            key: b("p"),
+            value: b("v"),
+            condition: SetCondition::Always,
+            expiry: SetExpiry::At(10),
+            return_old: false,
+        };
+        assert_eq!(run(&mut s, 50, past), Outcome::Ok);
+        assert!(!s.0.contains_key(&b("p")));
+    }
+
+    #[test]
+    fn mset_is_all_or_nothing_on_limits() {
+        let mut s = MapState::default();
+        let op = Op::MSet {
+            pairs: vec![(b("a"), b("1")), (b("b"), Bytes::from(vec![0u8; 33]))],
+            if_none_exist: false,
+        };
+        assert!(matches!(
+            run(&mut s, 1, op),
+            Outcome::Refused(MutationError::ValueTooLarge { .. })
+        ));
+        assert!(s.0.is_empty());
+        run(&mut s, 1, set("a", "1"));
+        let nx = Op::MSet {
+            pairs: vec![(b("z"), b("1")), (b("a"), b("2"))],
+            if_none_exist: true,
+        };
+        assert_eq!(run(&mut s, 1, nx), Outcome::Int(0));
+        assert!(!s.0.contains_key(&b("z")));
+    }
+
+    #[test]
+    fn incr_errors_change_nothing() {
+        let mut s = MapState::default();
+        run(&mut s, 1, set("n", "9223372036854775807"));
+        assert_eq!(
+            run(&mut s, 1, Op::IncrBy { key: b("n"), delta: 1 }),
+            Outcome::Refused(MutationError::Overflow)
+        );
+        run(&mut s, 1, set("t", "abc"));
+        assert_eq!(
+            run(&mut s, 1, Op::IncrBy { key: b("t"), delta: 1 }),
+            Outcome::Refused(MutationError::NotInteger)
+        );
+        assert_eq!(
+            run(&mut s, 1, Op::IncrByFloat { key: b("t"), delta: 1.0 }),
+            Outcome::Refused(MutationError::NotFloat)
+        );
+        assert_eq!(s.0[&b("t")].value, b("abc"));
+        assert_eq!(
+            run(&mut s, 1, Op::IncrByFloat { key: b("f"), delta: 10.5 }),
+            Outcome::Bulk(b("10.5"))
+        );
+    }
+
+    #[test]
+    fn setrange_and_append_respect_value_limit() {
+        let mut s = MapState::default();
+        assert_eq!(
+            run(
+                &mut s,
+                1,
+                Op::SetRange {
+                    key: b("k"),
+                    offset: 2,
+                    value: b("ab")
+                }
+            ),
+            Outcome::Int(4)
+        );
+        assert_eq!(s.0[&b("k")].value, Bytes::from_static(b"\0\0ab"));
+        assert!(matches!(
+            run(
+                &mut s,
+                1,
+                Op::SetRange {
+                    key: b("k"),
+                    offset: 31,
+                    value: b("ab")
+                }
+            ),
+            Outcome::Refused(MutationError::ValueTooLarge { .. })
+        ));
+        assert!(matches!(
+            run(
+                &mut s,
+                1,
+                Op::Append {
+                    key: b("k"),
+                    value: Bytes::from(vec![1u8; 29])
+                }
+            ),
+            Outcome::Refused(MutationError::ValueTooLarge { .. })
+        ));
+        assert_eq!(s.0[&b("k")].value.len(), 4);
+    }
+
+    #[test]
+    fn expire_conditions() {
+        let mut s = MapState::default();
+        run(&mut s, 1, set("k", "v"));
+        let exp = |at: i64, condition| Op::Expire {
+            key: b("k"),
+            at_ms: at,
+            condition,
+        };
+        assert_eq!(run(&mut s, 1, exp(1000, ExpireCondition::IfHasExpiry)), Outcome::Int(0));
+        assert_eq!(run(&mut s, 1, exp(1000, ExpireCondition::IfGreater)), Outcome::Int(0));
+        assert_eq!(run(&mut s, 1, exp(1000, ExpireCondition::IfLess)), Outcome::Int(1));
+        assert_eq!(run(&mut s, 1, exp(2000, ExpireCondition::IfNoExpiry)), Outcome::Int(0));
+        assert_eq!(run(&mut s, 1, exp(2000, ExpireCondition::IfGreater)), Outcome::Int(1));
+        assert_eq!(s.0[&b("k")].expire_at_ms, 2000);
+        assert_eq!(run(&mut s, 1, Op::Persist { key: b("k") }), Outcome::Int(1));
+        assert_eq!(run(&mut s, 1, exp(-5, ExpireCondition::Always)), Outcome::Int(1));
+        assert!(s.0.is_empty());
+    }
+
+    #[test]
+    fn mutation_serialises() {
+        let m = Mutation {
+            now_ms: 42,
+            op: Op::MSet {
+                pairs: vec![(b("a"), Bytes::from_static(b"\0\xff"))],
+                if_none_exist: true,
+            },
+        };
+        let raw = m.to_bytes().unwrap();
+        assert_eq!(Mutation::from_bytes(&raw).unwrap(), m);
+        assert!(Mutation::from_bytes(&raw[..raw.len() - 1]).is_err());
+    }
+}

@@ -1,0 +1,442 @@
+//! [`Store`]: the storage layer's one public handle.
+//!
+//! Reads go to the latest *durable* snapshot and never block on the writer.
+//! Writes are [`Mutation`]s submitted to the group-commit writer.
+
+use std::ops::Bound;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use fjall::{PersistMode, Readable};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::commit::{Writer, WriterMsg, WriterStats, parking_failure::Failure, sync_and_measure};
+use crate::config::{FsyncPolicy, StorageConfig};
+use crate::engine::{Engine, decode};
+use crate::error::{Result, StorageError};
+use crate::mutation::{Limits, Mutation, Op, Outcome};
+use crate::pattern::{glob_match, literal_prefix};
+use crate::record::{Record, split_expiry_index_key};
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Storage figures for INFO and benchmarks.
+#[derive(Clone, Debug, Default)]
+pub struct StoreStats {
+    pub keys: u64,
+    pub expiring_keys: u64,
+    pub disk_space_bytes: u64,
+    pub journal_count: u64,
+    pub journal_disk_space_bytes: u64,
+    pub write_buffer_size_bytes: u64,
+    pub cache_size_bytes: u64,
+    pub cache_capacity_bytes: u64,
+    pub outstanding_flushes: u64,
+    pub active_compactions: u64,
+    pub compactions_completed: u64,
+    pub groups_committed: u64,
+    pub mutations_committed: u64,
+    pub fsyncs: u64,
+    pub fsync_micros_total: u64,
+    pub fsync_micros_max: u64,
+    pub group_size_max: u64,
+    pub failed: Option<String>,
+}
+
+struct Inner {
+    engine: Arc<Engine>,
+    view: Arc<ArcSwap<fjall::Snapshot>>,
+    stats: Arc<WriterStats>,
+    failed: Arc<Failure>,
+    tx: mpsc::Sender<WriterMsg>,
+    config: StorageConfig,
+    stopping: Arc<AtomicBool>,
+    threads: std::sync::Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// A queued mutation's outcome, ready once it is applied and durable.
+pub struct Ticket(oneshot::Receiver<Result<Outcome>>);
+
+impl Ticket {
+    pub async fn outcome(self) -> Result<Outcome> {
+        self.0.await.map_err(|_| StorageError::ShuttingDown)?
+    }
+}
+
+/// Cheap to clone; all clones share one engine and one writer.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl Store {
+    /// Opens (or creates) the store and recovers it: the engine replays its
+    /// journal, then the key counters are loaded.
+    pub fn open(config: StorageConfig) -> Result<Store> {
+        let engine = Engine::open(&config)?;
+        let counts = engine.recover_counts()?;
+        let stats = Arc::new(WriterStats::default());
+        stats.keys.store(counts.keys, Ordering::Relaxed);
+        stats.expiring.store(counts.expiring, Ordering::Relaxed);
+        let view = Arc::new(ArcSwap::from_pointee(engine.snapshot()));
+        let failed = Arc::new(Failure::default());
+        let (tx, rx) = mpsc::channel(config.write_queue_len_max);
+        let writer = Writer {
+            engine: engine.clone(),
+            view: view.clone(),
+            stats: stats.clone(),
+            failed: failed.clone(),
+            fsync: config.fsync,
+            limits: Limits {
+                key_size_bytes_max: config.key_size_bytes_max,
+                value_size_bytes_max: config.value_size_bytes_max,
+            },
+            group_mutations_max: config.group_commit_mutations_max,
+            group_size_bytes_max: config.group_commit_size_bytes_max,
+            counts,
+        };
+        let stopping = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        threads.push(
+            std::thread::Builder::new()
+                .name("strata-writer".into())
+                .spawn(move || writer.run(rx))?,
+        );
+        let store = Store {
+            inner: Arc::new(Inner {
+                engine,
+                view,
+                stats,
+                failed,
+                tx,
+                config,
+                stopping,
+                threads: std::sync::Mutex::new(Vec::new()),
+            }),
+        };
+        if let FsyncPolicy::Periodic { interval_ms } = store.inner.config.fsync {
+            let s = store.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name("strata-fsync".into())
+                    .spawn(move || s.periodic_sync_loop(interval_ms))?,
+            );
+        }
+        let s = store.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("strata-expiry".into())
+                .spawn(move || s.expiry_sweep_loop())?,
+        );
+        if let Ok(mut t) = store.inner.threads.lock() {
+            *t = threads;
+        }
+        Ok(store)
+    }
+
+    pub fn config(&self) -> &StorageConfig {
+        &self.inner.config
+    }
+
+    /// Submits a mutation and waits until it is applied and as durable as
+    /// the fsync policy promises. Waits for queue space when the writer is
+    /// behind: that is the backpressure that bounds memory.
+    pub async fn submit(&self, mutation: Mutation) -> Result<Outcome> {
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .tx
+            .send(WriterMsg::Apply { mutation, reply })
+            .await
+            .map_err(|_| StorageError::ShuttingDown)?;
+        rx.await.map_err(|_| StorageError::ShuttingDown)?
+    }
+
+    /// Queues a mutation without waiting for its outcome, so a connection
+    /// can queue a whole pipeline and let it land in one group commit.
+    /// Waits only for queue space (backpressure).
+    pub async fn enqueue(&self, mutation: Mutation) -> Result<Ticket> {
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .tx
+            .send(WriterMsg::Apply { mutation, reply })
+            .await
+            .map_err(|_| StorageError::ShuttingDown)?;
+        Ok(Ticket(rx))
+    }
+
+    /// The same, from a plain thread.
+    pub fn submit_blocking(&self, mutation: Mutation) -> Result<Outcome> {
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .tx
+            .blocking_send(WriterMsg::Apply { mutation, reply })
+            .map_err(|_| StorageError::ShuttingDown)?;
+        rx.blocking_recv().map_err(|_| StorageError::ShuttingDown)?
+    }
+
+    /// Finishes every queued mutation, fsyncs, and stops the background
+    /// threads. Later submissions fail with [`StorageError::ShuttingDown`].
+    pub async fn shutdown(&self) -> Result<()> {
+        self.inner.stopping.store(true, Ordering::Release);
+        let (done, rx) = oneshot::channel();
+        let result = if self
+            .inner
+            .tx
+            .send(WriterMsg::Shutdown { done })
+            .await
+            .is_ok()
+        {
+            rx.await.unwrap_or(Ok(()))
+        } else {
+            Ok(())
+        };
+        let threads = match self.inner.threads.lock() {
+            Ok(mut t) => std::mem::take(&mut *t),
+            Err(_) => Vec::new(),
+        };
+        let current = std::thread::current().id();
+        for t in threads {
+            if t.thread().id() != current {
+                let _ = tokio::task::spawn_blocking(move || t.join()).await;
+            }
+        }
+        result
+    }
+
+    fn snapshot(&self) -> Arc<fjall::Snapshot> {
+        self.inner.view.load_full()
+    }
+
+    /// A live record (not expired at `now_ms`).
+    pub fn get(&self, key: &[u8], now_ms: u64) -> Result<Option<Record>> {
+        let snap = self.snapshot();
+        Ok(self
+            .inner
+            .engine
+            .snapshot_get(&snap, key)?
+            .filter(|r| r.is_live_at(now_ms)))
+    }
+
+    /// Several keys from ONE snapshot, so MGET is a consistent view.
+    pub fn get_many(&self, keys: &[Bytes], now_ms: u64) -> Result<Vec<Option<Record>>> {
+        let snap = self.snapshot();
+        keys.iter()
+            .map(|k| {
+                Ok(self
+                    .inner
+                    .engine
+                    .snapshot_get(&snap, k)?
+                    .filter(|r| r.is_live_at(now_ms)))
+            })
+            .collect()
+    }
+
+    /// Live pairs with `start <= key <= end`, in key order, at most `limit`.
+    /// The flag says whether more pairs exist past the limit.
+    pub fn range(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+        now_ms: u64,
+    ) -> Result<(Vec<(Bytes, Bytes)>, bool)> {
+        let mut out = Vec::new();
+        if start > end {
+            return Ok((out, false));
+        }
+        let snap = self.snapshot();
+        for guard in snap.range::<&[u8], _>(&self.inner.engine.data, start..=end) {
+            let (key, raw) = guard.into_inner()?;
+            let record = decode(&key, raw.into())?;
+            if !record.is_live_at(now_ms) {
+                continue;
+            }
+            if out.len() == limit {
+                return Ok((out, true));
+            }
+            out.push((key.into(), record.value));
+        }
+        Ok((out, false))
+    }
+
+    /// One step of a SCAN: examines up to `count` keys after `after`
+    /// (exclusive) and returns the live ones matching `pattern`, plus the
+    /// key to continue after, or `None` when the iteration is complete.
+    pub fn scan(
+        &self,
+        after: Option<&[u8]>,
+        count: usize,
+        pattern: Option<&[u8]>,
+        now_ms: u64,
+    ) -> Result<(Vec<Bytes>, Option<Bytes>)> {
+        let snap = self.snapshot();
+        let prefix = pattern.map(literal_prefix).unwrap_or(b"");
+        let lower = match after {
+            Some(a) if a >= prefix => Bound::Excluded(a.to_vec()),
+            _ => Bound::Included(prefix.to_vec()),
+        };
+        let mut out = Vec::new();
+        let mut examined = 0usize;
+        let mut last: Option<Bytes> = None;
+        for guard in snap.range::<Vec<u8>, _>(&self.inner.engine.data, (lower, Bound::Unbounded)) {
+            let (key, raw) = guard.into_inner()?;
+            if !key.starts_with(prefix) {
+                return Ok((out, None));
+            }
+            if examined == count {
+                return Ok((out, last));
+            }
+            examined += 1;
+            let record = decode(&key, raw.into())?;
+            let key: Bytes = key.into();
+            if record.is_live_at(now_ms) && pattern.is_none_or(|p| glob_match(p, &key)) {
+                out.push(key.clone());
+            }
+            last = Some(key);
+        }
+        Ok((out, None))
+    }
+
+    /// Every live key matching `pattern`; refuses to build a reply of more
+    /// than `keys_max` keys rather than exhausting memory.
+    pub fn keys(&self, pattern: &[u8], keys_max: usize, now_ms: u64) -> Result<Vec<Bytes>> {
+        let mut out = Vec::new();
+        let mut after: Option<Bytes> = None;
+        loop {
+            let (found, next) = self.scan(after.as_deref(), 4096, Some(pattern), now_ms)?;
+            out.extend(found);
+            if out.len() > keys_max {
+                return Err(StorageError::ResultTooLarge {
+                    what: "keys",
+                    limit: keys_max,
+                });
+            }
+            match next {
+                Some(n) => after = Some(n),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// Keys stored, including expired keys not yet swept (as Redis DBSIZE).
+    pub fn dbsize(&self) -> u64 {
+        self.inner.stats.keys.load(Ordering::Relaxed)
+    }
+
+    pub fn stats(&self) -> StoreStats {
+        let e = &self.inner.engine;
+        let s = &self.inner.stats;
+        StoreStats {
+            keys: s.keys.load(Ordering::Relaxed),
+            expiring_keys: s.expiring.load(Ordering::Relaxed),
+            disk_space_bytes: e.db.disk_space().unwrap_or(0),
+            journal_count: e.db.journal_count() as u64,
+            journal_disk_space_bytes: e.db.journal_disk_space().unwrap_or(0),
+            write_buffer_size_bytes: e.db.write_buffer_size(),
+            cache_size_bytes: e.db.cache_size(),
+            cache_capacity_bytes: e.db.cache_capacity(),
+            outstanding_flushes: e.db.outstanding_flushes() as u64,
+            active_compactions: e.db.active_compactions() as u64,
+            compactions_completed: e.db.compactions_completed() as u64,
+            groups_committed: s.groups.load(Ordering::Relaxed),
+            mutations_committed: s.mutations.load(Ordering::Relaxed),
+            fsyncs: s.fsyncs.load(Ordering::Relaxed),
+            fsync_micros_total: s.fsync_micros_total.load(Ordering::Relaxed),
+            fsync_micros_max: s.fsync_micros_max.load(Ordering::Relaxed),
+            group_size_max: s.group_size_max.load(Ordering::Relaxed),
+            failed: self.inner.failed.get(),
+        }
+    }
+
+    /// Sleeps up to `ms`, waking early on shutdown. Returns false when stopping.
+    fn pause(&self, ms: u64) -> bool {
+        let deadline = std::time::Instant::now() + Duration::from_millis(ms);
+        while std::time::Instant::now() < deadline {
+            if self.inner.stopping.load(Ordering::Acquire) {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(ms.min(20)));
+        }
+        !self.inner.stopping.load(Ordering::Acquire)
+    }
+
+    fn periodic_sync_loop(&self, interval_ms: u64) {
+        while self.pause(interval_ms) {
+            if self.inner.stats.dirty.load(Ordering::Acquire) {
+                if let Err(e) = sync_and_measure(&self.inner.engine, &self.inner.stats) {
+                    tracing::error!(error = %e, "periodic fsync failed; refusing all further writes");
+                    self.inner.failed.set(e.to_string());
+                }
+            }
+        }
+    }
+
+    /// Active expiry: finds keys whose time has passed through the expiry
+    /// index and deletes them with a mutation, so removal goes through the
+    /// same ordered write path as everything else.
+    fn expiry_sweep_loop(&self) {
+        let interval_ms = self.inner.config.expiry_sweep_interval_ms;
+        let keys_max = self.inner.config.expiry_sweep_keys_max;
+        while self.pause(interval_ms) {
+            loop {
+                let now = now_ms();
+                let entries = match self.due_expiries(now, keys_max) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "expiry sweep could not read the index");
+                        break;
+                    }
+                };
+                if entries.is_empty() {
+                    break;
+                }
+                let full = entries.len() == keys_max;
+                let m = Mutation {
+                    now_ms: now,
+                    op: Op::SweepExpired { entries },
+                };
+                match self.submit_blocking(m) {
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::debug!(error = %e, "expiry sweep stopped");
+                        return;
+                    }
+                }
+                if !full || self.inner.stopping.load(Ordering::Acquire) {
+                    break;
+                }
+            }
+        }
+    }
+
+    fn due_expiries(&self, now: u64, keys_max: usize) -> Result<Vec<(Bytes, u64)>> {
+        let mut out = Vec::new();
+        let end = (now + 1).to_be_bytes();
+        for guard in self.inner.engine.expiry.range::<&[u8], _>(..&end[..]) {
+            let raw_key = guard.key()?;
+            let Some((at, key)) = split_expiry_index_key(&raw_key) else {
+                continue;
+            };
+            out.push((Bytes::copy_from_slice(key), at));
+            if out.len() == keys_max {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Flushes the journal to disk now, whatever the policy.
+    pub fn sync(&self) -> Result<()> {
+        self.inner.engine.persist(PersistMode::SyncData)
+    }
+}

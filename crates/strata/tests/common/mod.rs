@@ -1,0 +1,280 @@
+//! Test harness: runs the real `strata` binary as a child process on
+//! loopback, with ephemeral ports and a temporary data directory.
+//!
+//! Contract with the server (see README "Machine-readable start-up line"):
+//! after binding its listeners, `strata server` prints exactly one line
+//! `ready resp=<addr> text=<addr|off>` on stdout. Every wait here is bounded.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How long a server may take to print its ready line. Recovery after a
+/// crash replays the journal first, so this is generous.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a graceful shutdown may take before the test fails.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub fn strata_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_strata")
+}
+
+pub struct TestServer {
+    child: Option<Child>,
+    pub resp_addr: SocketAddr,
+    pub text_addr: Option<SocketAddr>,
+    pub data_dir: PathBuf,
+    pub log_path: PathBuf,
+    args: Vec<String>,
+    // Kept last so the directory outlives the process.
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl TestServer {
+    /// A server with default settings in a fresh temp dir.
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// A server with extra command-line flags in a fresh temp dir.
+    pub fn start_with(args: &[&str]) -> Self {
+        let tmp = tempfile::tempdir().expect("create temp dir");
+        let data_dir = tmp.path().join("data");
+        let mut server = Self::spawn(&data_dir, args, tmp.path());
+        server._tmp = Some(tmp);
+        server
+    }
+
+    /// A server on an existing data directory (the caller owns the dir).
+    pub fn start_in(data_dir: &Path, args: &[&str]) -> Self {
+        let log_dir = data_dir.parent().unwrap_or(data_dir).to_path_buf();
+        Self::spawn(data_dir, args, &log_dir)
+    }
+
+    fn spawn(data_dir: &Path, args: &[&str], log_dir: &Path) -> Self {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let log_path = log_dir.join("server.log");
+        let (child, resp_addr, text_addr) = launch(data_dir, &args, &log_path);
+        TestServer {
+            child: Some(child),
+            resp_addr,
+            text_addr,
+            data_dir: data_dir.to_path_buf(),
+            log_path,
+            args,
+            _tmp: None,
+        }
+    }
+
+    pub fn redis_url(&self) -> String {
+        format!("redis://{}/", self.resp_addr)
+    }
+
+    pub fn redis_url_resp3(&self) -> String {
+        format!("redis://{}/?protocol=resp3", self.resp_addr)
+    }
+
+    /// A synchronous `redis` crate connection with bounded timeouts.
+    pub fn redis(&self) -> redis::Connection {
+        let client = redis::Client::open(self.redis_url()).expect("redis client");
+        let conn = client
+            .get_connection_with_timeout(Duration::from_secs(10))
+            .expect("connect to strata");
+        conn.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        conn.set_write_timeout(Some(Duration::from_secs(30))).unwrap();
+        conn
+    }
+
+    /// Like [`redis`](Self::redis) but negotiated with HELLO 3.
+    pub fn redis_resp3(&self) -> redis::Connection {
+        let client = redis::Client::open(self.redis_url_resp3()).expect("redis client");
+        let conn = client
+            .get_connection_with_timeout(Duration::from_secs(10))
+            .expect("connect to strata");
+        conn.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        conn.set_write_timeout(Some(Duration::from_secs(30))).unwrap();
+        conn
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server running").id()
+    }
+
+    /// kill -9: no chance to flush anything.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill(); // SIGKILL on Unix
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait (bounded) for a clean exit.
+    pub fn stop_graceful(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("server running");
+        // SAFETY: plain kill(2) on a pid we own.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + SHUTDOWN_TIMEOUT;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("server did not shut down within {SHUTDOWN_TIMEOUT:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// kill -9, then start again on the same data dir with the same flags.
+    pub fn restart_after_kill9(&mut self) {
+        self.kill9();
+        self.relaunch();
+    }
+
+    /// Start again after a stop (graceful or not) on the same data dir.
+    pub fn relaunch(&mut self) {
+        assert!(self.child.is_none(), "server still running");
+        let (child, resp_addr, text_addr) = launch(&self.data_dir, &self.args, &self.log_path);
+        self.child = Some(child);
+        self.resp_addr = resp_addr;
+        self.text_addr = text_addr;
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => child.try_wait().expect("try_wait").is_none(),
+            None => false,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn launch(
+    data_dir: &Path,
+    args: &[String],
+    log_path: &Path,
+) -> (Child, SocketAddr, Option<SocketAddr>) {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .expect("open server log");
+    let mut cmd = Command::new(strata_bin());
+    cmd.arg("server")
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--text-listen")
+        .arg("127.0.0.1:0")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env_remove("STRATA_ADDR")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log));
+    let mut child = cmd.spawn().expect("spawn strata server");
+    let stdout = child.stdout.take().expect("stdout piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        let _ = reader.read_line(&mut line);
+        let _ = tx.send(line);
+        // Keep draining so the server never blocks on a full pipe.
+        let mut sink = String::new();
+        while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+            sink.clear();
+        }
+    });
+    let line = match rx.recv_timeout(READY_TIMEOUT) {
+        Ok(line) => line,
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "server not ready within {READY_TIMEOUT:?}; log:\n{}",
+                std::fs::read_to_string(log_path).unwrap_or_default()
+            );
+        }
+    };
+    let (resp, text) = parse_ready_line(&line).unwrap_or_else(|| {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "bad ready line {line:?}; log:\n{}",
+            std::fs::read_to_string(log_path).unwrap_or_default()
+        )
+    });
+    (child, resp, text)
+}
+
+/// Parses `ready resp=127.0.0.1:1234 text=127.0.0.1:1235` (text may be `off`).
+pub fn parse_ready_line(line: &str) -> Option<(SocketAddr, Option<SocketAddr>)> {
+    let mut words = line.split_whitespace();
+    if words.next()? != "ready" {
+        return None;
+    }
+    let mut resp = None;
+    let mut text = None;
+    for word in words {
+        if let Some(v) = word.strip_prefix("resp=") {
+            resp = Some(v.parse().ok()?);
+        } else if let Some(v) = word.strip_prefix("text=") {
+            text = if v == "off" { None } else { Some(v.parse().ok()?) };
+        }
+    }
+    Some((resp?, text))
+}
+
+/// Run the `strata` CLI with a bounded wait; returns (exit code, stdout, stderr).
+pub fn run_cli(args: &[&str], addr: SocketAddr) -> (i32, String, String) {
+    let mut child = Command::new(strata_bin())
+        .args(["--addr", &addr.to_string()])
+        .args(args)
+        .env_remove("STRATA_ADDR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn strata cli");
+    // Read the output on another thread so a large output never blocks the
+    // child on a full pipe, and bound the wait.
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(out) => out.expect("cli output"),
+        Err(_) => {
+            // SAFETY: plain kill(2) on a pid we spawned.
+            unsafe {
+                libc::kill(pid as i32, libc::SIGKILL);
+            }
+            panic!("cli {args:?} did not finish within 30 s");
+        }
+    };
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
