@@ -65,9 +65,15 @@ pub async fn serve(
 
 impl Conn {
     async fn run(&mut self, shutdown: &mut watch::Receiver<bool>) -> std::io::Result<()> {
+        let config = &self.shared.config;
         let limits = RequestLimits {
-            request_size_bytes_max: self.shared.config.request_size_bytes_max,
-            args_count_max: self.shared.config.request_args_max,
+            request_size_bytes_max: config.request_size_bytes_max,
+            // Every argument takes at least 6 bytes (`$0\r\n\r\n`), so a
+            // declared count above size/6 can never fit: refuse it at once
+            // instead of waiting for bytes that would be refused anyway.
+            args_count_max: config
+                .request_args_max
+                .min(config.request_size_bytes_max / 6),
         };
         let mut parser = RequestParser::new();
         loop {

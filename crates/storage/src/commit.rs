@@ -24,7 +24,7 @@ use fjall::{OwnedWriteBatch, PersistMode};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::FsyncPolicy;
-use crate::engine::{Counts, Engine, META_COUNTS};
+use crate::engine::{Counts, Engine, META_COUNTS, data_key};
 use crate::error::{Result, StorageError};
 use crate::mutation::{self, Limits, Mutation, Op, Outcome, State};
 use crate::record::{Record, expiry_index_key};
@@ -125,7 +125,7 @@ impl State for GroupState<'_> {
             }
         }
         self.batch
-            .insert(&self.engine.data, key.clone(), record.encode());
+            .insert(&self.engine.data, data_key(&key), record.encode());
         self.overlay.insert(key, Some(record));
         Ok(())
     }
@@ -140,7 +140,7 @@ impl State for GroupState<'_> {
             self.batch
                 .remove(&self.engine.expiry, expiry_index_key(old.expire_at_ms, key));
         }
-        self.batch.remove(&self.engine.data, key.clone());
+        self.batch.remove(&self.engine.data, data_key(key));
         self.overlay.insert(key.clone(), None);
         Ok(())
     }

@@ -20,6 +20,30 @@ const META: &str = "meta";
 /// same atomic batch as the data they count.
 pub(crate) const META_COUNTS: &[u8] = b"counts";
 
+/// Every user key is stored behind this tag byte: the engine refuses empty
+/// keys and Redis allows them (`SET "" v`). One byte per key buys that, and
+/// leaves room for other record kinds in the same keyspace. Key order is
+/// unchanged, so ranges map one to one.
+const DATA_KEY_TAG: u8 = b'k';
+
+pub(crate) fn data_key(user_key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + user_key.len());
+    out.push(DATA_KEY_TAG);
+    out.extend_from_slice(user_key);
+    out
+}
+
+/// The user key of a stored key; zero-copy.
+pub(crate) fn user_key(key: &[u8], stored: Bytes) -> Result<Bytes> {
+    if stored.first() != Some(&DATA_KEY_TAG) {
+        return Err(StorageError::Corrupt {
+            key: String::from_utf8_lossy(key).into_owned(),
+            reason: "data key without its tag byte",
+        });
+    }
+    Ok(stored.slice(1..))
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Counts {
     pub keys: u64,
@@ -74,7 +98,7 @@ impl Engine {
 
     /// Reads a record from the latest state (the writer's view).
     pub fn load_latest(&self, key: &[u8]) -> Result<Option<Record>> {
-        match self.data.get(key)? {
+        match self.data.get(data_key(key))? {
             Some(raw) => decode(key, raw.into()).map(Some),
             None => Ok(None),
         }
@@ -111,7 +135,7 @@ impl Engine {
     }
 
     pub fn snapshot_get(&self, snap: &fjall::Snapshot, key: &[u8]) -> Result<Option<Record>> {
-        match snap.get(&self.data, key)? {
+        match snap.get(&self.data, data_key(key))? {
             Some(raw) => decode(key, raw.into()).map(Some),
             None => Ok(None),
         }

@@ -92,9 +92,11 @@ pub enum Op {
         key: Bytes,
         delta: i64,
     },
+    /// The increment travels as the client's text, so the sum can be done
+    /// in decimal (see [`add_decimal_text`]).
     IncrByFloat {
         key: Bytes,
-        delta: f64,
+        delta: Bytes,
     },
     Append {
         key: Bytes,
@@ -373,15 +375,11 @@ pub fn apply(state: &mut impl State, m: &Mutation, limits: &Limits) -> crate::Re
         Op::IncrByFloat { key, delta } => {
             refuse!(limits.key(key));
             let old = live(state, key, now)?;
-            let current = match &old {
-                Some(r) => refuse!(parse_f64(&r.value).ok_or(MutationError::NotFloat)),
-                None => 0.0,
+            let current: &[u8] = match &old {
+                Some(r) => &r.value,
+                None => b"0",
             };
-            let next = current + delta;
-            if !next.is_finite() {
-                return Ok(Outcome::Refused(MutationError::NanOrInfinity));
-            }
-            let text = Bytes::from(format_f64(next));
+            let text = Bytes::from(refuse!(add_decimal_text(current, delta)));
             let expire_at_ms = old.as_ref().map_or(0, |r| r.expire_at_ms);
             state.put(key.clone(), Record::new(text.clone(), expire_at_ms))?;
             Ok(Outcome::Bulk(text))
@@ -527,14 +525,43 @@ pub fn parse_i64(raw: &[u8]) -> Option<i64> {
     std::str::from_utf8(raw).ok()?.parse().ok()
 }
 
-/// A float as Redis's INCRBYFLOAT accepts it: no spaces, finite.
+/// A float as Redis's INCRBYFLOAT accepts it: no spaces, not NaN.
+/// Infinities parse (Redis then refuses the *result*, with its own error).
 pub fn parse_f64(raw: &[u8]) -> Option<f64> {
     let s = std::str::from_utf8(raw).ok()?;
     if s.is_empty() || s.trim() != s {
         return None;
     }
     let v: f64 = s.parse().ok()?;
-    v.is_finite().then_some(v)
+    (!v.is_nan()).then_some(v)
+}
+
+/// INCRBYFLOAT's sum. Redis adds in 80-bit long double and prints 17
+/// significant digits, so `0.1 + 0.2` answers `0.3`; plain f64 would answer
+/// `0.30000000000000004`. We add exactly in decimal (28 digits) and round
+/// to 17 significant digits, which gives Redis's answers for ordinary
+/// inputs; numbers outside the decimal range fall back to f64. Both paths
+/// are deterministic, as a replicated state machine requires.
+pub fn add_decimal_text(current: &[u8], delta: &[u8]) -> Result<String, MutationError> {
+    let a = parse_f64(current).ok_or(MutationError::NotFloat)?;
+    let b = parse_f64(delta).ok_or(MutationError::NotFloat)?;
+    let sum = a + b;
+    if !sum.is_finite() {
+        return Err(MutationError::NanOrInfinity);
+    }
+    let decimal = |raw: &[u8]| {
+        let s = std::str::from_utf8(raw).ok()?;
+        s.parse::<rust_decimal::Decimal>()
+            .ok()
+            .or_else(|| rust_decimal::Decimal::from_scientific(s).ok())
+    };
+    if let (Some(x), Some(y)) = (decimal(current), decimal(delta)) {
+        if let Some(d) = x.checked_add(y).and_then(|d| d.round_sf(17)) {
+            let d = d.normalize();
+            return Ok(if d.is_zero() { "0".into() } else { d.to_string() });
+        }
+    }
+    Ok(format_f64(sum))
 }
 
 /// Formats like Redis's human-readable long double: shortest exact digits,
@@ -616,6 +643,20 @@ mod tests {
         ] {
             assert_eq!(parse_i64(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn decimal_sums_like_redis() {
+        let add = |a: &str, b: &str| add_decimal_text(a.as_bytes(), b.as_bytes());
+        assert_eq!(add("0.1", "0.2").unwrap(), "0.3");
+        assert_eq!(add("1.1", "2.2").unwrap(), "3.3");
+        assert_eq!(add("10", "-10").unwrap(), "0");
+        assert_eq!(add("5.0e3", "2.0e2").unwrap(), "5200");
+        assert_eq!(add("1e300", "1").unwrap(), format_f64(1e300));
+        assert_eq!(add("abc", "1"), Err(MutationError::NotFloat));
+        assert_eq!(add("1", "nan"), Err(MutationError::NotFloat));
+        assert_eq!(add("1", "-inf"), Err(MutationError::NanOrInfinity));
+        assert_eq!(add("1.7976931348623157e308", "1.7976931348623157e308"), Err(MutationError::NanOrInfinity));
     }
 
     #[test]
@@ -721,13 +762,21 @@ mod tests {
             Outcome::Refused(MutationError::NotInteger)
         );
         assert_eq!(
-            run(&mut s, 1, Op::IncrByFloat { key: b("t"), delta: 1.0 }),
+            run(&mut s, 1, Op::IncrByFloat { key: b("t"), delta: b("1.0") }),
             Outcome::Refused(MutationError::NotFloat)
         );
         assert_eq!(s.0[&b("t")].value, b("abc"));
         assert_eq!(
-            run(&mut s, 1, Op::IncrByFloat { key: b("f"), delta: 10.5 }),
+            run(&mut s, 1, Op::IncrByFloat { key: b("f"), delta: b("10.5") }),
             Outcome::Bulk(b("10.5"))
+        );
+        assert_eq!(
+            run(&mut s, 1, Op::IncrByFloat { key: b("f"), delta: b("0.1") }),
+            Outcome::Bulk(b("10.6"))
+        );
+        assert_eq!(
+            run(&mut s, 1, Op::IncrByFloat { key: b("f"), delta: b("inf") }),
+            Outcome::Refused(MutationError::NanOrInfinity)
         );
     }
 

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::commit::{Writer, WriterMsg, WriterStats, parking_failure::Failure, sync_and_measure};
 use crate::config::{FsyncPolicy, StorageConfig};
-use crate::engine::{Engine, decode};
+use crate::engine::{Engine, data_key, decode, user_key};
 use crate::error::{Result, StorageError};
 use crate::mutation::{Limits, Mutation, Op, Outcome};
 use crate::pattern::{glob_match, literal_prefix};
@@ -110,7 +110,19 @@ impl Store {
         threads.push(
             std::thread::Builder::new()
                 .name("strata-writer".into())
-                .spawn(move || writer.run(rx))?,
+                .spawn(move || {
+                    // Crash-only: if the writer ever panics, no write can be
+                    // answered again. Abort (like kill -9) so a supervisor
+                    // restarts the server and recovery replays the journal;
+                    // every acknowledged write is already durable.
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        writer.run(rx)
+                    }));
+                    if result.is_err() {
+                        tracing::error!("the storage writer panicked; aborting the process");
+                        std::process::abort();
+                    }
+                })?,
         );
         let store = Store {
             inner: Arc::new(Inner {
@@ -255,7 +267,8 @@ impl Store {
             return Ok((out, false));
         }
         let snap = self.snapshot();
-        for guard in snap.range::<&[u8], _>(&self.inner.engine.data, start..=end) {
+        let range = data_key(start)..=data_key(end);
+        for guard in snap.range::<Vec<u8>, _>(&self.inner.engine.data, range) {
             let (key, raw) = guard.into_inner()?;
             let record = decode(&key, raw.into())?;
             if !record.is_live_at(now_ms) {
@@ -264,7 +277,7 @@ impl Store {
             if out.len() == limit {
                 return Ok((out, true));
             }
-            out.push((key.into(), record.value));
+            out.push((user_key(&key, key.clone().into())?, record.value));
         }
         Ok((out, false))
     }
@@ -280,17 +293,17 @@ impl Store {
         now_ms: u64,
     ) -> Result<(Vec<Bytes>, Option<Bytes>)> {
         let snap = self.snapshot();
-        let prefix = pattern.map(literal_prefix).unwrap_or(b"");
-        let lower = match after {
-            Some(a) if a >= prefix => Bound::Excluded(a.to_vec()),
-            _ => Bound::Included(prefix.to_vec()),
+        let prefix = data_key(pattern.map(literal_prefix).unwrap_or(b""));
+        let lower = match after.map(data_key) {
+            Some(a) if a >= prefix => Bound::Excluded(a),
+            _ => Bound::Included(prefix.clone()),
         };
         let mut out = Vec::new();
         let mut examined = 0usize;
         let mut last: Option<Bytes> = None;
         for guard in snap.range::<Vec<u8>, _>(&self.inner.engine.data, (lower, Bound::Unbounded)) {
             let (key, raw) = guard.into_inner()?;
-            if !key.starts_with(prefix) {
+            if !key.starts_with(&prefix) {
                 return Ok((out, None));
             }
             if examined == count {
@@ -298,7 +311,7 @@ impl Store {
             }
             examined += 1;
             let record = decode(&key, raw.into())?;
-            let key: Bytes = key.into();
+            let key = user_key(&key, key.clone().into())?;
             if record.is_live_at(now_ms) && pattern.is_none_or(|p| glob_match(p, &key)) {
                 out.push(key.clone());
             }

@@ -21,6 +21,10 @@ pub fn echo(_: &mut Ctx<'_>, a: &[Bytes]) -> Action {
 pub fn select(_: &mut Ctx<'_>, a: &[Bytes]) -> Action {
     match args::int(&a[1]) {
         Ok(0) => Reply::ok().into(),
+        Ok(n) if i32::try_from(n).is_err() => args::err(
+            "ERR value is out of range, value must between -2147483648 and 2147483647",
+        )
+        .into(),
         Ok(_) => args::err("ERR DB index is out of range").into(),
         Err(e) => e.into(),
     }
@@ -128,10 +132,12 @@ pub fn client(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
         if a.len() != 4 {
             return args::wrong_arity("client|setinfo").into();
         }
-        if !valid_client_name(&a[3]) {
-            return args::err(
-                "ERR LIB-NAME or LIB-VER cannot contain spaces, newlines or special characters.",
-            )
+        let known = is(&a[2], "LIB-NAME") || is(&a[2], "LIB-VER");
+        if known && !valid_client_name(&a[3]) {
+            return Reply::error(format!(
+                "ERR {} cannot contain spaces, newlines or special characters.",
+                args::show(&a[2], 16)
+            ))
             .into();
         }
         if is(&a[2], "LIB-NAME") {

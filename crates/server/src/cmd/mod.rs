@@ -164,17 +164,23 @@ pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
     index().get(&*lower).copied()
 }
 
-/// Redis's reply to an unknown command, naming its first arguments.
+/// Redis's reply to an unknown command, naming its first arguments: the
+/// argument list stops once it reaches 128 bytes, and each argument is cut
+/// to what is left of those 128.
 pub fn unknown_command(args: &[Bytes]) -> Reply {
+    const ARGS_SHOWN_BYTES_MAX: usize = 128;
     let name = args.first().map(|a| show(a, 128)).unwrap_or_default();
-    let mut text = format!("ERR unknown command '{name}', with args beginning with: ");
+    let mut listed = String::new();
     for arg in args.iter().skip(1) {
-        if text.len() >= 256 {
+        if listed.len() >= ARGS_SHOWN_BYTES_MAX {
             break;
         }
-        text.push_str(&format!("'{}' ", show(arg, 128)));
+        let room = ARGS_SHOWN_BYTES_MAX - listed.len();
+        listed.push_str(&format!("'{}' ", show(arg, room)));
     }
-    Reply::error(text)
+    Reply::error(format!(
+        "ERR unknown command '{name}', with args beginning with: {listed}"
+    ))
 }
 
 /// Checks arity, then runs the handler.

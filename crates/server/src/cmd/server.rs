@@ -35,6 +35,9 @@ pub fn command(_: &mut Ctx<'_>, a: &[Bytes]) -> Action {
         return Reply::Array(TABLE.iter().map(command_info).collect()).into();
     };
     if is(sub, "COUNT") {
+        if a.len() != 2 {
+            return args::wrong_arity("command|count").into();
+        }
         Reply::Integer(TABLE.len() as i64).into()
     } else if is(sub, "DOCS") {
         // Documentation is optional for clients; redis-cli only uses it for hints.

@@ -75,24 +75,31 @@ fn positive_expiry(
     u64::try_from(at).map_err(|_| args::invalid_expire(name))
 }
 
-fn expiry_option(word: &[u8]) -> Option<(i64, bool)> {
+/// (unit in ms, absolute?, name) of an expiry option word.
+fn expiry_option(word: &[u8]) -> Option<(i64, bool, &'static str)> {
     if is(word, "EX") {
-        Some((1000, false))
+        Some((1000, false, "EX"))
     } else if is(word, "PX") {
-        Some((1, false))
+        Some((1, false, "PX"))
     } else if is(word, "EXAT") {
-        Some((1000, true))
+        Some((1000, true, "EXAT"))
     } else if is(word, "PXAT") {
-        Some((1, true))
+        Some((1, true, "PXAT"))
     } else {
         None
     }
 }
 
+/// Redis lets an option repeat (the last value wins) but refuses two
+/// different expiry options together.
+fn compatible(given: Option<&'static str>, new: &'static str) -> bool {
+    given.is_none_or(|g| g == new)
+}
+
 pub fn set(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
     let mut condition = SetCondition::Always;
     let mut expiry = SetExpiry::Clear;
-    let mut expiry_given = false;
+    let mut expiry_given: Option<&'static str> = None;
     let mut return_old = false;
     let mut i = 3;
     while i < a.len() {
@@ -103,18 +110,18 @@ pub fn set(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
             condition = SetCondition::IfPresent;
         } else if is(word, "GET") {
             return_old = true;
-        } else if is(word, "KEEPTTL") && !expiry_given {
+        } else if is(word, "KEEPTTL") && compatible(expiry_given, "KEEPTTL") {
             expiry = SetExpiry::Keep;
-            expiry_given = true;
-        } else if let Some((unit, absolute)) = expiry_option(word) {
-            if expiry_given || i + 1 >= a.len() {
+            expiry_given = Some("KEEPTTL");
+        } else if let Some((unit, absolute, name)) = expiry_option(word) {
+            if !compatible(expiry_given, name) || i + 1 >= a.len() {
                 return args::syntax().into();
             }
             match positive_expiry(ctx, &a[i + 1], unit, absolute, "set") {
                 Ok(at) => expiry = SetExpiry::At(at),
                 Err(e) => return e.into(),
             }
-            expiry_given = true;
+            expiry_given = Some(name);
             i += 1;
         } else {
             return args::syntax().into();
@@ -205,19 +212,22 @@ pub fn getdel(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
 
 pub fn getex(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
     let mut change = None;
+    let mut given: Option<&'static str> = None;
     let mut i = 2;
     while i < a.len() {
         let word = &a[i];
-        if is(word, "PERSIST") && change.is_none() {
+        if is(word, "PERSIST") && compatible(given, "PERSIST") {
             change = Some(GetExChange::Persist);
-        } else if let Some((unit, absolute)) = expiry_option(word) {
-            if change.is_some() || i + 1 >= a.len() {
+            given = Some("PERSIST");
+        } else if let Some((unit, absolute, name)) = expiry_option(word) {
+            if !compatible(given, name) || i + 1 >= a.len() {
                 return args::syntax().into();
             }
             match positive_expiry(ctx, &a[i + 1], unit, absolute, "getex") {
                 Ok(at) => change = Some(GetExChange::At(at)),
                 Err(e) => return e.into(),
             }
+            given = Some(name);
             i += 1;
         } else {
             return args::syntax().into();
@@ -254,10 +264,12 @@ pub fn mget(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
     }
 }
 
-fn pairs(a: &[Bytes], name: &str) -> Result<Vec<(Bytes, Bytes)>, Reply> {
+/// Key-value pairs of MSET and its aliases; the arity error names the
+/// command as the client called it (MSET or BATCHPUT).
+fn pairs(a: &[Bytes]) -> Result<Vec<(Bytes, Bytes)>, Reply> {
     let rest = &a[1..];
     if rest.is_empty() || rest.len() % 2 != 0 {
-        return Err(args::wrong_arity(name));
+        return Err(args::wrong_arity(&args::show(&a[0], 16).to_ascii_lowercase()));
     }
     Ok(rest
         .chunks_exact(2)
@@ -266,7 +278,7 @@ fn pairs(a: &[Bytes], name: &str) -> Result<Vec<(Bytes, Bytes)>, Reply> {
 }
 
 pub fn mset(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
-    match pairs(a, "mset") {
+    match pairs(a) {
         Ok(pairs) => write(
             ctx,
             Op::MSet {
@@ -279,7 +291,7 @@ pub fn mset(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
 }
 
 pub fn msetnx(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
-    match pairs(a, "msetnx") {
+    match pairs(a) {
         Ok(pairs) => write(
             ctx,
             Op::MSet {
@@ -345,11 +357,11 @@ pub fn decrby(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
 
 pub fn incrbyfloat(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
     match args::float(&a[2]) {
-        Ok(delta) => write(
+        Ok(_) => write(
             ctx,
             Op::IncrByFloat {
                 key: a[1].clone(),
-                delta,
+                delta: a[2].clone(),
             },
         ),
         Err(e) => e.into(),

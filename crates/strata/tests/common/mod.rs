@@ -246,7 +246,7 @@ pub fn parse_ready_line(line: &str) -> Option<(SocketAddr, Option<SocketAddr>)> 
 
 /// Run the `strata` CLI with a bounded wait; returns (exit code, stdout, stderr).
 pub fn run_cli(args: &[&str], addr: SocketAddr) -> (i32, String, String) {
-    let mut child = Command::new(strata_bin())
+    let child = Command::new(strata_bin())
         .args(["--addr", &addr.to_string()])
         .args(args)
         .env_remove("STRATA_ADDR")
