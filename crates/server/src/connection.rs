@@ -148,7 +148,10 @@ impl Conn {
             if n == 0 {
                 return Ok(());
             }
-            self.shared.stats.net_input_bytes.fetch_add(n as u64, Relaxed);
+            self.shared
+                .stats
+                .net_input_bytes
+                .fetch_add(n as u64, Relaxed);
         }
     }
 
@@ -179,7 +182,10 @@ impl Conn {
                 ));
             }
         }
-        self.shared.stats.net_output_bytes.fetch_add(n as u64, Relaxed);
+        self.shared
+            .stats
+            .net_output_bytes
+            .fetch_add(n as u64, Relaxed);
         self.write_buf.clear();
         Ok(())
     }

@@ -45,11 +45,16 @@ enum Protocol {
 /// Runs the server until `shutdown` resolves. Prints the machine-readable
 /// line `ready resp=<addr> text=<addr|off>` on stdout once it accepts
 /// connections, so scripts and tests can use ephemeral ports.
-pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+pub async fn run(
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
     let dir = config.storage.data_dir.display().to_string();
     let started = std::time::Instant::now();
-    let store = Store::open(config.storage.clone())
-        .map_err(|source| ServerError::Storage { dir: dir.clone(), source })?;
+    let store = Store::open(config.storage.clone()).map_err(|source| ServerError::Storage {
+        dir: dir.clone(),
+        source,
+    })?;
     tracing::info!(
         data_dir = %dir,
         keys = store.dbsize(),
@@ -59,7 +64,10 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Re
     );
     let resp = TcpListener::bind(config.listen)
         .await
-        .map_err(|source| ServerError::Bind { addr: config.listen, source })?;
+        .map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
     let text = match config.text_listen {
         Some(addr) => Some(
             TcpListener::bind(addr)

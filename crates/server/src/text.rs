@@ -9,7 +9,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use strata_protocol::text::{LineReader, TextError, TextRequest, escape_key, escape_value, parse_line};
+use strata_protocol::text::{
+    LineReader, TextError, TextRequest, escape_key, escape_value, parse_line,
+};
 use strata_storage::{Mutation, Op, Outcome, SetCondition, SetExpiry, StorageError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -98,7 +100,11 @@ async fn write_out(
 
 fn error_line(out: &mut Vec<u8>, message: &str) {
     out.extend_from_slice(b"ERROR: ");
-    out.extend(message.bytes().map(|b| if b == b'\n' || b == b'\r' { b' ' } else { b }));
+    out.extend(
+        message
+            .bytes()
+            .map(|b| if b == b'\n' || b == b'\r' { b' ' } else { b }),
+    );
     out.push(b'\n');
 }
 
@@ -175,14 +181,12 @@ async fn handle_line(shared: &Shared, line: &Bytes, out: &mut Vec<u8>) {
                 Err(e) => storage_error_line(out, &e),
             }
         }
-        TextRequest::Delete { key } => {
-            match write(shared, Op::Delete { keys: vec![key] }).await {
-                Ok(Outcome::Int(0)) => out.extend_from_slice(b"NOT_FOUND\n"),
-                Ok(Outcome::Int(_)) => out.extend_from_slice(b"OK\n"),
-                Ok(other) => error_line(out, &format!("unexpected outcome {other:?}")),
-                Err(e) => storage_error_line(out, &e),
-            }
-        }
+        TextRequest::Delete { key } => match write(shared, Op::Delete { keys: vec![key] }).await {
+            Ok(Outcome::Int(0)) => out.extend_from_slice(b"NOT_FOUND\n"),
+            Ok(Outcome::Int(_)) => out.extend_from_slice(b"OK\n"),
+            Ok(other) => error_line(out, &format!("unexpected outcome {other:?}")),
+            Err(e) => storage_error_line(out, &e),
+        },
     }
 }
 

@@ -72,7 +72,10 @@ pub(crate) mod parking_failure {
 
     impl Failure {
         pub fn get(&self) -> Option<String> {
-            self.0.lock().map(|g| g.clone()).unwrap_or_else(|p| p.into_inner().clone())
+            self.0
+                .lock()
+                .map(|g| g.clone())
+                .unwrap_or_else(|p| p.into_inner().clone())
         }
         pub fn set(&self, reason: String) {
             let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
@@ -301,7 +304,11 @@ impl Writer {
         self.engine.expiry.clear()?;
         self.counts = Counts::default();
         let mut batch = self.engine.db.batch();
-        batch.insert(&self.engine.meta, META_COUNTS, self.counts.encode().to_vec());
+        batch.insert(
+            &self.engine.meta,
+            META_COUNTS,
+            self.counts.encode().to_vec(),
+        );
         batch.commit()?;
         self.engine.persist(PersistMode::SyncData)?;
         Ok(())

@@ -72,6 +72,9 @@ pub const KEY_SIZE_BYTES_LIMIT: usize = 65_000;
 /// lives in memory whole while it is read or written.
 pub const VALUE_SIZE_BYTES_LIMIT: usize = 512 * 1024 * 1024;
 
+/// The engine's own minimum journal size.
+pub const JOURNAL_SIZE_BYTES_MIN: u64 = 64 * 1024 * 1024;
+
 #[derive(Clone, Debug)]
 pub struct StorageConfig {
     pub data_dir: PathBuf,
@@ -134,6 +137,12 @@ impl StorageConfig {
         if self.memtable_size_bytes < 1024 * 1024 {
             return Err("memtable_size_bytes must be at least 1 MiB".into());
         }
+        // The engine asserts (panics) below 64 MiB: refuse it here instead.
+        if self.journal_size_bytes_max < JOURNAL_SIZE_BYTES_MIN {
+            return Err(format!(
+                "journal_size_bytes_max must be at least {JOURNAL_SIZE_BYTES_MIN} (64 MiB)"
+            ));
+        }
         if self.journal_size_bytes_max < self.memtable_size_bytes {
             return Err("journal_size_bytes_max must be at least memtable_size_bytes".into());
         }
@@ -162,11 +171,21 @@ mod tests {
             let p: FsyncPolicy = s.parse().unwrap();
             assert_eq!(p.to_string(), s);
         }
+        let mut c = StorageConfig::new("x");
+        c.journal_size_bytes_max = 1024 * 1024;
+        assert!(c.validate().is_err());
         assert_eq!(
             "periodic".parse::<FsyncPolicy>().unwrap(),
             FsyncPolicy::Periodic { interval_ms: 1000 }
         );
-        for bad in ["", "sometimes", "periodic:", "periodic:0", "periodic:-1", "periodic:x"] {
+        for bad in [
+            "",
+            "sometimes",
+            "periodic:",
+            "periodic:0",
+            "periodic:-1",
+            "periodic:x",
+        ] {
             assert!(bad.parse::<FsyncPolicy>().is_err(), "{bad}");
         }
     }

@@ -558,7 +558,11 @@ pub fn add_decimal_text(current: &[u8], delta: &[u8]) -> Result<String, Mutation
     if let (Some(x), Some(y)) = (decimal(current), decimal(delta)) {
         if let Some(d) = x.checked_add(y).and_then(|d| d.round_sf(17)) {
             let d = d.normalize();
-            return Ok(if d.is_zero() { "0".into() } else { d.to_string() });
+            return Ok(if d.is_zero() {
+                "0".into()
+            } else {
+                d.to_string()
+            });
         }
     }
     Ok(format_f64(sum))
@@ -656,7 +660,10 @@ mod tests {
         assert_eq!(add("abc", "1"), Err(MutationError::NotFloat));
         assert_eq!(add("1", "nan"), Err(MutationError::NotFloat));
         assert_eq!(add("1", "-inf"), Err(MutationError::NanOrInfinity));
-        assert_eq!(add("1.7976931348623157e308", "1.7976931348623157e308"), Err(MutationError::NanOrInfinity));
+        assert_eq!(
+            add("1.7976931348623157e308", "1.7976931348623157e308"),
+            Err(MutationError::NanOrInfinity)
+        );
     }
 
     #[test]
@@ -703,7 +710,14 @@ mod tests {
         assert_eq!(run(&mut s, 50, op), Outcome::Ok);
         // At t=99 the key is live, at t=100 it is gone for every mutation.
         assert_eq!(
-            run(&mut s, 99, Op::IncrBy { key: b("x"), delta: 0 }),
+            run(
+                &mut s,
+                99,
+                Op::IncrBy {
+                    key: b("x"),
+                    delta: 0
+                }
+            ),
             Outcome::Int(0)
         );
         let nx = Op::Set {
@@ -753,29 +767,71 @@ mod tests {
         let mut s = MapState::default();
         run(&mut s, 1, set("n", "9223372036854775807"));
         assert_eq!(
-            run(&mut s, 1, Op::IncrBy { key: b("n"), delta: 1 }),
+            run(
+                &mut s,
+                1,
+                Op::IncrBy {
+                    key: b("n"),
+                    delta: 1
+                }
+            ),
             Outcome::Refused(MutationError::Overflow)
         );
         run(&mut s, 1, set("t", "abc"));
         assert_eq!(
-            run(&mut s, 1, Op::IncrBy { key: b("t"), delta: 1 }),
+            run(
+                &mut s,
+                1,
+                Op::IncrBy {
+                    key: b("t"),
+                    delta: 1
+                }
+            ),
             Outcome::Refused(MutationError::NotInteger)
         );
         assert_eq!(
-            run(&mut s, 1, Op::IncrByFloat { key: b("t"), delta: b("1.0") }),
+            run(
+                &mut s,
+                1,
+                Op::IncrByFloat {
+                    key: b("t"),
+                    delta: b("1.0")
+                }
+            ),
             Outcome::Refused(MutationError::NotFloat)
         );
         assert_eq!(s.0[&b("t")].value, b("abc"));
         assert_eq!(
-            run(&mut s, 1, Op::IncrByFloat { key: b("f"), delta: b("10.5") }),
+            run(
+                &mut s,
+                1,
+                Op::IncrByFloat {
+                    key: b("f"),
+                    delta: b("10.5")
+                }
+            ),
             Outcome::Bulk(b("10.5"))
         );
         assert_eq!(
-            run(&mut s, 1, Op::IncrByFloat { key: b("f"), delta: b("0.1") }),
+            run(
+                &mut s,
+                1,
+                Op::IncrByFloat {
+                    key: b("f"),
+                    delta: b("0.1")
+                }
+            ),
             Outcome::Bulk(b("10.6"))
         );
         assert_eq!(
-            run(&mut s, 1, Op::IncrByFloat { key: b("f"), delta: b("inf") }),
+            run(
+                &mut s,
+                1,
+                Op::IncrByFloat {
+                    key: b("f"),
+                    delta: b("inf")
+                }
+            ),
             Outcome::Refused(MutationError::NanOrInfinity)
         );
     }
@@ -831,14 +887,32 @@ mod tests {
             at_ms: at,
             condition,
         };
-        assert_eq!(run(&mut s, 1, exp(1000, ExpireCondition::IfHasExpiry)), Outcome::Int(0));
-        assert_eq!(run(&mut s, 1, exp(1000, ExpireCondition::IfGreater)), Outcome::Int(0));
-        assert_eq!(run(&mut s, 1, exp(1000, ExpireCondition::IfLess)), Outcome::Int(1));
-        assert_eq!(run(&mut s, 1, exp(2000, ExpireCondition::IfNoExpiry)), Outcome::Int(0));
-        assert_eq!(run(&mut s, 1, exp(2000, ExpireCondition::IfGreater)), Outcome::Int(1));
+        assert_eq!(
+            run(&mut s, 1, exp(1000, ExpireCondition::IfHasExpiry)),
+            Outcome::Int(0)
+        );
+        assert_eq!(
+            run(&mut s, 1, exp(1000, ExpireCondition::IfGreater)),
+            Outcome::Int(0)
+        );
+        assert_eq!(
+            run(&mut s, 1, exp(1000, ExpireCondition::IfLess)),
+            Outcome::Int(1)
+        );
+        assert_eq!(
+            run(&mut s, 1, exp(2000, ExpireCondition::IfNoExpiry)),
+            Outcome::Int(0)
+        );
+        assert_eq!(
+            run(&mut s, 1, exp(2000, ExpireCondition::IfGreater)),
+            Outcome::Int(1)
+        );
         assert_eq!(s.0[&b("k")].expire_at_ms, 2000);
         assert_eq!(run(&mut s, 1, Op::Persist { key: b("k") }), Outcome::Int(1));
-        assert_eq!(run(&mut s, 1, exp(-5, ExpireCondition::Always)), Outcome::Int(1));
+        assert_eq!(
+            run(&mut s, 1, exp(-5, ExpireCondition::Always)),
+            Outcome::Int(1)
+        );
         assert!(s.0.is_empty());
     }
 

@@ -115,9 +115,8 @@ impl Store {
                     // answered again. Abort (like kill -9) so a supervisor
                     // restarts the server and recovery replays the journal;
                     // every acknowledged write is already durable.
-                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        writer.run(rx)
-                    }));
+                    let result =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| writer.run(rx)));
                     if result.is_err() {
                         tracing::error!("the storage writer panicked; aborting the process");
                         std::process::abort();

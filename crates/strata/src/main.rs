@@ -9,10 +9,19 @@ use clap::{Parser, Subcommand};
 use strata_server::{ConfigLayer, ServerConfig};
 
 #[derive(Parser, Debug)]
-#[command(name = "strata", version, about = "Strata: a durable, Redis-compatible key-value store")]
+#[command(
+    name = "strata",
+    version,
+    about = "Strata: a durable, Redis-compatible key-value store"
+)]
 struct Cli {
     /// Server address for client commands.
-    #[arg(long, global = true, env = "STRATA_ADDR", default_value = "127.0.0.1:7379")]
+    #[arg(
+        long,
+        global = true,
+        env = "STRATA_ADDR",
+        default_value = "127.0.0.1:7379"
+    )]
     addr: String,
     #[command(subcommand)]
     command: Command,
@@ -56,6 +65,7 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
     };
     let config = ServerConfig::resolve(args.settings.over(file))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.io_threads)
         .enable_all()
         .thread_name("strata-io")
         .build()?;

@@ -343,6 +343,47 @@ fn range_and_readrange() {
     );
 }
 
+/// `range` and `keys` print keys and values escaped like the text protocol
+/// (keys also escape spaces as `\s`), so every pair is one line; `get`
+/// prints the raw value.
+#[test]
+fn range_and_keys_escape_binary_data() {
+    let server = TestServer::start();
+    let a = server.resp_addr;
+    let mut c = server.redis();
+    let _: () = redis::cmd("MSET")
+        .arg(&b"x key"[..])
+        .arg(&b"two words"[..])
+        .arg(&b"x\x00nul"[..])
+        .arg(&b"line\nbreak\ttab\\"[..])
+        .query(&mut c)
+        .unwrap();
+    expect(
+        &run_cli(&["range", "x", "y"], a),
+        0,
+        // Byte order: "x\0nul" < "x key".
+        "x\\0nul: line\\nbreak\\ttab\\\\\nx\\skey: two words\n",
+        "range with binary data",
+    );
+    let out = run_cli(&["keys", "x*"], a);
+    assert_eq!(out.0, 0, "{out:?}");
+    let mut lines: Vec<&str> = out.1.lines().collect();
+    lines.sort();
+    assert_eq!(lines, vec!["x\\0nul", "x\\skey"], "keys output: {out:?}");
+    let _: () = redis::cmd("SET")
+        .arg("raw")
+        .arg(&b"a\x00b\nc"[..])
+        .query(&mut c)
+        .unwrap();
+    let out = run_cli(&["get", "raw"], a);
+    assert_eq!(out.0, 0, "{out:?}");
+    assert_eq!(
+        out.1.as_bytes(),
+        b"a\x00b\nc\n",
+        "get prints the raw value and a newline"
+    );
+}
+
 #[test]
 fn keys_lists_keys() {
     let server = TestServer::start();

@@ -21,10 +21,10 @@ pub fn echo(_: &mut Ctx<'_>, a: &[Bytes]) -> Action {
 pub fn select(_: &mut Ctx<'_>, a: &[Bytes]) -> Action {
     match args::int(&a[1]) {
         Ok(0) => Reply::ok().into(),
-        Ok(n) if i32::try_from(n).is_err() => args::err(
-            "ERR value is out of range, value must between -2147483648 and 2147483647",
-        )
-        .into(),
+        Ok(n) if i32::try_from(n).is_err() => {
+            args::err("ERR value is out of range, value must between -2147483648 and 2147483647")
+                .into()
+        }
         Ok(_) => args::err("ERR DB index is out of range").into(),
         Err(e) => e.into(),
     }
@@ -86,7 +86,11 @@ pub fn hello(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
     if name.is_some() {
         ctx.session.name = name;
     }
-    let proto = if protocol == ProtocolVersion::Resp3 { 3 } else { 2 };
+    let proto = if protocol == ProtocolVersion::Resp3 {
+        3
+    } else {
+        2
+    };
     let s = |t: &'static str| Reply::Bulk(Bytes::from_static(t.as_bytes()));
     Reply::Map(vec![
         (s("server"), s("redis")),
@@ -180,7 +184,11 @@ fn client_line(ctx: &Ctx<'_>) -> String {
         s.peer,
         text(&s.name),
         s.created.elapsed().as_secs(),
-        if s.protocol == ProtocolVersion::Resp3 { 3 } else { 2 },
+        if s.protocol == ProtocolVersion::Resp3 {
+            3
+        } else {
+            2
+        },
         text(&s.lib_name),
         text(&s.lib_version),
     )

@@ -139,7 +139,14 @@ pub static TABLE: &[Spec] = &[
     spec!("persist", 2, true, W, (1, 1, 1), expiry::persist),
     // Strata's own, and the text protocol's names as RESP aliases
     spec!("range", -3, false, &["readonly"], (1, 2, 1), range::range),
-    spec!("readrange", -3, false, &["readonly"], (1, 2, 1), range::range),
+    spec!(
+        "readrange",
+        -3,
+        false,
+        &["readonly"],
+        (1, 2, 1),
+        range::range
+    ),
     spec!("put", 3, true, W, (1, 1, 1), strings::put),
     spec!("read", 2, false, R, (1, 1, 1), strings::get),
     spec!("delete", -2, true, W, (1, -1, 1), keys::del),

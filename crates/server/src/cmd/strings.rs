@@ -269,7 +269,9 @@ pub fn mget(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
 fn pairs(a: &[Bytes]) -> Result<Vec<(Bytes, Bytes)>, Reply> {
     let rest = &a[1..];
     if rest.is_empty() || rest.len() % 2 != 0 {
-        return Err(args::wrong_arity(&args::show(&a[0], 16).to_ascii_lowercase()));
+        return Err(args::wrong_arity(
+            &args::show(&a[0], 16).to_ascii_lowercase(),
+        ));
     }
     Ok(rest
         .chunks_exact(2)

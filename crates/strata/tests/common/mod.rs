@@ -84,8 +84,10 @@ impl TestServer {
         let conn = client
             .get_connection_with_timeout(Duration::from_secs(10))
             .expect("connect to strata");
-        conn.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        conn.set_write_timeout(Some(Duration::from_secs(30))).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        conn.set_write_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
         conn
     }
 
@@ -95,8 +97,10 @@ impl TestServer {
         let conn = client
             .get_connection_with_timeout(Duration::from_secs(10))
             .expect("connect to strata");
-        conn.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        conn.set_write_timeout(Some(Duration::from_secs(30))).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        conn.set_write_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
         conn
     }
 
@@ -238,7 +242,11 @@ pub fn parse_ready_line(line: &str) -> Option<(SocketAddr, Option<SocketAddr>)> 
         if let Some(v) = word.strip_prefix("resp=") {
             resp = Some(v.parse().ok()?);
         } else if let Some(v) = word.strip_prefix("text=") {
-            text = if v == "off" { None } else { Some(v.parse().ok()?) };
+            text = if v == "off" {
+                None
+            } else {
+                Some(v.parse().ok()?)
+            };
         }
     }
     Some((resp?, text))
