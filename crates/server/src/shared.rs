@@ -72,10 +72,10 @@ impl Shared {
         let mut c = self.scan_cursors.lock().unwrap_or_else(|p| p.into_inner());
         let id = c.next_id;
         c.next_id = c.next_id.wrapping_add(1).max(1);
-        if c.order.len() >= SCAN_CURSORS_MAX {
-            if let Some(old) = c.order.pop_front() {
-                c.resume_after.remove(&old);
-            }
+        if c.order.len() >= SCAN_CURSORS_MAX
+            && let Some(old) = c.order.pop_front()
+        {
+            c.resume_after.remove(&old);
         }
         c.resume_after.insert(id, resume_after);
         c.order.push_back(id);

@@ -10,21 +10,16 @@ use std::str::FromStr;
 /// `write(2)`) before it is acknowledged, so every acknowledged write
 /// survives `kill -9` of the server. The modes differ in what survives a
 /// power loss or kernel crash.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum FsyncPolicy {
     /// Acknowledge only after `fdatasync` of the journal. Survives power loss.
+    #[default]
     Always,
     /// Acknowledge after the write; `fdatasync` at least every `interval_ms`.
     /// A power loss can lose up to that window, like Redis `appendfsync everysec`.
     Periodic { interval_ms: u64 },
     /// Never call `fdatasync` explicitly; the OS writes back when it likes.
     Never,
-}
-
-impl Default for FsyncPolicy {
-    fn default() -> Self {
-        FsyncPolicy::Always
-    }
 }
 
 impl FromStr for FsyncPolicy {

@@ -319,14 +319,11 @@ pub fn apply(state: &mut impl State, m: &Mutation, limits: &Limits) -> crate::Re
         Op::Delete { keys } => {
             let mut deleted = 0i64;
             for k in keys {
-                match state.load(k)? {
-                    Some(r) => {
-                        if r.is_live_at(now) {
-                            deleted += 1;
-                        }
-                        state.delete(k)?;
+                if let Some(r) = state.load(k)? {
+                    if r.is_live_at(now) {
+                        deleted += 1;
                     }
-                    None => {}
+                    state.delete(k)?;
                 }
             }
             Ok(Outcome::Int(deleted))
@@ -495,11 +492,12 @@ pub fn apply(state: &mut impl State, m: &Mutation, limits: &Limits) -> crate::Re
         Op::SweepExpired { entries } => {
             let mut removed = 0i64;
             for (key, at) in entries {
-                if let Some(r) = state.load(key)? {
-                    if r.expire_at_ms == *at && !r.is_live_at(now) {
-                        state.delete(key)?;
-                        removed += 1;
-                    }
+                if let Some(r) = state.load(key)?
+                    && r.expire_at_ms == *at
+                    && !r.is_live_at(now)
+                {
+                    state.delete(key)?;
+                    removed += 1;
                 }
             }
             Ok(Outcome::Int(removed))
@@ -555,8 +553,10 @@ pub fn add_decimal_text(current: &[u8], delta: &[u8]) -> Result<String, Mutation
             .ok()
             .or_else(|| rust_decimal::Decimal::from_scientific(s).ok())
     };
-    if let (Some(x), Some(y)) = (decimal(current), decimal(delta)) {
-        if let Some(d) = x.checked_add(y).and_then(|d| d.round_sf(17)) {
+    if let (Some(x), Some(y)) = (decimal(current), decimal(delta))
+        && let Some(d) = x.checked_add(y).and_then(|d| d.round_sf(17))
+    {
+        {
             let d = d.normalize();
             return Ok(if d.is_zero() {
                 "0".into()

@@ -29,20 +29,17 @@ pub fn glob_match(pattern: &[u8], key: &[u8]) -> bool {
                     continue;
                 }
                 b'[' if k < key.len() => {
-                    if let Some((matched, next_p)) = match_class(pattern, p, key[k]) {
-                        if matched {
-                            p = next_p;
-                            k += 1;
-                            continue;
-                        }
-                    }
-                }
-                b'\\' if p + 1 < pattern.len() && k < key.len() => {
-                    if pattern[p + 1] == key[k] {
-                        p += 2;
+                    let (matched, next_p) = match_class(pattern, p, key[k]);
+                    if matched {
+                        p = next_p;
                         k += 1;
                         continue;
                     }
+                }
+                b'\\' if p + 1 < pattern.len() && k < key.len() && pattern[p + 1] == key[k] => {
+                    p += 2;
+                    k += 1;
+                    continue;
                 }
                 c if k < key.len() && c == key[k] && c != b'?' && c != b'[' => {
                     p += 1;
@@ -69,7 +66,7 @@ pub fn glob_match(pattern: &[u8], key: &[u8]) -> bool {
 /// Matches one byte against the class starting at `pattern[start] == b'['`.
 /// Returns (matched, index after the class). An unterminated class runs to
 /// the end of the pattern, as in Redis.
-fn match_class(pattern: &[u8], start: usize, c: u8) -> Option<(bool, usize)> {
+fn match_class(pattern: &[u8], start: usize, c: u8) -> (bool, usize) {
     let mut i = start + 1;
     let negate = pattern.get(i) == Some(&b'^');
     if negate {
@@ -105,7 +102,7 @@ fn match_class(pattern: &[u8], start: usize, c: u8) -> Option<(bool, usize)> {
             }
         }
     }
-    Some((matched != negate, i))
+    (matched != negate, i)
 }
 
 /// The literal prefix of a pattern (bytes before the first special

@@ -298,9 +298,12 @@ impl Store {
             _ => Bound::Included(prefix.clone()),
         };
         let mut out = Vec::new();
-        let mut examined = 0usize;
         let mut last: Option<Bytes> = None;
-        for guard in snap.range::<Vec<u8>, _>(&self.inner.engine.data, (lower, Bound::Unbounded)) {
+        let range = (lower, Bound::Unbounded);
+        for (examined, guard) in snap
+            .range::<Vec<u8>, _>(&self.inner.engine.data, range)
+            .enumerate()
+        {
             let (key, raw) = guard.into_inner()?;
             if !key.starts_with(&prefix) {
                 return Ok((out, None));
@@ -308,7 +311,6 @@ impl Store {
             if examined == count {
                 return Ok((out, last));
             }
-            examined += 1;
             let record = decode(&key, raw.into())?;
             let key = user_key(&key, key.clone().into())?;
             if record.is_live_at(now_ms) && pattern.is_none_or(|p| glob_match(p, &key)) {
@@ -384,11 +386,11 @@ impl Store {
 
     fn periodic_sync_loop(&self, interval_ms: u64) {
         while self.pause(interval_ms) {
-            if self.inner.stats.dirty.load(Ordering::Acquire) {
-                if let Err(e) = sync_and_measure(&self.inner.engine, &self.inner.stats) {
-                    tracing::error!(error = %e, "periodic fsync failed; refusing all further writes");
-                    self.inner.failed.set(e.to_string());
-                }
+            if self.inner.stats.dirty.load(Ordering::Acquire)
+                && let Err(e) = sync_and_measure(&self.inner.engine, &self.inner.stats)
+            {
+                tracing::error!(error = %e, "periodic fsync failed; refusing all further writes");
+                self.inner.failed.set(e.to_string());
             }
         }
     }

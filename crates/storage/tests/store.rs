@@ -88,11 +88,14 @@ proptest! {
                 }
                 ModelOp::SetNx(k, v) => {
                     let r = rt.block_on(store.submit(m(Op::Set { key: key(k), value: v.clone().into(), condition: SetCondition::IfAbsent, expiry: SetExpiry::Clear, return_old: false }))).unwrap();
-                    if model.contains_key(&key(k)) {
-                        prop_assert_eq!(r, Outcome::Nil);
-                    } else {
-                        prop_assert_eq!(r, Outcome::Ok);
-                        model.insert(key(k), v.into());
+                    match model.entry(key(k)) {
+                        std::collections::btree_map::Entry::Occupied(_) => {
+                            prop_assert_eq!(r, Outcome::Nil);
+                        }
+                        std::collections::btree_map::Entry::Vacant(slot) => {
+                            prop_assert_eq!(r, Outcome::Ok);
+                            slot.insert(v.into());
+                        }
                     }
                 }
                 ModelOp::Del(ks) => {

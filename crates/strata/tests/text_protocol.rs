@@ -9,6 +9,9 @@
 
 mod common;
 
+/// Key-value pairs of a READRANGE reply.
+type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
 use common::TestServer;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -99,7 +102,7 @@ impl Text {
     }
 
     /// Reads the pairs of a READRANGE reply and its terminator (END / MORE).
-    fn range_reply(&mut self) -> (Vec<(Vec<u8>, Vec<u8>)>, String) {
+    fn range_reply(&mut self) -> (Pairs, String) {
         let mut pairs = Vec::new();
         for _ in 0..1_000_000 {
             let line = self.line();
@@ -118,7 +121,7 @@ impl Text {
         panic!("READRANGE reply never ended");
     }
 
-    fn range(&mut self, line: &str) -> (Vec<(Vec<u8>, Vec<u8>)>, String) {
+    fn range(&mut self, line: &str) -> (Pairs, String) {
         let mut data = line.as_bytes().to_vec();
         data.push(b'\n');
         self.send(&data);

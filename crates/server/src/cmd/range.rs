@@ -18,13 +18,13 @@ pub fn range(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
         },
         _ => return args::syntax().into(),
     };
-    if let Some(n) = limit {
-        if n > max as u64 {
-            return Reply::error(format!(
-                "ERR LIMIT {n} is above the maximum of {max} pairs (reply-elements-max)"
-            ))
-            .into();
-        }
+    if let Some(n) = limit
+        && n > max as u64
+    {
+        return Reply::error(format!(
+            "ERR LIMIT {n} is above the maximum of {max} pairs (reply-elements-max)"
+        ))
+        .into();
     }
     let take = limit.map_or(max, |n| n as usize);
     match ctx.shared.store.range(&a[1], &a[2], take, ctx.now_ms) {

@@ -268,7 +268,7 @@ pub fn mget(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
 /// command as the client called it (MSET or BATCHPUT).
 fn pairs(a: &[Bytes]) -> Result<Vec<(Bytes, Bytes)>, Reply> {
     let rest = &a[1..];
-    if rest.is_empty() || rest.len() % 2 != 0 {
+    if rest.is_empty() || !rest.len().is_multiple_of(2) {
         return Err(args::wrong_arity(
             &args::show(&a[0], 16).to_ascii_lowercase(),
         ));
