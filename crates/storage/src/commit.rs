@@ -105,13 +105,17 @@ impl State for GroupState<'_> {
 
     fn put(&mut self, key: Bytes, record: Record) -> Result<()> {
         let old = self.load(&key)?;
+        // Saturating: counters that disagree with the data (they cannot,
+        // short of disk corruption) must not take the writer down.
         match &old {
-            None => self.counts.keys += 1,
-            Some(o) if o.has_expiry() => self.counts.expiring -= 1,
+            None => self.counts.keys = self.counts.keys.saturating_add(1),
+            Some(o) if o.has_expiry() => {
+                self.counts.expiring = self.counts.expiring.saturating_sub(1)
+            }
             Some(_) => {}
         }
         if record.has_expiry() {
-            self.counts.expiring += 1;
+            self.counts.expiring = self.counts.expiring.saturating_add(1);
         }
         let old_at = old.as_ref().map_or(0, |o| o.expire_at_ms);
         if old_at != record.expire_at_ms {
@@ -137,9 +141,9 @@ impl State for GroupState<'_> {
         let Some(old) = self.load(key)? else {
             return Ok(());
         };
-        self.counts.keys -= 1;
+        self.counts.keys = self.counts.keys.saturating_sub(1);
         if old.has_expiry() {
-            self.counts.expiring -= 1;
+            self.counts.expiring = self.counts.expiring.saturating_sub(1);
             self.batch
                 .remove(&self.engine.expiry, expiry_index_key(old.expire_at_ms, key));
         }

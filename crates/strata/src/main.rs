@@ -3,6 +3,8 @@
 //! This is the binary's edge: errors become `anyhow` reports and exit codes
 //! here, and nowhere else.
 
+mod cli;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +33,8 @@ struct Cli {
 enum Command {
     /// Run the server.
     Server(ServerArgs),
+    #[command(flatten)]
+    Client(cli::ClientCommand),
 }
 
 #[derive(clap::Args, Debug)]
@@ -52,6 +56,7 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Client(command) => cli::run(&cli.addr, command),
     }
 }
 
