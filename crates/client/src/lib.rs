@@ -43,20 +43,21 @@ impl Default for ClientOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The address did not resolve to any socket address.
-    #[error("cannot resolve {addr}: {source}")]
+    #[error("cannot resolve {addr}: {reason}")]
     Resolve {
         /// The address as given.
         addr: String,
-        /// Resolver error.
-        source: io::Error,
+        /// Resolver error (shown in the message, so not a `source()`).
+        reason: io::Error,
     },
     /// No resolved address accepted the connection.
-    #[error("cannot connect to {addr}: {source}")]
+    #[error("cannot connect to {addr}: {reason}")]
     Connect {
         /// The address as given.
         addr: String,
-        /// Error from the last address tried.
-        source: io::Error,
+        /// Error from the last address tried (shown in the message, so
+        /// not a `source()`).
+        reason: io::Error,
     },
     /// The server did not answer within the I/O timeout.
     #[error("timed out after {timeout_ms} ms waiting for the server")]
@@ -68,7 +69,7 @@ pub enum ClientError {
     #[error("connection closed by the server")]
     Closed,
     /// Other socket error.
-    #[error("I/O error: {0}")]
+    #[error(transparent)]
     Io(#[from] io::Error),
     /// The server sent something that is not valid RESP or exceeds limits.
     #[error(transparent)]
@@ -140,9 +141,9 @@ impl Client {
 
     /// Connects to `addr` (`host:port`) with explicit options.
     pub fn connect_with(addr: &str, options: ClientOptions) -> Result<Client, ClientError> {
-        let resolve_error = |source| ClientError::Resolve {
+        let resolve_error = |reason| ClientError::Resolve {
             addr: addr.to_string(),
-            source,
+            reason,
         };
         let candidates: Vec<SocketAddr> = addr.to_socket_addrs().map_err(resolve_error)?.collect();
         if candidates.is_empty() {
@@ -161,10 +162,10 @@ impl Client {
             match TcpStream::connect_timeout(&candidate, remaining) {
                 Ok(stream) => {
                     let client =
-                        Self::from_stream(stream, candidate, options).map_err(|source| {
+                        Self::from_stream(stream, candidate, options).map_err(|reason| {
                             ClientError::Connect {
                                 addr: addr.to_string(),
-                                source,
+                                reason,
                             }
                         })?;
                     return Ok(client);
@@ -174,7 +175,7 @@ impl Client {
         }
         Err(ClientError::Connect {
             addr: addr.to_string(),
-            source: last_error,
+            reason: last_error,
         })
     }
 
@@ -734,6 +735,8 @@ mod tests {
             .collect();
         let replies = client.pipeline(&requests).unwrap();
         assert_eq!(replies.len(), REQUESTS);
+        // Closing the connection ends the server's read loop.
+        drop(client);
         assert_eq!(server.join().unwrap(), REQUESTS);
     }
 

@@ -373,8 +373,10 @@ pub fn unescape(token: &[u8]) -> Result<Vec<u8>, TextError> {
 }
 
 fn invalid_escape(sequence: &[u8]) -> TextError {
-    let mut shown = Vec::with_capacity(sequence.len() * 2);
-    escape_key(sequence, &mut shown);
+    // Show the sequence as typed: the backslash raw, the bytes after it
+    // escaped only if they are unprintable.
+    let mut shown = vec![b'\\'];
+    escape_key(sequence.get(1..).unwrap_or_default(), &mut shown);
     TextError::InvalidEscape(String::from_utf8_lossy(&shown).into_owned())
 }
 
@@ -582,11 +584,11 @@ mod tests {
         );
         assert_eq!(
             err("PUT k a\\qb"),
-            "invalid escape '\\\\q' (known: \\\\ \\n \\r \\t \\0 \\s \\, \\xHH)"
+            "invalid escape '\\q' (known: \\\\ \\n \\r \\t \\0 \\s \\, \\xHH)"
         );
-        assert!(err("PUT k a\\").starts_with("invalid escape '\\\\'"));
-        assert!(err("PUT k \\x4").starts_with("invalid escape '\\\\x4'"));
-        assert!(err("PUT k \\xzz").starts_with("invalid escape '\\\\xzz'"));
+        assert!(err("PUT k a\\").starts_with("invalid escape '\\'"));
+        assert!(err("PUT k \\x4").starts_with("invalid escape '\\x4'"));
+        assert!(err("PUT k \\xzz").starts_with("invalid escape '\\xzz'"));
     }
 
     #[test]

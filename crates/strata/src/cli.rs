@@ -226,7 +226,11 @@ fn parse_batch(keys: &OsString, values: &OsString) -> anyhow::Result<Vec<(Vec<u8
     let keys = unescape_all(keys, "key")?;
     let values = unescape_all(values, "value")?;
     if keys.len() != values.len() {
-        bail!("batchput got {} keys but {} values", keys.len(), values.len());
+        bail!(
+            "batchput got {} keys but {} values",
+            keys.len(),
+            values.len()
+        );
     }
     if keys.iter().any(Vec::is_empty) {
         bail!("keys must not be empty");
