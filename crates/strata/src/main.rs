@@ -74,7 +74,14 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
         .enable_all()
         .thread_name("strata-io")
         .build()?;
-    runtime.block_on(strata_server::run(config, shutdown_signal()))?;
+    runtime.block_on(async {
+        // Register the handlers before the server announces `ready`: a
+        // signal that arrives right after must still mean "shut down
+        // gracefully", not the default action (death by signal).
+        let shutdown = shutdown_signal()?;
+        strata_server::run(config, shutdown).await?;
+        anyhow::Ok(())
+    })?;
     Ok(())
 }
 
@@ -91,19 +98,16 @@ fn init_logging() {
         .init();
 }
 
-/// Resolves on the first SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// Registers SIGINT and SIGTERM handlers now; the returned future resolves
+/// on the first of them.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot watch SIGTERM; only SIGINT will stop the server");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => tracing::info!("SIGINT received"),
+            _ = term.recv() => tracing::info!("SIGTERM received"),
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-    }
+    })
 }

@@ -900,7 +900,8 @@ fn bad_configuration_fails_fast_with_a_clear_message() {
             .collect()
     };
     // (description, args, env, words of which at least one must be in stderr)
-    let cases: Vec<(&str, Vec<String>, Vec<(&str, &str)>, Vec<&str>)> = vec![
+    type Case<'a> = (&'a str, Vec<String>, Vec<(&'a str, &'a str)>, Vec<&'a str>);
+    let cases: Vec<Case> = vec![
         (
             "unknown key in config file",
             vec![

@@ -592,10 +592,10 @@ impl Gen {
                 let n = self.rng.random_range(2..=12);
                 let mut cmds = Vec::new();
                 while cmds.len() < n {
-                    if let Op::Cmd(args) = self.op() {
-                        if args[0] != b"FLUSHALL" {
-                            cmds.push(args);
-                        }
+                    if let Op::Cmd(args) = self.op()
+                        && args[0] != b"FLUSHALL"
+                    {
+                        cmds.push(args);
                     }
                 }
                 Op::Pipeline(cmds)
@@ -701,6 +701,25 @@ fn check_full_state(
             "full-state MGET mismatch\n  expected: {}\n  actual:   {}",
             show_reply(&expected),
             show_reply(&actual)
+        ));
+    }
+    let mut got: Vec<Vec<u8>> = match send(conn, &[b("KEYS"), b("*")])? {
+        Reply::Array(items) => items
+            .into_iter()
+            .map(|r| match r {
+                Reply::Bulk(k) => Ok(k),
+                other => Err(format!("KEYS * element {}", show_reply(&other))),
+            })
+            .collect::<Result<_, _>>()?,
+        other => return Err(format!("KEYS * reply {}", show_reply(&other))),
+    };
+    got.sort();
+    let want: Vec<Vec<u8>> = model.map.keys().cloned().collect();
+    if got != want {
+        return Err(format!(
+            "full-state KEYS * mismatch\n  expected: {:?}\n  actual:   {:?}",
+            want.iter().map(|k| esc(k)).collect::<Vec<_>>(),
+            got.iter().map(|k| esc(k)).collect::<Vec<_>>()
         ));
     }
     Ok(())
