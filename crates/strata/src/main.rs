@@ -32,7 +32,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the server.
-    Server(ServerArgs),
+    Server(Box<ServerArgs>),
     #[command(flatten)]
     Client(cli::ClientCommand),
 }
@@ -60,7 +60,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_server(args: ServerArgs) -> anyhow::Result<()> {
+fn run_server(args: Box<ServerArgs>) -> anyhow::Result<()> {
     init_logging();
     // Flags and STRATA_* variables (clap merges those two, flags first)
     // override the file; the file overrides the defaults.

@@ -361,7 +361,7 @@ fn map_get<'a>(pairs: &'a [(R, R)], key: &str) -> &'a R {
 }
 
 fn flat_pairs(items: &[R]) -> Vec<(R, R)> {
-    assert!(items.len() % 2 == 0, "odd flat map {items:?}");
+    assert!(items.len().is_multiple_of(2), "odd flat map {items:?}");
     items
         .chunks(2)
         .map(|p| (p[0].clone(), p[1].clone()))
@@ -2980,7 +2980,11 @@ fn strata_batchput_is_atomic_for_readers() {
         let mut n = 0u64;
         while !stop2.load(std::sync::atomic::Ordering::Relaxed) && n < 20_000 {
             let v = n.to_string();
-            let cmd = if n % 2 == 0 { "BATCHPUT" } else { "MSET" };
+            let cmd = if n.is_multiple_of(2) {
+                "BATCHPUT"
+            } else {
+                "MSET"
+            };
             assert_eq!(w.call(&[cmd, "at:a", &v, "at:b", &v, "at:c", &v]), ok());
             n += 1;
         }
