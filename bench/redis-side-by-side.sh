@@ -50,16 +50,16 @@ for port in "$strata_port" "$redis_port"; do
     done
 done
 
-# Prints "<test> <requests per second>" lines.
+# Prints "<test>,<requests per second>" lines (the test name has spaces).
 run() {
     timeout 600 redis-benchmark -p "$1" -t "$tests" -n "$requests" -c "$clients" $2 --csv 2>/dev/null \
-        | tr -d '"' | awk -F, 'NR>1 {print $1, $2}'
+        | tr -d '"' | awk -F, 'NR>1 {print $1 "," $2}'
 }
 
-printf '%-22s %14s %14s %8s\n' "test (-c $clients)" "strata rps" "redis rps" "ratio"
+printf '%-32s %12s %12s %8s\n' "test (-c $clients)" "strata rps" "redis rps" "ratio"
 for pipeline in "" "-P 16"; do
-    paste <(run "$strata_port" "$pipeline") <(run "$redis_port" "$pipeline") |
-        awk -v p="${pipeline:-no pipeline}" '{printf "%-22s %14.0f %14.0f %8.2f\n", $1" ("p")", $2, $4, $2/$4}'
+    paste -d, <(run "$strata_port" "$pipeline") <(run "$redis_port" "$pipeline") |
+        awk -F, -v p="${pipeline:-no pipeline}" '{printf "%-32s %12.0f %12.0f %8.2f\n", $1" ("p")", $2, $4, $2/$4}'
 done
 echo
 echo "strata group commit: $(redis-cli -p "$strata_port" info persistence | grep -E 'strata_(group_commits|mutations_committed|fsync_avg_us):' | tr -d '\r' | tr '\n' ' ')"
