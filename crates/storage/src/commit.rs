@@ -55,7 +55,7 @@ pub(crate) struct Writer {
     pub engine: Arc<Engine>,
     pub view: Arc<ArcSwap<fjall::Snapshot>>,
     pub stats: Arc<WriterStats>,
-    pub failed: Arc<parking_failure::Failure>,
+    pub failed: Arc<Failure>,
     pub fsync: FsyncPolicy,
     pub limits: Limits,
     pub group_mutations_max: usize,
@@ -63,25 +63,24 @@ pub(crate) struct Writer {
     pub counts: Counts,
 }
 
-/// A sticky failure flag with its reason.
-pub(crate) mod parking_failure {
-    use std::sync::Mutex;
+/// A sticky failure flag with its reason: once set, it stays set until the
+/// process restarts. A Mutex (not an atomic) because it carries the reason;
+/// it is read once per group, so the lock is never hot.
+#[derive(Default)]
+pub(crate) struct Failure(std::sync::Mutex<Option<String>>);
 
-    #[derive(Default)]
-    pub struct Failure(Mutex<Option<String>>);
+impl Failure {
+    pub fn get(&self) -> Option<String> {
+        self.0
+            .lock()
+            .map(|g| g.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
 
-    impl Failure {
-        pub fn get(&self) -> Option<String> {
-            self.0
-                .lock()
-                .map(|g| g.clone())
-                .unwrap_or_else(|p| p.into_inner().clone())
-        }
-        pub fn set(&self, reason: String) {
-            let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
-            if g.is_none() {
-                *g = Some(reason);
-            }
+    pub fn set(&self, reason: String) {
+        let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if g.is_none() {
+            *g = Some(reason);
         }
     }
 }

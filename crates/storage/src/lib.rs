@@ -1,8 +1,8 @@
 //! Strata's storage layer.
 //!
 //! A narrow interface over the fjall LSM engine:
-//! - reads ([`Store::get`], [`Store::range`], [`Store::scan`]) from the latest
-//!   durable snapshot;
+//! - reads ([`Store::get`], [`Store::range`], [`Store::scan`], or several from
+//!   one [`Snapshot`]) from the latest durable state;
 //! - writes as [`Mutation`]s through one group-commit writer
 //!   ([`Store::submit`]), applied in order by the state machine
 //!   [`mutation::apply`];
@@ -16,6 +16,7 @@ mod error;
 pub mod mutation;
 pub mod pattern;
 pub mod record;
+mod snapshot;
 mod store;
 
 pub use config::{FsyncPolicy, KEY_SIZE_BYTES_LIMIT, StorageConfig, VALUE_SIZE_BYTES_LIMIT};
@@ -24,4 +25,5 @@ pub use mutation::{
     ExpireCondition, GetExChange, Mutation, MutationError, Op, Outcome, SetCondition, SetExpiry,
 };
 pub use record::Record;
+pub use snapshot::Snapshot;
 pub use store::{Store, StoreStats, Ticket, now_ms};

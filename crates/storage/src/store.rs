@@ -3,7 +3,6 @@
 //! Reads go to the latest *durable* snapshot and never block on the writer.
 //! Writes are [`Mutation`]s submitted to the group-commit writer.
 
-use std::ops::Bound;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -11,16 +10,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use fjall::{PersistMode, Readable};
+use fjall::PersistMode;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::commit::{Writer, WriterMsg, WriterStats, parking_failure::Failure, sync_and_measure};
+use crate::commit::{Failure, Writer, WriterMsg, WriterStats, sync_and_measure};
 use crate::config::{FsyncPolicy, StorageConfig};
-use crate::engine::{Engine, data_key, decode, user_key};
+use crate::engine::Engine;
 use crate::error::{Result, StorageError};
 use crate::mutation::{Limits, Mutation, Op, Outcome};
-use crate::pattern::{glob_match, literal_prefix};
 use crate::record::{Record, split_expiry_index_key};
+use crate::snapshot::Snapshot;
 
 /// Unix time in milliseconds.
 pub fn now_ms() -> u64 {
@@ -163,13 +162,7 @@ impl Store {
     /// the fsync policy promises. Waits for queue space when the writer is
     /// behind: that is the backpressure that bounds memory.
     pub async fn submit(&self, mutation: Mutation) -> Result<Outcome> {
-        let (reply, rx) = oneshot::channel();
-        self.inner
-            .tx
-            .send(WriterMsg::Apply { mutation, reply })
-            .await
-            .map_err(|_| StorageError::ShuttingDown)?;
-        rx.await.map_err(|_| StorageError::ShuttingDown)?
+        self.enqueue(mutation).await?.outcome().await
     }
 
     /// Queues a mutation without waiting for its outcome, so a connection
@@ -224,36 +217,25 @@ impl Store {
         result
     }
 
-    fn snapshot(&self) -> Arc<fjall::Snapshot> {
-        self.inner.view.load_full()
+    /// A consistent view of the latest durable state.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            engine: self.inner.engine.clone(),
+            snap: self.inner.view.load_full(),
+        }
     }
 
     /// A live record (not expired at `now_ms`).
     pub fn get(&self, key: &[u8], now_ms: u64) -> Result<Option<Record>> {
-        let snap = self.snapshot();
-        Ok(self
-            .inner
-            .engine
-            .snapshot_get(&snap, key)?
-            .filter(|r| r.is_live_at(now_ms)))
+        self.snapshot().get(key, now_ms)
     }
 
-    /// Several keys from ONE snapshot, so MGET is a consistent view.
+    /// Several keys from one snapshot, so MGET is a consistent view.
     pub fn get_many(&self, keys: &[Bytes], now_ms: u64) -> Result<Vec<Option<Record>>> {
-        let snap = self.snapshot();
-        keys.iter()
-            .map(|k| {
-                Ok(self
-                    .inner
-                    .engine
-                    .snapshot_get(&snap, k)?
-                    .filter(|r| r.is_live_at(now_ms)))
-            })
-            .collect()
+        self.snapshot().get_many(keys, now_ms)
     }
 
-    /// Live pairs with `start <= key <= end`, in key order, at most `limit`.
-    /// The flag says whether more pairs exist past the limit.
+    /// See [`Snapshot::range`].
     pub fn range(
         &self,
         start: &[u8],
@@ -261,29 +243,10 @@ impl Store {
         limit: usize,
         now_ms: u64,
     ) -> Result<(Vec<(Bytes, Bytes)>, bool)> {
-        let mut out = Vec::new();
-        if start > end {
-            return Ok((out, false));
-        }
-        let snap = self.snapshot();
-        let range = data_key(start)..=data_key(end);
-        for guard in snap.range::<Vec<u8>, _>(&self.inner.engine.data, range) {
-            let (key, raw) = guard.into_inner()?;
-            let record = decode(&key, raw.into())?;
-            if !record.is_live_at(now_ms) {
-                continue;
-            }
-            if out.len() == limit {
-                return Ok((out, true));
-            }
-            out.push((user_key(&key, key.clone().into())?, record.value));
-        }
-        Ok((out, false))
+        self.snapshot().range(start, end, limit, now_ms)
     }
 
-    /// One step of a SCAN: examines up to `count` keys after `after`
-    /// (exclusive) and returns the live ones matching `pattern`, plus the
-    /// key to continue after, or `None` when the iteration is complete.
+    /// See [`Snapshot::scan`].
     pub fn scan(
         &self,
         after: Option<&[u8]>,
@@ -291,55 +254,12 @@ impl Store {
         pattern: Option<&[u8]>,
         now_ms: u64,
     ) -> Result<(Vec<Bytes>, Option<Bytes>)> {
-        let snap = self.snapshot();
-        let prefix = data_key(pattern.map(literal_prefix).unwrap_or(b""));
-        let lower = match after.map(data_key) {
-            Some(a) if a >= prefix => Bound::Excluded(a),
-            _ => Bound::Included(prefix.clone()),
-        };
-        let mut out = Vec::new();
-        let mut last: Option<Bytes> = None;
-        let range = (lower, Bound::Unbounded);
-        for (examined, guard) in snap
-            .range::<Vec<u8>, _>(&self.inner.engine.data, range)
-            .enumerate()
-        {
-            let (key, raw) = guard.into_inner()?;
-            if !key.starts_with(&prefix) {
-                return Ok((out, None));
-            }
-            if examined == count {
-                return Ok((out, last));
-            }
-            let record = decode(&key, raw.into())?;
-            let key = user_key(&key, key.clone().into())?;
-            if record.is_live_at(now_ms) && pattern.is_none_or(|p| glob_match(p, &key)) {
-                out.push(key.clone());
-            }
-            last = Some(key);
-        }
-        Ok((out, None))
+        self.snapshot().scan(after, count, pattern, now_ms)
     }
 
-    /// Every live key matching `pattern`; refuses to build a reply of more
-    /// than `keys_max` keys rather than exhausting memory.
+    /// See [`Snapshot::keys`].
     pub fn keys(&self, pattern: &[u8], keys_max: usize, now_ms: u64) -> Result<Vec<Bytes>> {
-        let mut out = Vec::new();
-        let mut after: Option<Bytes> = None;
-        loop {
-            let (found, next) = self.scan(after.as_deref(), 4096, Some(pattern), now_ms)?;
-            out.extend(found);
-            if out.len() > keys_max {
-                return Err(StorageError::ResultTooLarge {
-                    what: "keys",
-                    limit: keys_max,
-                });
-            }
-            match next {
-                Some(n) => after = Some(n),
-                None => return Ok(out),
-            }
-        }
+        self.snapshot().keys(pattern, keys_max, now_ms)
     }
 
     /// Keys stored, including expired keys not yet swept (as Redis DBSIZE).

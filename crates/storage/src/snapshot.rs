@@ -1,0 +1,134 @@
+//! [`Snapshot`]: a consistent, read-only view of the store.
+//!
+//! Taken from the latest *durable* state (see `commit.rs`): everything in it
+//! has been acknowledged as durable, and nothing in it can be taken away by
+//! a crash. Cheap to take (one atomic load); hold it briefly, since it keeps
+//! old versions from being compacted away.
+
+use std::ops::Bound;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use fjall::Readable;
+
+use crate::engine::{Engine, data_key, decode, user_key};
+use crate::error::{Result, StorageError};
+use crate::pattern::{glob_match, literal_prefix};
+use crate::record::Record;
+
+#[derive(Clone)]
+pub struct Snapshot {
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) snap: Arc<fjall::Snapshot>,
+}
+
+impl Snapshot {
+    /// A live record (not expired at `now_ms`).
+    pub fn get(&self, key: &[u8], now_ms: u64) -> Result<Option<Record>> {
+        Ok(self
+            .engine
+            .snapshot_get(&self.snap, key)?
+            .filter(|r| r.is_live_at(now_ms)))
+    }
+
+    /// Several keys from ONE snapshot, so MGET is a consistent view.
+    pub fn get_many(&self, keys: &[Bytes], now_ms: u64) -> Result<Vec<Option<Record>>> {
+        keys.iter()
+            .map(|k| {
+                Ok(self
+                    .engine
+                    .snapshot_get(&self.snap, k)?
+                    .filter(|r| r.is_live_at(now_ms)))
+            })
+            .collect()
+    }
+
+    /// Live pairs with `start <= key <= end`, in key order, at most `limit`.
+    /// The flag says whether more pairs exist past the limit.
+    pub fn range(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+        now_ms: u64,
+    ) -> Result<(Vec<(Bytes, Bytes)>, bool)> {
+        let mut out = Vec::new();
+        if start > end {
+            return Ok((out, false));
+        }
+        let range = data_key(start)..=data_key(end);
+        for guard in self.snap.range::<Vec<u8>, _>(&self.engine.data, range) {
+            let (key, raw) = guard.into_inner()?;
+            let record = decode(&key, raw.into())?;
+            if !record.is_live_at(now_ms) {
+                continue;
+            }
+            if out.len() == limit {
+                return Ok((out, true));
+            }
+            out.push((user_key(&key, key.clone().into())?, record.value));
+        }
+        Ok((out, false))
+    }
+
+    /// One step of a SCAN: examines up to `count` keys after `after`
+    /// (exclusive) and returns the live ones matching `pattern`, plus the
+    /// key to continue after, or `None` when the iteration is complete.
+    pub fn scan(
+        &self,
+        after: Option<&[u8]>,
+        count: usize,
+        pattern: Option<&[u8]>,
+        now_ms: u64,
+    ) -> Result<(Vec<Bytes>, Option<Bytes>)> {
+        let prefix = data_key(pattern.map(literal_prefix).unwrap_or(b""));
+        let lower = match after.map(data_key) {
+            Some(a) if a >= prefix => Bound::Excluded(a),
+            _ => Bound::Included(prefix.clone()),
+        };
+        let mut out = Vec::new();
+        let mut last: Option<Bytes> = None;
+        let range = (lower, Bound::Unbounded);
+        for (examined, guard) in self
+            .snap
+            .range::<Vec<u8>, _>(&self.engine.data, range)
+            .enumerate()
+        {
+            let (key, raw) = guard.into_inner()?;
+            if !key.starts_with(&prefix) {
+                return Ok((out, None));
+            }
+            if examined == count {
+                return Ok((out, last));
+            }
+            let record = decode(&key, raw.into())?;
+            let key = user_key(&key, key.clone().into())?;
+            if record.is_live_at(now_ms) && pattern.is_none_or(|p| glob_match(p, &key)) {
+                out.push(key.clone());
+            }
+            last = Some(key);
+        }
+        Ok((out, None))
+    }
+
+    /// Every live key matching `pattern`; refuses to build a reply of more
+    /// than `keys_max` keys rather than exhausting memory.
+    pub fn keys(&self, pattern: &[u8], keys_max: usize, now_ms: u64) -> Result<Vec<Bytes>> {
+        let mut out = Vec::new();
+        let mut after: Option<Bytes> = None;
+        loop {
+            let (found, next) = self.scan(after.as_deref(), 4096, Some(pattern), now_ms)?;
+            out.extend(found);
+            if out.len() > keys_max {
+                return Err(StorageError::ResultTooLarge {
+                    what: "keys",
+                    limit: keys_max,
+                });
+            }
+            match next {
+                Some(n) => after = Some(n),
+                None => return Ok(out),
+            }
+        }
+    }
+}
