@@ -105,6 +105,13 @@ pub enum ProtocolError {
         /// The configured limit.
         size_bytes_max: usize,
     },
+    /// An inline command line longer than [`INLINE_REQUEST_BYTES_MAX`] (or
+    /// the request limit, if smaller) without a newline.
+    #[error("Protocol error: too big inline request (the limit is {size_bytes_max} bytes)")]
+    InlineTooLarge {
+        /// The limit in force.
+        size_bytes_max: usize,
+    },
     /// More arguments than [`RequestLimits::args_count_max`].
     #[error("Protocol error: too many arguments ({count}; the limit is {count_max})")]
     TooManyArgs {
@@ -203,6 +210,12 @@ enum Step {
     Skipped,
     Request(Vec<Bytes>),
 }
+
+/// Longest inline command line, as Redis's `PROTO_INLINE_MAX_SIZE`: inline
+/// commands are for humans and benchmarks; real clients send multibulk.
+/// Without it a client that never sends `\n` could make the server buffer
+/// a whole request-size worth of bytes per connection.
+pub const INLINE_REQUEST_BYTES_MAX: usize = 64 * 1024;
 
 /// Longest run of digits accepted in a length header. `i64::MAX` has 19
 /// digits; anything longer is rejected without waiting for `\r\n`.
@@ -368,19 +381,17 @@ impl RequestParser {
             Some(Pending::Inline { scanned_bytes }) if scanned_bytes <= buf.len() => scanned_bytes,
             _ => 0,
         };
-        // A line may hold request_size_bytes_max bytes before its '\n'.
-        let search_end = buf
-            .len()
-            .min(limits.request_size_bytes_max.saturating_add(1));
+        // A line may hold inline_max bytes before its '\n'.
+        let inline_max = limits.request_size_bytes_max.min(INLINE_REQUEST_BYTES_MAX);
+        let search_end = buf.len().min(inline_max.saturating_add(1));
         let newline = buf
             .get(scanned..search_end)
             .and_then(|window| find_byte(b'\n', window))
             .map(|offset| scanned + offset);
         let Some(newline) = newline else {
-            if buf.len() > limits.request_size_bytes_max {
-                return Err(ProtocolError::RequestTooLarge {
-                    size_bytes: buf.len() as u64,
-                    size_bytes_max: limits.request_size_bytes_max,
+            if buf.len() > inline_max {
+                return Err(ProtocolError::InlineTooLarge {
+                    size_bytes_max: inline_max,
                 });
             }
             self.pending = Some(Pending::Inline {
@@ -1460,7 +1471,15 @@ mod tests {
         let mut buf = BytesMut::from(vec![b'a'; 101].as_slice());
         assert_eq!(
             parse_request(&mut buf, &small).unwrap_err().to_string(),
-            "Protocol error: request too large (101 bytes; the limit is 100)"
+            "Protocol error: too big inline request (the limit is 100 bytes)"
+        );
+        // Inline lines stop at 64 KiB whatever the request limit, as in Redis.
+        let mut buf = BytesMut::from(vec![b'a'; INLINE_REQUEST_BYTES_MAX + 1].as_slice());
+        assert_eq!(
+            parse_request(&mut buf, &RequestLimits::default()).unwrap_err(),
+            ProtocolError::InlineTooLarge {
+                size_bytes_max: INLINE_REQUEST_BYTES_MAX
+            }
         );
         // 100 bytes without a newline may still be a valid line.
         let mut buf = BytesMut::from(vec![b'a'; 100].as_slice());

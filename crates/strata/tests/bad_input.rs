@@ -1287,3 +1287,18 @@ fn strata_default_limits() {
     assert_protocol_error_then_close(&server, b"*1\r\n$67108865\r\n");
     assert_healthy(&server);
 }
+
+/// Inline commands stop at 64 KiB without a newline, as in Redis, even
+/// though the request limit is far larger: the server answers and closes
+/// instead of buffering up to the request limit.
+#[test]
+fn oversized_inline_request_is_refused() {
+    let server = TestServer::start();
+    let got = send_and_collect(&server, &vec![b'a'; 70 * 1024]);
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.starts_with("-ERR Protocol error: too big inline request"),
+        "{text:?}"
+    );
+    assert_healthy(&server);
+}
