@@ -1,0 +1,382 @@
+//! End to end: runs the real `strata-bench` binary against the real
+//! `strata` server (and against two tiny fake servers for the failure
+//! paths), checking the JSON report. Every wait is bounded; every child
+//! process is killed on drop.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+const BENCH_TIMEOUT: Duration = Duration::from_secs(60);
+/// A cold build of the server (only if nothing is built yet) on 2 cores.
+const BUILD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+fn bench_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_strata-bench")
+}
+
+/// Finds the `strata` server binary, building it only if it is missing.
+///
+/// `CARGO_BIN_EXE_strata` only exists for tests of the `strata` crate, and a
+/// binary-only crate cannot be a (dev-)dependency, so:
+/// 1. `$STRATA_BIN` if set (an explicit choice wins);
+/// 2. `strata` next to our own binary, if it exists. `cargo test
+///    --workspace` (what CI runs) builds every binary there before any test
+///    starts, so it is present and current. (After changing the server and
+///    running only `cargo test -p strata-bench`, it may be stale: build it
+///    or use the workspace tests.) We deliberately do not rebuild an
+///    existing binary: `cargo build -p strata` resolves features differently
+///    from `cargo test --workspace`, so it would compile the server again
+///    and swap the binary the `strata` crate's own tests use;
+/// 3. otherwise `cargo build -p strata` into the same target directory with
+///    the profile `cargo test` uses. Cargo does not hold the target
+///    directory's lock while tests run, so this does not wait for ourselves
+///    (it may wait for someone else's build, hence the bound).
+fn strata_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("STRATA_BIN") {
+        return PathBuf::from(path);
+    }
+    // <target-dir>/<profile-dir>/strata-bench
+    let profile_dir = Path::new(bench_bin())
+        .parent()
+        .expect("the bench binary has a parent directory");
+    let sibling = profile_dir.join("strata");
+    if sibling.is_file() {
+        return sibling;
+    }
+    let target_dir = profile_dir
+        .parent()
+        .expect("the profile directory has a parent");
+    // `cargo test` builds with the test profile, `cargo test --release`
+    // with the bench profile; both write to debug/ and release/.
+    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => "test",
+        Some("release") => "bench",
+        Some(other) => other,
+    };
+    let log_dir = tempfile::tempdir().expect("temp dir");
+    let log_path = log_dir.path().join("cargo-build.log");
+    let log = std::fs::File::create(&log_path).expect("create build log");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    eprintln!("no {}; running cargo build -p strata", sibling.display());
+    let mut child = Command::new(cargo)
+        .args([
+            "build",
+            "-p",
+            "strata",
+            "--profile",
+            profile,
+            "--target-dir",
+        ])
+        .arg(target_dir)
+        .env_remove("CARGO_TARGET_DIR")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("run cargo (or set STRATA_BIN to a strata binary)");
+    let status = wait_bounded(&mut child, BUILD_TIMEOUT)
+        .unwrap_or_else(|| panic!("cargo build -p strata took over {BUILD_TIMEOUT:?}"));
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    assert!(
+        status.success(),
+        "cargo build -p strata failed ({status}):\n{log}"
+    );
+    assert!(
+        sibling.is_file(),
+        "no strata binary at {} after the build:\n{log}",
+        sibling.display()
+    );
+    sibling
+}
+
+fn wait_bounded(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A `strata server` on an ephemeral loopback port in a temp dir.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start() -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = dir.path().join("server.log");
+        let log_file = std::fs::File::create(&log).expect("create server log");
+        let mut child = Command::new(strata_bin())
+            .args(["server", "--listen", "127.0.0.1:0", "--text-listen", "off"])
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .env_remove("STRATA_ADDR")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log_file))
+            .spawn()
+            .expect("spawn strata server");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            let _ = tx.send(line);
+            // Keep draining so the server never blocks on a full pipe.
+            let mut sink = Vec::new();
+            let _ = reader.read_to_end(&mut sink);
+        });
+        let line = rx.recv_timeout(READY_TIMEOUT).unwrap_or_default();
+        // `ready resp=127.0.0.1:1234 text=off`
+        let addr = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("resp="))
+            .and_then(|a| a.parse().ok());
+        match addr {
+            Some(addr) => Server {
+                child,
+                addr,
+                log,
+                _dir: dir,
+            },
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "server not ready (line {line:?}); log:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct BenchRun {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run_bench(addr: SocketAddr, args: &[&str]) -> BenchRun {
+    let mut child = Command::new(bench_bin())
+        .arg("--addr")
+        .arg(addr.to_string())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn strata-bench");
+    // Drain both pipes on threads so a chatty child never blocks.
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let out_thread = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let err_thread = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let status = wait_bounded(&mut child, BENCH_TIMEOUT)
+        .unwrap_or_else(|| panic!("strata-bench {args:?} ran over {BENCH_TIMEOUT:?}"));
+    BenchRun {
+        code: status.code().unwrap_or(-1),
+        stdout: out_thread.join().unwrap_or_default(),
+        stderr: err_thread.join().unwrap_or_default(),
+    }
+}
+
+fn check_report(run: &BenchRun, workload: &str, ops: &[&str]) -> serde_json::Value {
+    assert_eq!(run.code, 0, "{workload}: stderr:\n{}", run.stderr);
+    let report: serde_json::Value = serde_json::from_str(run.stdout.trim())
+        .unwrap_or_else(|e| panic!("{workload}: bad json ({e}): {}", run.stdout));
+    assert_eq!(report["workload"], workload);
+    let total = report["ops"].as_u64().expect("ops");
+    assert!(total > 0, "{workload}: no ops: {report}");
+    assert_eq!(report["errors"], 0, "{workload}: {report}");
+    assert_eq!(report["failed_connections"], 0, "{workload}: {report}");
+    assert!(report["ops_per_s"].as_f64().expect("ops_per_s") > 0.0);
+    let latency = |v: &serde_json::Value| {
+        let l = &v["latency_us"];
+        let p50 = l["p50"].as_u64().expect("p50");
+        let p99 = l["p99"].as_u64().expect("p99");
+        let max = l["max"].as_u64().expect("max");
+        assert!(p50 <= p99 && p99 <= max, "{workload}: {l}");
+        assert!(max > 0, "{workload}: {l}");
+    };
+    latency(&report);
+    let by_op = report["by_op"].as_array().expect("by_op");
+    let names: Vec<&str> = by_op.iter().filter_map(|o| o["op"].as_str()).collect();
+    for op in ops {
+        assert!(names.contains(op), "{workload}: no {op} in {names:?}");
+    }
+    let sum: u64 = by_op.iter().filter_map(|o| o["ops"].as_u64()).sum();
+    assert_eq!(sum, total, "{workload}: per-op counts must add up");
+    for o in by_op {
+        latency(o);
+    }
+    report
+}
+
+#[test]
+fn workloads_against_a_real_strata_server() {
+    let server = Server::start();
+    let common = [
+        "--duration-s",
+        "1",
+        "--warmup-s",
+        "0.2",
+        "--connections",
+        "4",
+        "--keyspace",
+        "2000",
+        "--seed",
+        "7",
+        "--format",
+        "json",
+    ];
+    let with = |extra: &[&str]| {
+        let mut args: Vec<&str> = common.to_vec();
+        args.extend_from_slice(extra);
+        run_bench(server.addr, &args)
+    };
+
+    check_report(
+        &with(&["--workload", "set", "--pipeline", "8"]),
+        "set",
+        &["set"],
+    );
+
+    let a = check_report(
+        &with(&[
+            "--workload",
+            "ycsb-a",
+            "--load",
+            "--distribution",
+            "zipfian",
+        ]),
+        "ycsb-a",
+        &["read", "update"],
+    );
+    assert_eq!(a["load"]["keys"], 2000, "{a}");
+    assert_eq!(a["load"]["errors"], 0, "{a}");
+
+    let e = check_report(
+        &with(&[
+            "--workload",
+            "ycsb-e",
+            "--scan-length",
+            "5",
+            "--label",
+            "e2e",
+        ]),
+        "ycsb-e",
+        &["scan"],
+    );
+    assert_eq!(e["label"], "e2e");
+    assert_eq!(e["scan_length"], 5);
+
+    let log = std::fs::read_to_string(&server.log).unwrap_or_default();
+    assert!(!log.contains("panicked"), "server log:\n{log}");
+}
+
+/// A one-connection fake server on loopback: `answer` is what it writes
+/// back after each read (None: never answer).
+fn fake_server(answer: Option<&'static [u8]>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake server");
+    let addr = listener.local_addr().expect("local addr");
+    std::thread::spawn(move || {
+        // Serve until the test process exits; one thread per connection.
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    if let Some(reply) = answer
+                        && stream.write_all(reply).is_err()
+                    {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn ycsb_e_without_range_exits_3() {
+    let addr = fake_server(Some(
+        b"-ERR unknown command 'RANGE', with args beginning with: \r\n",
+    ));
+    let run = run_bench(
+        addr,
+        &[
+            "--workload",
+            "ycsb-e",
+            "--connections",
+            "1",
+            "--duration-s",
+            "1",
+        ],
+    );
+    assert_eq!(run.code, 3, "stderr:\n{}", run.stderr);
+    assert!(run.stderr.contains("unsupported"), "{}", run.stderr);
+}
+
+#[test]
+fn a_silent_server_times_out_and_exits_1() {
+    let addr = fake_server(None);
+    let run = run_bench(
+        addr,
+        &[
+            "--connections",
+            "2",
+            "--duration-s",
+            "1",
+            "--warmup-s",
+            "0",
+            "--reply-timeout-s",
+            "0.3",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(run.code, 1, "stderr:\n{}", run.stderr);
+    assert!(run.stderr.contains("no reply within"), "{}", run.stderr);
+    let report: serde_json::Value = serde_json::from_str(run.stdout.trim()).expect("json report");
+    assert_eq!(report["failed_connections"], 2);
+    assert_eq!(report["errors"], 2);
+}
