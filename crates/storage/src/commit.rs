@@ -24,10 +24,10 @@ use fjall::{OwnedWriteBatch, PersistMode};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::FsyncPolicy;
-use crate::engine::{Counts, Engine, META_COUNTS, data_key};
+use crate::engine::{Counts, Engine, META_COUNTS, data_key, expiry_key};
 use crate::error::{Result, StorageError};
 use crate::mutation::{self, Limits, Mutation, Op, Outcome, State};
-use crate::record::{Record, expiry_index_key};
+use crate::record::Record;
 
 pub(crate) type Reply = oneshot::Sender<Result<Outcome>>;
 
@@ -120,12 +120,12 @@ impl State for GroupState<'_> {
         if old_at != record.expire_at_ms {
             if old_at != 0 {
                 self.batch
-                    .remove(&self.engine.expiry, expiry_index_key(old_at, &key));
+                    .remove(&self.engine.data, expiry_key(old_at, &key));
             }
             if record.has_expiry() {
                 self.batch.insert(
-                    &self.engine.expiry,
-                    expiry_index_key(record.expire_at_ms, &key),
+                    &self.engine.data,
+                    expiry_key(record.expire_at_ms, &key),
                     Bytes::new(),
                 );
             }
@@ -144,7 +144,7 @@ impl State for GroupState<'_> {
         if old.has_expiry() {
             self.counts.expiring = self.counts.expiring.saturating_sub(1);
             self.batch
-                .remove(&self.engine.expiry, expiry_index_key(old.expire_at_ms, key));
+                .remove(&self.engine.data, expiry_key(old.expire_at_ms, key));
         }
         self.batch.remove(&self.engine.data, data_key(key));
         self.overlay.insert(key.clone(), None);
@@ -241,7 +241,7 @@ impl Writer {
         let mut batch = state.batch;
         drop(state.overlay);
         if counts != self.counts {
-            batch.insert(&self.engine.meta, META_COUNTS, counts.encode().to_vec());
+            batch.insert(&self.engine.data, META_COUNTS, counts.encode().to_vec());
         }
         let result = self.write(batch).and_then(|()| {
             if clear_requested {
@@ -296,19 +296,16 @@ impl Writer {
         sync_and_measure(&self.engine, &self.stats)
     }
 
-    /// FLUSHALL: counters are removed first, so a crash part-way leaves the
-    /// store marked "recount on open" rather than with wrong counters.
+    /// FLUSHALL: the engine clears the keyspace (data, expiry index and
+    /// counters together) in one journaled step, then zero counters are
+    /// written. A crash in between leaves the counters missing, and opening
+    /// an empty store with missing counters recounts: zero.
     fn flush_all(&mut self) -> Result<()> {
-        let mut batch = self.engine.db.batch();
-        batch.remove(&self.engine.meta, META_COUNTS);
-        batch.commit()?;
-        self.engine.persist(PersistMode::SyncData)?;
         self.engine.data.clear()?;
-        self.engine.expiry.clear()?;
         self.counts = Counts::default();
         let mut batch = self.engine.db.batch();
         batch.insert(
-            &self.engine.meta,
+            &self.engine.data,
             META_COUNTS,
             self.counts.encode().to_vec(),
         );

@@ -8,34 +8,62 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
 
 use crate::config::StorageConfig;
 use crate::error::{Result, StorageError};
-use crate::record::Record;
+use crate::record::{Record, expiry_index_key, split_expiry_index_key};
 
-/// Keyspace names. `data` holds user keys; `expiry` indexes keys with a TTL
-/// by time; `meta` holds Strata's own bookkeeping.
-const DATA: &str = "data";
-const EXPIRY: &str = "expiry";
-const META: &str = "meta";
+/// Everything lives in ONE keyspace, each kind of entry behind its own tag
+/// byte. Why one: the engine can only drop a journal file once every
+/// keyspace with data in it has flushed its memtable. A small keyspace
+/// written on every commit (counters) or rarely (the expiry index) would
+/// hardly ever fill its memtable, so it would pin the journal, and replay
+/// after a crash would grow toward `journal_size_bytes_max`. With one
+/// keyspace, a memtable flush frees the journal, and recovery replays at
+/// most about one memtable.
+const KEYSPACE: &str = "data";
+
+/// `k` ++ user key -> record. The tag also lets the engine, which refuses
+/// empty keys, store Redis's empty key.
+const TAG_DATA: u8 = b'k';
+/// `m` ++ name -> Strata's own bookkeeping.
+const TAG_META: u8 = b'm';
+/// `x` ++ be_u64(expire_at_ms) ++ user key -> empty: keys by expiry time.
+const TAG_EXPIRY: u8 = b'x';
 
 /// Meta key for the key counters (keys, keys with expiry), written in the
 /// same atomic batch as the data they count.
-pub(crate) const META_COUNTS: &[u8] = b"counts";
+pub(crate) const META_COUNTS: &[u8] = &[TAG_META, b'c', b'o', b'u', b'n', b't', b's'];
 
-/// Every user key is stored behind this tag byte: the engine refuses empty
-/// keys and Redis allows them (`SET "" v`). One byte per key buys that, and
-/// leaves room for other record kinds in the same keyspace. Key order is
-/// unchanged, so ranges map one to one.
-const DATA_KEY_TAG: u8 = b'k';
+fn tagged(tag: u8, rest: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + rest.len());
+    out.push(tag);
+    out.extend_from_slice(rest);
+    out
+}
 
 pub(crate) fn data_key(user_key: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(1 + user_key.len());
-    out.push(DATA_KEY_TAG);
-    out.extend_from_slice(user_key);
-    out
+    tagged(TAG_DATA, user_key)
+}
+
+pub(crate) fn expiry_key(expire_at_ms: u64, user_key: &[u8]) -> Vec<u8> {
+    tagged(TAG_EXPIRY, &expiry_index_key(expire_at_ms, user_key))
+}
+
+/// The (time, user key) of an expiry entry, or None for any other entry.
+pub(crate) fn split_expiry_key(stored: &[u8]) -> Option<(u64, &[u8])> {
+    match stored.split_first() {
+        Some((&TAG_EXPIRY, rest)) => split_expiry_index_key(rest),
+        _ => None,
+    }
+}
+
+/// Expiry entries due at or before `now_ms`: from the first expiry entry up
+/// to, not including, time `now_ms + 1`.
+pub(crate) fn due_expiry_range(now_ms: u64) -> std::ops::Range<Vec<u8>> {
+    vec![TAG_EXPIRY]..tagged(TAG_EXPIRY, &now_ms.saturating_add(1).to_be_bytes())
 }
 
 /// The user key of a stored key; zero-copy.
 pub(crate) fn user_key(key: &[u8], stored: Bytes) -> Result<Bytes> {
-    if stored.first() != Some(&DATA_KEY_TAG) {
+    if stored.first() != Some(&TAG_DATA) {
         return Err(StorageError::Corrupt {
             key: String::from_utf8_lossy(key).into_owned(),
             reason: "data key without its tag byte",
@@ -67,9 +95,8 @@ impl Counts {
 
 pub(crate) struct Engine {
     pub db: Database,
+    /// The one keyspace; see [`KEYSPACE`].
     pub data: Keyspace,
-    pub expiry: Keyspace,
-    pub meta: Keyspace,
 }
 
 impl Engine {
@@ -81,19 +108,10 @@ impl Engine {
             .max_journaling_size(config.journal_size_bytes_max)
             .open()?;
         let memtable = config.memtable_size_bytes;
-        let data = db.keyspace(DATA, || {
+        let data = db.keyspace(KEYSPACE, || {
             KeyspaceCreateOptions::default().max_memtable_size(memtable)
         })?;
-        let expiry = db.keyspace(EXPIRY, || {
-            KeyspaceCreateOptions::default().max_memtable_size(memtable)
-        })?;
-        let meta = db.keyspace(META, KeyspaceCreateOptions::default)?;
-        Ok(Arc::new(Engine {
-            db,
-            data,
-            expiry,
-            meta,
-        }))
+        Ok(Arc::new(Engine { db, data }))
     }
 
     /// Reads a record from the latest state (the writer's view).
@@ -107,14 +125,14 @@ impl Engine {
     /// The counters as last committed, or a full recount if they are
     /// missing (a crash in the middle of FLUSHALL) on a non-empty store.
     pub fn recover_counts(&self) -> Result<Counts> {
-        if let Some(raw) = self.meta.get(META_COUNTS)? {
+        if let Some(raw) = self.data.get(META_COUNTS)? {
             if let Some(c) = Counts::decode(&raw) {
                 return Ok(c);
             }
             tracing::warn!("key counters do not decode; recounting");
         }
         let mut counts = Counts::default();
-        for guard in self.data.iter() {
+        for guard in self.data.prefix([TAG_DATA]) {
             let (key, raw) = guard.into_inner()?;
             let record = decode(&key, raw.into())?;
             counts.keys += 1;

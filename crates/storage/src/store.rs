@@ -16,9 +16,10 @@ use tokio::sync::{mpsc, oneshot};
 use crate::commit::{Failure, Writer, WriterMsg, WriterStats, sync_and_measure};
 use crate::config::{FsyncPolicy, StorageConfig};
 use crate::engine::Engine;
+use crate::engine::{due_expiry_range, split_expiry_key};
 use crate::error::{Result, StorageError};
 use crate::mutation::{Limits, Mutation, Op, Outcome};
-use crate::record::{Record, split_expiry_index_key};
+use crate::record::Record;
 use crate::snapshot::Snapshot;
 
 /// Unix time in milliseconds.
@@ -355,10 +356,14 @@ impl Store {
 
     fn due_expiries(&self, now: u64, keys_max: usize) -> Result<Vec<(Bytes, u64)>> {
         let mut out = Vec::new();
-        let end = (now + 1).to_be_bytes();
-        for guard in self.inner.engine.expiry.range::<&[u8], _>(..&end[..]) {
+        for guard in self
+            .inner
+            .engine
+            .data
+            .range::<Vec<u8>, _>(due_expiry_range(now))
+        {
             let raw_key = guard.key()?;
-            let Some((at, key)) = split_expiry_index_key(&raw_key) else {
+            let Some((at, key)) = split_expiry_key(&raw_key) else {
                 continue;
             };
             out.push((Bytes::copy_from_slice(key), at));
