@@ -1,0 +1,20 @@
+//! `strata-compare`: benchmarks strata against redis-server side by side.
+//!
+//! For each durability level (strata `--fsync always|periodic:1000|never`
+//! against redis `appendfsync always|everysec` / `appendonly no`) it starts
+//! one server at a time — strata, then its redis equivalent — runs the same
+//! loads against each (redis-benchmark SET/GET/MSET without and with
+//! pipelining, strata-bench YCSB A–F), stops it by pid, and finally prints
+//! a strata ÷ redis table and writes JSON, markdown and SVG charts.
+//!
+//! The library holds everything testable without redis (parsing, the ratio
+//! table, plotting); `main.rs` only wires it to the command line.
+
+pub mod cli;
+pub mod model;
+pub mod parse;
+pub mod plot;
+pub mod process;
+pub mod report;
+pub mod runner;
+pub mod table;
