@@ -6,6 +6,8 @@
 //! `ready resp=<addr> text=<addr|off>` on stdout. Every wait here is bounded.
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
