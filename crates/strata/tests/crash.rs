@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::TestServer;
+use common::{TestServer, env_u64};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use redis::{ConnectionLike, Value};
@@ -36,20 +36,6 @@ const DEFAULT_CYCLES: usize = 30;
 const DEFAULT_WRITERS: usize = 8;
 /// Safety bound on the writes one writer makes in one cycle.
 const MAX_OPS_PER_WRITER_CYCLE: usize = 20_000;
-
-fn env_u64(name: &str) -> Option<u64> {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .map(|v| {
-            let v = v.trim();
-            if let Some(hex) = v.strip_prefix("0x") {
-                u64::from_str_radix(hex, 16).unwrap_or_else(|_| panic!("bad {name}={v}"))
-            } else {
-                v.parse().unwrap_or_else(|_| panic!("bad {name}={v}"))
-            }
-        })
-}
 
 struct Single {
     key: String,

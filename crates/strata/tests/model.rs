@@ -16,7 +16,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::TestServer;
+use common::{TestServer, env_u64};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
@@ -723,20 +723,6 @@ fn check_full_state(
         ));
     }
     Ok(())
-}
-
-fn env_u64(name: &str) -> Option<u64> {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .map(|v| {
-            let v = v.trim();
-            if let Some(hex) = v.strip_prefix("0x") {
-                u64::from_str_radix(hex, 16).unwrap_or_else(|_| panic!("bad {name}={v}"))
-            } else {
-                v.parse().unwrap_or_else(|_| panic!("bad {name}={v}"))
-            }
-        })
 }
 
 /// Prints the seed if the test panics anywhere (including inside helpers).

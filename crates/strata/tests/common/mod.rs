@@ -82,28 +82,12 @@ impl TestServer {
 
     /// A synchronous `redis` crate connection with bounded timeouts.
     pub fn redis(&self) -> redis::Connection {
-        let client = redis::Client::open(self.redis_url()).expect("redis client");
-        let conn = client
-            .get_connection_with_timeout(Duration::from_secs(10))
-            .expect("connect to strata");
-        conn.set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
-        conn.set_write_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
-        conn
+        connect(&self.redis_url())
     }
 
     /// Like [`redis`](Self::redis) but negotiated with HELLO 3.
     pub fn redis_resp3(&self) -> redis::Connection {
-        let client = redis::Client::open(self.redis_url_resp3()).expect("redis client");
-        let conn = client
-            .get_connection_with_timeout(Duration::from_secs(10))
-            .expect("connect to strata");
-        conn.set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
-        conn.set_write_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
-        conn
+        connect(&self.redis_url_resp3())
     }
 
     pub fn pid(&self) -> u32 {
@@ -170,6 +154,35 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// A `redis` crate connection to `url` with every wait bounded.
+fn connect(url: &str) -> redis::Connection {
+    let client = redis::Client::open(url).expect("redis client");
+    let conn = client
+        .get_connection_with_timeout(Duration::from_secs(10))
+        .expect("connect to strata");
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    conn.set_write_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    conn
+}
+
+/// A u64 from the environment (decimal or 0x-hex), for seeds and run
+/// lengths of the long modes; panics on a malformed value.
+pub fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| {
+            let v = v.trim();
+            if let Some(hex) = v.strip_prefix("0x") {
+                u64::from_str_radix(hex, 16).unwrap_or_else(|_| panic!("bad {name}={v}"))
+            } else {
+                v.parse().unwrap_or_else(|_| panic!("bad {name}={v}"))
+            }
+        })
 }
 
 fn launch(
