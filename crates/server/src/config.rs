@@ -66,6 +66,35 @@ pub struct ConfigLayer {
     /// Network threads (the storage writer and engine threads come on top).
     #[arg(long, env = "STRATA_IO_THREADS")]
     pub io_threads: Option<usize>,
+    /// Cluster mode: this node's id (a positive integer, never reused).
+    #[arg(long, env = "STRATA_NODE_ID")]
+    pub node_id: Option<u64>,
+    /// Cluster mode: the address peers connect to (Raft traffic).
+    #[arg(long, env = "STRATA_PEER_LISTEN")]
+    pub peer_listen: Option<String>,
+    /// Cluster mode, bootstrap: `1=host:port,2=host:port,3=host:port`, the
+    /// peer addresses of the founding members; identical on every one.
+    #[arg(long, env = "STRATA_INITIAL_CLUSTER")]
+    pub initial_cluster: Option<String>,
+    /// Cluster mode, join: the peer address of any running member.
+    #[arg(long, env = "STRATA_JOIN")]
+    pub join: Option<String>,
+    /// With --join: `voter` (default) or `learner` (an asynchronous replica).
+    #[arg(long, env = "STRATA_JOIN_AS")]
+    pub join_as: Option<String>,
+    /// Raft heartbeat interval.
+    #[arg(long, env = "STRATA_HEARTBEAT_MS")]
+    pub heartbeat_ms: Option<u64>,
+    /// Raft election timeout (minimum; the maximum is twice this).
+    #[arg(long, env = "STRATA_ELECTION_TIMEOUT_MS")]
+    pub election_timeout_ms: Option<u64>,
+    /// Build a snapshot (and truncate the log) after this many entries.
+    #[arg(long, env = "STRATA_SNAPSHOT_LOGS")]
+    pub snapshot_logs: Option<u64>,
+    /// How long a node keeps trying to reach a leader before it answers
+    /// -CLUSTERDOWN.
+    #[arg(long, env = "STRATA_FORWARD_TIMEOUT_MS")]
+    pub forward_timeout_ms: Option<u64>,
 }
 
 /// Resolved configuration of a running server.
@@ -81,6 +110,119 @@ pub struct ServerConfig {
     pub shutdown_timeout_ms: u64,
     pub io_threads: usize,
     pub storage: StorageConfig,
+    /// Set in cluster mode.
+    pub cluster: Option<ClusterSettings>,
+}
+
+/// Cluster settings as configured (see `ClusterConfig` for their use).
+#[derive(Clone, Debug)]
+pub struct ClusterSettings {
+    pub node_id: u64,
+    pub peer_listen: SocketAddr,
+    pub initial_cluster: Vec<(u64, String)>,
+    pub join: Option<String>,
+    pub join_as_voter: bool,
+    pub heartbeat_ms: u64,
+    pub election_timeout_ms: u64,
+    pub snapshot_logs: u64,
+    pub forward_timeout_ms: u64,
+}
+
+pub const DEFAULT_PEER_LISTEN: &str = "127.0.0.1:7380";
+
+/// Parses `1=host:port,2=host:port`.
+pub fn parse_initial_cluster(s: &str) -> Result<Vec<(u64, String)>, String> {
+    let mut out = Vec::new();
+    for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (id, addr) = item
+            .split_once('=')
+            .ok_or_else(|| format!("{item:?} is not id=host:port"))?;
+        let id: u64 = id
+            .trim()
+            .parse()
+            .map_err(|_| format!("{id:?} is not a node id (a positive integer)"))?;
+        let addr = addr.trim();
+        if id == 0 || addr.is_empty() || !addr.contains(':') {
+            return Err(format!("{item:?} is not id=host:port with id >= 1"));
+        }
+        if out.iter().any(|(seen, _)| *seen == id) {
+            return Err(format!("node id {id} appears twice"));
+        }
+        out.push((id, addr.to_string()));
+    }
+    if out.is_empty() {
+        return Err("the list is empty".into());
+    }
+    Ok(out)
+}
+
+fn resolve_cluster(layer: &ConfigLayer) -> Result<Option<ClusterSettings>, ConfigError> {
+    let any = layer.node_id.is_some()
+        || layer.initial_cluster.is_some()
+        || layer.join.is_some()
+        || layer.peer_listen.is_some();
+    if !any {
+        return Ok(None);
+    }
+    let invalid = |name: &'static str, message: String| ConfigError::Invalid { name, message };
+    let node_id = layer
+        .node_id
+        .ok_or_else(|| invalid("node-id", "cluster mode needs --node-id".into()))?;
+    if node_id == 0 {
+        return Err(invalid("node-id", "must be at least 1".into()));
+    }
+    let initial_cluster = match &layer.initial_cluster {
+        Some(s) => parse_initial_cluster(s).map_err(|m| invalid("initial-cluster", m))?,
+        None => Vec::new(),
+    };
+    if initial_cluster.is_empty() == layer.join.is_none() {
+        return Err(invalid(
+            "initial-cluster",
+            "cluster mode needs exactly one of --initial-cluster or --join".into(),
+        ));
+    }
+    if !initial_cluster.is_empty() && !initial_cluster.iter().any(|(id, _)| *id == node_id) {
+        return Err(invalid(
+            "initial-cluster",
+            format!("the list does not include this node (--node-id {node_id})"),
+        ));
+    }
+    let join_as_voter = match layer.join_as.as_deref() {
+        None | Some("voter") => true,
+        Some("learner") => false,
+        Some(other) => {
+            return Err(invalid(
+                "join-as",
+                format!("{other:?}: expected voter or learner"),
+            ));
+        }
+    };
+    let heartbeat_ms = at_least("heartbeat-ms", layer.heartbeat_ms.unwrap_or(100), 10)?;
+    let election_timeout_ms = layer.election_timeout_ms.unwrap_or(400);
+    if election_timeout_ms < 3 * heartbeat_ms {
+        return Err(invalid(
+            "election-timeout-ms",
+            format!("{election_timeout_ms} must be at least 3 x heartbeat-ms ({heartbeat_ms})"),
+        ));
+    }
+    Ok(Some(ClusterSettings {
+        node_id,
+        peer_listen: parse_addr(
+            "peer-listen",
+            layer.peer_listen.as_deref().unwrap_or(DEFAULT_PEER_LISTEN),
+        )?,
+        initial_cluster,
+        join: layer.join.clone(),
+        join_as_voter,
+        heartbeat_ms,
+        election_timeout_ms,
+        snapshot_logs: at_least("snapshot-logs", layer.snapshot_logs.unwrap_or(100_000), 10)?,
+        forward_timeout_ms: at_least(
+            "forward-timeout-ms",
+            layer.forward_timeout_ms.unwrap_or(3_000),
+            100,
+        )?,
+    }))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -132,6 +274,15 @@ impl ConfigLayer {
             write_queue_len_max: self.write_queue_len_max.or(lower.write_queue_len_max),
             shutdown_timeout_ms: self.shutdown_timeout_ms.or(lower.shutdown_timeout_ms),
             io_threads: self.io_threads.or(lower.io_threads),
+            node_id: self.node_id.or(lower.node_id),
+            peer_listen: self.peer_listen.or(lower.peer_listen),
+            initial_cluster: self.initial_cluster.or(lower.initial_cluster),
+            join: self.join.or(lower.join),
+            join_as: self.join_as.or(lower.join_as),
+            heartbeat_ms: self.heartbeat_ms.or(lower.heartbeat_ms),
+            election_timeout_ms: self.election_timeout_ms.or(lower.election_timeout_ms),
+            snapshot_logs: self.snapshot_logs.or(lower.snapshot_logs),
+            forward_timeout_ms: self.forward_timeout_ms.or(lower.forward_timeout_ms),
         }
     }
 }
@@ -169,6 +320,7 @@ fn at_least<T: PartialOrd + std::fmt::Display + Copy>(
 impl ServerConfig {
     /// Resolves a merged layer against the defaults and validates it.
     pub fn resolve(layer: ConfigLayer) -> Result<ServerConfig, ConfigError> {
+        let cluster = resolve_cluster(&layer)?;
         let listen = parse_addr("listen", layer.listen.as_deref().unwrap_or(DEFAULT_LISTEN))?;
         let text_listen = match layer.text_listen.as_deref().unwrap_or(DEFAULT_TEXT_LISTEN) {
             "off" | "" => None,
@@ -205,6 +357,7 @@ impl ServerConfig {
         if let Some(v) = layer.write_queue_len_max {
             storage.write_queue_len_max = at_least("write-queue-len-max", v, 1)?;
         }
+        storage.replicated = cluster.is_some();
         storage.validate().map_err(|message| ConfigError::Invalid {
             name: "storage",
             message,
@@ -249,6 +402,7 @@ impl ServerConfig {
                 None => default_io_threads(),
             },
             storage,
+            cluster,
         })
     }
 
@@ -283,6 +437,12 @@ impl ServerConfig {
             ("write-queue-len-max", s.write_queue_len_max.to_string()),
             ("shutdown-timeout-ms", self.shutdown_timeout_ms.to_string()),
             ("io-threads", self.io_threads.to_string()),
+            (
+                "node-id",
+                self.cluster
+                    .as_ref()
+                    .map_or_else(String::new, |c| c.node_id.to_string()),
+            ),
         ]
     }
 }

@@ -36,6 +36,9 @@ struct Conn {
     read_buf: BytesMut,
     write_buf: BytesMut,
     pending: VecDeque<Ticket>,
+    /// Cluster mode: the pipeline's writes, sent to the log as one batch
+    /// (in order) when the connection drains.
+    pending_cluster: Vec<strata_storage::Mutation>,
     io_timeout: Option<Duration>,
 }
 
@@ -55,6 +58,7 @@ pub async fn serve(
         read_buf: BytesMut::with_capacity(READ_BUFFER_BYTES_INITIAL),
         write_buf: BytesMut::with_capacity(READ_BUFFER_BYTES_INITIAL),
         pending: VecDeque::new(),
+        pending_cluster: Vec::new(),
         io_timeout: (idle_ms > 0).then(|| Duration::from_millis(idle_ms)),
     };
     match conn.run(&mut shutdown).await {
@@ -99,6 +103,15 @@ impl Conn {
                 };
                 if !spec.write {
                     self.drain_pending().await;
+                    // Linearizable reads in cluster mode: wait for the
+                    // ReadIndex point first (READONLY connections skip it).
+                    if cmd::reads_data(spec)
+                        && !self.session.readonly
+                        && let Err(e) = self.shared.read_barrier().await
+                    {
+                        self.reply(&cmd::path_error(&e));
+                        continue;
+                    }
                 }
                 let mut ctx = Ctx {
                     shared: &self.shared,
@@ -110,6 +123,9 @@ impl Conn {
                         self.drain_pending().await;
                         self.reply(&r)
                     }
+                    Action::Write(m) if self.shared.cluster.is_some() => {
+                        self.pending_cluster.push(m)
+                    }
                     Action::Write(m) => match self.shared.store.enqueue(m).await {
                         Ok(ticket) => self.pending.push_back(ticket),
                         Err(e) => {
@@ -117,6 +133,11 @@ impl Conn {
                             self.reply(&cmd::storage_error(&e));
                         }
                     },
+                    Action::Cluster(call) => {
+                        self.drain_pending().await;
+                        let r = cmd::cluster::run(&self.shared, call).await;
+                        self.reply(&r);
+                    }
                     Action::Close(r) => {
                         self.drain_pending().await;
                         self.reply(&r);
@@ -124,7 +145,7 @@ impl Conn {
                         return Ok(());
                     }
                 }
-                if self.pending.len() >= PIPELINE_WRITES_MAX
+                if self.pending.len() + self.pending_cluster.len() >= PIPELINE_WRITES_MAX
                     || self.write_buf.len() >= REPLY_BUFFER_BYTES_MAX
                 {
                     self.drain_pending().await;
@@ -164,6 +185,13 @@ impl Conn {
         while let Some(ticket) = self.pending.pop_front() {
             let reply = cmd::outcome_reply(ticket.outcome().await);
             self.reply(&reply);
+        }
+        if !self.pending_cluster.is_empty() {
+            let batch = std::mem::take(&mut self.pending_cluster);
+            for result in self.shared.write_batch(batch).await {
+                let reply = cmd::write_reply(result);
+                self.reply(&reply);
+            }
         }
     }
 

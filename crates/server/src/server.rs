@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
+use strata_replication::{ClusterConfig, ClusterNode};
 use strata_storage::Store;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -32,6 +33,8 @@ pub enum ServerError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot start the cluster node: {0}")]
+    Cluster(String),
     #[error("shutdown could not flush storage: {0}")]
     Flush(strata_storage::StorageError),
 }
@@ -82,7 +85,38 @@ pub async fn run(
     })?;
     let text_addr = text.as_ref().and_then(|l| l.local_addr().ok());
 
-    let shared = Arc::new(Shared::new(store.clone(), config));
+    let cluster = match &config.cluster {
+        Some(c) => {
+            let settings = ClusterConfig {
+                node_id: c.node_id,
+                peer_listen: c.peer_listen,
+                initial_cluster: c.initial_cluster.clone(),
+                join: c.join.clone(),
+                join_as_voter: c.join_as_voter,
+                heartbeat_ms: c.heartbeat_ms,
+                election_timeout_ms: c.election_timeout_ms,
+                snapshot_logs: c.snapshot_logs,
+                forward_timeout_ms: c.forward_timeout_ms,
+                fsync: config.storage.fsync,
+                snapshot_dir: config.storage.data_dir.join("raft-snapshots"),
+                expiry_sweep_interval_ms: config.storage.expiry_sweep_interval_ms,
+                expiry_sweep_keys_max: config.storage.expiry_sweep_keys_max,
+            };
+            let (node, peer_addr) =
+                ClusterNode::start(settings, store.clone(), resp_addr.to_string())
+                    .await
+                    .map_err(|source| ServerError::Cluster(source.to_string()))?;
+            tracing::info!(node = c.node_id, peer = %peer_addr, "cluster node started");
+            Some((node, peer_addr))
+        }
+        None => None,
+    };
+    let cluster_ready = cluster
+        .as_ref()
+        .map(|(node, peer)| format!(" peer={peer} node={}", node.id()))
+        .unwrap_or_default();
+    let node = cluster.map(|(node, _)| node);
+    let shared = Arc::new(Shared::new(store.clone(), config, node.clone()));
     let permits = Arc::new(Semaphore::new(shared.config.connections_max));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     // Each connection task holds a clone of `done_tx`; when all are gone,
@@ -114,7 +148,10 @@ pub async fn run(
     tracing::info!(resp = %resp_addr, text = %text_shown, "listening");
     {
         let mut stdout = std::io::stdout().lock();
-        let _ = writeln!(stdout, "ready resp={resp_addr} text={text_shown}");
+        let _ = writeln!(
+            stdout,
+            "ready resp={resp_addr} text={text_shown}{cluster_ready}"
+        );
         let _ = stdout.flush();
     }
 
@@ -125,11 +162,19 @@ pub async fn run(
         let _ = t.await;
     }
     let grace = Duration::from_millis(shared.config.shutdown_timeout_ms);
+    if let Some(node) = &node {
+        // Hand leadership over first, while Raft still runs: in-flight
+        // requests are forwarded to the new leader and finish.
+        node.hand_over(grace.min(Duration::from_secs(5))).await;
+    }
     if tokio::time::timeout(grace, done_rx.recv()).await.is_err() {
         tracing::warn!(
             timeout_ms = grace.as_millis() as u64,
             "connections still busy after the shutdown timeout; closing them"
         );
+    }
+    if let Some(node) = &node {
+        node.stop(grace).await;
     }
     store.shutdown().await.map_err(ServerError::Flush)?;
     tracing::info!("shutdown complete: storage flushed");

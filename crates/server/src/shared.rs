@@ -7,9 +7,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
-use strata_storage::Store;
+use strata_replication::{ClusterError, ClusterNode};
+use strata_storage::mutation::Limits;
+use strata_storage::{Mutation, Outcome, StorageError, Store};
 
 use crate::config::ServerConfig;
+
+/// Why a write or a read barrier failed: the local store, or the cluster
+/// (no leader, no quorum). A cluster error on a write means the outcome is
+/// unknown.
+#[derive(Debug, thiserror::Error)]
+pub enum PathError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+}
 
 /// How many SCAN cursors the server remembers. Cursors are numbers (as every
 /// Redis client expects) that name a resume key held here; the oldest is
@@ -18,6 +31,8 @@ const SCAN_CURSORS_MAX: usize = 16_384;
 
 pub struct Shared {
     pub store: Store,
+    /// Set in cluster mode: writes and linearizable reads go through it.
+    pub cluster: Option<ClusterNode>,
     pub config: ServerConfig,
     pub started: Instant,
     pub stats: ServerStats,
@@ -45,12 +60,13 @@ struct ScanCursors {
 }
 
 impl Shared {
-    pub fn new(store: Store, config: ServerConfig) -> Shared {
+    pub fn new(store: Store, config: ServerConfig, cluster: Option<ClusterNode>) -> Shared {
         // Start cursor ids at a time-derived value so cursors from before a
         // restart are unlikely to alias new ones.
         let seed = strata_storage::now_ms().wrapping_mul(1_000_003) % (1 << 40) + 1;
         Shared {
             store,
+            cluster,
             config,
             started: Instant::now(),
             stats: ServerStats::default(),
@@ -60,6 +76,58 @@ impl Shared {
                 resume_after: HashMap::new(),
                 order: VecDeque::new(),
             }),
+        }
+    }
+
+    /// The limits a write is checked against (carried in the log entry in
+    /// cluster mode, so every replica decides alike).
+    pub fn limits(&self) -> Limits {
+        Limits {
+            key_size_bytes_max: self.config.storage.key_size_bytes_max,
+            value_size_bytes_max: self.config.storage.value_size_bytes_max,
+        }
+    }
+
+    /// One write: through the Raft log in cluster mode, else the local
+    /// group-commit writer.
+    pub async fn write(&self, m: Mutation) -> Result<Outcome, PathError> {
+        match &self.cluster {
+            Some(node) => match node.write_batch(vec![m], self.limits()).await.pop() {
+                Some(r) => r.map_err(PathError::from),
+                None => Err(PathError::Cluster(ClusterError::Again(
+                    "no outcome for a write".into(),
+                ))),
+            },
+            None => Ok(self.store.submit(m).await?),
+        }
+    }
+
+    /// A pipeline of writes through the Raft log, in order (cluster mode).
+    pub async fn write_batch(&self, ms: Vec<Mutation>) -> Vec<Result<Outcome, PathError>> {
+        match &self.cluster {
+            Some(node) => node
+                .write_batch(ms, self.limits())
+                .await
+                .into_iter()
+                .map(|r| r.map_err(PathError::from))
+                .collect(),
+            None => {
+                let mut out = Vec::with_capacity(ms.len());
+                for m in ms {
+                    out.push(self.store.submit(m).await.map_err(PathError::from));
+                }
+                out
+            }
+        }
+    }
+
+    /// Before a linearizable read in cluster mode: wait until this node
+    /// has applied everything committed when the read arrived (ReadIndex).
+    /// Single node: nothing to wait for.
+    pub async fn read_barrier(&self) -> Result<(), PathError> {
+        match &self.cluster {
+            Some(node) => node.read_barrier().await.map_err(PathError::from),
+            None => Ok(()),
         }
     }
 
@@ -97,6 +165,9 @@ pub struct Session {
     pub lib_version: Option<Bytes>,
     pub peer: String,
     pub created: Instant,
+    /// READONLY: serve reads from this node's state without a ReadIndex
+    /// round (fast, possibly stale). Cluster mode only.
+    pub readonly: bool,
 }
 
 impl Session {
@@ -109,6 +180,7 @@ impl Session {
             lib_version: None,
             peer,
             created: Instant::now(),
+            readonly: false,
         }
     }
 }

@@ -12,13 +12,13 @@ use bytes::{Bytes, BytesMut};
 use strata_protocol::text::{
     LineReader, TextError, TextRequest, escape_key, escape_value, parse_line,
 };
-use strata_storage::{Mutation, Op, Outcome, SetCondition, SetExpiry, StorageError};
+use strata_storage::{Mutation, Op, Outcome, SetCondition, SetExpiry};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::connection::maybe_timeout;
-use crate::shared::Shared;
+use crate::shared::{PathError, Shared};
 
 const REPLY_BUFFER_BYTES_MAX: usize = 1024 * 1024;
 
@@ -108,14 +108,13 @@ fn error_line(out: &mut Vec<u8>, message: &str) {
     out.push(b'\n');
 }
 
-fn storage_error_line(out: &mut Vec<u8>, e: &StorageError) {
+fn storage_error_line(out: &mut Vec<u8>, e: &impl std::fmt::Display) {
     error_line(out, &e.to_string());
 }
 
-async fn write(shared: &Shared, op: Op) -> Result<Outcome, StorageError> {
+async fn write(shared: &Shared, op: Op) -> Result<Outcome, PathError> {
     shared
-        .store
-        .submit(Mutation {
+        .write(Mutation {
             now_ms: strata_storage::now_ms(),
             op,
         })
@@ -128,6 +127,14 @@ async fn handle_line(shared: &Shared, line: &Bytes, out: &mut Vec<u8>) {
         Ok(None) => return,
         Err(e) => return error_line(out, &e.to_string()),
     };
+    // Linearizable reads in cluster mode (a no-op on a single node).
+    if matches!(
+        request,
+        TextRequest::Read { .. } | TextRequest::ReadRange { .. }
+    ) && let Err(e) = shared.read_barrier().await
+    {
+        return storage_error_line(out, &e);
+    }
     match request {
         TextRequest::Put { key, value } => {
             let op = Op::Set {
@@ -190,7 +197,7 @@ async fn handle_line(shared: &Shared, line: &Bytes, out: &mut Vec<u8>) {
     }
 }
 
-fn ok_or_error(out: &mut Vec<u8>, result: Result<Outcome, StorageError>) {
+fn ok_or_error(out: &mut Vec<u8>, result: Result<Outcome, PathError>) {
     match result {
         Ok(Outcome::Refused(e)) => error_line(out, &e.to_string()),
         Ok(_) => out.extend_from_slice(b"OK\n"),

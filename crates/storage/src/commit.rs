@@ -28,12 +28,22 @@ use crate::engine::{Counts, Engine, META_COUNTS, data_key, expiry_key};
 use crate::error::{Result, StorageError};
 use crate::mutation::{self, Limits, Mutation, Op, Outcome, State};
 use crate::record::Record;
+use crate::replicated::ReplicatedMsg;
 
 pub(crate) type Reply = oneshot::Sender<Result<Outcome>>;
 
 pub(crate) enum WriterMsg {
-    Apply { mutation: Mutation, reply: Reply },
-    Shutdown { done: oneshot::Sender<Result<()>> },
+    Apply {
+        mutation: Mutation,
+        reply: Reply,
+    },
+    Shutdown {
+        done: oneshot::Sender<Result<()>>,
+    },
+    /// Work of a replicated store (apply committed entries, install a
+    /// snapshot, evict dedupe records): on this thread, so it is serial with
+    /// every other change.
+    Replicated(ReplicatedMsg),
 }
 
 /// Counters the writer publishes for INFO and benchmarks.
@@ -86,12 +96,24 @@ impl Failure {
 }
 
 /// One group's view of the state: its own writes first, then the engine.
-struct GroupState<'a> {
+pub(crate) struct GroupState<'a> {
     engine: &'a Engine,
-    batch: OwnedWriteBatch,
+    pub batch: OwnedWriteBatch,
     overlay: HashMap<Bytes, Option<Record>>,
-    counts: Counts,
-    clear_requested: bool,
+    pub counts: Counts,
+    pub clear_requested: bool,
+}
+
+impl<'a> GroupState<'a> {
+    pub fn new(engine: &'a Engine, counts: Counts, capacity: usize) -> Self {
+        GroupState {
+            engine,
+            batch: engine.db.batch(),
+            overlay: HashMap::with_capacity(capacity),
+            counts,
+            clear_requested: false,
+        }
+    }
 }
 
 impl State for GroupState<'_> {
@@ -169,6 +191,7 @@ impl Writer {
                 return;
             };
             let mut shutdown = None;
+            let mut replicated = None;
             let mut size_bytes = 0usize;
             let mut next = Some(first);
             while let Some(msg) = next.take() {
@@ -186,6 +209,10 @@ impl Writer {
                         shutdown = Some(done);
                         break;
                     }
+                    WriterMsg::Replicated(msg) => {
+                        replicated = Some(msg);
+                        break;
+                    }
                 }
                 if group.len() >= self.group_mutations_max
                     || size_bytes >= self.group_size_bytes_max
@@ -196,6 +223,9 @@ impl Writer {
             }
             if !group.is_empty() {
                 self.commit_group(&mut group);
+            }
+            if let Some(msg) = replicated {
+                self.handle_replicated(msg);
             }
             if let Some(done) = shutdown {
                 rx.close();
@@ -209,6 +239,7 @@ impl Writer {
                         WriterMsg::Shutdown { done } => {
                             let _ = done.send(Ok(()));
                         }
+                        WriterMsg::Replicated(msg) => self.handle_replicated(msg),
                     }
                 }
                 let result = self.engine.persist(PersistMode::SyncAll);
@@ -225,13 +256,7 @@ impl Writer {
             }
             return;
         }
-        let mut state = GroupState {
-            engine: &self.engine,
-            batch: self.engine.db.batch(),
-            overlay: HashMap::with_capacity(group.len()),
-            counts: self.counts,
-            clear_requested: false,
-        };
+        let mut state = GroupState::new(&self.engine, self.counts, group.len());
         let mut outcomes = Vec::with_capacity(group.len());
         for (m, _) in group.iter() {
             outcomes.push(mutation::apply(&mut state, m, &self.limits));
@@ -256,14 +281,8 @@ impl Writer {
             Ok(()) => {
                 // Publish first, then answer: a client that reads after its
                 // acknowledgement must see its own write.
-                self.view.store(Arc::new(self.engine.snapshot()));
-                self.stats.keys.store(self.counts.keys, Ordering::Relaxed);
-                self.stats
-                    .expiring
-                    .store(self.counts.expiring, Ordering::Relaxed);
-                self.stats.groups.fetch_add(1, Ordering::Relaxed);
-                self.stats.mutations.fetch_add(n, Ordering::Relaxed);
-                self.stats.group_size_max.fetch_max(n, Ordering::Relaxed);
+                self.publish();
+                self.count_group(n);
                 for ((_, reply), outcome) in group.drain(..).zip(outcomes) {
                     let _ = reply.send(outcome);
                 }
@@ -277,6 +296,23 @@ impl Writer {
                 }
             }
         }
+    }
+
+    /// Makes the latest engine state the readers' view, with its counters.
+    pub(crate) fn publish(&self) {
+        self.view.store(Arc::new(self.engine.snapshot()));
+        self.stats.keys.store(self.counts.keys, Ordering::Relaxed);
+        self.stats
+            .expiring
+            .store(self.counts.expiring, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_group(&self, mutations: u64) {
+        self.stats.groups.fetch_add(1, Ordering::Relaxed);
+        self.stats.mutations.fetch_add(mutations, Ordering::Relaxed);
+        self.stats
+            .group_size_max
+            .fetch_max(mutations, Ordering::Relaxed);
     }
 
     /// Writes the batch and makes it as durable as the policy asks.

@@ -4,6 +4,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use crate::mutation::Limits;
+
 /// When an acknowledged write becomes durable.
 ///
 /// In every mode a write has reached the operating system (the journal's
@@ -95,6 +97,12 @@ pub struct StorageConfig {
     pub expiry_sweep_interval_ms: u64,
     /// Expired keys removed per sweep round.
     pub expiry_sweep_keys_max: usize,
+    /// Raft-replicated mode: writes arrive only as committed log entries
+    /// ([`crate::Store::apply_log`]), so the store runs no expiry sweeper
+    /// (expiry deletes must be log entries too, or replicas would diverge)
+    /// and no periodic fsync, and never fsyncs data writes itself: the Raft
+    /// log, in the same journal, carries durability.
+    pub replicated: bool,
 }
 
 impl StorageConfig {
@@ -112,6 +120,15 @@ impl StorageConfig {
             group_commit_size_bytes_max: 64 * 1024 * 1024,
             expiry_sweep_interval_ms: 100,
             expiry_sweep_keys_max: 1000,
+            replicated: false,
+        }
+    }
+
+    /// The limits mutations are applied with.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            key_size_bytes_max: self.key_size_bytes_max,
+            value_size_bytes_max: self.value_size_bytes_max,
         }
     }
 

@@ -20,17 +20,54 @@ use crate::record::{Record, expiry_index_key, split_expiry_index_key};
 /// most about one memtable.
 const KEYSPACE: &str = "data";
 
+/// The Raft log of a replicated store (see `raft_log.rs`). A second
+/// keyspace in the SAME database, so that one journal fsync makes both the
+/// log and the applied data durable, and the journal's order keeps them
+/// consistent after a crash (recovery replays a prefix of both). It does
+/// not pin the journal the way a counters keyspace would: it is written on
+/// every commit, so its memtable fills and flushes like the data's.
+const RAFT_LOG_KEYSPACE: &str = "raftlog";
+
 /// `k` ++ user key -> record. The tag also lets the engine, which refuses
 /// empty keys, store Redis's empty key.
-const TAG_DATA: u8 = b'k';
+pub(crate) const TAG_DATA: u8 = b'k';
 /// `m` ++ name -> Strata's own bookkeeping.
-const TAG_META: u8 = b'm';
+pub(crate) const TAG_META: u8 = b'm';
 /// `x` ++ be_u64(expire_at_ms) ++ user key -> empty: keys by expiry time.
-const TAG_EXPIRY: u8 = b'x';
+pub(crate) const TAG_EXPIRY: u8 = b'x';
 
 /// Meta key for the key counters (keys, keys with expiry), written in the
 /// same atomic batch as the data they count.
-pub(crate) const META_COUNTS: &[u8] = &[TAG_META, b'c', b'o', b'u', b'n', b't', b's'];
+pub(crate) const META_COUNTS: &[u8] = b"mcounts";
+
+/// Meta key for the replication layer's applied mark (replicated mode),
+/// written in the same atomic batch as the effects of the entries it marks.
+pub(crate) const META_APPLIED: &[u8] = b"mraft.applied";
+
+/// `m` `r` ++ be_u64(now_ms) ++ be_u64(session) ++ be_u64(seq) -> the
+/// postcard-encoded outcome of a replicated request (retry dedupe). Time
+/// first, so eviction of old records is one range scan. Note that
+/// [`META_APPLIED`] shares the `mr` prefix: dedupe keys are told apart by
+/// their exact length, [`DEDUPE_KEY_LEN`].
+pub(crate) const DEDUPE_PREFIX: &[u8] = b"mr";
+pub(crate) const DEDUPE_KEY_LEN: usize = 2 + 3 * 8;
+
+pub(crate) fn dedupe_key(now_ms: u64, session: u64, seq: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(DEDUPE_KEY_LEN);
+    out.extend_from_slice(DEDUPE_PREFIX);
+    out.extend_from_slice(&now_ms.to_be_bytes());
+    out.extend_from_slice(&session.to_be_bytes());
+    out.extend_from_slice(&seq.to_be_bytes());
+    out
+}
+
+/// Dedupe records of requests accepted before `older_than_ms`. Dedupe
+/// keys are the only 26-byte keys in this range; filter on the length.
+pub(crate) fn dedupe_range_before(older_than_ms: u64) -> std::ops::Range<Vec<u8>> {
+    let mut end = DEDUPE_PREFIX.to_vec();
+    end.extend_from_slice(&older_than_ms.to_be_bytes());
+    dedupe_key(0, 0, 0)..end
+}
 
 fn tagged(tag: u8, rest: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(1 + rest.len());
@@ -95,8 +132,11 @@ impl Counts {
 
 pub(crate) struct Engine {
     pub db: Database,
-    /// The one keyspace; see [`KEYSPACE`].
+    /// The one data keyspace; see [`KEYSPACE`].
     pub data: Keyspace,
+    /// The Raft log; opened only in replicated mode, so a single-node data
+    /// directory keeps exactly its old layout.
+    pub raft_log: Option<Keyspace>,
 }
 
 impl Engine {
@@ -111,7 +151,14 @@ impl Engine {
         let data = db.keyspace(KEYSPACE, || {
             KeyspaceCreateOptions::default().max_memtable_size(memtable)
         })?;
-        Ok(Arc::new(Engine { db, data }))
+        let raft_log = if config.replicated {
+            Some(db.keyspace(RAFT_LOG_KEYSPACE, || {
+                KeyspaceCreateOptions::default().max_memtable_size(memtable)
+            })?)
+        } else {
+            None
+        };
+        Ok(Arc::new(Engine { db, data, raft_log }))
     }
 
     /// Reads a record from the latest state (the writer's view).

@@ -20,6 +20,10 @@ pub enum StorageError {
     ShuttingDown,
     #[error("invalid storage configuration: {0}")]
     Config(String),
+    /// A direct write to a replicated store: its state changes only by
+    /// applying committed Raft log entries, or replicas would diverge.
+    #[error("this store is replicated; writes go through the Raft log")]
+    Replicated,
     #[error("result too large: more than {limit} {what}")]
     ResultTooLarge { what: &'static str, limit: usize },
 }

@@ -7,7 +7,11 @@
 //!   ([`Store::submit`]), applied in order by the state machine
 //!   [`mutation::apply`];
 //! - durability per [`FsyncPolicy`]; expiry by a background sweeper that
-//!   itself writes through the same path.
+//!   itself writes through the same path;
+//! - or, in replicated mode ([`StorageConfig::replicated`]), writes only as
+//!   committed Raft log entries ([`Store::apply_log`], [`LogEntry`]), with
+//!   the log itself in the same database ([`LogStore`]). Storage knows
+//!   nothing of Raft: the replication layer drives these calls.
 
 mod commit;
 mod config;
@@ -15,15 +19,20 @@ mod engine;
 mod error;
 pub mod mutation;
 pub mod pattern;
+mod raft_log;
 pub mod record;
+mod replicated;
 mod snapshot;
 mod store;
 
 pub use config::{FsyncPolicy, KEY_SIZE_BYTES_LIMIT, StorageConfig, VALUE_SIZE_BYTES_LIMIT};
 pub use error::{Result, StorageError};
 pub use mutation::{
-    ExpireCondition, GetExChange, Mutation, MutationError, Op, Outcome, SetCondition, SetExpiry,
+    ExpireCondition, GetExChange, Limits, Mutation, MutationError, Op, Outcome, SetCondition,
+    SetExpiry,
 };
+pub use raft_log::LogStore;
 pub use record::Record;
+pub use replicated::{LogEntry, RequestId};
 pub use snapshot::Snapshot;
 pub use store::{Store, StoreStats, Ticket, now_ms};

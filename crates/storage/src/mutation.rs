@@ -161,7 +161,8 @@ impl Mutation {
 }
 
 /// What a mutation answers. Protocol-neutral: the server maps it to RESP.
-#[derive(Clone, Debug, PartialEq)]
+/// Serialisable because a replicated store keeps outcomes for retry dedupe.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Outcome {
     Ok,
     Nil,
@@ -171,7 +172,7 @@ pub enum Outcome {
 }
 
 /// A mutation refused by the state machine. Nothing was changed.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum MutationError {
     #[error("value is not an integer or out of range")]
     NotInteger,
@@ -198,7 +199,9 @@ pub trait State {
     fn clear(&mut self) -> crate::Result<()>;
 }
 
-#[derive(Clone, Copy, Debug)]
+/// Serialisable because a replicated log carries the limits with each
+/// entry, so every replica refuses the same mutations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {
     pub key_size_bytes_max: usize,
     pub value_size_bytes_max: usize,

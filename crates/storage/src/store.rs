@@ -18,7 +18,7 @@ use crate::config::{FsyncPolicy, StorageConfig};
 use crate::engine::Engine;
 use crate::engine::{due_expiry_range, split_expiry_key};
 use crate::error::{Result, StorageError};
-use crate::mutation::{Limits, Mutation, Op, Outcome};
+use crate::mutation::{Mutation, Op, Outcome};
 use crate::record::Record;
 use crate::snapshot::Snapshot;
 
@@ -53,13 +53,13 @@ pub struct StoreStats {
     pub failed: Option<String>,
 }
 
-struct Inner {
-    engine: Arc<Engine>,
+pub(crate) struct Inner {
+    pub(crate) engine: Arc<Engine>,
     view: Arc<ArcSwap<fjall::Snapshot>>,
-    stats: Arc<WriterStats>,
-    failed: Arc<Failure>,
-    tx: mpsc::Sender<WriterMsg>,
-    config: StorageConfig,
+    pub(crate) stats: Arc<WriterStats>,
+    pub(crate) failed: Arc<Failure>,
+    pub(crate) tx: mpsc::Sender<WriterMsg>,
+    pub(crate) config: StorageConfig,
     stopping: Arc<AtomicBool>,
     threads: std::sync::Mutex<Vec<JoinHandle<()>>>,
 }
@@ -76,12 +76,13 @@ impl Ticket {
 /// Cheap to clone; all clones share one engine and one writer.
 #[derive(Clone)]
 pub struct Store {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl Store {
     /// Opens (or creates) the store and recovers it: the engine replays its
-    /// journal, then the key counters are loaded.
+    /// journal, then the key counters are loaded. A replicated store (see
+    /// [`StorageConfig::replicated`]) starts no sweeper and no fsync thread.
     pub fn open(config: StorageConfig) -> Result<Store> {
         let engine = Engine::open(&config)?;
         let counts = engine.recover_counts()?;
@@ -96,11 +97,14 @@ impl Store {
             view: view.clone(),
             stats: stats.clone(),
             failed: failed.clone(),
-            fsync: config.fsync,
-            limits: Limits {
-                key_size_bytes_max: config.key_size_bytes_max,
-                value_size_bytes_max: config.value_size_bytes_max,
+            // Replicated: the Raft log in the same journal is what gets
+            // fsynced; `submit` is refused, so this only guards the path.
+            fsync: if config.replicated {
+                FsyncPolicy::Never
+            } else {
+                config.fsync
             },
+            limits: config.limits(),
             group_mutations_max: config.group_commit_mutations_max,
             group_size_bytes_max: config.group_commit_size_bytes_max,
             counts,
@@ -135,20 +139,24 @@ impl Store {
                 threads: std::sync::Mutex::new(Vec::new()),
             }),
         };
-        if let FsyncPolicy::Periodic { interval_ms } = store.inner.config.fsync {
+        // Replicated: expiry deletes must be log entries (a local sweeper
+        // would make replicas diverge), and durability is the Raft log's.
+        if !store.inner.config.replicated {
+            if let FsyncPolicy::Periodic { interval_ms } = store.inner.config.fsync {
+                let s = store.clone();
+                threads.push(
+                    std::thread::Builder::new()
+                        .name("strata-fsync".into())
+                        .spawn(move || s.periodic_sync_loop(interval_ms))?,
+                );
+            }
             let s = store.clone();
             threads.push(
                 std::thread::Builder::new()
-                    .name("strata-fsync".into())
-                    .spawn(move || s.periodic_sync_loop(interval_ms))?,
+                    .name("strata-expiry".into())
+                    .spawn(move || s.expiry_sweep_loop())?,
             );
         }
-        let s = store.clone();
-        threads.push(
-            std::thread::Builder::new()
-                .name("strata-expiry".into())
-                .spawn(move || s.expiry_sweep_loop())?,
-        );
         if let Ok(mut t) = store.inner.threads.lock() {
             *t = threads;
         }
@@ -161,7 +169,8 @@ impl Store {
 
     /// Submits a mutation and waits until it is applied and as durable as
     /// the fsync policy promises. Waits for queue space when the writer is
-    /// behind: that is the backpressure that bounds memory.
+    /// behind: that is the backpressure that bounds memory. A replicated
+    /// store refuses with [`StorageError::Replicated`].
     pub async fn submit(&self, mutation: Mutation) -> Result<Outcome> {
         self.enqueue(mutation).await?.outcome().await
     }
@@ -170,6 +179,7 @@ impl Store {
     /// can queue a whole pipeline and let it land in one group commit.
     /// Waits only for queue space (backpressure).
     pub async fn enqueue(&self, mutation: Mutation) -> Result<Ticket> {
+        self.refuse_if_replicated()?;
         let (reply, rx) = oneshot::channel();
         self.inner
             .tx
@@ -181,12 +191,20 @@ impl Store {
 
     /// The same, from a plain thread.
     pub fn submit_blocking(&self, mutation: Mutation) -> Result<Outcome> {
+        self.refuse_if_replicated()?;
         let (reply, rx) = oneshot::channel();
         self.inner
             .tx
             .blocking_send(WriterMsg::Apply { mutation, reply })
             .map_err(|_| StorageError::ShuttingDown)?;
         rx.blocking_recv().map_err(|_| StorageError::ShuttingDown)?
+    }
+
+    fn refuse_if_replicated(&self) -> Result<()> {
+        if self.inner.config.replicated {
+            return Err(StorageError::Replicated);
+        }
+        Ok(())
     }
 
     /// Finishes every queued mutation, fsyncs, and stops the background
@@ -354,13 +372,19 @@ impl Store {
         }
     }
 
-    fn due_expiries(&self, now: u64, keys_max: usize) -> Result<Vec<(Bytes, u64)>> {
+    /// Up to `keys_max` (key, expiry time) pairs of the expiry index that are
+    /// due at `now_ms`, read from the latest state; the input of an
+    /// [`Op::SweepExpired`] (a replicated leader proposes it as a log entry).
+    pub fn due_expiries(&self, now_ms: u64, keys_max: usize) -> Result<Vec<(Bytes, u64)>> {
         let mut out = Vec::new();
+        if keys_max == 0 {
+            return Ok(out);
+        }
         for guard in self
             .inner
             .engine
             .data
-            .range::<Vec<u8>, _>(due_expiry_range(now))
+            .range::<Vec<u8>, _>(due_expiry_range(now_ms))
         {
             let raw_key = guard.key()?;
             let Some((at, key)) = split_expiry_key(&raw_key) else {

@@ -34,9 +34,12 @@ pub fn quit(_: &mut Ctx<'_>, _: &[Bytes]) -> Action {
     Action::Close(Reply::ok())
 }
 
-/// READONLY/READWRITE: accepted so cluster-aware clients can connect; a
-/// single node always serves reads locally.
-pub fn readonly(_: &mut Ctx<'_>, _: &[Bytes]) -> Action {
+/// READONLY: this connection's reads are served from the local node's
+/// applied state without a ReadIndex round: fast, and possibly stale on a
+/// follower (as on a Redis Cluster replica). READWRITE: back to
+/// linearizable reads. A single node is always up to date.
+pub fn readonly(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
+    ctx.session.readonly = a[0].eq_ignore_ascii_case(b"readonly");
     Reply::ok().into()
 }
 

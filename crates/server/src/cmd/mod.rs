@@ -8,6 +8,7 @@
 //! changes state is a `Mutation`, which is what a replicated log will carry.
 
 mod args;
+pub mod cluster;
 mod connection;
 mod expiry;
 mod keys;
@@ -33,6 +34,9 @@ pub enum Action {
     Write(Mutation),
     /// Reply, then close the connection (QUIT).
     Close(Reply),
+    /// A cluster request; the connection runs it (it may wait on the
+    /// network) and replies.
+    Cluster(cluster::ClusterCall),
 }
 
 impl From<Reply> for Action {
@@ -96,6 +100,8 @@ pub static TABLE: &[Spec] = &[
     spec!("flushdb", -1, true, W, (0, 0, 0), server::flushall),
     spec!("flushall", -1, true, W, (0, 0, 0), server::flushall),
     spec!("time", 1, false, F, (0, 0, 0), server::time),
+    spec!("cluster", -2, false, &[], (0, 0, 0), cluster::cluster),
+    spec!("role", 1, false, F, (0, 0, 0), cluster::role),
     // Strings
     spec!("get", 2, false, R, (1, 1, 1), strings::get),
     spec!("set", -3, true, W, (1, 1, 1), strings::set),
@@ -214,6 +220,29 @@ pub fn outcome_reply(result: Result<Outcome, StorageError>) -> Reply {
         Ok(Outcome::Refused(e)) => Reply::error(format!("ERR {e}")),
         Err(e) => storage_error(&e),
     }
+}
+
+/// The reply for a write or read-barrier failure.
+pub fn path_error(e: &crate::shared::PathError) -> Reply {
+    match e {
+        crate::shared::PathError::Storage(e) => storage_error(e),
+        // Already prefixed: CLUSTERDOWN, TRYAGAIN or ERR.
+        crate::shared::PathError::Cluster(c) => Reply::error(c.to_string()),
+    }
+}
+
+/// A write's reply in cluster or single-node mode.
+pub fn write_reply(result: Result<Outcome, crate::shared::PathError>) -> Reply {
+    match result {
+        Ok(o) => outcome_reply(Ok(o)),
+        Err(e) => path_error(&e),
+    }
+}
+
+/// Whether a command reads keyspace data (and so needs a read barrier in
+/// cluster mode).
+pub fn reads_data(spec: &Spec) -> bool {
+    !spec.write && spec.flags.contains(&"readonly")
 }
 
 pub fn storage_error(e: &StorageError) -> Reply {

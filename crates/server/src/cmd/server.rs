@@ -271,9 +271,10 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
                 stats.protocol_errors.load(Relaxed),
             );
         }
-        "replication" => {
-            out.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n");
-        }
+        "replication" => match &shared.cluster {
+            Some(node) => super::cluster::info_replication(&node.status(), out),
+            None => out.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n"),
+        },
         "keyspace" => {
             out.push_str("# Keyspace\r\n");
             let s = shared.store.stats();

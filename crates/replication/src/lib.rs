@@ -1,0 +1,23 @@
+//! Strata's replication: Raft through openraft, behind a thin adapter.
+//!
+//! - [`types`]: openraft's type configuration; a log entry is a [`Command`]
+//!   (one write, with its retry id).
+//! - [`log_store`]: the Raft log and vote in Strata's storage engine, with
+//!   group-committed fsyncs.
+//! - [`state_machine`]: committed entries applied to the [`strata_storage::Store`];
+//!   snapshots as streamed files.
+//! - [`wire`], [`network`], `peer_server`: the peer protocol over TCP.
+//! - [`node`]: [`ClusterNode`], what the server uses: write batches, read
+//!   barriers, status, membership changes, graceful hand-over.
+
+pub mod log_store;
+pub mod network;
+pub mod node;
+mod peer_server;
+pub mod state_machine;
+pub mod types;
+pub mod wire;
+
+pub use node::{ClusterConfig, ClusterError, ClusterNode, ClusterStatus, DEDUPE_WINDOW_MS};
+pub use types::{Command, NodeId};
+pub use wire::{AdminRequest, NodeStatus};

@@ -1,0 +1,259 @@
+//! Outbound peer connections: openraft's network (append, vote, snapshot,
+//! leader transfer) and the connection used to forward client requests.
+
+use std::future::Future;
+use std::io;
+use std::time::Duration;
+
+use openraft::BasicNode;
+use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
+use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
+};
+use openraft::type_config::alias::SnapshotOf;
+use tokio::io::{AsyncReadExt, BufReader, BufWriter};
+use tokio::net::TcpStream;
+
+use crate::state_machine::SnapshotFile;
+use crate::types::{NodeId, TypeConfig, Vote};
+use crate::wire::{
+    self, Request, Response, SNAPSHOT_CHUNK_BYTES, preamble, read_frame, with_timeout, write_frame,
+};
+
+/// Bound on establishing a peer connection.
+const CONNECT_TIMEOUT_MS: u64 = 1_000;
+/// Bound on one snapshot chunk's send (a slow link fails instead of hanging).
+const SNAPSHOT_CHUNK_TIMEOUT_MS: u64 = 30_000;
+/// Bound on the receiver's install after the last chunk.
+const SNAPSHOT_INSTALL_TIMEOUT_MS: u64 = 600_000;
+
+/// One open connection to a peer, request/response at a time.
+pub struct PeerConn {
+    reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    writer: BufWriter<tokio::net::tcp::OwnedWriteHalf>,
+}
+
+impl PeerConn {
+    pub async fn connect(from: NodeId, to: NodeId, addr: &str) -> io::Result<PeerConn> {
+        let stream = with_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS), async {
+            TcpStream::connect(addr).await
+        })
+        .await?;
+        stream.set_nodelay(true)?;
+        let (r, w) = stream.into_split();
+        let mut conn = PeerConn {
+            reader: BufReader::with_capacity(64 * 1024, r),
+            writer: BufWriter::with_capacity(64 * 1024, w),
+        };
+        use tokio::io::AsyncWriteExt;
+        conn.writer.write_all(&preamble(from, to)).await?;
+        Ok(conn)
+    }
+
+    pub async fn call(&mut self, req: &Request, timeout: Duration) -> io::Result<Response> {
+        with_timeout(timeout, async {
+            write_frame(&mut self.writer, req).await?;
+            match read_frame(&mut self.reader).await? {
+                Some(r) => Ok(r),
+                None => Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "peer closed the connection",
+                )),
+            }
+        })
+        .await
+    }
+}
+
+/// Creates one client per target; openraft asks for separate clients for
+/// replication, heartbeats and snapshots, so they never queue behind
+/// each other on one connection.
+#[derive(Clone)]
+pub struct Network {
+    pub self_id: NodeId,
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
+        PeerClient {
+            from: self.self_id,
+            target,
+            addr: node.addr.clone(),
+            conn: None,
+        }
+    }
+}
+
+pub struct PeerClient {
+    from: NodeId,
+    target: NodeId,
+    addr: String,
+    conn: Option<PeerConn>,
+}
+
+fn unreachable_err(e: &io::Error) -> RPCError<TypeConfig> {
+    RPCError::Unreachable(Unreachable::new(e))
+}
+
+fn network_err(e: &io::Error) -> RPCError<TypeConfig> {
+    RPCError::Network(NetworkError::new(e))
+}
+
+fn remote_err(msg: String) -> RPCError<TypeConfig> {
+    RPCError::Network(NetworkError::from_string(msg))
+}
+
+impl PeerClient {
+    async fn call(
+        &mut self,
+        req: Request,
+        option: &RPCOption,
+    ) -> Result<Response, RPCError<TypeConfig>> {
+        if self.conn.is_none() {
+            let conn = PeerConn::connect(self.from, self.target, &self.addr)
+                .await
+                .map_err(|e| unreachable_err(&e))?;
+            self.conn = Some(conn);
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(remote_err("no connection".into()));
+        };
+        match conn.call(&req, option.soft_ttl()).await {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                // The stream position is unknown after a failure: reconnect.
+                self.conn = None;
+                Err(network_err(&e))
+            }
+        }
+    }
+
+    async fn send_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: SnapshotOf<TypeConfig, SnapshotFile>,
+    ) -> io::Result<Response> {
+        // A dedicated connection: a transfer can take long, and a failed
+        // one leaves nothing half-read on a shared connection.
+        let mut conn = PeerConn::connect(self.from, self.target, &self.addr).await?;
+        let mut file = tokio::fs::File::open(&snapshot.snapshot.path).await?;
+        let size_bytes = file.metadata().await?.len();
+        let begin = Request::SnapshotBegin {
+            vote,
+            last_log_id: snapshot.meta.last_log_id,
+            membership: snapshot.meta.last_membership.clone(),
+            size_bytes,
+        };
+        let chunk_timeout = Duration::from_millis(SNAPSHOT_CHUNK_TIMEOUT_MS);
+        with_timeout(chunk_timeout, write_frame(&mut conn.writer, &begin)).await?;
+        let mut sent = 0u64;
+        let mut buf = vec![0u8; SNAPSHOT_CHUNK_BYTES];
+        while sent < size_bytes {
+            let n = file.read(&mut buf).await?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "snapshot file shrank while being sent",
+                ));
+            }
+            sent += n as u64;
+            let chunk = Request::SnapshotChunk(buf[..n].to_vec());
+            with_timeout(chunk_timeout, write_frame(&mut conn.writer, &chunk)).await?;
+        }
+        with_timeout(Duration::from_millis(SNAPSHOT_INSTALL_TIMEOUT_MS), async {
+            read_frame(&mut conn.reader).await?.ok_or_else(|| {
+                io::Error::new(io::ErrorKind::UnexpectedEof, "peer closed during snapshot")
+            })
+        })
+        .await
+    }
+}
+
+impl RaftNetworkV2<TypeConfig> for PeerClient {
+    type SnapshotData = SnapshotFile;
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self.call(Request::Append(rpc), &option).await? {
+            Response::Append(Ok(r)) => Ok(r),
+            Response::Append(Err(e)) => Err(remote_err(e)),
+            other => Err(remote_err(format!("unexpected reply to append: {other:?}"))),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self.call(Request::Vote(rpc), &option).await? {
+            Response::Vote(Ok(r)) => Ok(r),
+            Response::Vote(Err(e)) => Err(remote_err(e)),
+            other => Err(remote_err(format!("unexpected reply to vote: {other:?}"))),
+        }
+    }
+
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self.call(Request::PreVote(rpc), &option).await? {
+            Response::Vote(Ok(r)) => Ok(r),
+            Response::Vote(Err(e)) => Err(remote_err(e)),
+            other => Err(remote_err(format!(
+                "unexpected reply to pre-vote: {other:?}"
+            ))),
+        }
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: SnapshotOf<TypeConfig, SnapshotFile>,
+        cancel: impl Future<Output = ReplicationClosed> + openraft::OptionalSend + 'static,
+        _option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let result = tokio::select! {
+            r = self.send_snapshot(vote, snapshot) => r,
+            closed = cancel => return Err(StreamingError::Closed(closed)),
+        };
+        match result {
+            Ok(Response::Snapshot(Ok(r))) => Ok(r),
+            Ok(Response::Snapshot(Err(e))) => {
+                Err(StreamingError::Network(NetworkError::from_string(e)))
+            }
+            Ok(other) => Err(StreamingError::Network(NetworkError::from_string(format!(
+                "unexpected reply to snapshot: {other:?}"
+            )))),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                Err(StreamingError::Unreachable(Unreachable::new(&e)))
+            }
+            Err(e) => Err(StreamingError::Network(NetworkError::new(&e))),
+        }
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        req: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self.call(Request::TransferLeader(req), &option).await? {
+            Response::TransferLeader(Ok(r)) => Ok(r),
+            Response::TransferLeader(Err(e)) => Err(remote_err(e)),
+            other => Err(remote_err(format!(
+                "unexpected reply to transfer: {other:?}"
+            ))),
+        }
+    }
+}
+
+#[allow(unused_imports)]
+use wire as _;

@@ -1,0 +1,909 @@
+//! [`ClusterNode`]: one Strata node in a Raft cluster. The server talks to
+//! this type only: write batches, read barriers, status, membership.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use openraft::Instant as _;
+use openraft::async_runtime::WatchReceiver;
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, ChangeMembers, Config, ReadPolicy, ServerState, SnapshotPolicy};
+use strata_storage::mutation::Limits;
+use strata_storage::{FsyncPolicy, Mutation, Op, Outcome, RequestId, Store, now_ms};
+use tokio::net::TcpListener;
+use tokio::sync::{Mutex, Semaphore, watch};
+
+use crate::log_store::LogStore;
+use crate::network::{Network, PeerConn};
+use crate::state_machine::{SmStats, StateMachine};
+use crate::types::{Command, NodeId, Raft};
+use crate::wire::{AdminRequest, ForwardError, NodeStatus, Request, Response};
+
+/// How long a dedupe record must outlive the retries that could hit it.
+/// Retries stop after `forward_timeout_ms` (seconds); minutes of margin.
+pub const DEDUPE_WINDOW_MS: u64 = 10 * 60 * 1000;
+/// A forwarded command older than this (by the leader's clock) is refused:
+/// its dedupe record might already be evicted, so applying it could apply
+/// a retried write twice.
+const FORWARDED_COMMAND_AGE_MS_MAX: u64 = DEDUPE_WINDOW_MS / 2;
+/// Idle forwarding connections kept per leader.
+const FORWARD_POOL_IDLE_MAX: usize = 64;
+/// Forwarded requests in flight from this node at once (bounds sockets).
+const FORWARD_IN_FLIGHT_MAX: usize = 256;
+/// Pause between forwarding attempts while there is no usable leader.
+const RETRY_PAUSE_MS: u64 = 50;
+/// How long a membership change may take (a learner catching up through a
+/// snapshot of a large store included).
+const ADMIN_TIMEOUT_MS: u64 = 600_000;
+/// Bound on a status probe of another node.
+const STATUS_TIMEOUT_MS: u64 = 1_000;
+/// Commands in one forwarded batch at most (a connection's pipeline).
+pub const WRITE_BATCH_COMMANDS_MAX: usize = 4096;
+
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    pub node_id: NodeId,
+    pub peer_listen: SocketAddr,
+    /// Bootstrap members (id, peer address); empty when joining.
+    pub initial_cluster: Vec<(NodeId, String)>,
+    /// Peer address of a running member to join through.
+    pub join: Option<String>,
+    pub join_as_voter: bool,
+    pub heartbeat_ms: u64,
+    pub election_timeout_ms: u64,
+    pub snapshot_logs: u64,
+    pub forward_timeout_ms: u64,
+    pub fsync: FsyncPolicy,
+    pub snapshot_dir: PathBuf,
+    pub expiry_sweep_interval_ms: u64,
+    pub expiry_sweep_keys_max: usize,
+}
+
+impl ClusterConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.node_id == 0 {
+            return Err("--node-id must be at least 1".into());
+        }
+        if self.initial_cluster.is_empty() == self.join.is_none() {
+            return Err("cluster mode needs exactly one of --initial-cluster or --join".into());
+        }
+        if !self.initial_cluster.is_empty()
+            && !self
+                .initial_cluster
+                .iter()
+                .any(|(id, _)| *id == self.node_id)
+        {
+            return Err(format!(
+                "--initial-cluster does not list this node's id {}",
+                self.node_id
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        for (id, _) in &self.initial_cluster {
+            if *id == 0 || !seen.insert(*id) {
+                return Err(format!(
+                    "--initial-cluster: node id {id} is zero or repeated"
+                ));
+            }
+        }
+        if self.heartbeat_ms == 0 || self.election_timeout_ms < 3 * self.heartbeat_ms {
+            return Err(
+                "--election-timeout-ms must be at least 3 x --heartbeat-ms (and both positive)"
+                    .into(),
+            );
+        }
+        if self.snapshot_logs == 0 || self.forward_timeout_ms == 0 {
+            return Err("--snapshot-logs and --forward-timeout-ms must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+/// Why a cluster request failed. `Down` and `Again` mean the outcome of a
+/// write is unknown (it may have been applied).
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum ClusterError {
+    /// No leader could be reached within the forwarding timeout.
+    #[error("CLUSTERDOWN {0}")]
+    Down(String),
+    /// Transient: a leader change in progress.
+    #[error("TRYAGAIN {0}")]
+    Again(String),
+    /// Refused by the cluster (bad membership change, ...).
+    #[error("ERR {0}")]
+    Refused(String),
+}
+
+/// Live figures for CLUSTER INFO, ROLE and INFO replication.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterStatus {
+    pub id: NodeId,
+    pub role: &'static str,
+    pub term: u64,
+    pub leader: Option<NodeId>,
+    pub leader_peer_addr: Option<String>,
+    pub commit_index: u64,
+    pub applied_index: u64,
+    pub last_log_index: u64,
+    pub snapshot_index: Option<u64>,
+    pub purged_index: Option<u64>,
+    pub voters: Vec<NodeId>,
+    pub learners: Vec<NodeId>,
+    pub nodes: BTreeMap<NodeId, String>,
+    /// On the leader: each follower's matched log index.
+    pub matched: BTreeMap<NodeId, Option<u64>>,
+    pub snapshots_built: u64,
+    pub snapshots_installed: u64,
+    /// Milliseconds since a quorum last acknowledged the leader.
+    pub quorum_ack_age_ms: Option<u64>,
+}
+
+struct Inner {
+    id: NodeId,
+    raft: Raft,
+    store: Store,
+    config: ClusterConfig,
+    client_addr: String,
+    peer_addr: String,
+    /// Request ids: a per-process random session and a counter.
+    session: u64,
+    next_seq: AtomicU64,
+    pool: Mutex<HashMap<NodeId, Vec<PeerConn>>>,
+    forward_slots: Semaphore,
+    sm_stats: Arc<SmStats>,
+    stopping: AtomicBool,
+    stop_tx: watch::Sender<bool>,
+}
+
+#[derive(Clone)]
+pub struct ClusterNode {
+    inner: Arc<Inner>,
+}
+
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState is seeded from the OS per process; mixed with time and
+    // pid, collisions between sessions are negligible.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(now_ms());
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+fn role_name(s: ServerState) -> &'static str {
+    match s {
+        ServerState::Leader => "leader",
+        ServerState::Follower => "follower",
+        ServerState::Candidate => "candidate",
+        ServerState::Learner => "learner",
+        ServerState::Shutdown => "shutdown",
+    }
+}
+
+impl ClusterNode {
+    /// Binds the peer listener, opens Raft over `store`, starts serving
+    /// peers, and bootstraps or joins. Returns once the node is running;
+    /// leadership and joining happen in the background.
+    pub async fn start(
+        config: ClusterConfig,
+        store: Store,
+        client_addr: String,
+    ) -> Result<(ClusterNode, SocketAddr), std::io::Error> {
+        config
+            .validate()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let listener = TcpListener::bind(config.peer_listen).await?;
+        let peer_local = listener.local_addr()?;
+        let raft_config = Config {
+            cluster_name: "strata".into(),
+            heartbeat_interval: config.heartbeat_ms,
+            election_timeout_min: config.election_timeout_ms,
+            election_timeout_max: config.election_timeout_ms * 2,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_logs),
+            // Keep some log behind a snapshot so a briefly lagging follower
+            // catches up from the log instead of a whole snapshot.
+            max_in_snapshot_log_to_keep: (config.snapshot_logs / 2).min(10_000),
+            max_payload_entries: 1024,
+            // Installing a large snapshot takes a while; the receiver
+            // answers only after the install.
+            install_snapshot_timeout: 600_000,
+            ..Default::default()
+        };
+        let raft_config =
+            Arc::new(raft_config.validate().map_err(|e| {
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string())
+            })?);
+        let sm_stats = Arc::new(SmStats::default());
+        let sm = StateMachine::open(store.clone(), config.snapshot_dir.clone(), sm_stats.clone())
+            .await?;
+        let log = LogStore::new(store.log_store(), config.fsync)?;
+        let network = Network {
+            self_id: config.node_id,
+        };
+        let raft = Raft::new(config.node_id, raft_config, network, log, sm)
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        // The advertised peer address: what --initial-cluster says for us,
+        // or the bound address.
+        let peer_addr = config
+            .initial_cluster
+            .iter()
+            .find(|(id, _)| *id == config.node_id)
+            .map(|(_, a)| a.clone())
+            .unwrap_or_else(|| peer_local.to_string());
+        let (stop_tx, _) = watch::channel(false);
+        let node = ClusterNode {
+            inner: Arc::new(Inner {
+                id: config.node_id,
+                raft,
+                store,
+                client_addr,
+                peer_addr,
+                session: random_u64(),
+                next_seq: AtomicU64::new(1),
+                pool: Mutex::new(HashMap::new()),
+                forward_slots: Semaphore::new(FORWARD_IN_FLIGHT_MAX),
+                sm_stats,
+                stopping: AtomicBool::new(false),
+                stop_tx,
+                config,
+            }),
+        };
+        tokio::spawn(crate::peer_server::serve(listener, node.clone()));
+        node.bootstrap_or_join().await?;
+        tokio::spawn(node.clone().expiry_loop());
+        tokio::spawn(node.clone().dedupe_eviction_loop());
+        Ok((node, peer_local))
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.inner.id
+    }
+
+    pub(crate) fn raft(&self) -> &Raft {
+        &self.inner.raft
+    }
+
+    pub(crate) fn snapshot_dir(&self) -> &std::path::Path {
+        &self.inner.config.snapshot_dir
+    }
+
+    pub fn client_addr(&self) -> &str {
+        &self.inner.client_addr
+    }
+
+    async fn bootstrap_or_join(&self) -> Result<(), std::io::Error> {
+        let raft = &self.inner.raft;
+        let initialized = raft
+            .is_initialized()
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        if initialized {
+            return Ok(());
+        }
+        if !self.inner.config.initial_cluster.is_empty() {
+            let members: BTreeMap<NodeId, BasicNode> = self
+                .inner
+                .config
+                .initial_cluster
+                .iter()
+                .map(|(id, addr)| (*id, BasicNode::new(addr)))
+                .collect();
+            // Every bootstrap node initializes with the identical
+            // membership; that is safe in any start order (Raft elects
+            // one leader; openraft refuses a second initialize).
+            if let Err(e) = raft.initialize(members).await {
+                tracing::info!(error = %e, "initialize skipped");
+            }
+            return Ok(());
+        }
+        if let Some(join) = self.inner.config.join.clone() {
+            let node = self.clone();
+            tokio::spawn(async move { node.join_loop(join).await });
+        }
+        Ok(())
+    }
+
+    /// Asks the cluster (through `join`) to add this node, until it works
+    /// or the node stops.
+    async fn join_loop(self, join: String) {
+        let req = if self.inner.config.join_as_voter {
+            AdminRequest::AddVoter {
+                id: self.inner.id,
+                peer_addr: self.inner.peer_addr.clone(),
+            }
+        } else {
+            AdminRequest::AddLearner {
+                id: self.inner.id,
+                peer_addr: self.inner.peer_addr.clone(),
+            }
+        };
+        let mut pause_ms = 100;
+        while !self.inner.stopping.load(Ordering::Acquire) {
+            let attempt = async {
+                let mut conn = PeerConn::connect(self.inner.id, 0, &join).await?;
+                conn.call(
+                    &Request::Admin(req.clone()),
+                    Duration::from_millis(ADMIN_TIMEOUT_MS),
+                )
+                .await
+            };
+            match attempt.await {
+                Ok(Response::Admin(Ok(()))) => {
+                    tracing::info!(via = %join, "joined the cluster");
+                    return;
+                }
+                Ok(Response::Admin(Err(e))) => {
+                    tracing::warn!(via = %join, error = %e, "join refused; retrying")
+                }
+                Ok(other) => tracing::warn!(?other, "unexpected reply to join"),
+                Err(e) => tracing::warn!(via = %join, error = %e, "join failed; retrying"),
+            }
+            tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+            pause_ms = (pause_ms * 2).min(5_000);
+        }
+    }
+
+    fn next_request(&self) -> RequestId {
+        RequestId {
+            session: self.inner.session,
+            seq: self.inner.next_seq.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    fn is_leader(&self) -> bool {
+        self.inner.raft.is_leader()
+    }
+
+    fn leader(&self) -> Option<(NodeId, String)> {
+        let m = self.inner.raft.metrics().borrow_watched().clone();
+        let id = m.current_leader?;
+        let addr = m.membership_config.get_node(&id)?.addr.clone();
+        Some((id, addr))
+    }
+
+    /// Applies a connection's pipeline of writes through the log, in order.
+    /// Each gets its outcome, or an error meaning "unknown outcome".
+    pub async fn write_batch(
+        &self,
+        mutations: Vec<Mutation>,
+        limits: Limits,
+    ) -> Vec<Result<Outcome, ClusterError>> {
+        let commands: Vec<Command> = mutations
+            .into_iter()
+            .map(|mutation| Command {
+                request: Some(self.next_request()),
+                limits,
+                mutation,
+            })
+            .collect();
+        self.submit(commands).await
+    }
+
+    /// Submits commands (ids already assigned) with retries until the
+    /// forwarding deadline. A retry resends the same ids: the state machine
+    /// applies each id once, so a command that did commit before a leader
+    /// change is not applied again.
+    async fn submit(&self, commands: Vec<Command>) -> Vec<Result<Outcome, ClusterError>> {
+        let n = commands.len();
+        let deadline = Instant::now() + Duration::from_millis(self.inner.config.forward_timeout_ms);
+        let mut last_error;
+        loop {
+            if self.inner.stopping.load(Ordering::Acquire) {
+                return vec![Err(ClusterError::Again("node is shutting down".into())); n];
+            }
+            let attempt = if self.is_leader() {
+                self.submit_local(commands.clone()).await
+            } else if let Some((leader, addr)) = self.leader() {
+                self.forward(leader, &addr, Request::WriteBatch(commands.clone()))
+                    .await
+                    .and_then(|r| match r {
+                        Response::WriteBatch(r) => r,
+                        other => Err(ForwardError::Unavailable(format!(
+                            "unexpected reply to a forwarded write: {other:?}"
+                        ))),
+                    })
+            } else {
+                Err(ForwardError::NotLeader { leader: None })
+            };
+            match attempt {
+                Ok(outcomes) if outcomes.len() == n => {
+                    return outcomes.into_iter().map(Ok).collect();
+                }
+                Ok(outcomes) => {
+                    // A protocol invariant: one outcome per command.
+                    last_error = format!(
+                        "leader answered {} outcomes for {n} commands",
+                        outcomes.len()
+                    );
+                    tracing::error!("{last_error}");
+                }
+                Err(ForwardError::Refused(e)) => {
+                    return vec![Err(ClusterError::Refused(e)); n];
+                }
+                Err(e) => last_error = e.to_string(),
+            }
+            if Instant::now() >= deadline {
+                return vec![
+                    Err(ClusterError::Down(format!(
+                        "no leader reachable: {last_error}"
+                    )));
+                    n
+                ];
+            }
+            tokio::time::sleep(Duration::from_millis(RETRY_PAUSE_MS)).await;
+        }
+    }
+
+    /// On the leader: one message to the Raft core for the whole batch, so
+    /// the commands enter the log in order.
+    pub(crate) async fn submit_local(
+        &self,
+        commands: Vec<Command>,
+    ) -> Result<Vec<Outcome>, ForwardError> {
+        let n = commands.len();
+        let mut stream = match self.inner.raft.client_write_many(commands).await {
+            Ok(s) => s,
+            Err(fatal) => return Err(ForwardError::Unavailable(fatal.to_string())),
+        };
+        let mut out = Vec::with_capacity(n);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(Ok(resp)) => out.push(resp.response),
+                Ok(Err(ClientWriteError::ForwardToLeader(f))) => {
+                    return Err(ForwardError::NotLeader {
+                        leader: f.leader_id,
+                    });
+                }
+                Ok(Err(e)) => return Err(ForwardError::Unavailable(e.to_string())),
+                Err(fatal) => return Err(ForwardError::Unavailable(fatal.to_string())),
+            }
+        }
+        Ok(out)
+    }
+
+    /// A forwarded batch arriving at this node (the peer server calls it).
+    pub(crate) async fn handle_forwarded_writes(
+        &self,
+        commands: Vec<Command>,
+    ) -> Result<Vec<Outcome>, ForwardError> {
+        if commands.len() > WRITE_BATCH_COMMANDS_MAX {
+            return Err(ForwardError::Refused(format!(
+                "forwarded batch of {} commands exceeds {WRITE_BATCH_COMMANDS_MAX}",
+                commands.len()
+            )));
+        }
+        let now = now_ms();
+        if commands.iter().any(|c| {
+            c.mutation
+                .now_ms
+                .saturating_add(FORWARDED_COMMAND_AGE_MS_MAX)
+                < now
+        }) {
+            return Err(ForwardError::Refused(
+                "forwarded command is too old to apply safely (clock skew?)".into(),
+            ));
+        }
+        if !self.is_leader() {
+            return Err(ForwardError::NotLeader {
+                leader: self.leader().map(|(id, _)| id),
+            });
+        }
+        self.submit_local(commands).await
+    }
+
+    /// Sends one request to `leader` over a pooled connection.
+    async fn forward(
+        &self,
+        leader: NodeId,
+        addr: &str,
+        req: Request,
+    ) -> Result<Response, ForwardError> {
+        let _slot = self
+            .inner
+            .forward_slots
+            .acquire()
+            .await
+            .map_err(|_| ForwardError::Unavailable("shutting down".into()))?;
+        let pooled = self
+            .inner
+            .pool
+            .lock()
+            .await
+            .get_mut(&leader)
+            .and_then(|v| v.pop());
+        let mut conn = match pooled {
+            Some(c) => c,
+            None => PeerConn::connect(self.inner.id, leader, addr)
+                .await
+                .map_err(|e| {
+                    ForwardError::Unavailable(format!("leader {leader} unreachable: {e}"))
+                })?,
+        };
+        let timeout = Duration::from_millis(self.inner.config.forward_timeout_ms);
+        match conn.call(&req, timeout).await {
+            Ok(resp) => {
+                let mut pool = self.inner.pool.lock().await;
+                let idle = pool.entry(leader).or_default();
+                if idle.len() < FORWARD_POOL_IDLE_MAX {
+                    idle.push(conn);
+                }
+                Ok(resp)
+            }
+            Err(e) => Err(ForwardError::Unavailable(format!("leader {leader}: {e}"))),
+        }
+    }
+
+    /// Waits until this node may serve a linearizable read: the leader
+    /// confirms its leadership with a quorum (ReadIndex), and this node has
+    /// applied up to the read point.
+    pub async fn read_barrier(&self) -> Result<(), ClusterError> {
+        let deadline = Instant::now() + Duration::from_millis(self.inner.config.forward_timeout_ms);
+        let mut last_error;
+        loop {
+            if self.inner.stopping.load(Ordering::Acquire) {
+                return Err(ClusterError::Again("node is shutting down".into()));
+            }
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let attempt = if self.is_leader() {
+                self.read_index_local(remaining).await
+            } else if let Some((leader, addr)) = self.leader() {
+                self.forward(leader, &addr, Request::ReadIndex)
+                    .await
+                    .and_then(|r| match r {
+                        Response::ReadIndex(r) => r,
+                        other => Err(ForwardError::Unavailable(format!(
+                            "unexpected reply to read index: {other:?}"
+                        ))),
+                    })
+            } else {
+                Err(ForwardError::NotLeader { leader: None })
+            };
+            match attempt {
+                Ok(index) => {
+                    let remaining = deadline.saturating_duration_since(Instant::now());
+                    return self
+                        .inner
+                        .raft
+                        .wait(Some(remaining.max(Duration::from_millis(1))))
+                        .applied_index_at_least(Some(index), "read barrier")
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| {
+                            ClusterError::Again(format!("catching up to the leader: {e}"))
+                        });
+                }
+                Err(e) => last_error = e.to_string(),
+            }
+            if Instant::now() >= deadline {
+                return Err(ClusterError::Down(format!(
+                    "no quorum reachable: {last_error}"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(RETRY_PAUSE_MS)).await;
+        }
+    }
+
+    /// On the leader: the ReadIndex read point, after a quorum confirmed
+    /// this node is still the leader.
+    pub(crate) async fn read_index_local(&self, wait: Duration) -> Result<u64, ForwardError> {
+        let option =
+            openraft::raft::linearizable_read::LinearizerOption::from(ReadPolicy::ReadIndex)
+                .with_wait_timeout(wait.max(Duration::from_millis(1)));
+        match self.inner.raft.get_read_log_id(option).await {
+            Ok((read_log_id, _)) => Ok(read_log_id.index()),
+            Err(RaftError::APIError(e)) => match e {
+                openraft::error::LinearizableReadError::ForwardToLeader(f) => {
+                    Err(ForwardError::NotLeader {
+                        leader: f.leader_id,
+                    })
+                }
+                other => Err(ForwardError::Unavailable(other.to_string())),
+            },
+            Err(e) => Err(ForwardError::Unavailable(e.to_string())),
+        }
+    }
+
+    /// Runs a membership change on the leader (forwarding if needed).
+    pub async fn admin(&self, req: AdminRequest) -> Result<(), ClusterError> {
+        let deadline = Instant::now() + Duration::from_millis(self.inner.config.forward_timeout_ms);
+        loop {
+            let attempt = if self.is_leader() {
+                self.admin_local(req.clone()).await
+            } else if let Some((leader, addr)) = self.leader() {
+                match self.forward_admin(leader, &addr, req.clone()).await {
+                    Ok(Response::Admin(r)) => r,
+                    Ok(other) => Err(ForwardError::Unavailable(format!(
+                        "unexpected reply: {other:?}"
+                    ))),
+                    Err(e) => Err(e),
+                }
+            } else {
+                Err(ForwardError::NotLeader { leader: None })
+            };
+            match attempt {
+                Ok(()) => return Ok(()),
+                Err(ForwardError::Refused(e)) => return Err(ClusterError::Refused(e)),
+                Err(e) if Instant::now() >= deadline => {
+                    return Err(ClusterError::Down(format!("no leader reachable: {e}")));
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(RETRY_PAUSE_MS)).await,
+            }
+        }
+    }
+
+    async fn forward_admin(
+        &self,
+        leader: NodeId,
+        addr: &str,
+        req: AdminRequest,
+    ) -> Result<Response, ForwardError> {
+        // Its own connection with a long timeout: adding a voter waits for
+        // it to catch up.
+        let mut conn = PeerConn::connect(self.inner.id, leader, addr)
+            .await
+            .map_err(|e| ForwardError::Unavailable(format!("leader {leader} unreachable: {e}")))?;
+        conn.call(
+            &Request::Admin(req),
+            Duration::from_millis(ADMIN_TIMEOUT_MS),
+        )
+        .await
+        .map_err(|e| ForwardError::Unavailable(format!("leader {leader}: {e}")))
+    }
+
+    pub(crate) async fn admin_local(&self, req: AdminRequest) -> Result<(), ForwardError> {
+        let raft = &self.inner.raft;
+        let map = |e: RaftError<
+            crate::types::TypeConfig,
+            ClientWriteError<crate::types::TypeConfig>,
+        >| match e {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => ForwardError::NotLeader {
+                leader: f.leader_id,
+            },
+            RaftError::APIError(other) => ForwardError::Refused(other.to_string()),
+            RaftError::Fatal(f) => ForwardError::Unavailable(f.to_string()),
+        };
+        match req {
+            AdminRequest::AddLearner { id, peer_addr } => {
+                raft.add_learner(id, BasicNode::new(peer_addr), true)
+                    .await
+                    .map_err(map)?;
+            }
+            AdminRequest::AddVoter { id, peer_addr } => {
+                let is_voter = raft
+                    .metrics()
+                    .borrow_watched()
+                    .membership_config
+                    .voter_ids()
+                    .any(|v| v == id);
+                if !is_voter {
+                    raft.add_learner(id, BasicNode::new(peer_addr), true)
+                        .await
+                        .map_err(map)?;
+                    raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+                        .await
+                        .map_err(map)?;
+                }
+            }
+            AdminRequest::Promote { id } => {
+                let m = raft.metrics().borrow_watched().membership_config.clone();
+                if m.get_node(&id).is_none() {
+                    return Err(ForwardError::Refused(format!(
+                        "node {id} is not a member; add it as a learner first"
+                    )));
+                }
+                raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+                    .await
+                    .map_err(map)?;
+            }
+            AdminRequest::Remove { id } => {
+                let m = raft.metrics().borrow_watched().membership_config.clone();
+                let is_voter = m.voter_ids().any(|v| v == id);
+                if m.get_node(&id).is_none() {
+                    return Err(ForwardError::Refused(format!("node {id} is not a member")));
+                }
+                if is_voter {
+                    raft.change_membership(
+                        ChangeMembers::RemoveVoters(BTreeSet::from([id])),
+                        false,
+                    )
+                    .await
+                    .map_err(map)?;
+                } else {
+                    raft.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])), false)
+                        .await
+                        .map_err(map)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// This node's status.
+    pub fn status(&self) -> ClusterStatus {
+        let m = self.inner.raft.metrics().borrow_watched().clone();
+        let membership = m.membership_config.membership();
+        let voters: Vec<NodeId> = membership.voter_ids().collect();
+        let learners: Vec<NodeId> = membership.learner_ids().collect();
+        let nodes = membership
+            .nodes()
+            .map(|(id, n)| (*id, n.addr.clone()))
+            .collect::<BTreeMap<_, _>>();
+        let matched = m
+            .replication
+            .as_ref()
+            .map(|r| r.iter().map(|(id, l)| (*id, l.map(|l| l.index))).collect())
+            .unwrap_or_default();
+        ClusterStatus {
+            id: self.inner.id,
+            role: role_name(m.state),
+            term: m.current_term,
+            leader: m.current_leader,
+            leader_peer_addr: m.current_leader.and_then(|l| nodes.get(&l).cloned()),
+            commit_index: m.local_committed.map_or(0, |l| l.index),
+            applied_index: m.last_applied.map_or(0, |l| l.index),
+            last_log_index: m.last_log_index.unwrap_or(0),
+            snapshot_index: m.snapshot.map(|l| l.index),
+            purged_index: m.purged.map(|l| l.index),
+            voters,
+            learners,
+            nodes,
+            matched,
+            snapshots_built: self.inner.sm_stats.snapshots_built.load(Ordering::Relaxed),
+            snapshots_installed: self
+                .inner
+                .sm_stats
+                .snapshots_installed
+                .load(Ordering::Relaxed),
+            quorum_ack_age_ms: m.last_quorum_acked.map(|t| t.elapsed().as_millis() as u64),
+        }
+    }
+
+    pub(crate) fn node_status(&self) -> NodeStatus {
+        let s = self.status();
+        NodeStatus {
+            id: s.id,
+            client_addr: self.inner.client_addr.clone(),
+            peer_addr: self.inner.peer_addr.clone(),
+            role: s.role.to_string(),
+            term: s.term,
+            leader: s.leader,
+            last_log_index: s.last_log_index,
+            applied_index: s.applied_index,
+        }
+    }
+
+    /// Asks another member for its status (client address, role).
+    pub async fn probe(&self, id: NodeId) -> Option<NodeStatus> {
+        if id == self.inner.id {
+            return Some(self.node_status());
+        }
+        let addr = self.status().nodes.get(&id)?.clone();
+        let attempt = async {
+            let mut conn = PeerConn::connect(self.inner.id, id, &addr).await?;
+            conn.call(&Request::Status, Duration::from_millis(STATUS_TIMEOUT_MS))
+                .await
+        };
+        match tokio::time::timeout(Duration::from_millis(STATUS_TIMEOUT_MS * 2), attempt).await {
+            Ok(Ok(Response::Status(s))) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Expiry through the log: only the leader looks for due keys and
+    /// proposes their deletion, so every replica deletes the same keys at
+    /// the same log position (the decision uses the entry's time).
+    async fn expiry_loop(self) {
+        let interval = Duration::from_millis(self.inner.config.expiry_sweep_interval_ms);
+        let keys_max = self.inner.config.expiry_sweep_keys_max;
+        let mut stop = self.inner.stop_tx.subscribe();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = stop.changed() => return,
+            }
+            if !self.is_leader() {
+                continue;
+            }
+            let now = now_ms();
+            let store = self.inner.store.clone();
+            let due = tokio::task::spawn_blocking(move || store.due_expiries(now, keys_max)).await;
+            let entries = match due {
+                Ok(Ok(e)) => e,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "expiry sweep could not read the index");
+                    continue;
+                }
+                Err(_) => continue,
+            };
+            if entries.is_empty() {
+                continue;
+            }
+            let m = Mutation {
+                now_ms: now,
+                op: Op::SweepExpired { entries },
+            };
+            let limits = Limits {
+                key_size_bytes_max: usize::MAX,
+                value_size_bytes_max: usize::MAX,
+            };
+            let cmd = Command {
+                request: None,
+                limits,
+                mutation: m,
+            };
+            if let Err(e) = self.submit_local(vec![cmd]).await {
+                tracing::debug!(error = %e, "expiry sweep not applied");
+            }
+        }
+    }
+
+    /// Physically drops dedupe records past the window (a local clean-up:
+    /// the records' meaning does not depend on when this runs).
+    async fn dedupe_eviction_loop(self) {
+        let mut stop = self.inner.stop_tx.subscribe();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+                _ = stop.changed() => return,
+            }
+            let older_than = now_ms().saturating_sub(DEDUPE_WINDOW_MS);
+            if let Err(e) = self.inner.store.evict_requests(older_than, 10_000).await {
+                tracing::debug!(error = %e, "dedupe eviction skipped");
+            }
+        }
+    }
+
+    /// Graceful step-down: a leader hands leadership to the most
+    /// up-to-date voter and waits (bounded) until another node leads, so
+    /// clients see no election timeout. Raft keeps running, so requests
+    /// still in flight are forwarded to the new leader.
+    pub async fn hand_over(&self, timeout: Duration) {
+        if !self.is_leader() {
+            return;
+        }
+        let s = self.status();
+        let target = s
+            .voters
+            .iter()
+            .filter(|v| **v != self.inner.id)
+            .max_by_key(|v| s.matched.get(v).copied().flatten())
+            .copied();
+        let Some(to) = target else {
+            return;
+        };
+        tracing::info!(to, "handing leadership over before shutdown");
+        if let Err(e) = self.inner.raft.trigger().transfer_leader(to).await {
+            tracing::warn!(error = %e, "leadership transfer not started");
+            return;
+        }
+        let waited = self
+            .inner
+            .raft
+            .wait(Some(timeout))
+            .metrics(
+                |m| m.current_leader.is_some_and(|l| l != m.id),
+                "leadership handed over",
+            )
+            .await;
+        if let Err(e) = waited {
+            tracing::warn!(error = %e, "leadership not handed over in time");
+        }
+    }
+
+    /// Stops Raft and the background tasks (bounded by `timeout`).
+    pub async fn stop(&self, timeout: Duration) {
+        self.inner.stopping.store(true, Ordering::Release);
+        let _ = self.inner.stop_tx.send(true);
+        let _ = tokio::time::timeout(timeout, self.inner.raft.shutdown()).await;
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.inner.stopping.load(Ordering::Acquire)
+    }
+}

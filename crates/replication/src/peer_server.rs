@@ -1,0 +1,191 @@
+//! Inbound peer connections: Raft RPCs into openraft, forwarded client
+//! requests into the [`ClusterNode`].
+
+use std::io;
+use std::time::Duration;
+
+use openraft::storage::Snapshot;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::node::ClusterNode;
+use crate::state_machine::{SnapshotFile, incoming_path};
+use crate::types::SnapshotMeta;
+use crate::wire::{
+    ForwardError, PREAMBLE_BYTES, Request, Response, parse_preamble, read_frame, write_frame,
+};
+
+/// Peer connections open at once at most (each is a task and a socket).
+const PEER_CONNECTIONS_MAX: usize = 1024;
+/// A peer must send its preamble promptly.
+const PREAMBLE_TIMEOUT_MS: u64 = 5_000;
+/// Idle peer connections are closed (openraft reconnects when needed).
+const PEER_IDLE_TIMEOUT_MS: u64 = 300_000;
+/// Bound on one snapshot chunk's arrival.
+const SNAPSHOT_CHUNK_TIMEOUT_MS: u64 = 30_000;
+
+pub(crate) async fn serve(listener: TcpListener, node: ClusterNode) {
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(PEER_CONNECTIONS_MAX));
+    loop {
+        if node.is_stopping() {
+            return;
+        }
+        let (stream, peer) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "peer accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "too many peer connections; refusing one");
+            continue;
+        };
+        let node = node.clone();
+        tokio::spawn(async move {
+            if let Err(e) = handle(stream, node).await {
+                tracing::debug!(%peer, error = %e, "peer connection closed");
+            }
+            drop(permit);
+        });
+    }
+}
+
+async fn handle(stream: TcpStream, node: ClusterNode) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let (r, w) = stream.into_split();
+    let mut reader = BufReader::with_capacity(64 * 1024, r);
+    let mut writer = BufWriter::with_capacity(64 * 1024, w);
+    let mut raw = [0u8; PREAMBLE_BYTES];
+    tokio::time::timeout(
+        Duration::from_millis(PREAMBLE_TIMEOUT_MS),
+        reader.read_exact(&mut raw),
+    )
+    .await
+    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no preamble"))??;
+    let (_from, to) = parse_preamble(&raw)?;
+    // A connection meant for another node id (an address now used by a
+    // different node) must not reach this node's Raft.
+    if to != 0 && to != node.id() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("peer connection for node {to} reached node {}", node.id()),
+        ));
+    }
+    loop {
+        let req: Request = match tokio::time::timeout(
+            Duration::from_millis(PEER_IDLE_TIMEOUT_MS),
+            read_frame(&mut reader),
+        )
+        .await
+        {
+            Ok(Ok(Some(r))) => r,
+            Ok(Ok(None)) | Err(_) => return Ok(()),
+            Ok(Err(e)) => return Err(e),
+        };
+        let resp = match req {
+            Request::SnapshotBegin {
+                vote,
+                last_log_id,
+                membership,
+                size_bytes,
+            } => {
+                let meta = SnapshotMeta {
+                    last_log_id,
+                    last_membership: membership,
+                };
+                Response::Snapshot(
+                    receive_snapshot(&node, &mut reader, vote, meta, size_bytes).await,
+                )
+            }
+            other => dispatch(&node, other).await,
+        };
+        write_frame(&mut writer, &resp).await?;
+        writer.flush().await?;
+    }
+}
+
+async fn dispatch(node: &ClusterNode, req: Request) -> Response {
+    let raft = node.raft();
+    match req {
+        Request::Append(rpc) => {
+            Response::Append(raft.append_entries(rpc).await.map_err(|e| e.to_string()))
+        }
+        Request::Vote(rpc) => Response::Vote(raft.vote(rpc).await.map_err(|e| e.to_string())),
+        Request::PreVote(rpc) => {
+            Response::Vote(raft.pre_vote(rpc).await.map_err(|e| e.to_string()))
+        }
+        Request::TransferLeader(rpc) => Response::TransferLeader(
+            raft.handle_transfer_leader(rpc)
+                .await
+                .map_err(|e| e.to_string()),
+        ),
+        Request::WriteBatch(cmds) => Response::WriteBatch(node.handle_forwarded_writes(cmds).await),
+        Request::ReadIndex => {
+            let wait = Duration::from_millis(2_000);
+            Response::ReadIndex(node.read_index_local(wait).await)
+        }
+        Request::Status => Response::Status(node.node_status()),
+        Request::Admin(a) => Response::Admin(match node.admin(a).await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(ForwardError::Refused(e.to_string())),
+        }),
+        Request::SnapshotBegin { .. } | Request::SnapshotChunk(_) => {
+            Response::Snapshot(Err("snapshot chunk outside a transfer".into()))
+        }
+    }
+}
+
+/// Receives chunk frames into a temporary file, fsyncs it, then hands it
+/// to openraft, which installs it through the state machine.
+async fn receive_snapshot<R: tokio::io::AsyncRead + Unpin>(
+    node: &ClusterNode,
+    reader: &mut R,
+    vote: crate::types::Vote,
+    meta: SnapshotMeta,
+    size_bytes: u64,
+) -> Result<openraft::raft::SnapshotResponse<crate::types::TypeConfig>, String> {
+    let path = incoming_path(node.snapshot_dir());
+    let result = async {
+        let mut file = tokio::fs::File::create(&path)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut received = 0u64;
+        while received < size_bytes {
+            let chunk: Request = tokio::time::timeout(
+                Duration::from_millis(SNAPSHOT_CHUNK_TIMEOUT_MS),
+                read_frame(reader),
+            )
+            .await
+            .map_err(|_| "snapshot chunk timed out".to_string())?
+            .map_err(|e| e.to_string())?
+            .ok_or("peer closed during snapshot")?;
+            let Request::SnapshotChunk(data) = chunk else {
+                return Err("expected a snapshot chunk".to_string());
+            };
+            received += data.len() as u64;
+            if received > size_bytes {
+                return Err(format!(
+                    "snapshot larger than announced ({size_bytes} bytes)"
+                ));
+            }
+            file.write_all(&data).await.map_err(|e| e.to_string())?;
+        }
+        file.sync_all().await.map_err(|e| e.to_string())?;
+        drop(file);
+        let snapshot = Snapshot {
+            meta,
+            snapshot: SnapshotFile { path: path.clone() },
+        };
+        node.raft()
+            .install_full_snapshot(vote, snapshot)
+            .await
+            .map_err(|e| e.to_string())
+    }
+    .await;
+    // On success the state machine renamed the file; on failure it is
+    // garbage.
+    let _ = tokio::fs::remove_file(&path).await;
+    result
+}

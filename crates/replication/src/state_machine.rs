@@ -1,0 +1,614 @@
+//! The replicated state machine: Strata's [`Store`], fed by committed log
+//! entries, and its snapshots as files.
+//!
+//! Applying: committed entries are handed to [`Store::apply_log`] in
+//! groups; each group is one engine batch that also records the applied
+//! mark (last applied log id + membership), so the store's data and its
+//! claim of how far it got can never disagree after a crash. Applying does
+//! not fsync: the entries are already durable in the log, and a crash only
+//! rewinds the mark, so openraft re-applies from there.
+//!
+//! Snapshots: a snapshot is a file, `snapshot-<term>-<index>.snap`,
+//! written by streaming a consistent engine snapshot, and read back by
+//! streaming too, so a store larger than RAM snapshots and installs in
+//! bounded memory. Format (little-endian):
+//!
+//! ```text
+//! "STRATASN" | u32 version | u32 header_len | header (postcard: last log id, membership)
+//! { u32 key_len | key | u32 value_len | value }*
+//! u32 0xFFFF_FFFF | u64 entry_count | u32 crc32 (of every byte before it)
+//! ```
+
+use std::fs::{self, File};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine, Snapshot};
+use openraft::type_config::alias::SnapshotOf;
+use openraft::{EntryPayload, OptionalSend};
+use serde::{Deserialize, Serialize};
+use strata_storage::{LogEntry, StorageError, Store};
+
+use crate::log_store::{decode, encode};
+use crate::types::{LogId, SnapshotMeta, StoredMembership, TypeConfig};
+
+const SNAPSHOT_MAGIC: &[u8; 8] = b"STRATASN";
+const SNAPSHOT_VERSION: u32 = 1;
+const SNAPSHOT_END: u32 = u32::MAX;
+/// A snapshot header is a log id and a membership: small. Anything larger
+/// is corruption, refused before allocating.
+const SNAPSHOT_HEADER_BYTES_MAX: usize = 1024 * 1024;
+/// Keys are at most 64 KiB and values at most 512 MiB (storage limits).
+const SNAPSHOT_KEY_BYTES_MAX: usize = 64 * 1024;
+const SNAPSHOT_VALUE_BYTES_MAX: usize = 512 * 1024 * 1024 + 64;
+/// Entries handed to the store in one apply group at most.
+const APPLY_GROUP_ENTRIES_MAX: usize = 4096;
+
+/// A snapshot's data: a file on disk, never loaded whole.
+#[derive(Debug)]
+pub struct SnapshotFile {
+    pub path: PathBuf,
+}
+
+/// What the applied mark records: the last applied log id and the
+/// membership in effect after it.
+#[derive(Serialize, Deserialize)]
+struct AppliedMark {
+    last_applied: Option<LogId>,
+    membership: StoredMembership,
+}
+
+#[derive(Serialize, Deserialize)]
+pub(crate) struct SnapshotHeader {
+    pub last_log_id: Option<LogId>,
+    pub membership: StoredMembership,
+}
+
+/// Figures for INFO.
+#[derive(Default)]
+pub struct SmStats {
+    pub snapshots_built: AtomicU64,
+    pub snapshots_installed: AtomicU64,
+}
+
+pub struct StateMachine {
+    store: Store,
+    dir: PathBuf,
+    membership: StoredMembership,
+    /// The encoded membership, reused in every applied mark.
+    stats: Arc<SmStats>,
+}
+
+fn storage_io(e: StorageError) -> io::Error {
+    io::Error::other(e)
+}
+
+fn snapshot_name(last: &Option<LogId>) -> String {
+    match last {
+        Some(l) => format!("snapshot-{}-{}.snap", l.leader_id.term, l.index),
+        None => "snapshot-0-0.snap".to_string(),
+    }
+}
+
+impl StateMachine {
+    /// Opens the state machine over `store` with snapshots in `dir`. If the
+    /// newest snapshot file is ahead of the store (a crash during install,
+    /// or after a FLUSHALL cleared the mark), it is installed again first:
+    /// the log before it may already be purged.
+    pub async fn open(store: Store, dir: PathBuf, stats: Arc<SmStats>) -> io::Result<StateMachine> {
+        fs::create_dir_all(&dir)?;
+        remove_temp_files(&dir);
+        let mut sm = StateMachine {
+            store,
+            dir,
+            membership: StoredMembership::default(),
+            stats,
+        };
+        let mark = sm.read_mark()?;
+        if let Some(m) = &mark {
+            sm.membership = m.membership.clone();
+        }
+        if let Some((path, header)) = latest_snapshot(&sm.dir)? {
+            let applied = mark.as_ref().and_then(|m| m.last_applied);
+            if header.last_log_id > applied {
+                tracing::warn!(
+                    snapshot = %path.display(),
+                    "the store is behind its newest snapshot; installing the snapshot again"
+                );
+                sm.install_file(&path, header).await?;
+            }
+        }
+        Ok(sm)
+    }
+
+    fn read_mark(&self) -> io::Result<Option<AppliedMark>> {
+        match self.store.applied_mark().map_err(storage_io)? {
+            Some(raw) => decode(&raw, "applied mark").map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn mark(&self, last_applied: Option<LogId>) -> io::Result<Bytes> {
+        encode(&AppliedMark {
+            last_applied,
+            membership: self.membership.clone(),
+        })
+    }
+
+    async fn install_file(&mut self, path: &Path, header: SnapshotHeader) -> io::Result<()> {
+        // Verify the whole file before touching the store: a torn or
+        // corrupt snapshot must not replace good data.
+        let p = path.to_path_buf();
+        tokio::task::spawn_blocking(move || verify_snapshot(&p))
+            .await
+            .map_err(io::Error::other)??;
+        let mark = encode(&AppliedMark {
+            last_applied: header.last_log_id,
+            membership: header.membership.clone(),
+        })?;
+        let reader = SnapshotReader::open(path)?;
+        self.store
+            .install(Box::new(reader), mark)
+            .await
+            .map_err(storage_io)?;
+        self.membership = header.membership;
+        self.stats
+            .snapshots_installed
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Leftovers of a crash while writing or receiving a snapshot.
+fn remove_temp_files(dir: &Path) {
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.path().extension().is_some_and(|x| x == "tmp") {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+/// The newest complete snapshot file in `dir`, with its header.
+pub(crate) fn latest_snapshot(dir: &Path) -> io::Result<Option<(PathBuf, SnapshotHeader)>> {
+    let mut best: Option<(PathBuf, SnapshotHeader)> = None;
+    for e in fs::read_dir(dir)? {
+        let path = e?.path();
+        if path.extension().is_none_or(|x| x != "snap") {
+            continue;
+        }
+        let header = match read_header(&mut BufReader::new(File::open(&path)?)) {
+            Ok(h) => h,
+            Err(err) => {
+                tracing::warn!(file = %path.display(), error = %err, "ignoring unreadable snapshot");
+                continue;
+            }
+        };
+        if best
+            .as_ref()
+            .is_none_or(|(_, b)| header.last_log_id > b.last_log_id)
+        {
+            best = Some((path, header));
+        }
+    }
+    Ok(best)
+}
+
+fn read_u32(r: &mut impl Read) -> io::Result<u32> {
+    let mut b = [0u8; 4];
+    r.read_exact(&mut b)?;
+    Ok(u32::from_le_bytes(b))
+}
+
+fn invalid(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg)
+}
+
+pub(crate) fn read_header(r: &mut impl Read) -> io::Result<SnapshotHeader> {
+    let mut magic = [0u8; 8];
+    r.read_exact(&mut magic)?;
+    if &magic != SNAPSHOT_MAGIC {
+        return Err(invalid("not a Strata snapshot (bad magic)".into()));
+    }
+    let version = read_u32(r)?;
+    if version != SNAPSHOT_VERSION {
+        return Err(invalid(format!("unsupported snapshot version {version}")));
+    }
+    let len = read_u32(r)? as usize;
+    if len > SNAPSHOT_HEADER_BYTES_MAX {
+        return Err(invalid(format!(
+            "snapshot header of {len} bytes is too large"
+        )));
+    }
+    let mut raw = vec![0u8; len];
+    r.read_exact(&mut raw)?;
+    decode(&raw, "snapshot header")
+}
+
+/// Reads and checks a whole snapshot file: framing, sizes and checksum.
+pub(crate) fn verify_snapshot(path: &Path) -> io::Result<SnapshotHeader> {
+    let mut reader = SnapshotReader::open(path)?;
+    for item in reader.by_ref() {
+        item.map_err(storage_io)?;
+    }
+    Ok(reader.header_copy())
+}
+
+/// Streams a snapshot file's entries; checks the checksum at the end.
+pub(crate) struct SnapshotReader {
+    r: BufReader<File>,
+    crc: crc32fast::Hasher,
+    count: u64,
+    done: bool,
+    header: Option<SnapshotHeader>,
+}
+
+impl SnapshotReader {
+    pub(crate) fn open(path: &Path) -> io::Result<SnapshotReader> {
+        let mut r = BufReader::with_capacity(1 << 20, File::open(path)?);
+        // Read the header through a hashing tee so the checksum covers it.
+        let mut prefix = Vec::new();
+        let header = {
+            let mut tee = TeeReader {
+                inner: &mut r,
+                copy: &mut prefix,
+            };
+            read_header(&mut tee)?
+        };
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&prefix);
+        Ok(SnapshotReader {
+            r,
+            crc,
+            count: 0,
+            done: false,
+            header: Some(header),
+        })
+    }
+
+    fn header_copy(&mut self) -> SnapshotHeader {
+        self.header.take().unwrap_or(SnapshotHeader {
+            last_log_id: None,
+            membership: StoredMembership::default(),
+        })
+    }
+
+    fn read_hashed(&mut self, len: usize) -> io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; len];
+        self.r.read_exact(&mut buf)?;
+        self.crc.update(&buf);
+        Ok(buf)
+    }
+
+    fn next_entry(&mut self) -> io::Result<Option<(Bytes, Bytes)>> {
+        let klen_raw = self.read_hashed(4)?;
+        let klen = u32::from_le_bytes([klen_raw[0], klen_raw[1], klen_raw[2], klen_raw[3]]);
+        if klen == SNAPSHOT_END {
+            let count_raw = self.read_hashed(8)?;
+            let mut c = [0u8; 8];
+            c.copy_from_slice(&count_raw);
+            let count = u64::from_le_bytes(c);
+            let expected = self.crc.clone().finalize();
+            let stored = read_u32(&mut self.r)?;
+            if count != self.count {
+                return Err(invalid(format!(
+                    "snapshot claims {count} entries but holds {}",
+                    self.count
+                )));
+            }
+            if stored != expected {
+                return Err(invalid("snapshot checksum mismatch".into()));
+            }
+            return Ok(None);
+        }
+        let klen = klen as usize;
+        if klen > SNAPSHOT_KEY_BYTES_MAX {
+            return Err(invalid(format!(
+                "snapshot key of {klen} bytes is too large"
+            )));
+        }
+        let key = self.read_hashed(klen)?;
+        let vlen_raw = self.read_hashed(4)?;
+        let vlen =
+            u32::from_le_bytes([vlen_raw[0], vlen_raw[1], vlen_raw[2], vlen_raw[3]]) as usize;
+        if vlen > SNAPSHOT_VALUE_BYTES_MAX {
+            return Err(invalid(format!(
+                "snapshot value of {vlen} bytes is too large"
+            )));
+        }
+        let value = self.read_hashed(vlen)?;
+        self.count += 1;
+        Ok(Some((Bytes::from(key), Bytes::from(value))))
+    }
+}
+
+impl Iterator for SnapshotReader {
+    type Item = strata_storage::Result<(Bytes, Bytes)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.next_entry() {
+            Ok(Some(kv)) => Some(Ok(kv)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(StorageError::Io(e)))
+            }
+        }
+    }
+}
+
+struct TeeReader<'a, R> {
+    inner: &'a mut R,
+    copy: &'a mut Vec<u8>,
+}
+
+impl<R: Read> Read for TeeReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.copy.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Writes a snapshot file from a store snapshot; returns its final path.
+fn write_snapshot(
+    dir: &Path,
+    snap: &strata_storage::Snapshot,
+    header: &SnapshotHeader,
+) -> io::Result<PathBuf> {
+    let final_path = dir.join(snapshot_name(&header.last_log_id));
+    let tmp = dir.join(format!("{}.tmp", snapshot_name(&header.last_log_id)));
+    let file = File::create(&tmp)?;
+    let mut w = HashingWriter {
+        inner: BufWriter::with_capacity(1 << 20, file),
+        crc: crc32fast::Hasher::new(),
+    };
+    let raw_header = encode(header)?;
+    w.write_all(SNAPSHOT_MAGIC)?;
+    w.write_all(&SNAPSHOT_VERSION.to_le_bytes())?;
+    w.write_all(&(raw_header.len() as u32).to_le_bytes())?;
+    w.write_all(&raw_header)?;
+    let mut count = 0u64;
+    for item in snap.export() {
+        let (k, v) = item.map_err(storage_io)?;
+        // Storage limits keep both far below u32::MAX; assert at the
+        // boundary rather than write a frame the reader would refuse.
+        if k.len() > SNAPSHOT_KEY_BYTES_MAX || v.len() > SNAPSHOT_VALUE_BYTES_MAX {
+            return Err(invalid(format!(
+                "entry too large for a snapshot ({} / {} bytes)",
+                k.len(),
+                v.len()
+            )));
+        }
+        w.write_all(&(k.len() as u32).to_le_bytes())?;
+        w.write_all(&k)?;
+        w.write_all(&(v.len() as u32).to_le_bytes())?;
+        w.write_all(&v)?;
+        count += 1;
+    }
+    w.write_all(&SNAPSHOT_END.to_le_bytes())?;
+    w.write_all(&count.to_le_bytes())?;
+    let crc = w.crc.clone().finalize();
+    let mut inner = w.inner;
+    inner.write_all(&crc.to_le_bytes())?;
+    let file = inner.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    drop(file);
+    fs::rename(&tmp, &final_path)?;
+    sync_dir(dir)?;
+    Ok(final_path)
+}
+
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Keeps only `keep` (the current snapshot); older files are garbage.
+fn remove_other_snapshots(dir: &Path, keep: &Path) {
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p != keep && p.extension().is_some_and(|x| x == "snap") {
+                let _ = fs::remove_file(&p);
+            }
+        }
+    }
+}
+
+struct HashingWriter<W> {
+    inner: W,
+    crc: crc32fast::Hasher,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.crc.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Builds snapshots from a consistent store snapshot.
+pub struct SnapshotBuilder {
+    store: Store,
+    dir: PathBuf,
+    stats: Arc<SmStats>,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    type SnapshotData = SnapshotFile;
+
+    async fn build_snapshot(&mut self) -> Result<SnapshotOf<TypeConfig, SnapshotFile>, io::Error> {
+        // The published view holds the data AND the applied mark written in
+        // the same batch: a consistent pair, whatever is applied meanwhile.
+        let snap = self.store.snapshot();
+        let mark: AppliedMark = match snap.applied_mark().map_err(storage_io)? {
+            Some(raw) => decode(&raw, "applied mark")?,
+            None => AppliedMark {
+                last_applied: None,
+                membership: StoredMembership::default(),
+            },
+        };
+        // Make the store durable up to (at least) this point BEFORE openraft
+        // may purge the log behind the snapshot: applying never fsyncs.
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.sync())
+            .await
+            .map_err(io::Error::other)?
+            .map_err(storage_io)?;
+        let header = SnapshotHeader {
+            last_log_id: mark.last_applied,
+            membership: mark.membership,
+        };
+        let dir = self.dir.clone();
+        let (path, header) = tokio::task::spawn_blocking(move || {
+            let path = write_snapshot(&dir, &snap, &header)?;
+            remove_other_snapshots(&dir, &path);
+            Ok::<_, io::Error>((path, header))
+        })
+        .await
+        .map_err(io::Error::other)??;
+        self.stats.snapshots_built.fetch_add(1, Ordering::Relaxed);
+        Ok(Snapshot {
+            meta: SnapshotMeta {
+                last_log_id: header.last_log_id,
+                last_membership: header.membership,
+            },
+            snapshot: SnapshotFile { path },
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotData = SnapshotFile;
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
+        match self.read_mark()? {
+            Some(m) => Ok((m.last_applied, m.membership)),
+            None => Ok((None, StoredMembership::default())),
+        }
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
+    where
+        Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
+    {
+        let mut group = Vec::new();
+        let mut responders = Vec::new();
+        loop {
+            let next = entries.next().await;
+            let end = next.is_none();
+            if let Some(item) = next {
+                let (entry, responder) = item?;
+                let log_id = entry.log_id;
+                let (mutation, request, limits) = match entry.payload {
+                    EntryPayload::Normal(cmd) => (Some(cmd.mutation), cmd.request, cmd.limits),
+                    EntryPayload::Membership(m) => {
+                        self.membership = StoredMembership::new(Some(log_id), m);
+                        (None, None, NO_LIMITS)
+                    }
+                    EntryPayload::Blank => (None, None, NO_LIMITS),
+                };
+                group.push(LogEntry {
+                    mutation,
+                    request,
+                    limits,
+                    applied_mark: self.mark(Some(log_id))?,
+                });
+                responders.push(responder);
+            }
+            if group.len() >= APPLY_GROUP_ENTRIES_MAX || (end && !group.is_empty()) {
+                let outcomes = self
+                    .store
+                    .apply_log(std::mem::take(&mut group))
+                    .await
+                    .map_err(storage_io)?;
+                for (responder, outcome) in responders.drain(..).zip(outcomes) {
+                    if let Some(r) = responder {
+                        r.send(outcome);
+                    }
+                }
+            }
+            if end {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder {
+            store: self.store.clone(),
+            dir: self.dir.clone(),
+            stats: self.stats.clone(),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: SnapshotFile,
+    ) -> Result<(), io::Error> {
+        // Keep the received file as the current snapshot BEFORE the store is
+        // replaced: if we crash mid-install, `open` finds it and finishes.
+        let final_path = self.dir.join(snapshot_name(&meta.last_log_id));
+        let src = snapshot.path.clone();
+        let check = src.clone();
+        let header = tokio::task::spawn_blocking(move || verify_snapshot(&check))
+            .await
+            .map_err(io::Error::other)??;
+        if header.last_log_id != meta.last_log_id {
+            return Err(invalid(format!(
+                "snapshot file is for {:?}, expected {:?}",
+                header.last_log_id, meta.last_log_id
+            )));
+        }
+        if src != final_path {
+            fs::rename(&src, &final_path)?;
+            sync_dir(&self.dir)?;
+        }
+        self.install_file(&final_path, header).await?;
+        remove_other_snapshots(&self.dir, &final_path);
+        Ok(())
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<SnapshotOf<TypeConfig, SnapshotFile>>, io::Error> {
+        Ok(latest_snapshot(&self.dir)?.map(|(path, header)| Snapshot {
+            meta: SnapshotMeta {
+                last_log_id: header.last_log_id,
+                last_membership: header.membership,
+            },
+            snapshot: SnapshotFile { path },
+        }))
+    }
+}
+
+/// Entries without a mutation check no limits.
+const NO_LIMITS: strata_storage::mutation::Limits = strata_storage::mutation::Limits {
+    key_size_bytes_max: usize::MAX,
+    value_size_bytes_max: usize::MAX,
+};
+
+/// A unique temporary path in `dir` for an incoming snapshot.
+pub(crate) fn incoming_path(dir: &Path) -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    dir.join(format!("incoming-{}-{n}.tmp", std::process::id()))
+}

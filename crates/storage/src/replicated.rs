@@ -1,0 +1,543 @@
+//! Raft-replicated mode: the store as a replicated state machine.
+//!
+//! The replication layer (another crate; storage knows nothing of Raft)
+//! hands committed log entries to [`Store::apply_log`], which applies them
+//! on the writer thread with the same state machine as the single-node path
+//! ([`crate::mutation::apply`]). With the effects of each engine batch it
+//! writes the replication layer's *applied mark* (last applied log id), so
+//! after a crash the data and the mark agree: an entry is either applied
+//! and marked, or neither, and is never applied twice.
+//!
+//! Nothing here fsyncs data writes: the Raft log ([`crate::LogStore`]) lives
+//! in a second keyspace of the same database, so the fsync that makes the
+//! log durable also covers every batch applied before it, and after a crash
+//! the journal's order keeps the applied state a prefix of the log.
+//!
+//! Retry dedupe: a client that retries a write (a lost reply, a leader
+//! change) must not apply it twice. An entry can carry a [`RequestId`]; its
+//! outcome is stored with the data, in the same batch, and a later entry
+//! with the same id and time is answered from it instead of being applied.
+//! The records are part of the replicated state (in snapshots, cleared by
+//! FLUSHALL), so every replica decides alike however its entries are
+//! grouped.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use fjall::{PersistMode, Readable};
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use crate::commit::{GroupState, Writer, WriterMsg};
+use crate::engine::{
+    Counts, DEDUPE_KEY_LEN, Engine, META_APPLIED, META_COUNTS, TAG_DATA, TAG_EXPIRY, TAG_META,
+    decode, dedupe_key, dedupe_range_before, split_expiry_key,
+};
+use crate::error::{Result, StorageError};
+use crate::mutation::{self, Limits, Mutation, Op, Outcome};
+use crate::raft_log::LogStore;
+use crate::snapshot::Snapshot;
+use crate::store::Store;
+
+/// Identifies one client request across retries: the session that sent it
+/// and its sequence number in that session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RequestId {
+    pub session: u64,
+    pub seq: u64,
+}
+
+/// One committed Raft log entry as the state machine sees it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// None: the entry changes nothing but the applied mark (blank or
+    /// membership entries).
+    pub mutation: Option<Mutation>,
+    /// Retry dedupe id; None = no dedupe.
+    pub request: Option<RequestId>,
+    /// Limits to apply with (carried in the log so every replica decides alike).
+    pub limits: Limits,
+    /// Opaque bytes owned by the replication layer (last applied log id +
+    /// membership). Written under meta key `m` ++ "raft.applied" in the SAME
+    /// engine batch as the effects of this entry.
+    pub applied_mark: Bytes,
+}
+
+/// Raw snapshot entries, as produced by [`Snapshot::export`].
+pub(crate) type SnapshotEntries = Box<dyn Iterator<Item = Result<(Bytes, Bytes)>> + Send>;
+
+/// Work for the writer thread of a replicated store.
+pub(crate) enum ReplicatedMsg {
+    Apply {
+        entries: Vec<LogEntry>,
+        reply: oneshot::Sender<Result<Vec<Outcome>>>,
+    },
+    Install {
+        entries: SnapshotEntries,
+        applied_mark: Bytes,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    Evict {
+        older_than_ms: u64,
+        max: usize,
+        reply: oneshot::Sender<Result<usize>>,
+    },
+}
+
+/// Snapshot installation writes in batches of at most this many entries or
+/// bytes, so that a large snapshot never sits in memory whole.
+const INSTALL_BATCH_ENTRIES_MAX: usize = 4096;
+const INSTALL_BATCH_SIZE_BYTES_MAX: usize = 8 * 1024 * 1024;
+
+/// The engine's own limits, which it enforces by panicking: bytes from a
+/// peer are checked against them first.
+const ENGINE_KEY_SIZE_BYTES_MAX: usize = u16::MAX as usize;
+const ENGINE_VALUE_SIZE_BYTES_MAX: u64 = u32::MAX as u64;
+
+pub(crate) fn check_value_size(len: usize) -> Result<()> {
+    if len as u64 > ENGINE_VALUE_SIZE_BYTES_MAX {
+        return Err(StorageError::Config(format!(
+            "a value of {len} bytes is larger than the engine stores ({ENGINE_VALUE_SIZE_BYTES_MAX})"
+        )));
+    }
+    Ok(())
+}
+
+fn corrupt(key: &[u8], reason: &'static str) -> StorageError {
+    StorageError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason,
+    }
+}
+
+fn encode_outcome(key: &[u8], outcome: &Outcome) -> Result<Vec<u8>> {
+    // Cannot fail for an in-memory Vec; reported rather than unwrapped.
+    postcard::to_stdvec(outcome).map_err(|_| corrupt(key, "outcome does not encode"))
+}
+
+fn decode_outcome(key: &[u8], raw: &[u8]) -> Result<Outcome> {
+    postcard::from_bytes(raw).map_err(|_| corrupt(key, "dedupe record does not decode"))
+}
+
+/// The entries of `apply_log` not yet committed: one engine batch.
+struct LogGroup<'a> {
+    engine: &'a Engine,
+    state: GroupState<'a>,
+    /// Dedupe records written earlier in this group, not yet in the engine.
+    recorded: HashMap<Vec<u8>, Outcome>,
+    /// The applied mark of the group's last entry; None while it is empty.
+    mark: Option<Bytes>,
+    mutations: u64,
+}
+
+impl<'a> LogGroup<'a> {
+    fn new(engine: &'a Engine, counts: Counts) -> Self {
+        LogGroup {
+            engine,
+            state: GroupState::new(engine, counts, 64),
+            recorded: HashMap::new(),
+            mark: None,
+            mutations: 0,
+        }
+    }
+
+    /// The stored outcome of an earlier request with this dedupe key.
+    fn recorded(&self, key: &[u8]) -> Result<Option<Outcome>> {
+        if let Some(outcome) = self.recorded.get(key) {
+            return Ok(Some(outcome.clone()));
+        }
+        match self.engine.data.get(key)? {
+            Some(raw) => decode_outcome(key, &raw).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn record(&mut self, key: Vec<u8>, outcome: &Outcome) -> Result<()> {
+        let raw = encode_outcome(&key, outcome)?;
+        self.state.batch.insert(&self.engine.data, key.clone(), raw);
+        self.recorded.insert(key, outcome.clone());
+        Ok(())
+    }
+}
+
+impl Writer {
+    pub(crate) fn handle_replicated(&mut self, msg: ReplicatedMsg) {
+        match msg {
+            ReplicatedMsg::Apply { entries, reply } => {
+                let _ = reply.send(self.apply_log(entries));
+            }
+            ReplicatedMsg::Install {
+                entries,
+                applied_mark,
+                reply,
+            } => {
+                let _ = reply.send(self.install(entries, applied_mark));
+            }
+            ReplicatedMsg::Evict {
+                older_than_ms,
+                max,
+                reply,
+            } => {
+                let _ = reply.send(self.evict_requests(older_than_ms, max));
+            }
+        }
+    }
+
+    fn refuse_if_failed(&self) -> Result<()> {
+        match self.failed.get() {
+            Some(reason) => Err(StorageError::Failed(reason)),
+            None => Ok(()),
+        }
+    }
+
+    /// Records a failed write: the store refuses all writes from now on,
+    /// because the engine's state after a failed write is unknown.
+    fn failure(&self, e: impl Into<StorageError>) -> StorageError {
+        let e = e.into();
+        let reason = e.to_string();
+        tracing::error!(error = %reason, "replicated write failed; refusing all further writes");
+        self.failed.set(reason);
+        e
+    }
+
+    fn apply_log(&mut self, entries: Vec<LogEntry>) -> Result<Vec<Outcome>> {
+        self.refuse_if_failed()?;
+        let mut outcomes = Vec::with_capacity(entries.len());
+        let mut committed = false;
+        let result = self.apply_entries(entries, &mut outcomes, &mut committed);
+        // Also after an error: batches committed before it (a group split
+        // by FLUSHALL) are state, with their applied marks.
+        if committed {
+            self.publish();
+        }
+        result.map(|()| outcomes)
+    }
+
+    fn apply_entries(
+        &mut self,
+        entries: Vec<LogEntry>,
+        outcomes: &mut Vec<Outcome>,
+        committed: &mut bool,
+    ) -> Result<()> {
+        let engine = self.engine.clone();
+        let mut group = LogGroup::new(&engine, self.counts);
+        for entry in entries {
+            let LogEntry {
+                mutation,
+                request,
+                limits,
+                applied_mark,
+            } = entry;
+            let Some(m) = mutation else {
+                outcomes.push(Outcome::Ok);
+                group.mark = Some(applied_mark);
+                continue;
+            };
+            let dedupe = request.map(|id| dedupe_key(m.now_ms, id.session, id.seq));
+            if let Some(key) = &dedupe
+                && let Some(previous) = group.recorded(key)?
+            {
+                outcomes.push(previous);
+                group.mark = Some(applied_mark);
+                continue;
+            }
+            if matches!(m.op, Op::FlushAll) {
+                // The engine clears a keyspace outside any batch: commit
+                // what came before (with its own mark), then clear alone.
+                *committed |= self.commit_log_group(group)?;
+                self.flush_all_replicated(applied_mark, dedupe)?;
+                *committed = true;
+                // FLUSHALL always answers OK (see `mutation::apply`).
+                outcomes.push(Outcome::Ok);
+                group = LogGroup::new(&engine, self.counts);
+                continue;
+            }
+            // An Err here leaves the group uncommitted: the caller sees the
+            // failure, and the mark still names the last committed entry.
+            let outcome = mutation::apply(&mut group.state, &m, &limits)?;
+            if let Some(key) = dedupe {
+                group.record(key, &outcome)?;
+            }
+            group.mutations += 1;
+            group.mark = Some(applied_mark);
+            outcomes.push(outcome);
+        }
+        *committed |= self.commit_log_group(group)?;
+        Ok(())
+    }
+
+    /// Commits a group with its counters and its last entry's applied mark,
+    /// in one batch, without fsync. False if the group was empty.
+    fn commit_log_group(&mut self, group: LogGroup<'_>) -> Result<bool> {
+        let Some(mark) = group.mark else {
+            return Ok(false);
+        };
+        let counts = group.state.counts;
+        let mut batch = group.state.batch;
+        if counts != self.counts {
+            batch.insert(&self.engine.data, META_COUNTS, counts.encode().to_vec());
+        }
+        check_value_size(mark.len())?;
+        batch.insert(&self.engine.data, META_APPLIED, mark);
+        batch.commit().map_err(|e| self.failure(e))?;
+        self.counts = counts;
+        self.count_group(group.mutations);
+        Ok(true)
+    }
+
+    /// FLUSHALL in replicated mode: clear the keyspace (data, expiry index,
+    /// counters, applied mark, dedupe records) in one journaled step, then
+    /// write zero counters, this entry's mark and its dedupe record in one
+    /// batch. A crash in between leaves the mark absent, so the replication
+    /// layer re-applies or re-installs; it never sees a cleared store that
+    /// claims an older entry was the last applied.
+    fn flush_all_replicated(&mut self, mark: Bytes, dedupe: Option<Vec<u8>>) -> Result<()> {
+        check_value_size(mark.len())?;
+        self.engine.data.clear().map_err(|e| self.failure(e))?;
+        self.counts = Counts::default();
+        let mut batch = self.engine.db.batch();
+        batch.insert(
+            &self.engine.data,
+            META_COUNTS,
+            self.counts.encode().to_vec(),
+        );
+        batch.insert(&self.engine.data, META_APPLIED, mark);
+        if let Some(key) = dedupe {
+            let raw = encode_outcome(&key, &Outcome::Ok)?;
+            batch.insert(&self.engine.data, key, raw);
+        }
+        batch.commit().map_err(|e| self.failure(e))?;
+        self.count_group(1);
+        Ok(())
+    }
+
+    fn evict_requests(&mut self, older_than_ms: u64, max: usize) -> Result<usize> {
+        self.refuse_if_failed()?;
+        let mut batch = self.engine.db.batch();
+        let mut removed = 0;
+        if max > 0 {
+            for guard in self
+                .engine
+                .data
+                .range::<Vec<u8>, _>(dedupe_range_before(older_than_ms))
+            {
+                let key = guard.key()?;
+                // The applied mark shares the prefix; see DEDUPE_PREFIX.
+                if key.len() != DEDUPE_KEY_LEN {
+                    continue;
+                }
+                batch.remove(&self.engine.data, key);
+                removed += 1;
+                if removed == max {
+                    break;
+                }
+            }
+        }
+        if removed > 0 {
+            batch.commit().map_err(|e| self.failure(e))?;
+            self.publish();
+        }
+        Ok(removed)
+    }
+
+    fn install(&mut self, entries: SnapshotEntries, applied_mark: Bytes) -> Result<()> {
+        self.refuse_if_failed()?;
+        check_value_size(applied_mark.len())?;
+        // Clearing first also removes the old applied mark, so from here
+        // until the new mark is written last, a crash leaves no mark.
+        self.engine.data.clear().map_err(|e| self.failure(e))?;
+        self.counts = Counts::default();
+        let result = self.load_snapshot(entries, applied_mark);
+        // Publish whatever state the store is in, even after an error: a
+        // reader must not keep seeing the old data with its old mark.
+        self.publish();
+        result
+    }
+
+    fn load_snapshot(&mut self, entries: SnapshotEntries, applied_mark: Bytes) -> Result<()> {
+        let data = self.engine.data.clone();
+        let mut batch = self.engine.db.batch();
+        let mut batch_entries = 0usize;
+        let mut batch_size_bytes = 0usize;
+        // Counted from the records themselves, never trusted from the
+        // snapshot's own counters.
+        let mut counts = Counts::default();
+        let mut previous: Option<Bytes> = None;
+        for item in entries {
+            let (key, value) = item?;
+            check_snapshot_entry(&key, &value, previous.as_deref())?;
+            previous = Some(key.clone());
+            // The snapshot's own mark and counters are replaced by the ones
+            // written last; loading the mark early would let a crash leave
+            // a half-loaded store that claims to be complete.
+            if key.as_ref() == META_APPLIED || key.as_ref() == META_COUNTS {
+                continue;
+            }
+            if key.first() == Some(&TAG_DATA) {
+                let record = decode(&key[1..], value.clone())?;
+                counts.keys += 1;
+                if record.has_expiry() {
+                    counts.expiring += 1;
+                }
+            }
+            batch_entries += 1;
+            batch_size_bytes += key.len() + value.len();
+            batch.insert(&data, key, value);
+            if batch_entries >= INSTALL_BATCH_ENTRIES_MAX
+                || batch_size_bytes >= INSTALL_BATCH_SIZE_BYTES_MAX
+            {
+                let full = std::mem::replace(&mut batch, self.engine.db.batch());
+                full.commit().map_err(|e| self.failure(e))?;
+                self.counts = counts;
+                batch_entries = 0;
+                batch_size_bytes = 0;
+            }
+        }
+        batch.insert(&data, META_COUNTS, counts.encode().to_vec());
+        batch.insert(&data, META_APPLIED, applied_mark);
+        batch.commit().map_err(|e| self.failure(e))?;
+        self.counts = counts;
+        self.engine
+            .persist(PersistMode::SyncAll)
+            .map_err(|e| self.failure(e))?;
+        Ok(())
+    }
+}
+
+/// Bytes from a peer's snapshot are untrusted: they must be what
+/// [`Snapshot::export`] produces (strictly ascending keys, known tags,
+/// records that decode), and within the engine's limits.
+fn check_snapshot_entry(key: &[u8], value: &[u8], previous: Option<&[u8]>) -> Result<()> {
+    if key.is_empty() || key.len() > ENGINE_KEY_SIZE_BYTES_MAX {
+        return Err(corrupt(key, "snapshot key empty or too long"));
+    }
+    if value.len() as u64 > ENGINE_VALUE_SIZE_BYTES_MAX {
+        return Err(corrupt(key, "snapshot value too long"));
+    }
+    if previous.is_some_and(|p| p >= key) {
+        return Err(corrupt(key, "snapshot keys out of order"));
+    }
+    match key[0] {
+        TAG_DATA | TAG_META => Ok(()),
+        TAG_EXPIRY if split_expiry_key(key).is_some() => Ok(()),
+        TAG_EXPIRY => Err(corrupt(key, "bad expiry index key in snapshot")),
+        _ => Err(corrupt(key, "snapshot key with an unknown tag")),
+    }
+}
+
+impl Store {
+    fn require_replicated(&self, what: &str) -> Result<()> {
+        if self.inner.config.replicated {
+            return Ok(());
+        }
+        Err(StorageError::Config(format!(
+            "{what} needs a replicated store (StorageConfig::replicated)"
+        )))
+    }
+
+    async fn ask_writer<T>(
+        &self,
+        msg: ReplicatedMsg,
+        rx: oneshot::Receiver<Result<T>>,
+    ) -> Result<T> {
+        self.inner
+            .tx
+            .send(WriterMsg::Replicated(msg))
+            .await
+            .map_err(|_| StorageError::ShuttingDown)?;
+        rx.await.map_err(|_| StorageError::ShuttingDown)?
+    }
+
+    /// Applies committed entries in order, on the writer thread, as one
+    /// engine batch with the applied mark of the LAST entry (a FLUSHALL
+    /// splits the batch; each part carries its own last entry's mark). No
+    /// fsync. Publishes a new read view, then returns one [`Outcome`] per
+    /// entry ([`Outcome::Ok`] for entries without a mutation). `Err` is a
+    /// storage failure, which the caller must treat as fatal.
+    ///
+    /// An entry with a [`RequestId`] whose (now_ms, id) was seen before is
+    /// not applied; it answers the stored outcome (refusals included).
+    pub async fn apply_log(&self, entries: Vec<LogEntry>) -> Result<Vec<Outcome>> {
+        self.require_replicated("apply_log")?;
+        let (reply, rx) = oneshot::channel();
+        self.ask_writer(ReplicatedMsg::Apply { entries, reply }, rx)
+            .await
+    }
+
+    /// The applied mark in the latest published view (None on a fresh store).
+    pub fn applied_mark(&self) -> Result<Option<Bytes>> {
+        self.snapshot().applied_mark()
+    }
+
+    /// Physically removes dedupe records whose now_ms < `older_than_ms`, at
+    /// most `max` per call (on the writer thread, one batch, no fsync).
+    /// Returns how many were removed.
+    pub async fn evict_requests(&self, older_than_ms: u64, max: usize) -> Result<usize> {
+        self.require_replicated("evict_requests")?;
+        let (reply, rx) = oneshot::channel();
+        let msg = ReplicatedMsg::Evict {
+            older_than_ms,
+            max,
+            reply,
+        };
+        self.ask_writer(msg, rx).await
+    }
+
+    /// Replaces the whole state with raw entries as produced by
+    /// [`Snapshot::export`], on the writer thread: clears the keyspace,
+    /// loads the entries in bounded batches, writes `applied_mark` LAST,
+    /// fsyncs, and publishes a new view. A crash in the middle leaves the
+    /// applied mark absent, never a half state that claims to be complete.
+    /// Entries that do not look like an export are refused as
+    /// [`StorageError::Corrupt`] (the store is then empty or half loaded,
+    /// without a mark: install again).
+    pub async fn install(
+        &self,
+        entries: Box<dyn Iterator<Item = Result<(Bytes, Bytes)>> + Send>,
+        applied_mark: Bytes,
+    ) -> Result<()> {
+        self.require_replicated("install")?;
+        let (reply, rx) = oneshot::channel();
+        let msg = ReplicatedMsg::Install {
+            entries,
+            applied_mark,
+            reply,
+        };
+        self.ask_writer(msg, rx).await
+    }
+
+    /// The Raft log handle. Its operations fail on a store that is not
+    /// replicated (the log keyspace is opened only in replicated mode).
+    pub fn log_store(&self) -> LogStore {
+        LogStore::new(
+            self.inner.engine.clone(),
+            self.inner.stats.clone(),
+            self.inner.failed.clone(),
+        )
+    }
+}
+
+impl Snapshot {
+    /// Every raw (key, value) of the keyspace in key order, all tags
+    /// including meta (counters, dedupe records, applied mark), for snapshot
+    /// transfer. Streams from the engine; holding the iterator holds this
+    /// snapshot's versions (as the Snapshot itself does).
+    pub fn export(&self) -> impl Iterator<Item = Result<(Bytes, Bytes)>> + Send + 'static {
+        // The engine stays open while the iterator lives, even if every
+        // Store handle is dropped.
+        let engine = self.engine.clone();
+        self.snap.iter(&self.engine.data).map(move |guard| {
+            let _open = &engine;
+            let (key, value) = guard.into_inner()?;
+            Ok((key.into(), value.into()))
+        })
+    }
+
+    /// The applied mark as of this snapshot (consistent with its data).
+    pub fn applied_mark(&self) -> Result<Option<Bytes>> {
+        Ok(self
+            .snap
+            .get(&self.engine.data, META_APPLIED)?
+            .map(Into::into))
+    }
+}

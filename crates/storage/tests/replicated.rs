@@ -1,0 +1,779 @@
+//! Replicated mode: `apply_log` against the single-node path, retry dedupe,
+//! the applied mark, FLUSHALL inside a group, snapshot export/install, the
+//! Raft log store, and what a replicated store refuses.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use proptest::prelude::*;
+use strata_storage::{
+    ExpireCondition, FsyncPolicy, Limits, LogEntry, Mutation, MutationError, Op, Outcome,
+    RequestId, SetCondition, SetExpiry, StorageConfig, StorageError, Store,
+};
+
+fn config(dir: &std::path::Path, replicated: bool) -> StorageConfig {
+    let mut c = StorageConfig::new(dir);
+    c.fsync = FsyncPolicy::Never;
+    c.cache_size_bytes = 4 * 1024 * 1024;
+    c.memtable_size_bytes = 1024 * 1024;
+    c.journal_size_bytes_max = 64 * 1024 * 1024;
+    c.key_size_bytes_max = 64;
+    c.value_size_bytes_max = 256;
+    c.replicated = replicated;
+    c
+}
+
+fn limits() -> Limits {
+    Limits {
+        key_size_bytes_max: 64,
+        value_size_bytes_max: 256,
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn b(s: &str) -> Bytes {
+    Bytes::copy_from_slice(s.as_bytes())
+}
+
+fn entry(op: Option<Op>, now_ms: u64, request: Option<RequestId>, mark: &str) -> LogEntry {
+    LogEntry {
+        mutation: op.map(|op| Mutation { now_ms, op }),
+        request,
+        limits: limits(),
+        applied_mark: b(mark),
+    }
+}
+
+fn set(key: &str, value: &str) -> Op {
+    Op::Set {
+        key: b(key),
+        value: b(value),
+        condition: SetCondition::Always,
+        expiry: SetExpiry::Clear,
+        return_old: false,
+    }
+}
+
+fn incr(key: &str) -> Op {
+    Op::IncrBy {
+        key: b(key),
+        delta: 1,
+    }
+}
+
+fn value(store: &Store, key: &str, now_ms: u64) -> Option<Bytes> {
+    store.get(key.as_bytes(), now_ms).unwrap().map(|r| r.value)
+}
+
+fn export(store: &Store) -> Vec<(Bytes, Bytes)> {
+    store
+        .snapshot()
+        .export()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap()
+}
+
+// Far in the future, so the single-node store's sweeper (real clock) never
+// finds a due key and both stores see exactly the same mutations.
+const T0: u64 = 4_000_000_000_000;
+
+#[derive(Clone, Debug)]
+enum Gen {
+    Set(u8, Vec<u8>, Option<u64>),
+    SetNx(u8, Vec<u8>),
+    Incr(u8, i64),
+    Append(u8, Vec<u8>),
+    Del(Vec<u8>),
+    MSet(Vec<(u8, Vec<u8>)>),
+    Rename(u8, u8),
+    Expire(u8, i64),
+    Persist(u8),
+    GetDel(u8),
+    FlushAll,
+    Blank,
+}
+
+fn gkey(k: u8) -> Bytes {
+    match k {
+        0 => Bytes::new(),
+        n => Bytes::from(format!("k{n}")),
+    }
+}
+
+fn gen_strategy() -> impl Strategy<Value = Gen> {
+    let k = 0u8..8;
+    let v = proptest::collection::vec(b'0'..=b'9', 0..6);
+    prop_oneof![
+        4 => (k.clone(), v.clone(), proptest::option::of(0u64..400)).prop_map(|(k, v, t)| Gen::Set(k, v, t)),
+        1 => (k.clone(), v.clone()).prop_map(|(k, v)| Gen::SetNx(k, v)),
+        3 => (k.clone(), -5i64..5).prop_map(|(k, d)| Gen::Incr(k, d)),
+        1 => (k.clone(), proptest::collection::vec(any::<u8>(), 0..200)).prop_map(|(k, v)| Gen::Append(k, v)),
+        2 => proptest::collection::vec(k.clone(), 1..4).prop_map(Gen::Del),
+        1 => proptest::collection::vec((k.clone(), v), 1..4).prop_map(Gen::MSet),
+        1 => (k.clone(), k.clone()).prop_map(|(a, b)| Gen::Rename(a, b)),
+        2 => (k.clone(), -100i64..400).prop_map(|(k, t)| Gen::Expire(k, t)),
+        1 => k.clone().prop_map(Gen::Persist),
+        1 => k.prop_map(Gen::GetDel),
+        1 => Just(Gen::FlushAll),
+        1 => Just(Gen::Blank),
+    ]
+}
+
+fn to_op(g: &Gen, now_ms: u64) -> Option<Op> {
+    Some(match g.clone() {
+        Gen::Set(k, v, t) => Op::Set {
+            key: gkey(k),
+            value: v.into(),
+            condition: SetCondition::Always,
+            expiry: t.map_or(SetExpiry::Clear, |t| SetExpiry::At(now_ms + t)),
+            return_old: true,
+        },
+        Gen::SetNx(k, v) => Op::Set {
+            key: gkey(k),
+            value: v.into(),
+            condition: SetCondition::IfAbsent,
+            expiry: SetExpiry::Keep,
+            return_old: false,
+        },
+        Gen::Incr(k, delta) => Op::IncrBy {
+            key: gkey(k),
+            delta,
+        },
+        Gen::Append(k, v) => Op::Append {
+            key: gkey(k),
+            value: v.into(),
+        },
+        Gen::Del(ks) => Op::Delete {
+            keys: ks.into_iter().map(gkey).collect(),
+        },
+        Gen::MSet(pairs) => Op::MSet {
+            pairs: pairs
+                .into_iter()
+                .map(|(k, v)| (gkey(k), v.into()))
+                .collect(),
+            if_none_exist: false,
+        },
+        Gen::Rename(a, b) => Op::Rename {
+            from: gkey(a),
+            to: gkey(b),
+            if_absent: false,
+        },
+        Gen::Expire(k, t) => Op::Expire {
+            key: gkey(k),
+            at_ms: now_ms as i64 + t,
+            condition: ExpireCondition::Always,
+        },
+        Gen::Persist(k) => Op::Persist { key: gkey(k) },
+        Gen::GetDel(k) => Op::GetDel { key: gkey(k) },
+        Gen::FlushAll => Op::FlushAll,
+        Gen::Blank => return None,
+    })
+}
+
+/// The state both stores must agree on: every raw entry but the meta
+/// entries (the applied mark and dedupe records exist only when replicated,
+/// and the counters are compared through dbsize: a group whose changes
+/// cancel out does not rewrite them, so their presence depends on grouping).
+fn comparable(store: &Store) -> Vec<(Bytes, Bytes)> {
+    export(store)
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with(b"m"))
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+    #[test]
+    fn apply_log_matches_the_single_node_path(
+        ops in proptest::collection::vec(gen_strategy(), 1..50),
+        chunks in proptest::collection::vec(1usize..8, 50),
+    ) {
+        let rt = runtime();
+        let dir_single = tempfile::tempdir().unwrap();
+        let dir_repl = tempfile::tempdir().unwrap();
+        let single = Store::open(config(dir_single.path(), false)).unwrap();
+        let repl = Store::open(config(dir_repl.path(), true)).unwrap();
+        let entries: Vec<LogEntry> = ops
+            .iter()
+            .enumerate()
+            .map(|(i, g)| {
+                let now = T0 + 10 * i as u64;
+                // Every third write carries a distinct request id: dedupe
+                // bookkeeping must not change any outcome.
+                let request = (i % 3 == 0).then_some(RequestId { session: 7, seq: i as u64 });
+                entry(to_op(g, now), now, request, &format!("mark-{i}"))
+            })
+            .collect();
+        let mut expected = Vec::new();
+        for e in &entries {
+            match &e.mutation {
+                Some(m) => expected.push(rt.block_on(single.submit(m.clone())).unwrap()),
+                None => expected.push(Outcome::Ok),
+            }
+        }
+        let mut got = Vec::new();
+        let mut rest = entries.as_slice();
+        let mut sizes = chunks.iter().cycle();
+        while !rest.is_empty() {
+            let n = (*sizes.next().unwrap()).min(rest.len());
+            let (now, later) = rest.split_at(n);
+            got.extend(rt.block_on(repl.apply_log(now.to_vec())).unwrap());
+            rest = later;
+        }
+        prop_assert_eq!(&got, &expected);
+        prop_assert_eq!(comparable(&repl), comparable(&single));
+        prop_assert_eq!(repl.dbsize(), single.dbsize());
+        prop_assert_eq!(repl.stats().expiring_keys, single.stats().expiring_keys);
+        let last = format!("mark-{}", entries.len() - 1);
+        prop_assert_eq!(repl.applied_mark().unwrap(), Some(b(&last)));
+        // Replicated data writes never fsync by themselves.
+        prop_assert_eq!(repl.stats().fsyncs, 0);
+        rt.block_on(single.shutdown()).unwrap();
+        rt.block_on(repl.shutdown()).unwrap();
+    }
+}
+
+#[test]
+fn dedupe_applies_a_request_once() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(dir.path(), true)).unwrap();
+    let id = RequestId { session: 1, seq: 1 };
+    // Twice in the same group.
+    let out = rt
+        .block_on(store.apply_log(vec![
+            entry(Some(incr("n")), 100, Some(id), "1"),
+            entry(Some(incr("n")), 100, Some(id), "2"),
+        ]))
+        .unwrap();
+    assert_eq!(out, vec![Outcome::Int(1), Outcome::Int(1)]);
+    assert_eq!(value(&store, "n", 100), Some(b("1")));
+    // Again in a later group: the first outcome, not applied.
+    let out = rt
+        .block_on(store.apply_log(vec![entry(Some(incr("n")), 100, Some(id), "3")]))
+        .unwrap();
+    assert_eq!(out, vec![Outcome::Int(1)]);
+    assert_eq!(value(&store, "n", 100), Some(b("1")));
+    // Another time, or no id: a new request.
+    let out = rt
+        .block_on(store.apply_log(vec![
+            entry(Some(incr("n")), 101, Some(id), "4"),
+            entry(Some(incr("n")), 100, None, "5"),
+            entry(Some(incr("n")), 100, None, "6"),
+        ]))
+        .unwrap();
+    assert_eq!(out, vec![Outcome::Int(2), Outcome::Int(3), Outcome::Int(4)]);
+
+    // A refusal is stored and replayed too, even once it would succeed.
+    let refused = RequestId { session: 2, seq: 9 };
+    let out = rt
+        .block_on(store.apply_log(vec![
+            entry(Some(set("s", "abc")), 200, None, "7"),
+            entry(Some(incr("s")), 200, Some(refused), "8"),
+            entry(Some(set("s", "5")), 200, None, "9"),
+        ]))
+        .unwrap();
+    assert_eq!(
+        out[1],
+        Outcome::Refused(MutationError::NotInteger),
+        "{out:?}"
+    );
+    let out = rt
+        .block_on(store.apply_log(vec![entry(Some(incr("s")), 200, Some(refused), "10")]))
+        .unwrap();
+    assert_eq!(out, vec![Outcome::Refused(MutationError::NotInteger)]);
+    assert_eq!(value(&store, "s", 200), Some(b("5")));
+
+    // The records survive a restart.
+    rt.block_on(store.shutdown()).unwrap();
+    drop(store);
+    let store = Store::open(config(dir.path(), true)).unwrap();
+    let out = rt
+        .block_on(store.apply_log(vec![entry(Some(incr("n")), 100, Some(id), "11")]))
+        .unwrap();
+    assert_eq!(out, vec![Outcome::Int(1)]);
+    assert_eq!(value(&store, "n", 100), Some(b("4")));
+
+    // Eviction: records with now_ms < 200 go (ids at 100 and 101), the one
+    // at 200 stays; `max` bounds one call.
+    assert_eq!(rt.block_on(store.evict_requests(200, 1)).unwrap(), 1);
+    assert_eq!(rt.block_on(store.evict_requests(200, 100)).unwrap(), 1);
+    assert_eq!(rt.block_on(store.evict_requests(200, 100)).unwrap(), 0);
+    // The applied mark shares the key prefix and must survive any eviction.
+    assert_eq!(rt.block_on(store.evict_requests(u64::MAX, 100)).unwrap(), 1);
+    assert_eq!(store.applied_mark().unwrap(), Some(b("11")));
+    // An evicted id applies again.
+    let out = rt
+        .block_on(store.apply_log(vec![entry(Some(incr("n")), 100, Some(id), "12")]))
+        .unwrap();
+    assert_eq!(out, vec![Outcome::Int(5)]);
+    rt.block_on(store.shutdown()).unwrap();
+}
+
+#[test]
+fn applied_mark_is_written_with_the_batch_and_survives_reopen() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(dir.path(), true)).unwrap();
+    assert_eq!(store.applied_mark().unwrap(), None);
+    assert_eq!(store.snapshot().applied_mark().unwrap(), None);
+    let out = rt
+        .block_on(store.apply_log(vec![
+            entry(None, 1, None, "1"),
+            entry(Some(set("a", "x")), 1, None, "2"),
+            entry(None, 1, None, "3"),
+        ]))
+        .unwrap();
+    assert_eq!(out, vec![Outcome::Ok, Outcome::Ok, Outcome::Ok]);
+    assert_eq!(store.applied_mark().unwrap(), Some(b("3")));
+    let before = store.snapshot();
+    rt.block_on(store.apply_log(vec![entry(Some(set("b", "y")), 1, None, "4")]))
+        .unwrap();
+    // A snapshot's mark matches its own data.
+    assert_eq!(before.applied_mark().unwrap(), Some(b("3")));
+    assert!(before.get(b"b", 1).unwrap().is_none());
+    let after = store.snapshot();
+    assert_eq!(after.applied_mark().unwrap(), Some(b("4")));
+    assert!(after.get(b"b", 1).unwrap().is_some());
+    drop((before, after));
+    // Only blank entries still move the mark.
+    rt.block_on(store.apply_log(vec![entry(None, 1, None, "5")]))
+        .unwrap();
+    assert_eq!(store.applied_mark().unwrap(), Some(b("5")));
+    // An empty call changes nothing.
+    assert!(rt.block_on(store.apply_log(Vec::new())).unwrap().is_empty());
+    assert_eq!(store.applied_mark().unwrap(), Some(b("5")));
+
+    rt.block_on(store.shutdown()).unwrap();
+    drop(store);
+    let store = Store::open(config(dir.path(), true)).unwrap();
+    assert_eq!(store.applied_mark().unwrap(), Some(b("5")));
+    assert_eq!(store.dbsize(), 2);
+    assert_eq!(value(&store, "a", 1), Some(b("x")));
+    rt.block_on(store.shutdown()).unwrap();
+}
+
+#[test]
+fn flushall_in_the_middle_of_a_group() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(dir.path(), true)).unwrap();
+    let flush_id = RequestId { session: 3, seq: 1 };
+    let out = rt
+        .block_on(store.apply_log(vec![
+            entry(Some(set("a", "1")), 10, None, "1"),
+            entry(Some(set("b", "2")), 10, None, "2"),
+            entry(Some(Op::FlushAll), 10, Some(flush_id), "3"),
+            entry(Some(set("c", "3")), 10, None, "4"),
+            entry(Some(incr("d")), 10, None, "5"),
+        ]))
+        .unwrap();
+    assert_eq!(
+        out,
+        vec![
+            Outcome::Ok,
+            Outcome::Ok,
+            Outcome::Ok,
+            Outcome::Ok,
+            Outcome::Int(1)
+        ]
+    );
+    assert_eq!(value(&store, "a", 10), None);
+    assert_eq!(value(&store, "b", 10), None);
+    assert_eq!(value(&store, "c", 10), Some(b("3")));
+    assert_eq!(value(&store, "d", 10), Some(b("1")));
+    assert_eq!(store.dbsize(), 2);
+    assert_eq!(store.applied_mark().unwrap(), Some(b("5")));
+    // A snapshot taken before a FLUSHALL keeps its data and mark (a snapshot
+    // transfer in progress must not see the clear).
+    let before = store.snapshot();
+    let exported_before = export(&store);
+    // The FLUSHALL's own dedupe record survived its clear: a retry is a no-op.
+    let out = rt
+        .block_on(store.apply_log(vec![entry(Some(Op::FlushAll), 10, Some(flush_id), "6")]))
+        .unwrap();
+    assert_eq!(out, vec![Outcome::Ok]);
+    assert_eq!(store.dbsize(), 2);
+    assert_eq!(store.applied_mark().unwrap(), Some(b("6")));
+    rt.block_on(store.apply_log(vec![entry(Some(Op::FlushAll), 11, None, "7")]))
+        .unwrap();
+    assert_eq!(store.dbsize(), 0);
+    assert_eq!(store.applied_mark().unwrap(), Some(b("7")));
+    let still: Vec<_> = before.export().map(Result::unwrap).collect();
+    assert_eq!(still, exported_before);
+    assert_eq!(before.applied_mark().unwrap(), Some(b("5")));
+    drop(before);
+    rt.block_on(store.apply_log(vec![
+        entry(Some(set("c", "3")), 12, None, "8"),
+        entry(Some(set("d", "4")), 12, None, "9"),
+    ]))
+    .unwrap();
+    // Counters are right after a restart.
+    rt.block_on(store.shutdown()).unwrap();
+    drop(store);
+    let store = Store::open(config(dir.path(), true)).unwrap();
+    assert_eq!(store.dbsize(), 2);
+    assert_eq!(store.applied_mark().unwrap(), Some(b("9")));
+    rt.block_on(store.shutdown()).unwrap();
+}
+
+/// FLUSHALL clears earlier dedupe records; whether the entries come in one
+/// call or one by one, every replica must decide alike.
+#[test]
+fn grouping_does_not_change_decisions_around_flushall() {
+    let rt = runtime();
+    let id = RequestId { session: 4, seq: 4 };
+    let entries = vec![
+        entry(Some(incr("x")), 10, Some(id), "1"),
+        entry(Some(incr("x")), 10, Some(id), "2"),
+        entry(Some(Op::FlushAll), 11, None, "3"),
+        entry(Some(incr("x")), 10, Some(id), "4"),
+        entry(Some(incr("x")), 10, Some(id), "5"),
+    ];
+    let dir_a = tempfile::tempdir().unwrap();
+    let dir_b = tempfile::tempdir().unwrap();
+    let a = Store::open(config(dir_a.path(), true)).unwrap();
+    let b_store = Store::open(config(dir_b.path(), true)).unwrap();
+    let together = rt.block_on(a.apply_log(entries.clone())).unwrap();
+    let mut one_by_one = Vec::new();
+    for e in entries {
+        one_by_one.extend(rt.block_on(b_store.apply_log(vec![e])).unwrap());
+    }
+    assert_eq!(
+        together,
+        vec![
+            Outcome::Int(1),
+            Outcome::Int(1),
+            Outcome::Ok,
+            Outcome::Int(1),
+            Outcome::Int(1)
+        ]
+    );
+    assert_eq!(together, one_by_one);
+    assert_eq!(export(&a), export(&b_store));
+    rt.block_on(a.shutdown()).unwrap();
+    rt.block_on(b_store.shutdown()).unwrap();
+}
+
+#[test]
+fn export_then_install_reproduces_the_store() {
+    let rt = runtime();
+    let dir_a = tempfile::tempdir().unwrap();
+    let dir_b = tempfile::tempdir().unwrap();
+    let a = Store::open(config(dir_a.path(), true)).unwrap();
+    let far = 9_000_000_000_000;
+    rt.block_on(a.apply_log(vec![
+        entry(Some(set("plain", "v")), 10, None, "1"),
+        entry(
+            Some(Op::Set {
+                key: b("expiring"),
+                value: b("e"),
+                condition: SetCondition::Always,
+                expiry: SetExpiry::At(far),
+                return_old: false,
+            }),
+            10,
+            None,
+            "2",
+        ),
+        entry(Some(set("", "empty key")), 10, None, "3"),
+        entry(
+            Some(incr("n")),
+            10,
+            Some(RequestId { session: 1, seq: 2 }),
+            "4",
+        ),
+    ]))
+    .unwrap();
+    let source = export(&a);
+    // Data, expiry index, counters, dedupe record, applied mark.
+    for prefix in [&b"k"[..], b"x", b"mcounts", b"mraft.applied", b"mr\0"] {
+        assert!(
+            source.iter().any(|(k, _)| k.starts_with(prefix)),
+            "{prefix:?} missing from {source:?}"
+        );
+    }
+
+    let b_store = Store::open(config(dir_b.path(), true)).unwrap();
+    rt.block_on(b_store.apply_log(vec![
+        entry(Some(set("old", "gone")), 10, None, "old-1"),
+        entry(Some(set("plain", "old value")), 10, None, "old-2"),
+    ]))
+    .unwrap();
+    let snap = a.snapshot();
+    let mark = snap.applied_mark().unwrap().unwrap();
+    rt.block_on(b_store.install(Box::new(snap.export()), mark))
+        .unwrap();
+    assert_eq!(export(&b_store), source);
+    assert_eq!(b_store.dbsize(), a.dbsize());
+    assert_eq!(b_store.dbsize(), 4);
+    assert_eq!(b_store.stats().expiring_keys, 1);
+    assert_eq!(value(&b_store, "old", 10), None);
+    assert_eq!(value(&b_store, "plain", 10), Some(b("v")));
+    assert_eq!(b_store.applied_mark().unwrap(), Some(b("4")));
+    // The dedupe record came along: a retry is answered, not applied.
+    let out = rt
+        .block_on(b_store.apply_log(vec![entry(
+            Some(incr("n")),
+            10,
+            Some(RequestId { session: 1, seq: 2 }),
+            "5",
+        )]))
+        .unwrap();
+    assert_eq!(out, vec![Outcome::Int(1)]);
+    assert_eq!(value(&b_store, "n", 10), Some(b("1")));
+    rt.block_on(b_store.shutdown()).unwrap();
+    drop(b_store);
+    let b_store = Store::open(config(dir_b.path(), true)).unwrap();
+    assert_eq!(b_store.dbsize(), 4);
+    assert_eq!(b_store.stats().expiring_keys, 1);
+    assert_eq!(b_store.applied_mark().unwrap(), Some(b("5")));
+    rt.block_on(b_store.shutdown()).unwrap();
+    rt.block_on(a.shutdown()).unwrap();
+}
+
+#[test]
+fn install_of_100k_keys() {
+    let rt = runtime();
+    let dir_a = tempfile::tempdir().unwrap();
+    let dir_b = tempfile::tempdir().unwrap();
+    let a = Store::open(config(dir_a.path(), true)).unwrap();
+    let keys = 100_000usize;
+    let per_mset = 1000;
+    let entries: Vec<LogEntry> = (0..keys / per_mset)
+        .map(|i| {
+            let pairs = (0..per_mset)
+                .map(|j| {
+                    let n = i * per_mset + j;
+                    (b(&format!("key:{n:06}")), b(&format!("value {n}")))
+                })
+                .collect();
+            let op = Op::MSet {
+                pairs,
+                if_none_exist: false,
+            };
+            entry(Some(op), 1, None, &format!("{i}"))
+        })
+        .collect();
+    rt.block_on(a.apply_log(entries)).unwrap();
+    assert_eq!(a.dbsize(), keys as u64);
+
+    let b_store = Store::open(config(dir_b.path(), true)).unwrap();
+    let snap = a.snapshot();
+    let mark = snap.applied_mark().unwrap().unwrap();
+    rt.block_on(b_store.install(Box::new(snap.export()), mark))
+        .unwrap();
+    assert_eq!(b_store.dbsize(), keys as u64);
+    assert_eq!(value(&b_store, "key:000000", 1), Some(b("value 0")));
+    assert_eq!(value(&b_store, "key:099999", 1), Some(b("value 99999")));
+    let (mine, theirs) = (b_store.snapshot(), snap);
+    assert!(
+        mine.export()
+            .map(Result::unwrap)
+            .eq(theirs.export().map(Result::unwrap))
+    );
+    rt.block_on(b_store.shutdown()).unwrap();
+    rt.block_on(a.shutdown()).unwrap();
+}
+
+/// An install that fails half-way leaves no applied mark behind, so the
+/// replication layer knows to install again; bad input is Corrupt.
+#[test]
+fn failed_install_leaves_no_mark() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(dir.path(), true)).unwrap();
+    rt.block_on(store.apply_log(vec![entry(Some(set("a", "1")), 1, None, "1")]))
+        .unwrap();
+    // A stream that breaks after more than one batch was written.
+    let broken = (0..10_000u32).map(|i| {
+        if i == 9_000 {
+            Err(StorageError::ShuttingDown)
+        } else {
+            let key = format!("k{i:05}");
+            let mut raw = vec![0u8];
+            raw.extend_from_slice(b"v");
+            Ok((Bytes::from(key), Bytes::from(raw)))
+        }
+    });
+    let err = rt
+        .block_on(store.install(Box::new(broken), b("snap")))
+        .unwrap_err();
+    assert!(matches!(err, StorageError::ShuttingDown), "{err}");
+    assert_eq!(store.applied_mark().unwrap(), None);
+    assert_eq!(value(&store, "a", 1), None);
+    // Counters match what was written before the break (two full batches).
+    assert_eq!(store.dbsize(), 8192);
+
+    for bad in [
+        vec![(b("kb"), b("\0x")), (b("ka"), b("\0y"))], // out of order
+        vec![(b("z"), b(""))],                          // unknown tag
+        vec![(b("kk"), b("\x07bad record"))],           // record does not decode
+        vec![(b(""), b(""))],                           // empty key
+    ] {
+        let err = rt
+            .block_on(store.install(Box::new(bad.into_iter().map(Ok)), b("snap")))
+            .unwrap_err();
+        assert!(matches!(err, StorageError::Corrupt { .. }), "{err}");
+        assert_eq!(store.applied_mark().unwrap(), None);
+    }
+    // The store still works, and a good install completes.
+    let good = vec![(b("kgood"), b("\0v"))];
+    rt.block_on(store.install(Box::new(good.into_iter().map(Ok)), b("snap")))
+        .unwrap();
+    assert_eq!(store.applied_mark().unwrap(), Some(b("snap")));
+    assert_eq!(store.dbsize(), 1);
+    assert_eq!(value(&store, "good", 1), Some(b("v")));
+    rt.block_on(store.shutdown()).unwrap();
+}
+
+#[test]
+fn log_store_appends_reads_truncates_purges_and_survives_reopen() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(dir.path(), true)).unwrap();
+    let log = store.log_store();
+    assert_eq!(log.last().unwrap(), None);
+    assert_eq!(log.get_meta("vote").unwrap(), None);
+    let payload = |i: u64| Bytes::from(format!("entry {i}"));
+    log.append((1..=10).map(|i| (i, payload(i))).collect())
+        .unwrap();
+    log.append(vec![(11, payload(11))]).unwrap();
+    let indexes = |v: Vec<(u64, Bytes)>| v.into_iter().map(|(i, _)| i).collect::<Vec<_>>();
+    let all = log.range(3, 7, 100, usize::MAX).unwrap();
+    assert_eq!(all, (3..7).map(|i| (i, payload(i))).collect::<Vec<_>>());
+    assert_eq!(indexes(log.range(3, 7, 2, usize::MAX).unwrap()), vec![3, 4]);
+    // "entry 3" is 7 bytes: the limit is reached after the second entry.
+    assert_eq!(indexes(log.range(3, 7, 100, 10).unwrap()), vec![3, 4]);
+    // At least one entry, whatever the limits.
+    assert_eq!(indexes(log.range(3, 7, 0, 0).unwrap()), vec![3]);
+    assert!(log.range(7, 7, 100, usize::MAX).unwrap().is_empty());
+    assert!(log.range(50, 60, 100, usize::MAX).unwrap().is_empty());
+    assert_eq!(log.last().unwrap(), Some((11, payload(11))));
+
+    log.truncate_from(8).unwrap();
+    assert_eq!(log.last().unwrap(), Some((7, payload(7))));
+    // A truncated index can be written again.
+    log.append(vec![(8, b("new 8"))]).unwrap();
+    assert_eq!(log.last().unwrap(), Some((8, b("new 8"))));
+    log.purge_upto(2).unwrap();
+    assert_eq!(
+        indexes(log.range(0, 100, 100, usize::MAX).unwrap()),
+        vec![3, 4, 5, 6, 7, 8]
+    );
+    log.put_meta("vote", b("term 3 for node 1")).unwrap();
+    log.put_meta("purged", b("2")).unwrap();
+    log.put_meta("vote", b("term 4 for node 2")).unwrap();
+    assert_eq!(log.get_meta("vote").unwrap(), Some(b("term 4 for node 2")));
+    let fsyncs = store.stats().fsyncs;
+    log.sync().unwrap();
+    assert_eq!(store.stats().fsyncs, fsyncs + 1);
+
+    // The log and the data are separate: FLUSHALL leaves the log alone.
+    rt.block_on(store.apply_log(vec![entry(Some(Op::FlushAll), 1, None, "8")]))
+        .unwrap();
+    assert_eq!(log.last().unwrap(), Some((8, b("new 8"))));
+
+    drop(log);
+    rt.block_on(store.shutdown()).unwrap();
+    drop(store);
+    let store = Store::open(config(dir.path(), true)).unwrap();
+    let log = store.log_store();
+    assert_eq!(
+        indexes(log.range(0, u64::MAX, 100, usize::MAX).unwrap()),
+        vec![3, 4, 5, 6, 7, 8]
+    );
+    assert_eq!(log.last().unwrap(), Some((8, b("new 8"))));
+    assert_eq!(log.get_meta("vote").unwrap(), Some(b("term 4 for node 2")));
+    assert_eq!(log.get_meta("purged").unwrap(), Some(b("2")));
+    log.purge_upto(u64::MAX).unwrap();
+    assert_eq!(log.last().unwrap(), None);
+    assert_eq!(log.get_meta("vote").unwrap(), Some(b("term 4 for node 2")));
+    rt.block_on(store.shutdown()).unwrap();
+
+    // A single-node store has no Raft log.
+    let dir = tempfile::tempdir().unwrap();
+    let single = Store::open(config(dir.path(), false)).unwrap();
+    assert!(matches!(
+        single.log_store().last(),
+        Err(StorageError::Config(_))
+    ));
+    rt.block_on(single.shutdown()).unwrap();
+}
+
+#[test]
+fn replicated_store_refuses_writes_and_runs_no_sweeper() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path(), true);
+    c.fsync = FsyncPolicy::Periodic { interval_ms: 5 };
+    c.expiry_sweep_interval_ms = 5;
+    let store = Store::open(c).unwrap();
+    let m = Mutation {
+        now_ms: 1,
+        op: set("a", "1"),
+    };
+    let err = rt.block_on(store.submit(m.clone())).unwrap_err();
+    assert!(matches!(err, StorageError::Replicated));
+    assert_eq!(
+        err.to_string(),
+        "this store is replicated; writes go through the Raft log"
+    );
+    assert!(matches!(
+        rt.block_on(store.enqueue(m.clone())),
+        Err(StorageError::Replicated)
+    ));
+    assert!(matches!(
+        store.submit_blocking(m),
+        Err(StorageError::Replicated)
+    ));
+
+    let now = strata_storage::now_ms();
+    let expiring = Op::Set {
+        key: b("e"),
+        value: b("v"),
+        condition: SetCondition::Always,
+        expiry: SetExpiry::At(now + 20),
+        return_old: false,
+    };
+    rt.block_on(store.apply_log(vec![entry(Some(expiring), now, None, "1")]))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    // Expired to readers, but still stored: nobody swept it.
+    let later = strata_storage::now_ms();
+    assert_eq!(value(&store, "e", later), None);
+    assert_eq!(store.dbsize(), 1);
+    assert_eq!(store.stats().expiring_keys, 1);
+    assert_eq!(store.stats().fsyncs, 0, "no periodic fsync");
+    let due = store.due_expiries(later, 100).unwrap();
+    assert_eq!(due, vec![(b("e"), now + 20)]);
+    // The sweep arrives as a log entry.
+    let out = rt
+        .block_on(store.apply_log(vec![entry(
+            Some(Op::SweepExpired { entries: due }),
+            later,
+            None,
+            "2",
+        )]))
+        .unwrap();
+    assert_eq!(out, vec![Outcome::Int(1)]);
+    assert_eq!(store.dbsize(), 0);
+    assert_eq!(store.stats().expiring_keys, 0);
+    assert!(store.due_expiries(later, 100).unwrap().is_empty());
+    rt.block_on(store.shutdown()).unwrap();
+
+    // And the replicated-only calls refuse a single-node store.
+    let dir = tempfile::tempdir().unwrap();
+    let single = Store::open(config(dir.path(), false)).unwrap();
+    assert!(matches!(
+        rt.block_on(single.apply_log(vec![entry(None, 1, None, "1")])),
+        Err(StorageError::Config(_))
+    ));
+    rt.block_on(single.shutdown()).unwrap();
+}
