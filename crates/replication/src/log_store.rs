@@ -77,7 +77,25 @@ impl LogStore {
                     .spawn(move || sync_loop(log, rx))?;
                 Some(tx)
             }
-            _ => None,
+            FsyncPolicy::Periodic { interval_ms } => {
+                // Appends complete once written; this thread bounds how
+                // much a power loss can take. It lives as long as the
+                // process, like the server that owns the store.
+                let log = log.clone();
+                std::thread::Builder::new()
+                    .name("strata-raftlog-periodic-sync".into())
+                    .spawn(move || {
+                        loop {
+                            std::thread::sleep(std::time::Duration::from_millis(interval_ms));
+                            if let Err(e) = log.sync() {
+                                tracing::error!(error = %e, "periodic raft log fsync failed");
+                                return;
+                            }
+                        }
+                    })?;
+                None
+            }
+            FsyncPolicy::Never => None,
         };
         Ok(LogStore { log, sync_tx })
     }

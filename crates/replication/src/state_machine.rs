@@ -79,7 +79,9 @@ pub struct StateMachine {
     store: Store,
     dir: PathBuf,
     membership: StoredMembership,
-    /// The encoded membership, reused in every applied mark.
+    /// The encoded membership, reused in every applied mark: the mark is
+    /// written per entry, the membership changes rarely.
+    membership_raw: Vec<u8>,
     stats: Arc<SmStats>,
 }
 
@@ -106,11 +108,14 @@ impl StateMachine {
             store,
             dir,
             membership: StoredMembership::default(),
+            membership_raw: Vec::new(),
             stats,
         };
         let mark = sm.read_mark()?;
         if let Some(m) = &mark {
-            sm.membership = m.membership.clone();
+            sm.set_membership(m.membership.clone())?;
+        } else {
+            sm.set_membership(StoredMembership::default())?;
         }
         if let Some((path, header)) = latest_snapshot(&sm.dir)? {
             let applied = mark.as_ref().and_then(|m| m.last_applied);
@@ -132,11 +137,19 @@ impl StateMachine {
         }
     }
 
+    fn set_membership(&mut self, m: StoredMembership) -> io::Result<()> {
+        self.membership_raw = encode(&m)?.to_vec();
+        self.membership = m;
+        Ok(())
+    }
+
+    /// The encoded [`AppliedMark`]: postcard encodes a struct as its fields
+    /// in order, so the mark is the encoded log id followed by the cached
+    /// encoded membership (a test checks this equals encoding the struct).
     fn mark(&self, last_applied: Option<LogId>) -> io::Result<Bytes> {
-        encode(&AppliedMark {
-            last_applied,
-            membership: self.membership.clone(),
-        })
+        let mut raw = postcard::to_allocvec(&last_applied).map_err(io::Error::other)?;
+        raw.extend_from_slice(&self.membership_raw);
+        Ok(Bytes::from(raw))
     }
 
     async fn install_file(&mut self, path: &Path, header: SnapshotHeader) -> io::Result<()> {
@@ -520,7 +533,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 let (mutation, request, limits) = match entry.payload {
                     EntryPayload::Normal(cmd) => (Some(cmd.mutation), cmd.request, cmd.limits),
                     EntryPayload::Membership(m) => {
-                        self.membership = StoredMembership::new(Some(log_id), m);
+                        self.set_membership(StoredMembership::new(Some(log_id), m))?;
                         (None, None, NO_LIMITS)
                     }
                     EntryPayload::Blank => (None, None, NO_LIMITS),
@@ -722,6 +735,47 @@ mod tests {
         assert!(verify_snapshot(&bad).is_err());
         store_a.shutdown().await.unwrap();
         store_b.shutdown().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cached_mark_encoding_equals_the_struct_encoding() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(dir.path());
+        let mut sm = StateMachine::open(
+            store.clone(),
+            dir.path().join("snaps"),
+            Arc::new(SmStats::default()),
+        )
+        .await
+        .unwrap();
+        let lid = LogId::new(
+            <openraft::impls::leader_id_adv::LeaderId<u64, u64> as openraft::vote::RaftLeaderId>::new(3, 2),
+            42,
+        );
+        let membership = openraft::Membership::new(
+            vec![std::collections::BTreeSet::from([1u64, 2, 3])],
+            std::collections::BTreeMap::from([
+                (1u64, openraft::BasicNode::new("127.0.0.1:7")),
+                (2u64, openraft::BasicNode::new("127.0.0.1:8")),
+                (3u64, openraft::BasicNode::new("127.0.0.1:9")),
+                (4u64, openraft::BasicNode::new("127.0.0.1:10")),
+            ]),
+        )
+        .unwrap();
+        sm.set_membership(StoredMembership::new(Some(lid), membership))
+            .unwrap();
+        for last in [None, Some(lid)] {
+            let fast = sm.mark(last).unwrap();
+            let slow = encode(&AppliedMark {
+                last_applied: last,
+                membership: sm.membership.clone(),
+            })
+            .unwrap();
+            assert_eq!(fast, slow);
+            let back: AppliedMark = decode(&fast, "mark").unwrap();
+            assert_eq!(back.last_applied, last);
+        }
+        store.shutdown().await.unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
