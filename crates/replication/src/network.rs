@@ -19,7 +19,7 @@ use tokio::net::TcpStream;
 use crate::state_machine::SnapshotFile;
 use crate::types::{NodeId, TypeConfig, Vote};
 use crate::wire::{
-    self, Request, Response, SNAPSHOT_CHUNK_BYTES, preamble, read_frame, with_timeout, write_frame,
+    Request, Response, SNAPSHOT_CHUNK_BYTES, preamble, read_frame, with_timeout, write_frame,
 };
 
 /// Bound on establishing a peer connection.
@@ -73,6 +73,12 @@ impl PeerConn {
 #[derive(Clone)]
 pub struct Network {
     pub self_id: NodeId,
+    /// The least time an append or vote may take. openraft derives its RPC
+    /// budget from the heartbeat interval; on a link whose round trip
+    /// exceeds that, every append would time out and replication would
+    /// stall for good. Appends that are slow but arrive keep the cluster
+    /// writing; an election timeout is the natural bound.
+    pub rpc_timeout_floor: Duration,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -84,6 +90,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             target,
             addr: node.addr.clone(),
             conn: None,
+            rpc_timeout_floor: self.rpc_timeout_floor,
         }
     }
 }
@@ -93,6 +100,7 @@ pub struct PeerClient {
     target: NodeId,
     addr: String,
     conn: Option<PeerConn>,
+    rpc_timeout_floor: Duration,
 }
 
 fn unreachable_err(e: &io::Error) -> RPCError<TypeConfig> {
@@ -122,7 +130,8 @@ impl PeerClient {
         let Some(conn) = self.conn.as_mut() else {
             return Err(remote_err("no connection".into()));
         };
-        match conn.call(&req, option.soft_ttl()).await {
+        let timeout = option.soft_ttl().max(self.rpc_timeout_floor);
+        match conn.call(&req, timeout).await {
             Ok(r) => Ok(r),
             Err(e) => {
                 // The stream position is unknown after a failure: reconnect.
@@ -254,6 +263,3 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         }
     }
 }
-
-#[allow(unused_imports)]
-use wire as _;

@@ -141,6 +141,9 @@ pub struct ClusterStatus {
     pub snapshots_installed: u64,
     /// Milliseconds since a quorum last acknowledged the leader.
     pub quorum_ack_age_ms: Option<u64>,
+    /// A leader is known and, if this node is the leader, a quorum
+    /// acknowledged it within two maximal election timeouts.
+    pub healthy: bool,
 }
 
 struct Inner {
@@ -224,6 +227,7 @@ impl ClusterNode {
         let log = LogStore::new(store.log_store(), config.fsync)?;
         let network = Network {
             self_id: config.node_id,
+            rpc_timeout_floor: Duration::from_millis(config.election_timeout_ms),
         };
         let raft = Raft::new(config.node_id, raft_config, network, log, sm)
             .await
@@ -398,7 +402,16 @@ impl ClusterNode {
                 return vec![Err(ClusterError::Again("node is shutting down".into())); n];
             }
             let attempt = if self.is_leader() {
-                self.submit_local(commands.clone()).await
+                // Bounded: a leader that lost its quorum keeps the entries
+                // but cannot commit them; the client gets an "outcome
+                // unknown" error at the deadline instead of hanging.
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                match tokio::time::timeout(remaining, self.submit_local(commands.clone())).await {
+                    Ok(r) => r,
+                    Err(_) => Err(ForwardError::Unavailable(
+                        "the leader could not commit within the forward timeout (no quorum?); outcome unknown".into(),
+                    )),
+                }
             } else if let Some((leader, addr)) = self.leader() {
                 self.forward(leader, &addr, Request::WriteBatch(commands.clone()))
                     .await
@@ -494,7 +507,14 @@ impl ClusterNode {
                 leader: self.leader().map(|(id, _)| id),
             });
         }
-        self.submit_local(commands).await
+        let timeout = Duration::from_millis(self.inner.config.forward_timeout_ms);
+        match tokio::time::timeout(timeout, self.submit_local(commands)).await {
+            Ok(r) => r,
+            Err(_) => Err(ForwardError::Unavailable(
+                "the leader could not commit within the forward timeout (no quorum?); outcome unknown"
+                    .into(),
+            )),
+        }
     }
 
     /// Sends one request to `leader` over a pooled connection.
@@ -739,7 +759,14 @@ impl ClusterNode {
             .as_ref()
             .map(|r| r.iter().map(|(id, l)| (*id, l.map(|l| l.index))).collect())
             .unwrap_or_default();
+        let quorum_ack_age_ms = m.last_quorum_acked.map(|t| t.elapsed().as_millis() as u64);
+        let quorum_window_ms = 4 * self.inner.config.election_timeout_ms;
+        let healthy = match m.state {
+            ServerState::Leader => quorum_ack_age_ms.is_some_and(|a| a <= quorum_window_ms),
+            _ => m.current_leader.is_some(),
+        };
         ClusterStatus {
+            healthy,
             id: self.inner.id,
             role: role_name(m.state),
             term: m.current_term,

@@ -10,6 +10,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+use strata_client::resp::Reply;
 use strata_client::{Client, ClientOptions};
 use strata_protocol::text;
 
@@ -18,6 +19,10 @@ const CONNECT_TIMEOUT_MS: u64 = 5_000;
 /// Bound on one request/reply exchange (a large `range` or `keys` reply
 /// included).
 const REQUEST_TIMEOUT_MS: u64 = 30_000;
+/// Bound on a membership change: the reply comes when the change is
+/// committed, and `add-node` first waits for the new node to catch up
+/// (possibly through a snapshot).
+const MEMBERSHIP_TIMEOUT_MS: u64 = 300_000;
 
 /// Client commands; they talk RESP to the server at `--addr`.
 #[derive(clap::Subcommand, Debug)]
@@ -76,6 +81,60 @@ pub enum ClientCommand {
     Stats,
     /// Check that the server answers (PING).
     Ping,
+    /// Raft cluster status and membership (CLUSTER ...).
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
+}
+
+/// `strata cluster ...`: status and membership of a Raft cluster. Any node
+/// answers (membership changes are forwarded to the leader). Exit codes:
+/// 0 success, 1 `leader` when no leader is known, 2 any error (including
+/// `-CLUSTERDOWN` / `-TRYAGAIN` replies).
+#[derive(clap::Subcommand, Debug)]
+pub enum ClusterCommand {
+    /// Print the node's view of the cluster, with per-follower replication
+    /// lag on the leader (CLUSTER STATUS).
+    Status,
+    /// Print the node's Raft state as `key:value` lines (CLUSTER INFO).
+    Info,
+    /// Print one line per member: `<id> <peer_addr> <client_addr|->
+    /// <voter|learner> <role>` (CLUSTER NODES).
+    Nodes,
+    /// Print `<id> <peer_addr> <client_addr>` of the leader (CLUSTER
+    /// LEADER). Exit 1 if no leader is known.
+    Leader,
+    /// Add a non-voting member that replicates the log (CLUSTER
+    /// ADDLEARNER).
+    AddLearner {
+        /// Node id (>= 1).
+        #[arg(value_parser = clap::value_parser!(u64).range(1..))]
+        id: u64,
+        /// The node's peer address (its --peer-listen), HOST:PORT.
+        peer_addr: String,
+    },
+    /// Add a voting member: as a learner first, a voter once it has caught
+    /// up (CLUSTER ADDNODE).
+    AddNode {
+        /// Node id (>= 1).
+        #[arg(value_parser = clap::value_parser!(u64).range(1..))]
+        id: u64,
+        /// The node's peer address (its --peer-listen), HOST:PORT.
+        peer_addr: String,
+    },
+    /// Turn a learner into a voter (CLUSTER PROMOTE).
+    Promote {
+        /// Node id of a learner.
+        #[arg(value_parser = clap::value_parser!(u64).range(1..))]
+        id: u64,
+    },
+    /// Remove a member, voter or learner (CLUSTER REMOVENODE).
+    RemoveNode {
+        /// Node id.
+        #[arg(value_parser = clap::value_parser!(u64).range(1..))]
+        id: u64,
+    },
 }
 
 /// What a successful command found, for the exit code.
@@ -114,11 +173,21 @@ fn execute(addr: &str, command: ClientCommand) -> anyhow::Result<Outcome> {
         _ => None,
     };
 
+    let io_timeout_ms = match &command {
+        ClientCommand::Cluster {
+            command:
+                ClusterCommand::AddLearner { .. }
+                | ClusterCommand::AddNode { .. }
+                | ClusterCommand::Promote { .. }
+                | ClusterCommand::RemoveNode { .. },
+        } => MEMBERSHIP_TIMEOUT_MS,
+        _ => REQUEST_TIMEOUT_MS,
+    };
     let mut client = Client::connect_with(
         addr,
         ClientOptions {
             connect_timeout_ms: CONNECT_TIMEOUT_MS,
-            io_timeout_ms: REQUEST_TIMEOUT_MS,
+            io_timeout_ms,
             ..ClientOptions::default()
         },
     )?;
@@ -201,9 +270,117 @@ fn execute(addr: &str, command: ClientCommand) -> anyhow::Result<Outcome> {
             writeln!(out, "PONG")?;
             Outcome::Done
         }
+        ClientCommand::Cluster { command } => cluster(&mut client, command, &mut out)?,
     };
     out.flush()?;
     Ok(outcome)
+}
+
+/// Runs one `strata cluster ...` command.
+fn cluster(
+    client: &mut Client,
+    command: ClusterCommand,
+    out: &mut impl Write,
+) -> anyhow::Result<Outcome> {
+    let (id, peer_addr);
+    let args: Vec<&str> = match &command {
+        ClusterCommand::Status => vec!["CLUSTER", "STATUS"],
+        ClusterCommand::Info => vec!["CLUSTER", "INFO"],
+        ClusterCommand::Nodes => vec!["CLUSTER", "NODES"],
+        ClusterCommand::Leader => vec!["CLUSTER", "LEADER"],
+        ClusterCommand::AddLearner {
+            id: n,
+            peer_addr: a,
+        }
+        | ClusterCommand::AddNode {
+            id: n,
+            peer_addr: a,
+        } => {
+            id = n.to_string();
+            peer_addr = a.clone();
+            let verb = if matches!(command, ClusterCommand::AddNode { .. }) {
+                "ADDNODE"
+            } else {
+                "ADDLEARNER"
+            };
+            vec!["CLUSTER", verb, &id, &peer_addr]
+        }
+        ClusterCommand::Promote { id: n } | ClusterCommand::RemoveNode { id: n } => {
+            id = n.to_string();
+            let verb = if matches!(command, ClusterCommand::Promote { .. }) {
+                "PROMOTE"
+            } else {
+                "REMOVENODE"
+            };
+            vec!["CLUSTER", verb, &id]
+        }
+    };
+    let reply = client.call(&args)?;
+    let shown = args.join(" ");
+    if let Reply::Error(e) = &reply {
+        bail!("{shown}: {e}");
+    }
+    if let ClusterCommand::Leader = command {
+        return match leader_line(&reply) {
+            Some(Some(line)) => {
+                writeln!(out, "{line}")?;
+                Ok(Outcome::Done)
+            }
+            Some(None) => {
+                eprintln!("no leader known");
+                Ok(Outcome::NotFound)
+            }
+            None => bail!("{shown}: unexpected reply {}", abbreviate(&reply)),
+        };
+    }
+    let text = match &reply {
+        Reply::Bulk(b) | Reply::Verbatim { text: b, .. } => String::from_utf8_lossy(b).into_owned(),
+        Reply::Status(s) => s.to_string(),
+        other => bail!("{shown}: unexpected reply {}", abbreviate(other)),
+    };
+    // Status text uses CRLF line endings; print native ones.
+    let text = text.replace("\r\n", "\n");
+    out.write_all(text.as_bytes())?;
+    if !text.ends_with('\n') {
+        out.write_all(b"\n")?;
+    }
+    Ok(Outcome::Done)
+}
+
+/// `<id> <peer_addr> <client_addr>` from a CLUSTER LEADER reply; `Some(None)`
+/// for nil (no leader known), `None` for a malformed reply.
+fn leader_line(reply: &Reply) -> Option<Option<String>> {
+    let text = |r: &Reply| match r {
+        Reply::Integer(n) => Some(n.to_string()),
+        Reply::Bulk(b) | Reply::Verbatim { text: b, .. } => {
+            Some(String::from_utf8_lossy(b).into_owned())
+        }
+        Reply::Status(s) => Some(s.to_string()),
+        Reply::Null => Some("-".to_string()),
+        _ => None,
+    };
+    match reply {
+        Reply::Null | Reply::NullArray => Some(None),
+        Reply::Array(items) if items.len() == 3 => {
+            let parts: Option<Vec<String>> = items.iter().map(text).collect();
+            parts.map(|p| Some(p.join(" ")))
+        }
+        _ => None,
+    }
+}
+
+/// A short rendering of a reply for error messages.
+fn abbreviate(reply: &Reply) -> String {
+    let mut shown = format!("{reply:?}");
+    if shown.len() > 200 {
+        let mut cut = 200;
+        while !shown.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        shown.truncate(cut);
+        shown.push_str("...");
+    }
+    shown
 }
 
 /// Reports a missing key on stderr; stdout stays empty so scripts can tell
@@ -261,6 +438,55 @@ mod tests {
         assert_eq!(err.to_string(), "batchput got 2 keys but 3 values");
         assert!(parse_batch(&os("a,,b"), &os("1,2,3")).is_err());
         assert!(parse_batch(&os("a\\q"), &os("1")).is_err());
+    }
+
+    #[test]
+    fn leader_lines() {
+        let bulk = |s: &str| Reply::Bulk(s.as_bytes().to_vec().into());
+        let reply = Reply::Array(vec![
+            Reply::Integer(2),
+            bulk("127.0.0.1:7400"),
+            bulk("127.0.0.1:7379"),
+        ]);
+        assert_eq!(
+            leader_line(&reply),
+            Some(Some("2 127.0.0.1:7400 127.0.0.1:7379".to_string()))
+        );
+        assert_eq!(leader_line(&Reply::Null), Some(None));
+        assert_eq!(leader_line(&Reply::NullArray), Some(None));
+        assert_eq!(leader_line(&Reply::Integer(1)), None);
+        assert_eq!(leader_line(&Reply::Array(vec![Reply::Integer(1)])), None);
+    }
+
+    #[test]
+    fn cluster_usage_errors_exit_2_without_connecting() {
+        use clap::Parser;
+        #[derive(clap::Parser, Debug)]
+        struct Wrapper {
+            #[command(subcommand)]
+            command: ClientCommand,
+        }
+        // Node ids start at 1; a missing address is a usage error.
+        assert!(Wrapper::try_parse_from(["strata", "cluster", "promote", "0"]).is_err());
+        assert!(Wrapper::try_parse_from(["strata", "cluster", "add-node", "4"]).is_err());
+        assert!(Wrapper::try_parse_from(["strata", "cluster", "bogus"]).is_err());
+        let parsed =
+            Wrapper::try_parse_from(["strata", "cluster", "add-learner", "4", "127.0.0.1:1"])
+                .unwrap();
+        assert!(matches!(
+            parsed.command,
+            ClientCommand::Cluster {
+                command: ClusterCommand::AddLearner { id: 4, .. }
+            }
+        ));
+        // Connection refused on a port nothing listens on: exit 2.
+        let code = run(
+            "127.0.0.1:9",
+            ClientCommand::Cluster {
+                command: ClusterCommand::Leader,
+            },
+        );
+        assert_eq!(code, ExitCode::from(2));
     }
 
     #[test]

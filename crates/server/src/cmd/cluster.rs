@@ -236,7 +236,7 @@ fn join(ids: &[NodeId]) -> String {
 /// CLUSTER INFO / STATUS text.
 pub fn info_text(s: &ClusterStatus, with_followers: bool) -> String {
     let mut out = String::new();
-    let state = if s.leader.is_some() { "ok" } else { "fail" };
+    let state = if s.healthy { "ok" } else { "fail" };
     let _ = write!(
         out,
         "cluster_state:{state}\r\ncluster_node_id:{}\r\ncluster_role:{}\r\ncluster_term:{}\r\ncluster_leader_id:{}\r\ncluster_commit_index:{}\r\ncluster_applied_index:{}\r\ncluster_last_log_index:{}\r\ncluster_snapshot_index:{}\r\ncluster_voters:{}\r\ncluster_learners:{}\r\ncluster_known_nodes:{}\r\n",

@@ -6,6 +6,7 @@
 //! `ready resp=<addr> text=<addr|off>` on stdout. Every wait here is bounded.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod raw;
 
 use std::io::{BufRead, BufReader};
