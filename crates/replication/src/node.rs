@@ -35,8 +35,17 @@ const FORWARDED_COMMAND_AGE_MS_MAX: u64 = DEDUPE_WINDOW_MS / 2;
 const FORWARD_POOL_IDLE_MAX: usize = 64;
 /// Forwarded requests in flight from this node at once (bounds sockets).
 const FORWARD_IN_FLIGHT_MAX: usize = 256;
-/// Pause between forwarding attempts while there is no usable leader.
+/// Pause between forwarding attempts while there is no usable leader:
+/// it starts short (a leader hand-over completes in a few ms) and doubles
+/// up to the maximum (an election takes hundreds).
+const RETRY_PAUSE_MS_MIN: u64 = 2;
 const RETRY_PAUSE_MS: u64 = 50;
+
+fn retry_pause(attempt: &mut u32) -> Duration {
+    let ms = (RETRY_PAUSE_MS_MIN << (*attempt).min(8)).min(RETRY_PAUSE_MS);
+    *attempt = attempt.saturating_add(1);
+    Duration::from_millis(ms)
+}
 /// How long a membership change may take (a learner catching up through a
 /// snapshot of a large store included).
 const ADMIN_TIMEOUT_MS: u64 = 600_000;
@@ -397,6 +406,7 @@ impl ClusterNode {
         let n = commands.len();
         let deadline = Instant::now() + Duration::from_millis(self.inner.config.forward_timeout_ms);
         let mut last_error;
+        let mut tries = 0;
         loop {
             if self.inner.stopping.load(Ordering::Acquire) {
                 return vec![Err(ClusterError::Again("node is shutting down".into())); n];
@@ -449,7 +459,7 @@ impl ClusterNode {
                     n
                 ];
             }
-            tokio::time::sleep(Duration::from_millis(RETRY_PAUSE_MS)).await;
+            tokio::time::sleep(retry_pause(&mut tries)).await;
         }
     }
 
@@ -565,6 +575,7 @@ impl ClusterNode {
     pub async fn read_barrier(&self) -> Result<(), ClusterError> {
         let deadline = Instant::now() + Duration::from_millis(self.inner.config.forward_timeout_ms);
         let mut last_error;
+        let mut tries = 0;
         loop {
             if self.inner.stopping.load(Ordering::Acquire) {
                 return Err(ClusterError::Again("node is shutting down".into()));
@@ -605,7 +616,7 @@ impl ClusterNode {
                     "no quorum reachable: {last_error}"
                 )));
             }
-            tokio::time::sleep(Duration::from_millis(RETRY_PAUSE_MS)).await;
+            tokio::time::sleep(retry_pause(&mut tries)).await;
         }
     }
 

@@ -39,6 +39,11 @@ struct Conn {
     /// Cluster mode: the pipeline's writes, sent to the log as one batch
     /// (in order) when the connection drains.
     pending_cluster: Vec<strata_storage::Mutation>,
+    /// Cluster mode: a read barrier was passed after every request now in
+    /// the read buffer arrived and after this connection's last write, so
+    /// the reads still buffered are covered by it (one ReadIndex round per
+    /// pipeline, not per GET). Cleared by new bytes and by writes.
+    barrier_fresh: bool,
     io_timeout: Option<Duration>,
 }
 
@@ -59,6 +64,7 @@ pub async fn serve(
         write_buf: BytesMut::with_capacity(READ_BUFFER_BYTES_INITIAL),
         pending: VecDeque::new(),
         pending_cluster: Vec::new(),
+        barrier_fresh: false,
         io_timeout: (idle_ms > 0).then(|| Duration::from_millis(idle_ms)),
     };
     match conn.run(&mut shutdown).await {
@@ -105,12 +111,12 @@ impl Conn {
                     self.drain_pending().await;
                     // Linearizable reads in cluster mode: wait for the
                     // ReadIndex point first (READONLY connections skip it).
-                    if cmd::reads_data(spec)
-                        && !self.session.readonly
-                        && let Err(e) = self.shared.read_barrier().await
-                    {
-                        self.reply(&cmd::path_error(&e));
-                        continue;
+                    if cmd::reads_data(spec) && !self.session.readonly && !self.barrier_fresh {
+                        if let Err(e) = self.shared.read_barrier().await {
+                            self.reply(&cmd::path_error(&e));
+                            continue;
+                        }
+                        self.barrier_fresh = true;
                     }
                 }
                 let mut ctx = Ctx {
@@ -158,6 +164,7 @@ impl Conn {
                 return Ok(());
             }
             // Wait for more bytes, an idle timeout, or shutdown.
+            self.barrier_fresh = false;
             let read = self.stream.read_buf(&mut self.read_buf);
             let n = tokio::select! {
                 r = maybe_timeout(self.io_timeout, read) => match r {
@@ -187,6 +194,8 @@ impl Conn {
             self.reply(&reply);
         }
         if !self.pending_cluster.is_empty() {
+            // A read after these writes needs a read point after them.
+            self.barrier_fresh = false;
             let batch = std::mem::take(&mut self.pending_cluster);
             for result in self.shared.write_batch(batch).await {
                 let reply = cmd::write_reply(result);

@@ -875,3 +875,38 @@ fn writes_keep_working_over_slow_peer_links() {
     proxy.heal();
     set(cluster.node(leader), "after", "1");
 }
+
+/// A pipeline on a follower: one ReadIndex round covers the reads buffered
+/// together, but a read after a write in the same pipeline must still see
+/// that write (the barrier is renewed after every write).
+#[test]
+fn pipelined_reads_on_a_follower_see_the_pipeline_writes() {
+    let (cluster, leader) = start(config(3));
+    let follower = others(&cluster, leader)[0];
+    let mut raw = common::raw::Raw::connect(cluster.node(follower).resp_addr);
+    let mut pipeline = Vec::new();
+    for i in 0..50 {
+        pipeline.extend(common::raw::encode(&["SET", "p", &i.to_string()]));
+        pipeline.extend(common::raw::encode(&["GET", "p"]));
+        pipeline.extend(common::raw::encode(&["GET", "p"]));
+    }
+    raw.send(&pipeline);
+    for i in 0..50 {
+        assert_eq!(raw.read(), common::raw::ok(), "SET #{i}");
+        assert_eq!(
+            raw.read(),
+            common::raw::bulk(i.to_string()),
+            "first GET #{i}"
+        );
+        assert_eq!(
+            raw.read(),
+            common::raw::bulk(i.to_string()),
+            "second GET #{i}"
+        );
+    }
+    // A write through the leader, then a read on the follower over a fresh
+    // connection: linearizable, so it sees the write at once.
+    set(cluster.node(leader), "p", "from-leader");
+    let mut raw = common::raw::Raw::connect(cluster.node(follower).resp_addr);
+    assert_eq!(raw.call(&["GET", "p"]), common::raw::bulk("from-leader"));
+}
