@@ -49,6 +49,9 @@ fn retry_pause(attempt: &mut u32) -> Duration {
 /// How long a membership change may take (a learner catching up through a
 /// snapshot of a large store included).
 const ADMIN_TIMEOUT_MS: u64 = 600_000;
+/// How long a membership change keeps retrying while another change is in
+/// progress or there is no leader.
+const ADMIN_RETRY_MS: u64 = 60_000;
 /// Bound on a status probe of another node.
 const STATUS_TIMEOUT_MS: u64 = 1_000;
 /// Commands in one forwarded batch at most (a connection's pipeline).
@@ -168,6 +171,9 @@ struct Inner {
     pool: Mutex<HashMap<NodeId, Vec<PeerConn>>>,
     forward_slots: Semaphore,
     sm_stats: Arc<SmStats>,
+    /// Client (RESP) addresses of other members, learned from status
+    /// probes, so INFO and ROLE can name them without a network round trip.
+    client_addrs: std::sync::Mutex<HashMap<NodeId, String>>,
     stopping: AtomicBool,
     stop_tx: watch::Sender<bool>,
 }
@@ -262,6 +268,7 @@ impl ClusterNode {
                 pool: Mutex::new(HashMap::new()),
                 forward_slots: Semaphore::new(FORWARD_IN_FLIGHT_MAX),
                 sm_stats,
+                client_addrs: std::sync::Mutex::new(HashMap::new()),
                 stopping: AtomicBool::new(false),
                 stop_tx,
                 config,
@@ -271,6 +278,7 @@ impl ClusterNode {
         node.bootstrap_or_join().await?;
         tokio::spawn(node.clone().expiry_loop());
         tokio::spawn(node.clone().dedupe_eviction_loop());
+        tokio::spawn(node.clone().client_addr_loop());
         Ok((node, peer_local))
     }
 
@@ -642,7 +650,10 @@ impl ClusterNode {
 
     /// Runs a membership change on the leader (forwarding if needed).
     pub async fn admin(&self, req: AdminRequest) -> Result<(), ClusterError> {
-        let deadline = Instant::now() + Duration::from_millis(self.inner.config.forward_timeout_ms);
+        // Longer than a write's deadline: a change may wait for another one
+        // (a learner catching up) to commit first.
+        let deadline = Instant::now()
+            + Duration::from_millis(self.inner.config.forward_timeout_ms.max(ADMIN_RETRY_MS));
         loop {
             let attempt = if self.is_leader() {
                 self.admin_local(req.clone()).await
@@ -696,6 +707,15 @@ impl ClusterNode {
             RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => ForwardError::NotLeader {
                 leader: f.leader_id,
             },
+            // Transient: another change (often this node's own join) is
+            // still committing, or a leader change dropped the entry. The
+            // caller retries until its deadline.
+            RaftError::APIError(ClientWriteError::ChangeMembershipError(
+                openraft::error::ChangeMembershipError::InProgress(p),
+            )) => ForwardError::Unavailable(p.to_string()),
+            RaftError::APIError(ClientWriteError::LogEntryDiscarded(f)) => {
+                ForwardError::Unavailable(f.to_string())
+            }
             RaftError::APIError(other) => ForwardError::Refused(other.to_string()),
             RaftError::Fatal(f) => ForwardError::Unavailable(f.to_string()),
         };
@@ -828,8 +848,39 @@ impl ClusterNode {
                 .await
         };
         match tokio::time::timeout(Duration::from_millis(STATUS_TIMEOUT_MS * 2), attempt).await {
-            Ok(Ok(Response::Status(s))) => Some(s),
+            Ok(Ok(Response::Status(s))) => {
+                if let Ok(mut cache) = self.inner.client_addrs.lock() {
+                    cache.insert(id, s.client_addr.clone());
+                }
+                Some(s)
+            }
             _ => None,
+        }
+    }
+
+    /// The client address of a member as last learned (ours is known).
+    pub fn known_client_addr(&self, id: NodeId) -> Option<String> {
+        if id == self.inner.id {
+            return Some(self.inner.client_addr.clone());
+        }
+        self.inner.client_addrs.lock().ok()?.get(&id).cloned()
+    }
+
+    /// Keeps the client-address cache filled: probes members whose address
+    /// is unknown, every few seconds (cheap: one small request each).
+    async fn client_addr_loop(self) {
+        let mut stop = self.inner.stop_tx.subscribe();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                _ = stop.changed() => return,
+            }
+            let members: Vec<NodeId> = self.status().nodes.keys().copied().collect();
+            for id in members {
+                if self.known_client_addr(id).is_none() {
+                    let _ = self.probe(id).await;
+                }
+            }
         }
     }
 

@@ -129,7 +129,8 @@ async fn dispatch(node: &ClusterNode, req: Request) -> Response {
         Request::Status => Response::Status(node.node_status()),
         Request::Admin(a) => Response::Admin(match node.admin(a).await {
             Ok(()) => Ok(()),
-            Err(e) => Err(ForwardError::Refused(e.to_string())),
+            Err(crate::node::ClusterError::Refused(m)) => Err(ForwardError::Refused(m)),
+            Err(e) => Err(ForwardError::Unavailable(e.to_string())),
         }),
         Request::SnapshotBegin { .. } | Request::SnapshotChunk(_) => {
             Response::Snapshot(Err("snapshot chunk outside a transfer".into()))

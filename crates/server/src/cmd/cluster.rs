@@ -269,7 +269,7 @@ pub fn info_text(s: &ClusterStatus, with_followers: bool) -> String {
 }
 
 /// The INFO replication section in cluster mode.
-pub fn info_replication(s: &ClusterStatus, out: &mut String) {
+pub fn info_replication(node: &ClusterNode, s: &ClusterStatus, out: &mut String) {
     let leader = s.role == "leader";
     let followers: Vec<_> = s.matched.iter().filter(|(id, _)| **id != s.id).collect();
     let _ = write!(
@@ -295,11 +295,14 @@ pub fn info_replication(s: &ClusterStatus, out: &mut String) {
     if leader {
         for (i, (id, matched)) in followers.iter().enumerate() {
             let m = matched.unwrap_or(0);
-            // ip/port: the follower's PEER address (its client address
-            // would need a network round trip; ROLE and CLUSTER NODES
-            // show that one).
-            let peer = s.nodes.get(id).cloned().unwrap_or_default();
-            let (ip, port) = split_host_port(&peer);
+            // ip/port: the follower's client address, as Redis tools
+            // expect (from the status-probe cache; its peer address until
+            // the first probe answered).
+            let addr = node
+                .known_client_addr(**id)
+                .or_else(|| s.nodes.get(id).cloned())
+                .unwrap_or_default();
+            let (ip, port) = split_host_port(&addr);
             let _ = write!(
                 out,
                 "slave{i}:id={id},ip={ip},port={port},state=online,offset={m},lag={}\r\n",

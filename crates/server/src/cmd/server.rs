@@ -272,7 +272,7 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
             );
         }
         "replication" => match &shared.cluster {
-            Some(node) => super::cluster::info_replication(&node.status(), out),
+            Some(node) => super::cluster::info_replication(node, &node.status(), out),
             None => out.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n"),
         },
         "keyspace" => {
