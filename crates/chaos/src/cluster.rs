@@ -279,6 +279,9 @@ pub struct Node {
     /// Everything after `server`.
     args: Vec<String>,
     rust_log: String,
+    /// Extra environment of the process (set after the inherited
+    /// `STRATA_*` variables are removed).
+    env: Vec<(String, String)>,
     child: Option<Child>,
     /// How many times this node was started.
     pub starts: u32,
@@ -337,11 +340,25 @@ impl Node {
             bin: bin.to_path_buf(),
             args,
             rust_log: rust_log.to_string(),
+            env: Vec::new(),
             child: None,
             starts: 0,
             last_ready: None,
             last_exit: None,
         }
+    }
+
+    /// The node's own directory: `data/`, `server.log` and whatever else
+    /// the harness keeps per node.
+    pub fn dir(&self) -> &Path {
+        self.log_path.parent().unwrap_or(Path::new("."))
+    }
+
+    /// Sets an environment variable for the next starts (replacing an
+    /// earlier value of the same name).
+    pub fn set_env(&mut self, name: &str, value: &str) {
+        self.env.retain(|(n, _)| n != name);
+        self.env.push((name.to_string(), value.to_string()));
     }
 
     /// The full `server` command line (for reports).
@@ -373,6 +390,9 @@ impl Node {
             if name.to_string_lossy().starts_with("STRATA_") {
                 cmd.env_remove(name);
             }
+        }
+        for (name, value) in &self.env {
+            cmd.env(name, value);
         }
         set_parent_death_signal(&mut cmd);
         let mut child = cmd

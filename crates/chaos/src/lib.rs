@@ -10,12 +10,15 @@
 //! * [`cluster`]: real `strata server` processes on loopback: start, find
 //!   the leader, kill -9 / SIGTERM / SIGSTOP / restart, read INFO fields.
 //!   Also used by the end-to-end tests in `crates/strata/tests`.
+//! * [`powerloss`]: the `powerloss` fault: an `LD_PRELOAD` shim that logs
+//!   every fsync, and the rewind of a dead node's files to what was synced.
 //! * [`run`]: one chaos run (a seed): cluster behind the proxy, random
 //!   clients, a seeded fault schedule, heal, converge, check.
 //! * [`rng`]: the seeded PRNG that makes schedules replayable.
 
 pub mod checker;
 pub mod cluster;
+pub mod powerloss;
 pub mod proxy;
 pub mod rng;
 pub mod run;

@@ -48,7 +48,8 @@ struct Args {
     #[arg(long)]
     strata_bin: Option<PathBuf>,
     /// Fault kinds to use, comma-separated: partition, oneway, delay, loss,
-    /// kill, pause (default: all).
+    /// kill, pause, powerloss (default: all). powerloss needs `cc` to build
+    /// its LD_PRELOAD shim; without it, it is dropped with a notice.
     #[arg(long, value_delimiter = ',')]
     faults: Option<Vec<String>>,
     #[arg(long, default_value_t = 50)]
@@ -61,7 +62,9 @@ struct Args {
     /// brought back by snapshot installs).
     #[arg(long, default_value_t = 200)]
     snapshot_logs: u64,
-    /// --fsync of the nodes (server default if not given).
+    /// --fsync of the nodes (server default if not given: always). With
+    /// `never`, powerloss faults may lose acknowledged writes (a self-test
+    /// of the fault; expect FAIL).
     #[arg(long)]
     fsync: Option<String>,
     /// Keep run directories (data, logs, history.txt): always, on-failure,

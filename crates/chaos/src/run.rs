@@ -12,8 +12,9 @@
 //!    closed connection) is recorded with an unknown outcome.
 //! 3. Meanwhile the nemesis applies the [`schedule`] derived from the seed:
 //!    isolating a node or a minority, one-way partitions, delays with
-//!    jitter, message loss, kill -9 + restart, SIGSTOP + SIGCONT; each is
-//!    held for a while and then healed.
+//!    jitter, message loss, kill -9 + restart, power loss (kill -9, then
+//!    every byte that was not fsynced is lost, see [`crate::powerloss`]) +
+//!    restart, SIGSTOP + SIGCONT; each is held for a while and then healed.
 //! 4. After `duration`: everything is healed and restarted, the run waits
 //!    (bounded) for a leader and for every node to apply everything
 //!    committed, then reads every key through the leader (linearizable,
@@ -44,6 +45,7 @@ use strata_client::{Client, ClientError};
 
 use crate::checker::{self, Entry, Op, Ret, Verdict};
 use crate::cluster::{Cluster, ClusterConfig, POLL, connect};
+use crate::powerloss::{self, LossReport, SyncLog};
 use crate::proxy::{Proxy, ProxyStats};
 use crate::rng::Rng;
 
@@ -137,16 +139,20 @@ pub enum FaultKind {
     Kill,
     /// SIGSTOP, SIGCONT after the hold time.
     Pause,
+    /// kill -9, then everything not fsynced is lost (files rewound to what
+    /// the sync log says was durable), restart after the hold time.
+    PowerLoss,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 6] = [
+    pub const ALL: [FaultKind; 7] = [
         FaultKind::Partition,
         FaultKind::OneWay,
         FaultKind::Delay,
         FaultKind::Loss,
         FaultKind::Kill,
         FaultKind::Pause,
+        FaultKind::PowerLoss,
     ];
 
     pub fn name(self) -> &'static str {
@@ -157,6 +163,7 @@ impl FaultKind {
             FaultKind::Loss => "loss",
             FaultKind::Kill => "kill",
             FaultKind::Pause => "pause",
+            FaultKind::PowerLoss => "powerloss",
         }
     }
 
@@ -173,6 +180,7 @@ impl FaultKind {
             FaultKind::Loss => 2,
             FaultKind::Kill => 3,
             FaultKind::Pause => 1,
+            FaultKind::PowerLoss => 2,
         }
     }
 }
@@ -231,6 +239,10 @@ impl fmt::Display for Fault {
             ),
             FaultKind::Kill => format!("kill -9 {}, restart after the hold", self.target),
             FaultKind::Pause => format!("SIGSTOP {}, SIGCONT after the hold", self.target),
+            FaultKind::PowerLoss => format!(
+                "power loss of {}: kill -9, un-fsynced data lost, restart after the hold",
+                self.target
+            ),
         };
         write!(
             f,
@@ -242,7 +254,7 @@ impl fmt::Display for Fault {
 }
 
 /// The fault schedule of `seed`: one fault at a time, each held 1–4 s
-/// (kills: 0.5–3 s of downtime), with 0.5–2 s of calm in between, from 1 s
+/// (kills and power losses: 0.5–3 s of downtime), with 0.5–2 s of calm in between, from 1 s
 /// into the run until 1.5 s before its end.
 pub fn schedule(seed: u64, duration: Duration, nodes: u64, kinds: &[FaultKind]) -> Vec<Fault> {
     let mut rng = Rng::derive(seed, 0xFA17);
@@ -287,7 +299,7 @@ pub fn schedule(seed: u64, duration: Duration, nodes: u64, kinds: &[FaultKind]) 
             _ => one_node(&mut rng),
         };
         let hold_ms = match kind {
-            FaultKind::Kill => rng.range(500, 3_000),
+            FaultKind::Kill | FaultKind::PowerLoss => rng.range(500, 3_000),
             _ => rng.range(1_000, 4_000),
         };
         let hold = Duration::from_millis(hold_ms)
@@ -339,6 +351,11 @@ pub struct Report {
     pub elapsed: Duration,
     /// The run's directory if it was kept.
     pub kept_dir: Option<PathBuf>,
+    /// Remarks about the run itself (e.g. a fault kind disabled).
+    pub notes: Vec<String>,
+    /// Power-loss faults applied, and what they lost in total.
+    pub powerlosses: u64,
+    pub powerloss: LossReport,
 }
 
 /// Operation counts of a run.
@@ -379,6 +396,17 @@ impl fmt::Display for Report {
         writeln!(f, "  faults ({}):", self.faults.len())?;
         for fault in &self.faults {
             writeln!(f, "    {fault}")?;
+        }
+        for note in &self.notes {
+            writeln!(f, "  NOTE: {note}")?;
+        }
+        if self.powerlosses > 0 {
+            // The per-file details are on the fault lines above.
+            let total = LossReport {
+                details: Vec::new(),
+                ..self.powerloss.clone()
+            };
+            writeln!(f, "  power losses: {}, in total {total}", self.powerlosses)?;
         }
         let c = &self.counts;
         writeln!(
@@ -663,6 +691,11 @@ pub fn run(config: &ChaosConfig) -> anyhow::Result<Report> {
         cluster_config.advertise.insert(id, addr);
     }
     let mut cluster = Cluster::prepare(cluster_config)?;
+    let mut config = config.clone();
+    if config.faults.contains(&FaultKind::PowerLoss) {
+        setup_powerloss(&mut config, &mut cluster, &mut report)?;
+    }
+    let config = &config;
     for id in cluster.ids() {
         proxy.set_target(id, cluster.node(id).peer_listen);
     }
@@ -694,6 +727,63 @@ pub fn run(config: &ChaosConfig) -> anyhow::Result<Report> {
     }
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+/// Builds the sync shim into the run's directory and starts every node
+/// under it (`LD_PRELOAD`, `STRATA_SYNC_LOG=<node dir>/synced.log`). If it
+/// cannot be built (no `cc`), the powerloss fault is dropped from the
+/// schedule with a notice on stderr and in the report; if it was the only
+/// fault kind, the run is not carried out.
+fn setup_powerloss(
+    config: &mut ChaosConfig,
+    cluster: &mut Cluster,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let shim = match powerloss::build_shim(cluster.base_dir()) {
+        Ok(shim) => shim,
+        Err(e) => {
+            config.faults.retain(|k| *k != FaultKind::PowerLoss);
+            if config.faults.is_empty() {
+                return Err(e.context("the powerloss fault needs the sync shim"));
+            }
+            let note =
+                format!("the powerloss fault is DISABLED: cannot build the sync shim: {e:#}");
+            eprintln!("seed {}: {note}", config.seed);
+            report.notes.push(note);
+            return Ok(());
+        }
+    };
+    let preload = match std::env::var("LD_PRELOAD") {
+        Ok(other) if !other.trim().is_empty() => format!("{}:{other}", shim.display()),
+        _ => shim.display().to_string(),
+    };
+    for id in cluster.ids() {
+        let node = cluster.node_mut(id);
+        let log = std::path::absolute(node.dir().join(powerloss::SYNC_LOG_FILE))?;
+        node.set_env("LD_PRELOAD", &preload);
+        node.set_env(powerloss::SYNC_LOG_ENV, &log.display().to_string());
+    }
+    Ok(())
+}
+
+/// Kills node `id` with SIGKILL and rewinds its files to what its sync log
+/// says was durable. Returns what was lost.
+fn power_loss(cluster: &mut Cluster, id: u64) -> anyhow::Result<LossReport> {
+    let node = cluster.node_mut(id);
+    node.kill9();
+    let log_path = node.dir().join(powerloss::SYNC_LOG_FILE);
+    let log = SyncLog::read(&log_path).with_context(|| format!("read {}", log_path.display()))?;
+    if log.lines == 0 {
+        // The server syncs when it creates its database: an empty log means
+        // the shim is not loaded, and rewinding would wipe the node.
+        bail!(
+            "node {id}: the sync log {} is empty (is the shim loaded? see {})",
+            log_path.display(),
+            node.log_path.display()
+        );
+    }
+    powerloss::lose_unsynced(&node.data_dir, &log)
+        .with_context(|| format!("rewind node {id}'s files to their synced state"))
 }
 
 fn drive(
@@ -1131,10 +1221,25 @@ fn nemesis(
                     cluster.node(id).pause();
                 }
             }
+            FaultKind::PowerLoss => {
+                for &id in &targets {
+                    killed.insert(id);
+                    let lost = power_loss(cluster, id)?;
+                    let detail = format!("; node {id}: {lost}");
+                    if config.verbose {
+                        eprintln!("seed {}: power loss{detail}", config.seed);
+                    }
+                    if let Some(line) = report.faults.last_mut() {
+                        line.push_str(&detail);
+                    }
+                    report.powerlosses += 1;
+                    report.powerloss.add(&lost);
+                }
+            }
         }
         wait_until(cluster, &killed, report, fault.at + fault.hold)?;
         match fault.kind {
-            FaultKind::Kill => {
+            FaultKind::Kill | FaultKind::PowerLoss => {
                 for &id in &targets {
                     cluster
                         .node_mut(id)

@@ -230,6 +230,14 @@ impl ClusterNode {
             // Installing a large snapshot takes a while; the receiver
             // answers only after the install.
             install_snapshot_timeout: 600_000,
+            // Standard Raft: a restarted leader must win a new election.
+            // openraft's default restores leadership at startup without
+            // one; after a power loss that took the leader's last
+            // un-fsynced entries (already durable and committed on the
+            // followers), it would then append new, different entries under
+            // the SAME log ids, and replicas would diverge. Found by the
+            // power-loss fault of strata-chaos (seed 4).
+            enable_leader_restore: Some(false),
             ..Default::default()
         };
         let raft_config =
