@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::keys::{Distribution, KEY_INDEX_LIMIT, KEY_LEN_BYTES};
+use crate::target::Target;
 use crate::workload::Workload;
 
 /// Hard caps: every setting is bounded so a typo cannot exhaust memory or
@@ -30,13 +31,20 @@ pub enum Format {
     Json,
 }
 
-/// A RESP load generator; works against Strata and any other RESP server.
+/// A RESP load generator; works against Strata and any other RESP server,
+/// and against etcd's HTTP/JSON gateway (`--target etcd`).
 #[derive(Debug, Clone, Parser)]
 #[command(name = "strata-bench", version, about, long_about = None)]
 pub struct Args {
-    /// Server address, host:port.
+    /// Server address, host:port (etcd: its client port, e.g. 127.0.0.1:2379).
     #[arg(long, default_value = "127.0.0.1:7379")]
     pub addr: String,
+
+    /// Protocol: RESP, or etcd v3's HTTP/JSON gateway (SET -> put, GET ->
+    /// linearizable range, MSET -> txn of puts, RANGE -> range with limit),
+    /// one request at a time per HTTP/1.1 keep-alive connection.
+    #[arg(long, value_enum, default_value_t = Target::Resp)]
+    pub target: Target,
 
     /// Concurrent connections (one task each).
     #[arg(long, short = 'c', default_value_t = 50,
@@ -164,6 +172,22 @@ impl Args {
                 return Err(format!("{name} must be in (0, 3600], got {v}"));
             }
         }
+        if self.target == Target::Etcd {
+            if self.pipeline > 1 {
+                return Err(format!(
+                    "--target etcd sends one request at a time per connection (HTTP/1.1 \
+                     without pipelining); use --pipeline 1 and more --connections, not \
+                     --pipeline {}",
+                    self.pipeline
+                ));
+            }
+            if self.addr.contains('/') {
+                return Err(format!(
+                    "--addr is host:port (plain HTTP), not a URL: {}",
+                    self.addr
+                ));
+            }
+        }
         let pipeline_bytes = self.pipeline.saturating_mul(self.request_bytes_max());
         if pipeline_bytes > PIPELINE_BYTES_MAX {
             return Err(format!(
@@ -178,12 +202,27 @@ impl Args {
 
     /// Upper bound of one encoded request of this workload, in bytes.
     pub fn request_bytes_max(&self) -> u64 {
-        // A bulk header `$<len>\r\n` plus trailing CRLF is at most 16 bytes.
-        let pair = KEY_LEN_BYTES as u64 + self.value_size + 32;
+        // RESP: a bulk header `$<len>\r\n` plus trailing CRLF is at most 16
+        // bytes. etcd: base64 (4/3, rounded up) plus JSON field names.
+        let pair = match self.target {
+            Target::Resp => KEY_LEN_BYTES as u64 + self.value_size + 32,
+            Target::Etcd => base64_len(KEY_LEN_BYTES as u64) + base64_len(self.value_size) + 64,
+        };
         match self.workload {
             Workload::Mset => 32 + self.batch * pair,
             _ => 64 + pair,
         }
+    }
+
+    /// Largest etcd answer body we accept: every pair a scan (or a GET)
+    /// may return, in base64, plus room for etcd's revisions and header.
+    pub fn etcd_body_bytes_max(&self) -> usize {
+        let pairs = match self.workload {
+            Workload::YcsbE => self.scan_length,
+            _ => 1,
+        };
+        let pair = base64_len(KEY_LEN_BYTES as u64) + base64_len(self.value_size) + 256;
+        usize::try_from(64 * 1024 + 2 * pairs * pair).unwrap_or(usize::MAX)
     }
 
     pub fn stop(&self) -> Stop {
@@ -193,6 +232,10 @@ impl Args {
             (None, None) => Stop::After(Duration::from_secs(10)),
         }
     }
+}
+
+fn base64_len(bytes: u64) -> u64 {
+    bytes.div_ceil(3) * 4
 }
 
 #[cfg(test)]
@@ -245,5 +288,28 @@ mod tests {
         let a = parse(&["--workload", "ycsb-e", "--requests", "5"]).expect("valid");
         assert_eq!(a.workload, Workload::YcsbE);
         assert_eq!(a.stop(), Stop::Requests(5));
+    }
+
+    #[test]
+    fn etcd_target_is_unpipelined_host_port() {
+        let a = parse(&["--target", "etcd", "--addr", "127.0.0.1:2379"]).expect("valid");
+        assert_eq!(a.target, Target::Etcd);
+        assert_eq!(parse(&[]).expect("defaults").target, Target::Resp);
+        assert!(parse(&["--target", "etcd", "--pipeline", "2"]).is_err());
+        assert!(parse(&["--target", "etcd", "--addr", "http://127.0.0.1:2379"]).is_err());
+        assert!(parse(&["--target", "resp", "--pipeline", "2"]).is_ok());
+        // Bodies: a scan of 1000 pairs of 1 KiB values fits.
+        let a = parse(&[
+            "--target",
+            "etcd",
+            "--workload",
+            "ycsb-e",
+            "--scan-length",
+            "1000",
+            "--value-size",
+            "1024",
+        ])
+        .expect("valid");
+        assert!(a.etcd_body_bytes_max() > 1000 * 1024 * 4 / 3);
     }
 }

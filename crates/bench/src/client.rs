@@ -25,6 +25,35 @@ pub enum ClientError {
     Closed,
     #[error("unparseable reply: {0}")]
     Protocol(#[from] ProtocolError),
+    #[error("http: {0}")]
+    Http(hyper::Error),
+    #[error("{0}")]
+    BadResponse(String),
+    #[error("internal error: {0}")]
+    Internal(&'static str),
+}
+
+/// Connects within `timeout`, with Nagle off.
+pub async fn connect_tcp(addr: &str, timeout: Duration) -> Result<TcpStream, ClientError> {
+    let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(source)) => {
+            return Err(ClientError::Connect {
+                addr: addr.to_string(),
+                source,
+            });
+        }
+        Err(_) => {
+            return Err(ClientError::ConnectTimeout {
+                addr: addr.to_string(),
+                timeout,
+            });
+        }
+    };
+    // Requests are written in whole pipelines; Nagle would only delay
+    // the last segment of each and inflate latencies.
+    stream.set_nodelay(true)?;
+    Ok(stream)
 }
 
 /// Read-buffer size and growth step: a pipeline of small replies fits in
@@ -47,24 +76,7 @@ impl Connection {
         connect_timeout: Duration,
         reply_timeout: Duration,
     ) -> Result<Connection, ClientError> {
-        let stream = match tokio::time::timeout(connect_timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(source)) => {
-                return Err(ClientError::Connect {
-                    addr: addr.to_string(),
-                    source,
-                });
-            }
-            Err(_) => {
-                return Err(ClientError::ConnectTimeout {
-                    addr: addr.to_string(),
-                    timeout: connect_timeout,
-                });
-            }
-        };
-        // Requests are written in whole pipelines; Nagle would only delay
-        // the last segment of each and inflate latencies.
-        stream.set_nodelay(true)?;
+        let stream = connect_tcp(addr, connect_timeout).await?;
         Ok(Connection {
             stream,
             read_buf: BytesMut::with_capacity(READ_CHUNK_BYTES),

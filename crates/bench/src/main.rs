@@ -1,5 +1,7 @@
 //! `strata-bench`: a RESP load generator. It works against any RESP server
-//! (Strata, Redis, Valkey, ...); only `ycsb-e` needs Strata's `RANGE`.
+//! (Strata, Redis, Valkey, ...); only `ycsb-e` needs Strata's `RANGE`. With
+//! `--target etcd` it sends the same operations to etcd v3's HTTP/JSON
+//! gateway instead (see `etcd.rs`), so one tool measures both.
 //!
 //! ```text
 //! strata-bench --workload set                                  # 10 s of SETs, 50 connections
@@ -8,6 +10,7 @@
 //! strata-bench --workload mset --batch 100 --requests 100000
 //! strata-bench --workload ycsb-e --scan-length 10 --load --format json --label strata-always
 //! strata-bench --addr 127.0.0.1:6379 --workload set --format csv --output redis.csv --label redis
+//! strata-bench --target etcd --addr 127.0.0.1:2379 --workload get --load --keyspace 10000
 //! ```
 //!
 //! How it measures: every connection is one tokio task that writes a
@@ -17,7 +20,8 @@
 //! span both their GET and SET. Each connection records into its own HDR
 //! histograms, merged at the end. The first `--warmup-s` seconds are not
 //! measured. Throughput is measured operations divided by the time from the
-//! end of the warm-up to the last measured reply.
+//! end of the warm-up to the last measured reply. The etcd target cannot
+//! pipeline (HTTP/1.1): each connection has one request in flight.
 //!
 //! Keys are `key:` plus 12 zero-padded digits, so key order is index order
 //! and `RANGE` scans are meaningful. Inserts (ycsb-d, ycsb-e) write new keys
@@ -31,9 +35,11 @@
 
 mod cli;
 mod client;
+mod etcd;
 mod keys;
 mod report;
 mod runner;
+mod target;
 mod workload;
 
 use std::io::IsTerminal;
@@ -47,13 +53,14 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::{Args, Format, Stop};
-use crate::client::{Connection, error_text, is_unknown_command};
+use crate::client::{error_text, is_unknown_command};
 use crate::keys::{Distribution, Zipfian, key_bytes, stripe_start};
 use crate::report::{LoadReport, Report, round1, round3};
 use crate::runner::{
     PRECISE_HISTOGRAMS_CONNECTIONS_MAX, Plan, RunStop, Schedule, Shared, load_connection,
     run_connection,
 };
+use crate::target::{Conn, ConnectOptions};
 use crate::workload::Workload;
 
 const EXIT_RUN_FAILED: u8 = 1;
@@ -108,6 +115,7 @@ async fn run(args: Args) -> anyhow::Result<u8> {
     let latest_zipf =
         (args.workload == Workload::YcsbD).then(|| Zipfian::new(args.keyspace, args.zipf_theta));
     let plan = Arc::new(Plan {
+        target: args.target,
         workload: args.workload,
         distribution: args.distribution,
         keyspace: args.keyspace,
@@ -125,7 +133,7 @@ async fn run(args: Args) -> anyhow::Result<u8> {
     let mut conns = connect_all(&args).await?;
 
     if args.workload == Workload::YcsbE
-        && let Some(conn) = conns.first_mut()
+        && let Some(Conn::Resp(conn)) = conns.first_mut()
     {
         // Probe RANGE once before loading or measuring anything, so a server
         // without it (Redis) gets a clear answer instead of 100% errors.
@@ -228,6 +236,7 @@ async fn run(args: Args) -> anyhow::Result<u8> {
     let report = Report {
         label: args.label.clone(),
         target: args.addr.clone(),
+        protocol: args.target.name(),
         workload: args.workload.name(),
         distribution: match (args.workload, args.distribution) {
             (Workload::YcsbD, _) => "latest",
@@ -271,15 +280,17 @@ async fn run(args: Args) -> anyhow::Result<u8> {
 
 /// Opens every connection before anything is sent, so all start together
 /// and a wrong address fails fast.
-async fn connect_all(args: &Args) -> anyhow::Result<Vec<Connection>> {
-    let connect_timeout = Duration::from_secs_f64(args.connect_timeout_s);
-    let reply_timeout = Duration::from_secs_f64(args.reply_timeout_s);
+async fn connect_all(args: &Args) -> anyhow::Result<Vec<Conn>> {
+    let options = ConnectOptions {
+        connect_timeout: Duration::from_secs_f64(args.connect_timeout_s),
+        reply_timeout: Duration::from_secs_f64(args.reply_timeout_s),
+        body_bytes_max: args.etcd_body_bytes_max(),
+    };
+    let target = args.target;
     let handles: Vec<_> = (0..args.connections)
         .map(|_| {
             let addr = args.addr.clone();
-            tokio::spawn(
-                async move { Connection::connect(&addr, connect_timeout, reply_timeout).await },
-            )
+            tokio::spawn(async move { Conn::connect(target, &addr, options).await })
         })
         .collect();
     let mut conns = Vec::with_capacity(handles.len());
@@ -304,13 +315,13 @@ async fn connect_all(args: &Args) -> anyhow::Result<Vec<Connection>> {
 }
 
 /// Pre-fills the keyspace: connection `i` writes its own contiguous stripe
-/// with pipelined SETs. Returns the connections, the report and whether
+/// with pipelined SETs (etcd: one put after the other). Returns the connections, the report and whether
 /// every connection finished.
 async fn load_phase(
-    conns: Vec<Connection>,
+    conns: Vec<Conn>,
     plan: &Arc<Plan>,
     args: &Args,
-) -> (Vec<Connection>, LoadReport, bool) {
+) -> (Vec<Conn>, LoadReport, bool) {
     let per_request_bytes = args.request_bytes_max().max(1);
     let depth = args.pipeline.max(
         LOAD_PIPELINE_MIN

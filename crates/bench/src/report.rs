@@ -59,6 +59,8 @@ pub struct LoadReport {
 pub struct Report {
     pub label: Option<String>,
     pub target: String,
+    /// `resp` or `etcd`.
+    pub protocol: &'static str,
     pub workload: &'static str,
     pub distribution: &'static str,
     pub zipf_theta: Option<f64>,
@@ -172,8 +174,8 @@ pub fn table(r: &Report, mixed: bool) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
-        "workload {}  target {}  connections {}  pipeline {}  keyspace {}  distribution {}",
-        r.workload, r.target, r.connections, r.pipeline, r.keyspace, r.distribution
+        "workload {}  target {} ({})  connections {}  pipeline {}  keyspace {}  distribution {}",
+        r.workload, r.target, r.protocol, r.connections, r.pipeline, r.keyspace, r.distribution
     );
     if let Some(theta) = r.zipf_theta {
         let _ = write!(s, " (theta {theta})");
@@ -240,7 +242,7 @@ pub fn table(r: &Report, mixed: bool) -> String {
 
 const CSV_HEADER: &str = "label,target,workload,distribution,zipf_theta,connections,pipeline,\
 keyspace,value_size_bytes,batch,scan_length,seed,op,ops,errors,duration_s,ops_per_s,\
-p50_us,p90_us,p99_us,p999_us,max_us,mean_us,load_keys,load_duration_s";
+p50_us,p90_us,p99_us,p999_us,max_us,mean_us,load_keys,load_duration_s,protocol";
 
 /// RFC 4180 quoting, only where needed.
 fn csv_field(text: &str) -> String {
@@ -261,7 +263,7 @@ pub fn csv(r: &Report, mixed: bool) -> String {
     let mut row = |op: &str, ops: u64, errors: u64, ops_per_s: f64, l: &Latency| {
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             csv_field(r.label.as_deref().unwrap_or("")),
             csv_field(&r.target),
             r.workload,
@@ -290,6 +292,7 @@ pub fn csv(r: &Report, mixed: bool) -> String {
                 .as_ref()
                 .map(|l| l.duration_s.to_string())
                 .unwrap_or_default(),
+            r.protocol,
         );
     };
     row("all", r.ops, r.errors, r.ops_per_s, &r.latency_us);
@@ -316,6 +319,7 @@ mod tests {
         Report {
             label: Some("a,\"b\"".into()),
             target: "127.0.0.1:1".into(),
+            protocol: "resp",
             workload: "ycsb-a",
             distribution: "uniform",
             zipf_theta: None,

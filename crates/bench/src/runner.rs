@@ -5,20 +5,22 @@
 //! requests, like `redis-benchmark -P`: it writes the whole pipeline, reads
 //! every reply, then sends the next one. A request's latency runs from the
 //! moment its pipeline is written to the moment its own reply is parsed.
+//! The operations are built as a target-neutral [`Batch`] (RESP commands or
+//! etcd HTTP requests); etcd runs with `--pipeline 1`, one request in flight.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
 use hdrhistogram::Histogram;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use strata_protocol::resp::{Reply, encode_request};
+use strata_protocol::resp::Reply;
 
-use crate::client::{Connection, error_text};
+use crate::client::error_text;
 use crate::keys::{KeyChooser, Zipfian, key_bytes, key_max, latest_index};
+use crate::target::{Batch, Conn, Target};
 use crate::workload::{OpKind, Workload};
 
 /// Latencies are recorded in microseconds up to this value; anything
@@ -33,6 +35,7 @@ pub const PRECISE_HISTOGRAMS_CONNECTIONS_MAX: u64 = 256;
 /// Everything a connection needs to generate its requests; shared, read-only.
 #[derive(Debug, Clone)]
 pub struct Plan {
+    pub target: Target,
     pub workload: Workload,
     pub distribution: crate::keys::Distribution,
     pub keyspace: u64,
@@ -187,13 +190,13 @@ struct Generator<'a> {
 impl Generator<'_> {
     /// Appends a new operation to `out`; returns its kind and, for an RMW,
     /// the key its SET will write.
-    fn encode_next(&mut self, out: &mut BytesMut) -> (OpKind, Option<u64>) {
+    fn encode_next(&mut self, out: &mut Batch) -> (OpKind, Option<u64>) {
         let kind = self.plan.workload.draw(&mut self.rng);
         let mut rmw_key = None;
         match kind {
             OpKind::Set | OpKind::Update => {
                 let key = key_bytes(self.keys.next_index(&mut self.rng));
-                encode_request(&[b"SET".as_slice(), &key, &self.value], out);
+                out.set(&key, &self.value);
             }
             OpKind::Get | OpKind::Read => {
                 let index = match (self.plan.workload, &self.plan.latest_zipf) {
@@ -204,52 +207,36 @@ impl Generator<'_> {
                     }
                     _ => self.keys.next_index(&mut self.rng),
                 };
-                encode_request(&[b"GET".as_slice(), &key_bytes(index)], out);
+                out.get(&key_bytes(index));
             }
             OpKind::Mset => {
                 let keys: Vec<[u8; crate::keys::KEY_LEN_BYTES]> = (0..self.plan.batch)
                     .map(|_| key_bytes(self.keys.next_index(&mut self.rng)))
                     .collect();
-                let mut args: Vec<&[u8]> = Vec::with_capacity(1 + 2 * keys.len());
-                args.push(b"MSET");
-                for key in &keys {
-                    args.push(key);
-                    args.push(&self.value);
-                }
-                encode_request(&args, out);
+                out.mset(&keys, &self.value);
             }
             OpKind::Insert => {
                 let n = self.shared.inserts_issued.fetch_add(1, Ordering::Relaxed);
                 let key = key_bytes(self.plan.keyspace.saturating_add(n));
-                encode_request(&[b"SET".as_slice(), &key, &self.value], out);
+                out.set(&key, &self.value);
             }
             OpKind::Scan => {
                 // From a chosen key to the end of the key space, cut at
                 // --scan-length pairs: YCSB's "scan N records from key".
                 let start = key_bytes(self.keys.next_index(&mut self.rng));
-                let limit = self.plan.scan_length.to_string();
-                encode_request(
-                    &[
-                        b"RANGE".as_slice(),
-                        &start,
-                        &key_max(),
-                        b"LIMIT",
-                        limit.as_bytes(),
-                    ],
-                    out,
-                );
+                out.scan(&start, &key_max(), self.plan.scan_length);
             }
             OpKind::Rmw => {
                 let index = self.keys.next_index(&mut self.rng);
-                encode_request(&[b"GET".as_slice(), &key_bytes(index)], out);
+                out.get(&key_bytes(index));
                 rmw_key = Some(index);
             }
         }
         (kind, rmw_key)
     }
 
-    fn encode_rmw_set(&self, key: u64, out: &mut BytesMut) {
-        encode_request(&[b"SET".as_slice(), &key_bytes(key), &self.value], out);
+    fn encode_rmw_set(&self, key: u64, out: &mut Batch) {
+        out.set(&key_bytes(key), &self.value);
     }
 }
 
@@ -278,7 +265,7 @@ fn new_ops_allowed(schedule: &Schedule, shared: &Shared, now: Instant, room: usi
 /// the schedule says stop. Never panics on network data; a broken
 /// connection ends this connection's run with `failure` set.
 pub async fn run_connection(
-    mut conn: Connection,
+    mut conn: Conn,
     id: u64,
     plan: Arc<Plan>,
     shared: Arc<Shared>,
@@ -301,7 +288,7 @@ pub async fn run_connection(
         value,
     };
     let mut stats = ConnStats::new(plan.histogram_sigfig);
-    let mut out = BytesMut::with_capacity(4096);
+    let mut out = Batch::new(plan.target);
     let mut in_flight: Vec<InFlight> = Vec::with_capacity(plan.pipeline);
     let mut rmw_sets: VecDeque<RmwSet> = VecDeque::new();
 
@@ -409,7 +396,7 @@ pub struct LoadStats {
 
 /// Writes keys `[start, end)` with pipelined SETs of `depth` requests.
 pub async fn load_connection(
-    conn: &mut Connection,
+    conn: &mut Conn,
     id: u64,
     plan: &Plan,
     start: u64,
@@ -422,13 +409,13 @@ pub async fn load_connection(
     let mut rng = connection_rng(plan.seed ^ 0x4C4F_4144, id);
     let value = make_value(&mut rng, plan.value_size_bytes);
     let mut stats = LoadStats::default();
-    let mut out = BytesMut::with_capacity(4096);
+    let mut out = Batch::new(plan.target);
     let mut next = start;
     while next < end {
         out.clear();
         let count = (end - next).min(depth as u64);
         for index in next..next + count {
-            encode_request(&[b"SET".as_slice(), &key_bytes(index), &value], &mut out);
+            out.set(&key_bytes(index), &value);
         }
         let result = conn
             .round_trip(&out, count as usize, |_, reply, _| {

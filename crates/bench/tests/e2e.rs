@@ -380,3 +380,172 @@ fn a_silent_server_times_out_and_exits_1() {
     assert_eq!(report["failed_connections"], 2);
     assert_eq!(report["errors"], 2);
 }
+
+/// `etcd` from `$ETCD_BIN` or the PATH (Debian: `apt-get install etcd-server`).
+fn etcd_bin() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("ETCD_BIN") {
+        return Some(PathBuf::from(path));
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("etcd"))
+            .find(|p| p.is_file())
+    })
+}
+
+/// Two free loopback ports (free when chosen; etcd binds them right after).
+fn free_ports() -> (u16, u16) {
+    let a = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let b = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = |l: &TcpListener| l.local_addr().expect("addr").port();
+    (port(&a), port(&b))
+}
+
+/// Whether etcd's `/health` says so (a bounded HTTP/1.0 GET).
+fn etcd_healthy(addr: SocketAddr) -> bool {
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if stream
+        .write_all(b"GET /health HTTP/1.0\r\nHost: x\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut answer = String::new();
+    let _ = stream.take(64 * 1024).read_to_string(&mut answer);
+    answer.contains("\"health\":\"true\"")
+}
+
+/// A single-node etcd in a temp dir; killed on drop.
+struct Etcd {
+    child: Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Etcd {
+    fn start(bin: &Path) -> Etcd {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (client, peer) = free_ports();
+        let client_url = format!("http://127.0.0.1:{client}");
+        let peer_url = format!("http://127.0.0.1:{peer}");
+        let log = std::fs::File::create(dir.path().join("etcd.log")).expect("log");
+        let child = Command::new(bin)
+            .args(["--name", "e2e", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args(["--listen-client-urls", &client_url])
+            .args(["--advertise-client-urls", &client_url])
+            .args(["--listen-peer-urls", &peer_url])
+            .args(["--initial-advertise-peer-urls", &peer_url])
+            .args(["--initial-cluster", &format!("e2e={peer_url}")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn etcd");
+        let mut etcd = Etcd {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], client)),
+            _dir: dir,
+        };
+        let deadline = std::time::Instant::now() + READY_TIMEOUT;
+        while !etcd_healthy(etcd.addr) {
+            let exited = matches!(etcd.child.try_wait(), Ok(Some(_)));
+            if exited || std::time::Instant::now() > deadline {
+                let log = std::fs::read_to_string(etcd._dir.path().join("etcd.log"));
+                panic!("etcd not healthy: {}", log.unwrap_or_default());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        etcd
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn etcd_target_against_a_real_etcd() {
+    let Some(bin) = etcd_bin() else {
+        eprintln!("etcd not installed (apt-get install etcd-server): etcd target e2e test not run");
+        return;
+    };
+    let etcd = Etcd::start(&bin);
+    let common = [
+        "--target",
+        "etcd",
+        "--duration-s",
+        "1",
+        "--warmup-s",
+        "0.2",
+        "--connections",
+        "4",
+        "--keyspace",
+        "500",
+        "--seed",
+        "7",
+        "--format",
+        "json",
+    ];
+    let with = |extra: &[&str]| {
+        let mut args: Vec<&str> = common.to_vec();
+        args.extend_from_slice(extra);
+        run_bench(etcd.addr, &args)
+    };
+    let set = check_report(&with(&["--workload", "set"]), "set", &["set"]);
+    assert_eq!(set["protocol"], "etcd");
+    assert_eq!(set["pipeline"], 1);
+    let get = check_report(&with(&["--workload", "get", "--load"]), "get", &["get"]);
+    assert_eq!(get["load"]["keys"], 500, "{get}");
+    check_report(&with(&["--workload", "ycsb-f"]), "ycsb-f", &["read", "rmw"]);
+    check_report(
+        &with(&["--workload", "mset", "--batch", "5"]),
+        "mset",
+        &["mset"],
+    );
+    check_report(
+        &with(&["--workload", "ycsb-e", "--scan-length", "5"]),
+        "ycsb-e",
+        &["scan", "insert"],
+    );
+    // No pipelining over HTTP/1.1: refused as a bad argument.
+    let run = with(&["--pipeline", "4"]);
+    assert_eq!(run.code, 2, "stderr:\n{}", run.stderr);
+}
+
+#[test]
+fn etcd_target_against_a_non_etcd_http_server_fails_cleanly() {
+    // Well-formed HTTP, but not etcd's JSON: the connection is dropped with
+    // a clear message, the run exits 1, nothing panics.
+    let addr = fake_server(Some(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n<html></html>",
+    ));
+    let run = run_bench(
+        addr,
+        &[
+            "--target",
+            "etcd",
+            "--connections",
+            "2",
+            "--duration-s",
+            "1",
+            "--warmup-s",
+            "0",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(run.code, 1, "stderr:\n{}", run.stderr);
+    assert!(
+        run.stderr.contains("malformed etcd response"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+}
