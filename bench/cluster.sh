@@ -5,7 +5,9 @@
 #      pipelining) against a single node, then against the leader and a
 #      follower of a fresh 3-node cluster, all --fsync always. R rounds, the
 #      order (single first / cluster first, leader first / follower first)
-#      alternating; ratios per round, medians over the rounds.
+#      alternating; ratios per round, medians over the rounds. Also the
+#      CPU time (user + system, /proc/<pid>/stat) the server processes spent
+#      per request: the benchmarked node's own, and all nodes' together.
 #   B. failover: a probe client (Python, open loop: a SET every 5 ms, each on
 #      an idle connection to a follower, up to 64 connections) runs while the
 #      leader gets kill -9 (K times) or SIGTERM (K times). A sample is the time
@@ -234,14 +236,34 @@ test_name() {
     esac
 }
 declare -A rps=()    # "<test>|<target>|<round>" -> requests/s
+declare -A cpu=()    # "<test>|<target>|<round>" -> CPU µs per request, the node benchmarked
+declare -A cpu_all=() # same key -> CPU µs per request, all nodes of the deployment
+clk_tck=$(getconf CLK_TCK)
 
-# run_tests TARGET PORT ROUND
+# cpu_ticks PID...: user + system CPU time of the processes, in clock ticks.
+cpu_ticks() {
+    local p total=0 t
+    for p in "$@"; do
+        t=$(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$p/stat" 2>/dev/null || echo 0)
+        total=$((total + t))
+    done
+    echo "$total"
+}
+# per_req TICKS N: microseconds of CPU per request.
+per_req() { awk -v t="$1" -v n="$2" -v hz="$clk_tck" 'BEGIN {if (n > 0) printf "%.1f", t * 1e6 / hz / n; else print "NA"}'; }
+
+# run_tests TARGET PORT ROUND NODE PIDS...: NODE is the benchmarked node's
+# pid, PIDS every node of the deployment (for CPU per request).
 run_tests() {
-    local target=$1 port=$2 r=$3 t n
+    local target=$1 port=$2 r=$3 node=$4 t n c0 a0
+    shift 4
     for t in "${tests[@]}"; do
         n=$requests
         [ "${t#* }" = 1 ] && n=$np_requests
+        c0=$(cpu_ticks "$node"); a0=$(cpu_ticks "$@")
         bench_rps "$port" "${t% *}" "${t#* }" "$n" "round $r $target $t"
+        cpu["$t|$target|$r"]=$(per_req $(($(cpu_ticks "$node") - c0)) "$n")
+        cpu_all["$t|$target|$r"]=$(per_req $(($(cpu_ticks "$@") - a0)) "$n")
         rps["$t|$target|$r"]=$bench_result
         log "round $r: $target $(test_name "$t"): ${rps["$t|$target|$r"]} rps"
     done
@@ -250,7 +272,7 @@ run_tests() {
 round_single() {
     local r=$1 root=$work/r$r-single
     start_node 0 "$root"
-    run_tests single "${client_port[0]}" "$r"
+    run_tests single "${client_port[0]}" "$r" "${pid[0]}" "${pid[0]}"
     kill9 0
     rm -rf "$root"
 }
@@ -261,12 +283,13 @@ round_cluster() {
     leader=$(wait_leader 30) || die "round $r: no leader within 30 s"
     follower=$(first_follower "$leader")
     log "round $r: cluster leader is node $leader, benchmarking follower node $follower too"
+    local all=("${pid[1]}" "${pid[2]}" "${pid[3]}")
     if [ $((r % 2)) -eq 1 ]; then
-        run_tests leader "${client_port[$leader]}" "$r"
-        run_tests follower "${client_port[$follower]}" "$r"
+        run_tests leader "${client_port[$leader]}" "$r" "${pid[$leader]}" "${all[@]}"
+        run_tests follower "${client_port[$follower]}" "$r" "${pid[$follower]}" "${all[@]}"
     else
-        run_tests follower "${client_port[$follower]}" "$r"
-        run_tests leader "${client_port[$leader]}" "$r"
+        run_tests follower "${client_port[$follower]}" "$r" "${pid[$follower]}" "${all[@]}"
+        run_tests leader "${client_port[$leader]}" "$r" "${pid[$leader]}" "${all[@]}"
     fi
     for id in 1 2 3; do kill9 "$id"; done
     rm -rf "$root"
@@ -532,6 +555,27 @@ for a in ${cluster_args[@]+"${cluster_args[@]}"}; do extra+=" --cluster-arg=$a";
         printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$(test_name "$t")" \
             "$(fmt_int "$(median "${s_l[@]}")")" "$(fmt_int "$(median "${l_l[@]}")")" "$(fmt_int "$(median "${f_l[@]}")")" \
             "$(median2 "${rl[@]}")" "$(median2 "${rf[@]}")" "${rl[*]}" "${rf[*]}"
+    done
+    echo
+    echo "### CPU per request"
+    echo
+    echo "Processor time (user + system, from /proc) the server processes spent per request, medians over the rounds."
+    echo "On this machine the three nodes share 2 cores, so cluster throughput is bounded by the cluster's *total* CPU per write;"
+    echo "on dedicated machines each node has its own cores and the leader's own CPU per write is the bound."
+    echo "The last column is that bound as a ratio (single ÷ leader node CPU per request): a projection for CPU-bound runs, not a measurement."
+    echo
+    echo "| test | single node µs | leader node µs | cluster total µs (leader test) | follower node µs | cluster total µs (follower test) | single ÷ leader node |"
+    echo "|---|--:|--:|--:|--:|--:|--:|"
+    for t in "${tests[@]}"; do
+        cs=() cl=() cal=() cf=() caf=()
+        for r in $(seq "$rounds"); do
+            cs+=("${cpu["$t|single|$r"]}"); cl+=("${cpu["$t|leader|$r"]}"); cal+=("${cpu_all["$t|leader|$r"]}")
+            cf+=("${cpu["$t|follower|$r"]}"); caf+=("${cpu_all["$t|follower|$r"]}")
+        done
+        printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$(test_name "$t")" \
+            "$(median "${cs[@]}")" "$(median "${cl[@]}")" "$(median "${cal[@]}")" \
+            "$(median "${cf[@]}")" "$(median "${caf[@]}")" \
+            "$(ratio "$(median "${cs[@]}")" "$(median "${cl[@]}")")"
     done
     echo
     echo "Raw requests/s per round (single / leader / follower):"

@@ -10,6 +10,7 @@
 //! - [`node`]: [`ClusterNode`], what the server uses: write batches, read
 //!   barriers, status, membership changes, graceful hand-over.
 
+mod log_cache;
 pub mod log_store;
 pub mod network;
 pub mod node;

@@ -10,16 +10,26 @@
 //! runs ONE fdatasync, then completes them all in order. openraft keeps
 //! submitting while a sync runs, so under load one fsync covers many
 //! appends, exactly like the single-node writer's groups.
+//!
+//! Tail cache: `append` also keeps the entries in a bounded in-memory copy
+//! of the log's tail (see `log_cache`), shared with the readers, and
+//! `try_get_log_entries` serves from it whenever it holds the requested
+//! start: replication reads what was appended moments ago, and a range
+//! scan plus a decode per entry was a large share of the leader's CPU.
 
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
+use futures_util::{Stream, TryStreamExt};
 use openraft::OptionalSend;
 use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use strata_storage::{FsyncPolicy, LogStore as EngineLog, StorageError};
 
+use crate::log_cache::SharedLogCache;
 use crate::types::{Entry, LogId, TypeConfig, Vote};
 
 const META_VOTE: &str = "vote";
@@ -56,12 +66,18 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(raw: &[u8], what: &str) -> 
     })
 }
 
-/// The log store handed to openraft; clones share the engine and the
-/// fsync thread.
+/// The log store handed to openraft; clones share the engine, the fsync
+/// thread and the tail cache.
 #[derive(Clone)]
 pub struct LogStore {
     log: EngineLog,
     sync_tx: Option<tokio::sync::mpsc::Sender<IOFlushed<TypeConfig>>>,
+    /// Starts empty (a restart reads the engine until appends refill it).
+    cache: SharedLogCache,
+    /// One past the last purged index (0: nothing purged). Entries below it
+    /// may still be in the engine while a background purge runs, or after
+    /// a crash interrupted one; reads never return them.
+    purged_end: Arc<AtomicU64>,
 }
 
 impl LogStore {
@@ -97,7 +113,18 @@ impl LogStore {
             }
             FsyncPolicy::Never => None,
         };
-        Ok(LogStore { log, sync_tx })
+        let purged: Option<LogId> = match log.get_meta(META_PURGED).map_err(storage_err)? {
+            Some(raw) => Some(decode(&raw, META_PURGED)?),
+            None => None,
+        };
+        Ok(LogStore {
+            log,
+            sync_tx,
+            cache: SharedLogCache::new(),
+            purged_end: Arc::new(AtomicU64::new(
+                purged.map_or(0, |p| p.index.saturating_add(1)),
+            )),
+        })
     }
 
     fn read_meta<T: serde::de::DeserializeOwned>(&self, name: &str) -> io::Result<Option<T>> {
@@ -143,6 +170,15 @@ impl RaftLogReader<TypeConfig> for LogStore {
         range: RB,
     ) -> Result<Vec<Entry>, io::Error> {
         let (start, end) = range_to_bounds(&range);
+        let start = start.max(self.purged_end.load(Ordering::Acquire));
+        // The cache holds the log's tail, so when it holds `start` it holds
+        // everything the engine would return from there (the same caps).
+        if let Some(entries) = self
+            .cache
+            .read(start, end, READ_ENTRIES_MAX, READ_BYTES_MAX)
+        {
+            return Ok(entries);
+        }
         let raw = self
             .log
             .range(start, end, READ_ENTRIES_MAX, READ_BYTES_MAX)
@@ -168,6 +204,49 @@ impl RaftLogReader<TypeConfig> for LogStore {
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
         self.read_meta(META_VOTE)
     }
+
+    /// The apply path reads `since..end` here, however long the range.
+    /// openraft's default would make ONE `try_get_log_entries` call, which
+    /// stops at READ_ENTRIES_MAX / READ_BYTES_MAX: past those the state
+    /// machine would silently miss the rest of the range. Instead, read it
+    /// page by page (each page bounded, so memory stays bounded too).
+    async fn entries_stream<RB>(
+        &mut self,
+        range: RB,
+    ) -> impl Stream<Item = Result<Entry, io::Error>> + OptionalSend
+    where
+        RB: RangeBounds<u64> + Clone + Debug + OptionalSend,
+    {
+        let (start, end) = range_to_bounds(&range);
+        let pages = futures_util::stream::try_unfold(
+            (self.clone(), start, true),
+            move |(mut reader, next, first_page)| async move {
+                if next >= end {
+                    return Ok(None);
+                }
+                let page = reader.try_get_log_entries(next..end).await?;
+                let (Some(head), Some(tail)) = (page.first(), page.last()) else {
+                    // The log has nothing more in the range.
+                    return Ok(None);
+                };
+                // Only the first page may start late (a purged prefix);
+                // later pages must continue where the previous one ended.
+                if !first_page && head.log_id.index != next {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "raft log hole: expected entry {next}, found {}",
+                            head.log_id.index
+                        ),
+                    ));
+                }
+                let after = tail.log_id.index.saturating_add(1);
+                let entries = futures_util::stream::iter(page.into_iter().map(Ok));
+                Ok(Some((entries, (reader, after, false))))
+            },
+        );
+        pages.try_flatten()
+    }
 }
 
 impl RaftLogStorage<TypeConfig> for LogStore {
@@ -178,6 +257,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let last = match self.log.last().map_err(storage_err)? {
             Some((_, payload)) => Some(decode::<Entry>(&payload, "raft log entry")?.log_id),
             None => None,
+        };
+        // An entry at or below the purged marker is one a purge has not
+        // deleted yet: the log is empty past the marker.
+        let last = match (last, last_purged_log_id) {
+            (Some(l), Some(p)) if l.index <= p.index => None,
+            (l, _) => l,
         };
         Ok(LogState {
             last_log_id: last.or(last_purged_log_id),
@@ -226,10 +311,22 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let mut batch = Vec::new();
+        let mut cached = Vec::new();
         for e in entries {
-            batch.push((e.log_id.index, encode(&e)?));
+            let raw = encode(&e)?;
+            batch.push((e.log_id.index, raw.clone()));
+            cached.push((e, raw.len()));
         }
-        self.log.append(batch).map_err(storage_err)?;
+        if let Err(e) = self.log.append(batch) {
+            // The engine's state is unknown after a failed write; an empty
+            // cache is always correct.
+            self.cache.clear();
+            return Err(storage_err(e));
+        }
+        // Readable from the cache before `append` returns, as openraft
+        // requires; the fsync may still be running, which is fine (openraft
+        // reads only entries it has appended, flushed or not).
+        self.cache.extend(cached);
         match &self.sync_tx {
             // Waits only when the queue is full (backpressure).
             Some(tx) => tx
@@ -242,21 +339,240 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
-        let from = last_log_id.map_or(0, |l| l.index + 1);
+        let last_kept = last_log_id.map(|l| l.index);
+        let from = last_kept.map_or(0, |index| index.saturating_add(1));
+        // The cache first: no reader may find there an entry the engine
+        // has already dropped.
+        self.cache.truncate_after(last_kept);
         let log = self.log.clone();
-        tokio::task::spawn_blocking(move || log.truncate_from(from))
+        let result = tokio::task::spawn_blocking(move || log.truncate_from(from))
             .await
-            .map_err(io_err)?
-            .map_err(storage_err)
+            .map_err(io_err)
+            .and_then(|r| r.map_err(storage_err));
+        if result.is_err() {
+            // The engine may still hold entries past `last_kept` that the
+            // cache no longer has; empty, the cache cannot disagree.
+            self.cache.clear();
+        }
+        result
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
         // The marker first: journal order guarantees that if any deletion
         // survives a crash, so does the marker, and get_log_state never
         // reports a log that starts after a hole.
+        // The cache first, like truncation (keeping more than the engine
+        // would be harmless too: purged entries stay valid).
+        self.cache.purge(log_id.index);
         self.log
             .put_meta(META_PURGED, encode(&log_id)?)
             .map_err(storage_err)?;
-        self.log.purge_upto(log_id.index).map_err(storage_err)
+        // The deletions run in the background: openraft awaits `purge` on
+        // its core task, and deleting a snapshot's worth of entries (100k
+        // by default) there stalled every write for tens of milliseconds.
+        // Safe because nothing reads below the purged marker, appends and
+        // truncations are above it, and entries left behind by a crash
+        // are deleted by a later purge.
+        self.purged_end
+            .fetch_max(log_id.index.saturating_add(1), Ordering::AcqRel);
+        let log = self.log.clone();
+        let upto = log_id.index;
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = log.purge_upto(upto) {
+                tracing::warn!(error = %e, upto, "raft log purge failed; entries stay on disk");
+            }
+        });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::StreamExt;
+    use strata_storage::{StorageConfig, Store};
+
+    use super::*;
+    use crate::log_cache::tests::blank;
+
+    /// A store in `dir`, and a log store over it (no fsync thread).
+    fn open(dir: &tempfile::TempDir) -> (Store, LogStore) {
+        let mut config = StorageConfig::new(dir.path().join("data"));
+        config.replicated = true;
+        config.cache_size_bytes = 8 * 1024 * 1024;
+        config.memtable_size_bytes = 4 * 1024 * 1024;
+        let store = Store::open(config).expect("open store");
+        let log = LogStore::new(store.log_store(), FsyncPolicy::Never).expect("log store");
+        (store, log)
+    }
+
+    /// Another log store over the same engine, with an empty cache: what a
+    /// restart sees, and a reader that always reads the engine.
+    fn reopen(store: &Store) -> LogStore {
+        LogStore::new(store.log_store(), FsyncPolicy::Never).expect("log store")
+    }
+
+    async fn append(log: &mut LogStore, term: u64, indexes: std::ops::RangeInclusive<u64>) {
+        let entries: Vec<Entry> = indexes.map(|i| blank(term, i)).collect();
+        log.append(entries, IOFlushed::noop())
+            .await
+            .expect("append");
+    }
+
+    async fn read(log: &mut LogStore, range: std::ops::Range<u64>) -> Vec<Entry> {
+        log.try_get_log_entries(range).await.expect("read")
+    }
+
+    fn indexes(entries: &[Entry]) -> Vec<u64> {
+        entries.iter().map(|e| e.log_id.index).collect()
+    }
+
+    /// Purge deletes in the background; until it has, and after a crash
+    /// that interrupted it, the purged entries are still in the engine.
+    /// Neither reads nor the log state may show them.
+    #[tokio::test]
+    async fn purged_entries_are_hidden_before_they_are_deleted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, mut log) = open(&dir);
+        append(&mut log, 1, 1..=5).await;
+        // The marker as `purge` writes it, but no deletion: what a crash
+        // right after it leaves behind.
+        let purged = blank(1, 3).log_id;
+        store
+            .log_store()
+            .put_meta(META_PURGED, encode(&purged).expect("encode"))
+            .expect("marker");
+        let mut restarted = reopen(&store);
+        assert_eq!(indexes(&read(&mut restarted, 0..10).await), vec![4, 5]);
+        let state = restarted.get_log_state().await.expect("state");
+        assert_eq!(state.last_purged_log_id, Some(purged));
+        assert_eq!(state.last_log_id.map(|l| l.index), Some(5));
+        // Everything purged: the log is empty past the marker even though
+        // the entries are still there.
+        let all = blank(1, 5).log_id;
+        store
+            .log_store()
+            .put_meta(META_PURGED, encode(&all).expect("encode"))
+            .expect("marker");
+        let mut restarted = reopen(&store);
+        assert!(read(&mut restarted, 0..10).await.is_empty());
+        let state = restarted.get_log_state().await.expect("state");
+        assert_eq!(state.last_log_id, Some(all));
+        assert_eq!(
+            store.log_store().last().expect("last").map(|e| e.0),
+            Some(5)
+        );
+        // A real purge deletes them, in the background.
+        restarted.purge(all).await.expect("purge");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while store.log_store().last().expect("last").is_some() {
+            assert!(std::time::Instant::now() < deadline, "purge never ran");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn cache_reads_agree_with_the_engine() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, mut log) = open(&dir);
+        append(&mut log, 1, 1..=8).await;
+        append(&mut log, 1, 9..=20).await;
+        log.truncate_after(Some(blank(1, 15).log_id))
+            .await
+            .expect("truncate");
+        append(&mut log, 2, 16..=25).await;
+        log.purge(blank(1, 5).log_id).await.expect("purge");
+        assert_eq!(log.cache.shape().0, Some(6));
+        assert_eq!(log.cache.shape().1, Some(25));
+
+        let mut engine = reopen(&store);
+        for start in 0..=27 {
+            for end in start..=28 {
+                let cached = read(&mut log, start..end).await;
+                let want = read(&mut engine, start..end).await;
+                assert_eq!(cached, want, "range {start}..{end}");
+            }
+        }
+        let replaced = read(&mut log, 15..17).await;
+        assert_eq!(replaced, vec![blank(1, 15), blank(2, 16)]);
+        assert_eq!(
+            engine.cache.shape(),
+            (None, None, 0, 0),
+            "engine reads only"
+        );
+    }
+
+    #[tokio::test]
+    async fn after_a_restart_reads_below_the_cache_go_to_the_engine() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, mut log) = open(&dir);
+        append(&mut log, 1, 1..=10).await;
+
+        let mut restarted = reopen(&store);
+        assert_eq!(read(&mut restarted, 3..6).await, read(&mut log, 3..6).await);
+        append(&mut restarted, 1, 11..=20).await;
+        assert_eq!(restarted.cache.shape().0, Some(11));
+        assert_eq!(
+            indexes(&read(&mut restarted, 5..15).await),
+            (5..15).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            indexes(&read(&mut restarted, 12..100).await),
+            (12..=20).collect::<Vec<_>>()
+        );
+        // The reader handed to openraft shares the cache.
+        let mut reader = restarted.get_log_reader().await;
+        append(&mut restarted, 1, 21..=21).await;
+        assert_eq!(read(&mut reader, 21..22).await, vec![blank(1, 21)]);
+        assert_eq!(reader.cache.shape().1, Some(21));
+    }
+
+    #[tokio::test]
+    async fn truncating_everything_empties_the_cache() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_store, mut log) = open(&dir);
+        append(&mut log, 1, 1..=10).await;
+        log.truncate_after(None).await.expect("truncate");
+        assert_eq!(log.cache.shape(), (None, None, 0, 0));
+        assert!(read(&mut log, 0..100).await.is_empty());
+        append(&mut log, 2, 1..=3).await;
+        assert_eq!(
+            read(&mut log, 0..100).await,
+            vec![blank(2, 1), blank(2, 2), blank(2, 3)]
+        );
+    }
+
+    #[tokio::test]
+    async fn long_ranges_are_capped_per_read_and_streamed_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, mut log) = open(&dir);
+        let count = READ_ENTRIES_MAX as u64 + 1000;
+        let mut next = 1;
+        while next <= count {
+            let last = (next + 499).min(count);
+            append(&mut log, 1, next..=last).await;
+            next = last + 1;
+        }
+        let mut engine = reopen(&store);
+        for reader in [&mut log, &mut engine] {
+            let capped = read(reader, 1..count + 1).await;
+            assert_eq!(
+                indexes(&capped),
+                (1..=READ_ENTRIES_MAX as u64).collect::<Vec<_>>()
+            );
+            let streamed: Vec<Entry> = reader
+                .entries_stream(1..count + 1)
+                .await
+                .map(|r| r.expect("stream"))
+                .collect()
+                .await;
+            assert_eq!(indexes(&streamed), (1..=count).collect::<Vec<_>>());
+            let tail: Vec<Entry> = reader
+                .entries_stream(count - 1..)
+                .await
+                .map(|r| r.expect("stream"))
+                .collect()
+                .await;
+            assert_eq!(indexes(&tail), vec![count - 1, count]);
+        }
     }
 }

@@ -407,6 +407,7 @@ impl ClusterNode {
             .into_iter()
             .map(|mutation| Command {
                 request: Some(self.next_request()),
+                retry: false,
                 limits,
                 mutation,
             })
@@ -418,7 +419,7 @@ impl ClusterNode {
     /// forwarding deadline. A retry resends the same ids: the state machine
     /// applies each id once, so a command that did commit before a leader
     /// change is not applied again.
-    async fn submit(&self, commands: Vec<Command>) -> Vec<Result<Outcome, ClusterError>> {
+    async fn submit(&self, mut commands: Vec<Command>) -> Vec<Result<Outcome, ClusterError>> {
         let n = commands.len();
         let deadline = Instant::now() + Duration::from_millis(self.inner.config.forward_timeout_ms);
         let mut last_error;
@@ -474,6 +475,11 @@ impl ClusterNode {
                     )));
                     n
                 ];
+            }
+            // The attempt may have reached a log before it failed: from now
+            // on the state machine must check each id's dedupe record.
+            for c in &mut commands {
+                c.retry = true;
             }
             tokio::time::sleep(retry_pause(&mut tries)).await;
         }
@@ -931,6 +937,7 @@ impl ClusterNode {
             };
             let cmd = Command {
                 request: None,
+                retry: false,
                 limits,
                 mutation: m,
             };

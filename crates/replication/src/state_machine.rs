@@ -530,17 +530,20 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             if let Some(item) = next {
                 let (entry, responder) = item?;
                 let log_id = entry.log_id;
-                let (mutation, request, limits) = match entry.payload {
-                    EntryPayload::Normal(cmd) => (Some(cmd.mutation), cmd.request, cmd.limits),
+                let (mutation, request, retry, limits) = match entry.payload {
+                    EntryPayload::Normal(cmd) => {
+                        (Some(cmd.mutation), cmd.request, cmd.retry, cmd.limits)
+                    }
                     EntryPayload::Membership(m) => {
                         self.set_membership(StoredMembership::new(Some(log_id), m))?;
-                        (None, None, NO_LIMITS)
+                        (None, None, false, NO_LIMITS)
                     }
-                    EntryPayload::Blank => (None, None, NO_LIMITS),
+                    EntryPayload::Blank => (None, None, false, NO_LIMITS),
                 };
                 group.push(LogEntry {
                     mutation,
                     request,
+                    retry,
                     limits,
                     applied_mark: self.mark(Some(log_id))?,
                 });
@@ -654,6 +657,7 @@ mod tests {
                 },
             }),
             request: None,
+            retry: false,
             limits: NO_LIMITS,
             applied_mark: encode(&AppliedMark {
                 last_applied: Some(LogId::new(

@@ -19,6 +19,11 @@ pub struct Command {
     /// the same command (after a leader change) carries the same id, and
     /// the state machine applies it at most once.
     pub request: Option<RequestId>,
+    /// False on a command's first proposal, true on every resend. A first
+    /// proposal cannot have been applied before, so the state machine looks
+    /// up the dedupe record only for resends: one engine read saved per
+    /// write (see `strata_storage::LogEntry::retry`).
+    pub retry: bool,
     /// The proposer's limits travel with the command, so every replica
     /// accepts or refuses it alike even if their configs differ.
     pub limits: Limits,

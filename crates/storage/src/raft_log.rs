@@ -16,6 +16,7 @@
 //! the writer.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use fjall::Keyspace;
@@ -28,6 +29,9 @@ use crate::replicated::check_value_size;
 const TAG_ENTRY: u8 = b'e';
 const TAG_META: u8 = b'm';
 const ENTRY_KEY_LEN: usize = 9;
+/// Tombstones per purge batch: bounds the batch's memory however far a
+/// purge reaches (a snapshot can cover millions of entries).
+const PURGE_BATCH_ENTRIES_MAX: u64 = 16_384;
 
 fn entry_key(index: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(ENTRY_KEY_LEN);
@@ -75,6 +79,12 @@ pub struct LogStore {
     engine: Arc<Engine>,
     stats: Arc<WriterStats>,
     failed: Arc<Failure>,
+    /// No entry below this index exists (a hint, 0 = unknown): purges scan
+    /// from here. Why: a purge's deletions stay as tombstones until
+    /// compaction, and a scan from index 0 walks every one of them again,
+    /// which made each purge cost O(all entries ever purged).
+    purged_below: Arc<AtomicU64>,
+    purge_serial: Arc<std::sync::Mutex<()>>,
 }
 
 impl LogStore {
@@ -83,6 +93,8 @@ impl LogStore {
             engine,
             stats,
             failed,
+            purged_below: Arc::new(AtomicU64::new(0)),
+            purge_serial: Arc::new(std::sync::Mutex::new(())),
         }
     }
 
@@ -116,6 +128,11 @@ impl LogStore {
     pub fn append(&self, entries: Vec<(u64, Bytes)>) -> Result<()> {
         let log = self.writable()?;
         let mut batch = self.engine.db.batch();
+        if let Some(&(first, _)) = entries.first() {
+            // Raft never appends below a purge; if it did, the purge hint
+            // must not hide the entry from the next purge.
+            self.purged_below.fetch_min(first, Ordering::AcqRel);
+        }
         for (index, payload) in entries {
             check_value_size(payload.len())?;
             batch.insert(log, entry_key(index), payload);
@@ -181,15 +198,51 @@ impl LogStore {
         Ok(())
     }
 
-    /// Deletes every entry with index <= `upto`, in one batch. No fsync:
-    /// purging is advisory (entries that come back are already applied).
+    /// Deletes every entry with index <= `upto`. No fsync: purging is
+    /// advisory (entries that come back are already applied).
+    ///
+    /// Blind deletes, no scan: the log is contiguous from its first entry
+    /// to its last (Raft appends at last + 1 and truncates suffixes), so
+    /// the keys to delete are exactly first..=min(upto, last). Two seeks
+    /// find those ends. Why: scanning the entries to delete read every
+    /// payload back and cost as much as appending them had.
     pub fn purge_upto(&self, upto: u64) -> Result<()> {
         let log = self.writable()?;
-        let end = match upto.checked_add(1) {
-            Some(next) => entry_key(next),
-            None => entries_end(),
+        // Purges run off the Raft core's task; one at a time keeps the
+        // hint's bookkeeping simple.
+        let _serial = self
+            .purge_serial
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let hint = self.purged_below.load(Ordering::Acquire);
+        let first = match log.range(entry_key(hint)..entries_end()).next() {
+            Some(guard) => entry_index(&guard.key()?)?,
+            None => return Ok(()),
         };
-        self.remove_range(log, vec![TAG_ENTRY]..end)?;
+        let last = match log.range(vec![TAG_ENTRY]..entries_end()).next_back() {
+            Some(guard) => entry_index(&guard.key()?)?,
+            None => return Ok(()),
+        };
+        let end = upto.min(last);
+        let mut from = first;
+        while from <= end {
+            let chunk_end = end.min(from.saturating_add(PURGE_BATCH_ENTRIES_MAX - 1));
+            let mut batch = self.engine.db.batch();
+            for index in from..=chunk_end {
+                // Plain (not weak) tombstones: an index can be written
+                // more than once (truncated, then appended again).
+                batch.remove(log, entry_key(index));
+            }
+            batch.commit().map_err(|e| self.failure(e))?;
+            // Only after the deletions are in the engine: a failed purge
+            // leaves the hint where it was.
+            self.purged_below
+                .fetch_max(chunk_end.saturating_add(1), Ordering::AcqRel);
+            match chunk_end.checked_add(1) {
+                Some(next) => from = next,
+                None => break,
+            }
+        }
         Ok(())
     }
 

@@ -30,8 +30,8 @@ use tokio::sync::oneshot;
 
 use crate::commit::{GroupState, Writer, WriterMsg};
 use crate::engine::{
-    Counts, DEDUPE_KEY_LEN, Engine, META_APPLIED, META_COUNTS, TAG_DATA, TAG_EXPIRY, TAG_META,
-    decode, dedupe_key, dedupe_range_before, split_expiry_key,
+    Counts, DEDUPE_KEY_LEN, DEDUPE_PREFIX, Engine, META_APPLIED, META_COUNTS, TAG_DATA, TAG_EXPIRY,
+    TAG_META, decode, dedupe_key, dedupe_range_before, split_expiry_key,
 };
 use crate::error::{Result, StorageError};
 use crate::mutation::{self, Limits, Mutation, Op, Outcome};
@@ -55,6 +55,13 @@ pub struct LogEntry {
     pub mutation: Option<Mutation>,
     /// Retry dedupe id; None = no dedupe.
     pub request: Option<RequestId>,
+    /// True if this request may have been proposed before (a resend). Only
+    /// then is its dedupe record looked up: a first proposal cannot have
+    /// one, and skipping the engine read for it saves a point lookup (bloom
+    /// filter probes across every table) per write. The record is written
+    /// either way, for a later resend to find. The flag is in the log, so
+    /// every replica decides alike.
+    pub retry: bool,
     /// Limits to apply with (carried in the log so every replica decides alike).
     pub limits: Limits,
     /// Opaque bytes owned by the replication layer (last applied log id +
@@ -110,21 +117,53 @@ fn corrupt(key: &[u8], reason: &'static str) -> StorageError {
     }
 }
 
-fn encode_outcome(key: &[u8], outcome: &Outcome) -> Result<Vec<u8>> {
-    // Cannot fail for an in-memory Vec; reported rather than unwrapped.
-    postcard::to_stdvec(outcome).map_err(|_| corrupt(key, "outcome does not encode"))
+/// One request as the dedupe records know it: the time its mutation was
+/// stamped with, and its id. A resend carries all three unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+struct RequestKey {
+    now_ms: u64,
+    session: u64,
+    seq: u64,
 }
 
-fn decode_outcome(key: &[u8], raw: &[u8]) -> Result<Outcome> {
+/// One member of a dedupe record.
+#[derive(Serialize, Deserialize)]
+struct Recorded {
+    request: RequestKey,
+    outcome: Outcome,
+}
+
+fn encode_record(key: &[u8], members: &[Recorded]) -> Result<Vec<u8>> {
+    // Cannot fail for an in-memory Vec; reported rather than unwrapped.
+    postcard::to_stdvec(members).map_err(|_| corrupt(key, "dedupe record does not encode"))
+}
+
+fn decode_record(key: &[u8], raw: &[u8]) -> Result<Vec<Recorded>> {
     postcard::from_bytes(raw).map_err(|_| corrupt(key, "dedupe record does not decode"))
 }
 
 /// The entries of `apply_log` not yet committed: one engine batch.
+///
+/// Dedupe records: ONE record per group holds the outcome of every request
+/// the group applied, keyed by `dedupe_key(latest now_ms in the group,
+/// first request's id)`. Why not one record per request: a record is an
+/// engine insert now and a delete at eviction, which made dedupe cost two
+/// of the ~five engine writes a replicated SET needed. Finding a request
+/// then means scanning the records from its `now_ms` on (a record's time
+/// is at least each member's), which only resends do (see
+/// [`LogEntry::retry`]), and resends are rare.
 struct LogGroup<'a> {
     engine: &'a Engine,
     state: GroupState<'a>,
-    /// Dedupe records written earlier in this group, not yet in the engine.
-    recorded: HashMap<Vec<u8>, Outcome>,
+    /// This group's requests and outcomes: in-group lookups, and the record
+    /// written at commit, in apply order.
+    recorded: HashMap<RequestKey, Outcome>,
+    record: Vec<Recorded>,
+    record_time_ms: u64,
+    /// Committed records loaded for resend lookups: every record whose
+    /// time is at least `loaded_from_ms`.
+    loaded: HashMap<RequestKey, Outcome>,
+    loaded_from_ms: Option<u64>,
     /// The applied mark of the group's last entry; None while it is empty.
     mark: Option<Bytes>,
     mutations: u64,
@@ -136,26 +175,75 @@ impl<'a> LogGroup<'a> {
             engine,
             state: GroupState::new(engine, counts, 64),
             recorded: HashMap::new(),
+            record: Vec::new(),
+            record_time_ms: 0,
+            loaded: HashMap::new(),
+            loaded_from_ms: None,
             mark: None,
             mutations: 0,
         }
     }
 
-    /// The stored outcome of an earlier request with this dedupe key.
-    fn recorded(&self, key: &[u8]) -> Result<Option<Outcome>> {
-        if let Some(outcome) = self.recorded.get(key) {
+    /// The stored outcome of an earlier request with this key.
+    fn recorded(&mut self, key: RequestKey) -> Result<Option<Outcome>> {
+        if let Some(outcome) = self.recorded.get(&key) {
             return Ok(Some(outcome.clone()));
         }
-        match self.engine.data.get(key)? {
-            Some(raw) => decode_outcome(key, &raw).map(Some),
-            None => Ok(None),
+        if self.loaded_from_ms.is_none_or(|from| key.now_ms < from) {
+            self.load_records(key.now_ms)?;
         }
+        Ok(self.loaded.get(&key).cloned())
     }
 
-    fn record(&mut self, key: Vec<u8>, outcome: &Outcome) -> Result<()> {
-        let raw = encode_outcome(&key, outcome)?;
-        self.state.batch.insert(&self.engine.data, key.clone(), raw);
+    /// Loads every committed record with a time >= `from_ms`. Bounded by
+    /// the dedupe window (older records are evicted), and by resends
+    /// being rare; loaded once per group for all its resends.
+    fn load_records(&mut self, from_ms: u64) -> Result<()> {
+        let mut end = DEDUPE_PREFIX.to_vec();
+        end.extend_from_slice(&[u8::MAX; 8]);
+        end.push(u8::MAX);
+        for guard in self
+            .engine
+            .data
+            .range::<Vec<u8>, _>(dedupe_key(from_ms, 0, 0)..end)
+        {
+            let (key, raw) = guard.into_inner()?;
+            // The applied mark shares the prefix; see DEDUPE_PREFIX.
+            if key.len() != DEDUPE_KEY_LEN {
+                continue;
+            }
+            for member in decode_record(&key, &raw)? {
+                self.loaded.insert(member.request, member.outcome);
+            }
+        }
+        self.loaded_from_ms = Some(from_ms);
+        Ok(())
+    }
+
+    fn record(&mut self, key: RequestKey, outcome: &Outcome) {
+        self.record_time_ms = self.record_time_ms.max(key.now_ms);
         self.recorded.insert(key, outcome.clone());
+        self.record.push(Recorded {
+            request: key,
+            outcome: outcome.clone(),
+        });
+    }
+
+    /// Puts the group's dedupe record into its batch (nothing if empty).
+    fn write_record(&mut self) -> Result<()> {
+        let Some(first) = self.record.first() else {
+            return Ok(());
+        };
+        // Unique: a request is recorded once (a resend is answered from
+        // the record instead), so no two groups share a first request.
+        let key = dedupe_key(
+            self.record_time_ms,
+            first.request.session,
+            first.request.seq,
+        );
+        let raw = encode_record(&key, &self.record)?;
+        check_value_size(raw.len())?;
+        self.state.batch.insert(&self.engine.data, key, raw);
         Ok(())
     }
 }
@@ -225,6 +313,7 @@ impl Writer {
             let LogEntry {
                 mutation,
                 request,
+                retry,
                 limits,
                 applied_mark,
             } = entry;
@@ -233,8 +322,13 @@ impl Writer {
                 group.mark = Some(applied_mark);
                 continue;
             };
-            let dedupe = request.map(|id| dedupe_key(m.now_ms, id.session, id.seq));
-            if let Some(key) = &dedupe
+            let dedupe = request.map(|id| RequestKey {
+                now_ms: m.now_ms,
+                session: id.session,
+                seq: id.seq,
+            });
+            if retry
+                && let Some(key) = dedupe
                 && let Some(previous) = group.recorded(key)?
             {
                 outcomes.push(previous);
@@ -256,7 +350,7 @@ impl Writer {
             // failure, and the mark still names the last committed entry.
             let outcome = mutation::apply(&mut group.state, &m, &limits)?;
             if let Some(key) = dedupe {
-                group.record(key, &outcome)?;
+                group.record(key, &outcome);
             }
             group.mutations += 1;
             group.mark = Some(applied_mark);
@@ -268,10 +362,11 @@ impl Writer {
 
     /// Commits a group with its counters and its last entry's applied mark,
     /// in one batch, without fsync. False if the group was empty.
-    fn commit_log_group(&mut self, group: LogGroup<'_>) -> Result<bool> {
-        let Some(mark) = group.mark else {
+    fn commit_log_group(&mut self, mut group: LogGroup<'_>) -> Result<bool> {
+        let Some(mark) = group.mark.take() else {
             return Ok(false);
         };
+        group.write_record()?;
         let counts = group.state.counts;
         let mut batch = group.state.batch;
         if counts != self.counts {
@@ -291,7 +386,7 @@ impl Writer {
     /// batch. A crash in between leaves the mark absent, so the replication
     /// layer re-applies or re-installs; it never sees a cleared store that
     /// claims an older entry was the last applied.
-    fn flush_all_replicated(&mut self, mark: Bytes, dedupe: Option<Vec<u8>>) -> Result<()> {
+    fn flush_all_replicated(&mut self, mark: Bytes, dedupe: Option<RequestKey>) -> Result<()> {
         check_value_size(mark.len())?;
         self.engine.data.clear().map_err(|e| self.failure(e))?;
         self.counts = Counts::default();
@@ -302,8 +397,15 @@ impl Writer {
             self.counts.encode().to_vec(),
         );
         batch.insert(&self.engine.data, META_APPLIED, mark);
-        if let Some(key) = dedupe {
-            let raw = encode_outcome(&key, &Outcome::Ok)?;
+        if let Some(request) = dedupe {
+            let key = dedupe_key(request.now_ms, request.session, request.seq);
+            let raw = encode_record(
+                &key,
+                &[Recorded {
+                    request,
+                    outcome: Outcome::Ok,
+                }],
+            )?;
             batch.insert(&self.engine.data, key, raw);
         }
         batch.commit().map_err(|e| self.failure(e))?;

@@ -45,6 +45,10 @@ fn entry(op: Option<Op>, now_ms: u64, request: Option<RequestId>, mark: &str) ->
     LogEntry {
         mutation: op.map(|op| Mutation { now_ms, op }),
         request,
+        // Every test entry with an id is treated as a possible resend, so
+        // the dedupe record is always checked; see
+        // `first_attempts_skip_the_dedupe_lookup` for the other case.
+        retry: request.is_some(),
         limits: limits(),
         applied_mark: b(mark),
     }
@@ -237,6 +241,55 @@ proptest! {
         rt.block_on(single.shutdown()).unwrap();
         rt.block_on(repl.shutdown()).unwrap();
     }
+}
+
+/// The contract of `LogEntry::retry`: only a resend consults the record. A
+/// first proposal is applied as new (the replication layer guarantees it
+/// has no record), and still leaves a record for its own resends.
+#[test]
+fn first_attempts_skip_the_dedupe_lookup() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(dir.path(), true)).unwrap();
+    let id = RequestId { session: 7, seq: 3 };
+    let first = |mark: &str| LogEntry {
+        retry: false,
+        ..entry(Some(incr("n")), 100, Some(id), mark)
+    };
+    let out = rt.block_on(store.apply_log(vec![first("1")])).unwrap();
+    assert_eq!(out, vec![Outcome::Int(1)]);
+    // A resend finds the first proposal's record: not applied again.
+    let out = rt
+        .block_on(store.apply_log(vec![entry(Some(incr("n")), 100, Some(id), "2")]))
+        .unwrap();
+    assert_eq!(out, vec![Outcome::Int(1)]);
+    assert_eq!(value(&store, "n", 100), Some(b("1")));
+    // A (contract-breaking) second "first" proposal is not looked up.
+    let out = rt.block_on(store.apply_log(vec![first("3")])).unwrap();
+    assert_eq!(out, vec![Outcome::Int(2)]);
+
+    // One record holds a whole group, stamped with its latest time: a
+    // resend of its earlier request (older time) still finds it.
+    let a = RequestId { session: 8, seq: 1 };
+    let c = RequestId { session: 8, seq: 2 };
+    let fresh = |now_ms: u64, id: RequestId, mark: &str| LogEntry {
+        retry: false,
+        ..entry(Some(incr("m")), now_ms, Some(id), mark)
+    };
+    let out = rt
+        .block_on(store.apply_log(vec![fresh(100, a, "4"), fresh(150, c, "5")]))
+        .unwrap();
+    assert_eq!(out, vec![Outcome::Int(1), Outcome::Int(2)]);
+    let out = rt
+        .block_on(store.apply_log(vec![
+            entry(Some(incr("m")), 150, Some(c), "6"),
+            entry(Some(incr("m")), 100, Some(a), "7"),
+            entry(Some(incr("m")), 99, Some(a), "8"),
+        ]))
+        .unwrap();
+    // The last one has another time: a different request, applied.
+    assert_eq!(out, vec![Outcome::Int(2), Outcome::Int(1), Outcome::Int(3)]);
+    rt.block_on(store.shutdown()).unwrap();
 }
 
 #[test]
@@ -630,6 +683,54 @@ fn failed_install_leaves_no_mark() {
     assert_eq!(store.applied_mark().unwrap(), Some(b("snap")));
     assert_eq!(store.dbsize(), 1);
     assert_eq!(value(&store, "good", 1), Some(b("v")));
+    rt.block_on(store.shutdown()).unwrap();
+}
+
+/// Purges delete blindly between the log's first and last entries (no
+/// scan); they must still delete exactly the purged prefix, in chunks,
+/// across restarts (when the in-memory hint is lost) and when the purge
+/// point lies past the last entry.
+#[test]
+fn log_store_purges_exactly_the_prefix() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(dir.path(), true)).unwrap();
+    let log = store.log_store();
+    let indexes = |log: &strata_storage::LogStore| {
+        log.range(0, u64::MAX, usize::MAX, usize::MAX)
+            .unwrap()
+            .into_iter()
+            .map(|(i, _)| i)
+            .collect::<Vec<_>>()
+    };
+    // More than one purge chunk (16,384 tombstones).
+    let n = 40_000u64;
+    for start in (1..=n).step_by(10_000) {
+        log.append((start..start + 10_000).map(|i| (i, b("x"))).collect())
+            .unwrap();
+    }
+    log.purge_upto(20_000).unwrap();
+    assert_eq!(indexes(&log), (20_001..=n).collect::<Vec<_>>());
+    // A purge below what is already gone changes nothing.
+    log.purge_upto(5).unwrap();
+    assert_eq!(indexes(&log).len(), 20_000);
+    log.purge_upto(n - 2).unwrap();
+    assert_eq!(indexes(&log), vec![n - 1, n]);
+
+    drop(log);
+    rt.block_on(store.shutdown()).unwrap();
+    drop(store);
+    let store = Store::open(config(dir.path(), true)).unwrap();
+    let log = store.log_store();
+    assert_eq!(indexes(&log), vec![n - 1, n]);
+    log.append(vec![(n + 1, b("y"))]).unwrap();
+    // Past the last entry: everything goes, nothing is written beyond.
+    log.purge_upto(n + 1_000_000).unwrap();
+    assert_eq!(indexes(&log), Vec::<u64>::new());
+    assert_eq!(log.last().unwrap(), None);
+    log.append(vec![(n + 2, b("z"))]).unwrap();
+    assert_eq!(indexes(&log), vec![n + 2]);
+    drop(log);
     rt.block_on(store.shutdown()).unwrap();
 }
 
