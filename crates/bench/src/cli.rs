@@ -7,6 +7,7 @@ use clap::Parser;
 
 use crate::keys::{Distribution, KEY_INDEX_LIMIT, KEY_LEN_BYTES};
 use crate::target::Target;
+use crate::values::ValueKind;
 use crate::workload::Workload;
 
 /// Hard caps: every setting is bounded so a typo cannot exhaust memory or
@@ -73,6 +74,13 @@ pub struct Args {
     #[arg(long, default_value_t = 100,
           value_parser = clap::value_parser!(u64).range(0..=VALUE_SIZE_BYTES_MAX))]
     pub value_size: u64,
+
+    /// How values are made: `text` reuses one printable value per
+    /// connection (compressible, like redis-benchmark); `random` sends
+    /// different random bytes with every write (incompressible, so bytes on
+    /// disk are about bytes sent).
+    #[arg(long, value_enum, default_value_t = ValueKind::Text)]
+    pub values: ValueKind,
 
     /// What to send.
     #[arg(long, value_enum, default_value_t = Workload::Set)]

@@ -40,6 +40,7 @@ mod keys;
 mod report;
 mod runner;
 mod target;
+mod values;
 mod workload;
 
 use std::io::IsTerminal;
@@ -61,6 +62,7 @@ use crate::runner::{
     run_connection,
 };
 use crate::target::{Conn, ConnectOptions};
+use crate::values::{Pool, ValueKind};
 use crate::workload::Workload;
 
 const EXIT_RUN_FAILED: u8 = 1;
@@ -114,12 +116,14 @@ async fn run(args: Args) -> anyhow::Result<u8> {
         .then(|| Zipfian::new(args.keyspace, args.zipf_theta));
     let latest_zipf =
         (args.workload == Workload::YcsbD).then(|| Zipfian::new(args.keyspace, args.zipf_theta));
+    let value_size_bytes = usize::try_from(args.value_size).context("--value-size too large")?;
     let plan = Arc::new(Plan {
         target: args.target,
         workload: args.workload,
         distribution: args.distribution,
         keyspace: args.keyspace,
-        value_size_bytes: usize::try_from(args.value_size).context("--value-size too large")?,
+        value_size_bytes,
+        value_pool: (args.values == ValueKind::Random).then(|| Pool::new(value_size_bytes, seed)),
         batch: args.batch,
         scan_length: args.scan_length,
         pipeline: args.pipeline as usize,
@@ -251,6 +255,7 @@ async fn run(args: Args) -> anyhow::Result<u8> {
         pipeline: args.pipeline,
         keyspace: args.keyspace,
         value_size_bytes: args.value_size,
+        values: args.values.name(),
         batch: (args.workload == Workload::Mset).then_some(args.batch),
         scan_length: (args.workload == Workload::YcsbE).then_some(args.scan_length),
         seed,

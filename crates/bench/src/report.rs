@@ -68,6 +68,8 @@ pub struct Report {
     pub pipeline: u64,
     pub keyspace: u64,
     pub value_size_bytes: u64,
+    /// `text` (compressible) or `random` (incompressible): see `values.rs`.
+    pub values: &'static str,
     pub batch: Option<u64>,
     pub scan_length: Option<u64>,
     pub seed: u64,
@@ -180,7 +182,7 @@ pub fn table(r: &Report, mixed: bool) -> String {
     if let Some(theta) = r.zipf_theta {
         let _ = write!(s, " (theta {theta})");
     }
-    let _ = write!(s, "  value {} B", r.value_size_bytes);
+    let _ = write!(s, "  value {} B ({})", r.value_size_bytes, r.values);
     if let Some(batch) = r.batch {
         let _ = write!(s, "  batch {batch} keys");
     }
@@ -242,7 +244,7 @@ pub fn table(r: &Report, mixed: bool) -> String {
 
 const CSV_HEADER: &str = "label,target,workload,distribution,zipf_theta,connections,pipeline,\
 keyspace,value_size_bytes,batch,scan_length,seed,op,ops,errors,duration_s,ops_per_s,\
-p50_us,p90_us,p99_us,p999_us,max_us,mean_us,load_keys,load_duration_s,protocol";
+p50_us,p90_us,p99_us,p999_us,max_us,mean_us,load_keys,load_duration_s,protocol,values";
 
 /// RFC 4180 quoting, only where needed.
 fn csv_field(text: &str) -> String {
@@ -263,7 +265,7 @@ pub fn csv(r: &Report, mixed: bool) -> String {
     let mut row = |op: &str, ops: u64, errors: u64, ops_per_s: f64, l: &Latency| {
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             csv_field(r.label.as_deref().unwrap_or("")),
             csv_field(&r.target),
             r.workload,
@@ -293,6 +295,7 @@ pub fn csv(r: &Report, mixed: bool) -> String {
                 .map(|l| l.duration_s.to_string())
                 .unwrap_or_default(),
             r.protocol,
+            r.values,
         );
     };
     row("all", r.ops, r.errors, r.ops_per_s, &r.latency_us);
@@ -327,6 +330,7 @@ mod tests {
             pipeline: 1,
             keyspace: 10,
             value_size_bytes: 100,
+            values: "text",
             batch: None,
             scan_length: None,
             seed: 1,

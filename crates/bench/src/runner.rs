@@ -14,13 +14,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+use rand::SeedableRng;
 use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
 use strata_protocol::resp::Reply;
 
 use crate::client::error_text;
 use crate::keys::{KeyChooser, Zipfian, key_bytes, key_max, latest_index};
 use crate::target::{Batch, Conn, Target};
+use crate::values::Values;
 use crate::workload::{OpKind, Workload};
 
 /// Latencies are recorded in microseconds up to this value; anything
@@ -40,6 +41,8 @@ pub struct Plan {
     pub distribution: crate::keys::Distribution,
     pub keyspace: u64,
     pub value_size_bytes: usize,
+    /// `Some` for `--values random`: the pool every write cuts its value from.
+    pub value_pool: Option<crate::values::Pool>,
     pub batch: u64,
     pub scan_length: u64,
     pub pipeline: usize,
@@ -170,21 +173,13 @@ pub fn connection_rng(seed: u64, connection: u64) -> SmallRng {
     SmallRng::seed_from_u64(z ^ (z >> 31))
 }
 
-/// The value a connection writes: printable random bytes, made once.
-pub fn make_value<R: Rng>(rng: &mut R, size_bytes: usize) -> Vec<u8> {
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    (0..size_bytes)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())])
-        .collect()
-}
-
 /// Generates one connection's requests.
 struct Generator<'a> {
     plan: &'a Plan,
     shared: &'a Shared,
     rng: SmallRng,
     keys: KeyChooser,
-    value: Vec<u8>,
+    values: Values,
 }
 
 impl Generator<'_> {
@@ -196,7 +191,7 @@ impl Generator<'_> {
         match kind {
             OpKind::Set | OpKind::Update => {
                 let key = key_bytes(self.keys.next_index(&mut self.rng));
-                out.set(&key, &self.value);
+                out.set(&key, self.values.next(&mut self.rng));
             }
             OpKind::Get | OpKind::Read => {
                 let index = match (self.plan.workload, &self.plan.latest_zipf) {
@@ -213,12 +208,13 @@ impl Generator<'_> {
                 let keys: Vec<[u8; crate::keys::KEY_LEN_BYTES]> = (0..self.plan.batch)
                     .map(|_| key_bytes(self.keys.next_index(&mut self.rng)))
                     .collect();
-                out.mset(&keys, &self.value);
+                let value = self.values.next(&mut self.rng);
+                out.mset(&keys, value);
             }
             OpKind::Insert => {
                 let n = self.shared.inserts_issued.fetch_add(1, Ordering::Relaxed);
                 let key = key_bytes(self.plan.keyspace.saturating_add(n));
-                out.set(&key, &self.value);
+                out.set(&key, self.values.next(&mut self.rng));
             }
             OpKind::Scan => {
                 // From a chosen key to the end of the key space, cut at
@@ -235,8 +231,8 @@ impl Generator<'_> {
         (kind, rmw_key)
     }
 
-    fn encode_rmw_set(&self, key: u64, out: &mut Batch) {
-        out.set(&key_bytes(key), &self.value);
+    fn encode_rmw_set(&mut self, key: u64, out: &mut Batch) {
+        out.set(&key_bytes(key), self.values.next(&mut self.rng));
     }
 }
 
@@ -272,7 +268,7 @@ pub async fn run_connection(
     schedule: Schedule,
 ) -> ConnStats {
     let mut rng = connection_rng(plan.seed, id);
-    let value = make_value(&mut rng, plan.value_size_bytes);
+    let values = Values::new(plan.value_pool.as_ref(), plan.value_size_bytes, &mut rng);
     let keys = KeyChooser::new(
         plan.distribution,
         plan.keyspace,
@@ -285,7 +281,7 @@ pub async fn run_connection(
         shared: &shared,
         rng,
         keys,
-        value,
+        values,
     };
     let mut stats = ConnStats::new(plan.histogram_sigfig);
     let mut out = Batch::new(plan.target);
@@ -407,7 +403,7 @@ pub async fn load_connection(
     // A different stream from the run's, so the run's values do not depend
     // on whether --load was given.
     let mut rng = connection_rng(plan.seed ^ 0x4C4F_4144, id);
-    let value = make_value(&mut rng, plan.value_size_bytes);
+    let values = Values::new(plan.value_pool.as_ref(), plan.value_size_bytes, &mut rng);
     let mut stats = LoadStats::default();
     let mut out = Batch::new(plan.target);
     let mut next = start;
@@ -415,7 +411,7 @@ pub async fn load_connection(
         out.clear();
         let count = (end - next).min(depth as u64);
         for index in next..next + count {
-            out.set(&key_bytes(index), &value);
+            out.set(&key_bytes(index), values.next(&mut rng));
         }
         let result = conn
             .round_trip(&out, count as usize, |_, reply, _| {
@@ -441,6 +437,7 @@ pub async fn load_connection(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::Rng;
 
     #[test]
     fn connection_streams_are_deterministic_and_distinct() {
@@ -463,7 +460,7 @@ mod tests {
     #[test]
     fn values_are_printable_and_sized() {
         let mut rng = connection_rng(3, 0);
-        let v = make_value(&mut rng, 100);
+        let v = crate::values::make_text_value(&mut rng, 100);
         assert_eq!(v.len(), 100);
         assert!(v.iter().all(u8::is_ascii_alphanumeric));
     }

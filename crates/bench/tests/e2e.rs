@@ -308,6 +308,63 @@ fn workloads_against_a_real_strata_server() {
     assert!(!log.contains("panicked"), "server log:\n{log}");
 }
 
+/// `--values random` must put different, incompressible bytes in every
+/// key: read some back through a real client and compare.
+#[test]
+fn random_values_differ_per_key_and_do_not_compress() {
+    let server = Server::start();
+    let keyspace: u64 = 500;
+    let report = check_report(
+        &run_bench(
+            server.addr,
+            &[
+                "--workload",
+                "set",
+                "--distribution",
+                "sequential",
+                "--values",
+                "random",
+                "--value-size",
+                "1000",
+                "--keyspace",
+                &keyspace.to_string(),
+                "--requests",
+                &keyspace.to_string(),
+                "--warmup-s",
+                "0",
+                "--connections",
+                "1",
+                "--format",
+                "json",
+            ],
+        ),
+        "set",
+        &["set"],
+    );
+    assert_eq!(report["values"], "random", "{report}");
+
+    let mut client =
+        strata_client::Client::connect(&server.addr.to_string(), 10_000).expect("connect");
+    let mut seen = std::collections::HashSet::new();
+    let mut all = Vec::new();
+    for index in 0..keyspace {
+        let key = format!("key:{index:012}");
+        let value = client
+            .get(&key)
+            .expect("GET")
+            .unwrap_or_else(|| panic!("{key} was not written"));
+        assert_eq!(value.len(), 1000, "{key}");
+        assert!(
+            seen.insert(value.to_vec()),
+            "{key} repeats an earlier value"
+        );
+        all.extend_from_slice(&value);
+    }
+    // What the engine's block compressor would make of them.
+    let ratio = lz4_flex::compress(&all).len() as f64 / all.len() as f64;
+    assert!(ratio > 0.98, "values compressed to {ratio}");
+}
+
 /// A one-connection fake server on loopback: `answer` is what it writes
 /// back after each read (None: never answer).
 fn fake_server(answer: Option<&'static [u8]>) -> SocketAddr {
