@@ -18,7 +18,7 @@
 # read that misses the page cache blocks its thread on the disk: with the
 # default (one per core) at most 2 disk reads are in flight here. 16 lets
 # the disk serve many at once (measured: 1.7x the GET throughput on cold
-# data, about 5% less on in-memory SETs).
+# data, about 7% less on unpipelined in-memory SETs).
 #
 # Values are incompressible (`strata-bench --values random`) unless
 # `--values text`: the engine compresses its blocks, so compressible values

@@ -27,6 +27,7 @@ use crate::config::FsyncPolicy;
 use crate::engine::{Counts, Engine, META_COUNTS, data_key, expiry_key};
 use crate::error::{Result, StorageError};
 use crate::mutation::{self, Limits, Mutation, Op, Outcome, State};
+use crate::prefetch::{Prefetched, Prefetcher};
 use crate::record::Record;
 use crate::replicated::ReplicatedMsg;
 
@@ -55,6 +56,8 @@ pub(crate) struct WriterStats {
     pub fsync_micros_total: AtomicU64,
     pub fsync_micros_max: AtomicU64,
     pub group_size_max: AtomicU64,
+    /// Groups whose old records were read in parallel first (`prefetch.rs`).
+    pub groups_prefetched: AtomicU64,
     pub keys: AtomicU64,
     pub expiring: AtomicU64,
     /// Set when a group was written but not yet fsynced (periodic mode).
@@ -71,6 +74,8 @@ pub(crate) struct Writer {
     pub group_mutations_max: usize,
     pub group_size_bytes_max: usize,
     pub counts: Counts,
+    /// Parallel reads of a group's old records when reads come from disk.
+    pub prefetch: Prefetcher,
 }
 
 /// A sticky failure flag with its reason: once set, it stays set until the
@@ -100,8 +105,15 @@ pub(crate) struct GroupState<'a> {
     engine: &'a Engine,
     pub batch: OwnedWriteBatch,
     overlay: HashMap<Bytes, Option<Record>>,
+    /// Old records read before the group was applied (`prefetch.rs`):
+    /// exactly what the engine would answer, as only this thread writes it.
+    prefetched: Prefetched,
     pub counts: Counts,
     pub clear_requested: bool,
+    /// Reads that went to the engine, and their total time: the evidence
+    /// for switching prefetching on.
+    pub engine_reads: u64,
+    pub engine_read_ns: u64,
 }
 
 impl<'a> GroupState<'a> {
@@ -110,9 +122,17 @@ impl<'a> GroupState<'a> {
             engine,
             batch: engine.db.batch(),
             overlay: HashMap::with_capacity(capacity),
+            prefetched: Prefetched::new(),
             counts,
             clear_requested: false,
+            engine_reads: 0,
+            engine_read_ns: 0,
         }
+    }
+
+    pub fn with_prefetched(mut self, prefetched: Prefetched) -> Self {
+        self.prefetched = prefetched;
+        self
     }
 }
 
@@ -121,7 +141,16 @@ impl State for GroupState<'_> {
         if let Some(entry) = self.overlay.get(key) {
             return Ok(entry.clone());
         }
-        self.engine.load_latest(key)
+        if let Some(entry) = self.prefetched.get(key) {
+            return Ok(entry.clone());
+        }
+        let started = Instant::now();
+        let loaded = self.engine.load_latest(key);
+        self.engine_reads += 1;
+        self.engine_read_ns = self
+            .engine_read_ns
+            .saturating_add(started.elapsed().as_nanos() as u64);
+        loaded
     }
 
     fn put(&mut self, key: Bytes, record: Record) -> Result<()> {
@@ -256,10 +285,20 @@ impl Writer {
             }
             return;
         }
-        let mut state = GroupState::new(&self.engine, self.counts, group.len());
+        let mutations: Vec<&Mutation> = group.iter().map(|(m, _)| m).collect();
+        let prefetched = self.prefetch.fetch(&self.engine, &mutations);
+        let was_prefetched = !prefetched.is_empty();
+        let mut state =
+            GroupState::new(&self.engine, self.counts, group.len()).with_prefetched(prefetched);
         let mut outcomes = Vec::with_capacity(group.len());
-        for (m, _) in group.iter() {
+        for m in mutations {
             outcomes.push(mutation::apply(&mut state, m, &self.limits));
+        }
+        if was_prefetched {
+            self.stats.groups_prefetched.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.prefetch
+                .observe_serial_reads(state.engine_reads, state.engine_read_ns);
         }
         let clear_requested = state.clear_requested;
         let counts = state.counts;

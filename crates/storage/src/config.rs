@@ -103,6 +103,11 @@ pub struct StorageConfig {
     /// and no periodic fsync, and never fsyncs data writes itself: the Raft
     /// log, in the same journal, carries durability.
     pub replicated: bool,
+    /// Mean time of the writer's reads from which it reads a group's old
+    /// records in parallel before applying it (see `prefetch.rs`); 0
+    /// prefetches every group. Not a server flag: the default is measured,
+    /// and tests set 0 to drive the prefetch path.
+    pub prefetch_slow_read_ns: u64,
 }
 
 impl StorageConfig {
@@ -121,6 +126,7 @@ impl StorageConfig {
             expiry_sweep_interval_ms: 100,
             expiry_sweep_keys_max: 1000,
             replicated: false,
+            prefetch_slow_read_ns: crate::prefetch::SLOW_READ_NS_DEFAULT,
         }
     }
 

@@ -19,6 +19,7 @@ mod engine;
 mod error;
 pub mod mutation;
 pub mod pattern;
+mod prefetch;
 mod raft_log;
 pub mod record;
 mod replicated;

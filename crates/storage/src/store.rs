@@ -19,6 +19,7 @@ use crate::engine::Engine;
 use crate::engine::{due_expiry_range, split_expiry_key};
 use crate::error::{Result, StorageError};
 use crate::mutation::{Mutation, Op, Outcome};
+use crate::prefetch::Prefetcher;
 use crate::record::Record;
 use crate::snapshot::Snapshot;
 
@@ -50,6 +51,9 @@ pub struct StoreStats {
     pub fsync_micros_total: u64,
     pub fsync_micros_max: u64,
     pub group_size_max: u64,
+    /// Groups whose old records the writer read in parallel first, because
+    /// its reads were coming from disk.
+    pub groups_prefetched: u64,
     pub failed: Option<String>,
 }
 
@@ -108,6 +112,7 @@ impl Store {
             group_mutations_max: config.group_commit_mutations_max,
             group_size_bytes_max: config.group_commit_size_bytes_max,
             counts,
+            prefetch: Prefetcher::new(config.prefetch_slow_read_ns),
         };
         let stopping = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
@@ -307,6 +312,7 @@ impl Store {
             fsync_micros_total: s.fsync_micros_total.load(Ordering::Relaxed),
             fsync_micros_max: s.fsync_micros_max.load(Ordering::Relaxed),
             group_size_max: s.group_size_max.load(Ordering::Relaxed),
+            groups_prefetched: s.groups_prefetched.load(Ordering::Relaxed),
             failed: self.inner.failed.get(),
         }
     }

@@ -178,6 +178,95 @@ fn concurrent_increments_are_serialised() {
     rt.block_on(store.shutdown()).unwrap();
 }
 
+/// With prefetching forced on for every group, concurrent writers in big
+/// groups still apply exactly as one serial writer would: counters, appends,
+/// deletes and the key count all come out right, and the path really ran.
+#[test]
+fn prefetched_groups_apply_exactly_like_serial_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut c = config(dir.path(), FsyncPolicy::Always);
+    c.prefetch_slow_read_ns = 0;
+    // The log grows to one byte per round per task.
+    c.value_size_bytes_max = 4096;
+    let store = Store::open(c.clone()).unwrap();
+    let tasks_count: u64 = 32;
+    let rounds: u64 = 40;
+    rt.block_on(async {
+        let mut tasks = Vec::new();
+        for t in 0..tasks_count {
+            let s = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let own = Bytes::from(format!("own{t}"));
+                for r in 0..rounds {
+                    let counter = Bytes::from(format!("n{}", (t + r) % 4));
+                    let incr = Op::IncrBy {
+                        key: counter,
+                        delta: 1,
+                    };
+                    let append = Op::Append {
+                        key: Bytes::from_static(b"log"),
+                        value: Bytes::from_static(b"x"),
+                    };
+                    // A key of its own that exists on even rounds only.
+                    let own_op = if r % 2 == 0 {
+                        Op::Set {
+                            key: own.clone(),
+                            value: Bytes::from(format!("{r}")),
+                            condition: SetCondition::IfAbsent,
+                            expiry: SetExpiry::Clear,
+                            return_old: false,
+                        }
+                    } else {
+                        Op::Delete {
+                            keys: vec![own.clone()],
+                        }
+                    };
+                    for op in [incr, append, own_op] {
+                        let outcome = s.submit(Mutation { now_ms: 1, op }).await.unwrap();
+                        assert!(
+                            !matches!(outcome, Outcome::Nil),
+                            "SET NX found its key: {outcome:?}"
+                        );
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    let mut total = 0u64;
+    for i in 0..4 {
+        let v = store.get(format!("n{i}").as_bytes(), 1).unwrap().unwrap();
+        total += std::str::from_utf8(&v.value)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap();
+    }
+    assert_eq!(total, tasks_count * rounds);
+    let log = store.get(b"log", 1).unwrap().unwrap();
+    assert_eq!(log.value.len() as u64, tasks_count * rounds);
+    // 4 counters + the log; every own key was deleted on its last round.
+    assert_eq!(store.dbsize(), 5);
+    let stats = store.stats();
+    assert!(
+        stats.groups_prefetched > 0,
+        "no group was prefetched: {:?}",
+        stats.groups_prefetched
+    );
+    rt.block_on(store.shutdown()).unwrap();
+    drop(store);
+    // And the counters are durable as applied.
+    let store = Store::open(c).unwrap();
+    assert_eq!(store.dbsize(), 5);
+    rt.block_on(store.shutdown()).unwrap();
+}
+
 /// FLUSHALL then reopen: the counters are right.
 #[test]
 fn flushall_resets_counters_durably() {
