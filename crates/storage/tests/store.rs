@@ -28,6 +28,15 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// Two workers, as on the CI machine: concurrent submitters really race.
+fn multi_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 #[derive(Clone, Debug)]
 enum ModelOp {
     Set(u8, Vec<u8>),
@@ -145,11 +154,7 @@ proptest! {
 #[test]
 fn concurrent_increments_are_serialised() {
     let dir = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = multi_thread_runtime();
     let store = Store::open(config(dir.path(), FsyncPolicy::Always)).unwrap();
     rt.block_on(async {
         let mut tasks = Vec::new();
@@ -184,11 +189,7 @@ fn concurrent_increments_are_serialised() {
 #[test]
 fn prefetched_groups_apply_exactly_like_serial_ones() {
     let dir = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = multi_thread_runtime();
     let mut c = config(dir.path(), FsyncPolicy::Always);
     c.prefetch_slow_read_ns = 0;
     // The log grows to one byte per round per task.
