@@ -90,17 +90,22 @@ impl Prefetcher {
         let results: Vec<ThreadResult> = std::thread::scope(|scope| {
             let handles: Vec<_> = keys
                 .chunks(chunk)
-                .map(|part| {
-                    scope.spawn(move || {
-                        let started = Instant::now();
-                        let found: Vec<(Bytes, Option<Record>)> = part
-                            .iter()
-                            .filter_map(|key| {
-                                engine.load_latest(key).ok().map(|r| ((*key).clone(), r))
-                            })
-                            .collect();
-                        (found, started.elapsed().as_nanos() as u64)
-                    })
+                .filter_map(|part| {
+                    // A thread the OS refuses to create only loses its
+                    // part of the prefetch: the writer reads those keys.
+                    let builder = std::thread::Builder::new().name("strata-prefetch".into());
+                    builder
+                        .spawn_scoped(scope, move || {
+                            let started = Instant::now();
+                            let found: Vec<(Bytes, Option<Record>)> = part
+                                .iter()
+                                .filter_map(|key| {
+                                    engine.load_latest(key).ok().map(|r| ((*key).clone(), r))
+                                })
+                                .collect();
+                            (found, started.elapsed().as_nanos() as u64)
+                        })
+                        .ok()
                 })
                 .collect();
             handles
