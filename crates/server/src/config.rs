@@ -51,6 +51,10 @@ pub struct ConfigLayer {
     /// Block cache size.
     #[arg(long, env = "STRATA_CACHE_SIZE_BYTES")]
     pub cache_size_bytes: Option<u64>,
+    /// Read cache of whole records for single-key reads, in front of the
+    /// engine; 0 switches it off.
+    #[arg(long, env = "STRATA_READ_CACHE_SIZE_BYTES")]
+    pub read_cache_size_bytes: Option<u64>,
     /// Memtable size before a flush to disk.
     #[arg(long, env = "STRATA_MEMTABLE_SIZE_BYTES")]
     pub memtable_size_bytes: Option<u64>,
@@ -269,6 +273,7 @@ impl ConfigLayer {
             request_args_max: self.request_args_max.or(lower.request_args_max),
             reply_elements_max: self.reply_elements_max.or(lower.reply_elements_max),
             cache_size_bytes: self.cache_size_bytes.or(lower.cache_size_bytes),
+            read_cache_size_bytes: self.read_cache_size_bytes.or(lower.read_cache_size_bytes),
             memtable_size_bytes: self.memtable_size_bytes.or(lower.memtable_size_bytes),
             journal_size_bytes_max: self.journal_size_bytes_max.or(lower.journal_size_bytes_max),
             write_queue_len_max: self.write_queue_len_max.or(lower.write_queue_len_max),
@@ -347,6 +352,9 @@ impl ServerConfig {
         }
         if let Some(v) = layer.cache_size_bytes {
             storage.cache_size_bytes = v;
+        }
+        if let Some(v) = layer.read_cache_size_bytes {
+            storage.read_cache_size_bytes = v;
         }
         if let Some(v) = layer.memtable_size_bytes {
             storage.memtable_size_bytes = v;
@@ -429,6 +437,7 @@ impl ServerConfig {
             ("request-args-max", self.request_args_max.to_string()),
             ("reply-elements-max", self.reply_elements_max.to_string()),
             ("cache-size-bytes", s.cache_size_bytes.to_string()),
+            ("read-cache-size-bytes", s.read_cache_size_bytes.to_string()),
             ("memtable-size-bytes", s.memtable_size_bytes.to_string()),
             (
                 "journal-size-bytes-max",
@@ -469,6 +478,7 @@ mod tests {
             memtable in proptest::option::of(0u64..1 << 30),
             journal in proptest::option::of(0u64..1 << 31),
             cache in proptest::option::of(0u64..1 << 31),
+            read_cache in proptest::option::of(0u64..1 << 42),
             conns in proptest::option::of(0usize..10_000),
             io in proptest::option::of(0usize..1000),
         ) {
@@ -479,6 +489,7 @@ mod tests {
                 memtable_size_bytes: memtable,
                 journal_size_bytes_max: journal,
                 cache_size_bytes: cache,
+                read_cache_size_bytes: read_cache,
                 connections_max: conns,
                 io_threads: io,
                 ..Default::default()

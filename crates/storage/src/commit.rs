@@ -28,6 +28,7 @@ use crate::engine::{Counts, Engine, META_COUNTS, data_key, expiry_key};
 use crate::error::{Result, StorageError};
 use crate::mutation::{self, Limits, Mutation, Op, Outcome, State};
 use crate::prefetch::{Prefetched, Prefetcher};
+use crate::read_cache::{Changes, ReadCache};
 use crate::record::Record;
 use crate::replicated::ReplicatedMsg;
 
@@ -67,6 +68,12 @@ pub(crate) struct WriterStats {
 pub(crate) struct Writer {
     pub engine: Arc<Engine>,
     pub view: Arc<ArcSwap<fjall::Snapshot>>,
+    /// Told of every change before a view that holds it is published.
+    pub read_cache: Arc<ReadCache>,
+    /// What the engine holds that the published view does not yet: every
+    /// path that writes data keys adds to it, and `publish` hands it to the
+    /// read cache.
+    pub changes: Changes,
     pub stats: Arc<WriterStats>,
     pub failed: Arc<Failure>,
     pub fsync: FsyncPolicy,
@@ -104,7 +111,10 @@ impl Failure {
 pub(crate) struct GroupState<'a> {
     engine: &'a Engine,
     pub batch: OwnedWriteBatch,
-    overlay: HashMap<Bytes, Option<Record>>,
+    pub(crate) overlay: HashMap<Bytes, Option<Record>>,
+    /// The read cache, when it agrees with the engine: only while nothing
+    /// written is unpublished (see `with_read_cache`).
+    read_cache: Option<&'a ReadCache>,
     /// Old records read before the group was applied (`prefetch.rs`):
     /// exactly what the engine would answer, as only this thread writes it.
     prefetched: Prefetched,
@@ -123,11 +133,21 @@ impl<'a> GroupState<'a> {
             batch: engine.db.batch(),
             overlay: HashMap::with_capacity(capacity),
             prefetched: Prefetched::new(),
+            read_cache: None,
             counts,
             clear_requested: false,
             engine_reads: 0,
             engine_read_ns: 0,
         }
+    }
+
+    /// Lets the group's reads use the read cache. Pass it only when the
+    /// published view holds everything the engine does (no unpublished
+    /// changes): the cache agrees with that view, and the group's own
+    /// writes are in the overlay, which is looked at first.
+    pub fn with_read_cache(mut self, read_cache: Option<&'a ReadCache>) -> Self {
+        self.read_cache = read_cache;
+        self
     }
 
     pub fn with_prefetched(mut self, prefetched: Prefetched) -> Self {
@@ -144,13 +164,21 @@ impl State for GroupState<'_> {
         if let Some(entry) = self.prefetched.get(key) {
             return Ok(entry.clone());
         }
+        if let Some(hit) = self.read_cache.and_then(|c| c.get(key)) {
+            return Ok(hit);
+        }
+        // The version before the read, as for any fill (`read_cache.rs`).
+        let read_at = self.read_cache.map(|c| c.version());
         let started = Instant::now();
-        let loaded = self.engine.load_latest(key);
+        let loaded = self.engine.load_latest(key)?;
         self.engine_reads += 1;
         self.engine_read_ns = self
             .engine_read_ns
             .saturating_add(started.elapsed().as_nanos() as u64);
-        loaded
+        if let (Some(c), Some(read_at)) = (self.read_cache, read_at) {
+            c.fill(key, read_at, &loaded);
+        }
+        Ok(loaded)
     }
 
     fn put(&mut self, key: Bytes, record: Record) -> Result<()> {
@@ -288,8 +316,10 @@ impl Writer {
         let mutations: Vec<&Mutation> = group.iter().map(|(m, _)| m).collect();
         let prefetched = self.prefetch.fetch(&self.engine, &mutations);
         let was_prefetched = !prefetched.is_empty();
-        let mut state =
-            GroupState::new(&self.engine, self.counts, group.len()).with_prefetched(prefetched);
+        let read_cache = self.read_cache.clone();
+        let mut state = GroupState::new(&self.engine, self.counts, group.len())
+            .with_prefetched(prefetched)
+            .with_read_cache(self.changes.is_empty().then_some(&*read_cache));
         let mut outcomes = Vec::with_capacity(group.len());
         for m in mutations {
             outcomes.push(mutation::apply(&mut state, m, &self.limits));
@@ -302,8 +332,11 @@ impl Writer {
         }
         let clear_requested = state.clear_requested;
         let counts = state.counts;
+        // Before the write: whatever happens to it, the read cache must
+        // not keep these keys past the next published view.
+        self.changes.keys.extend(state.overlay);
+        self.changes.all |= clear_requested;
         let mut batch = state.batch;
-        drop(state.overlay);
         if counts != self.counts {
             batch.insert(&self.engine.data, META_COUNTS, counts.encode().to_vec());
         }
@@ -338,8 +371,15 @@ impl Writer {
     }
 
     /// Makes the latest engine state the readers' view, with its counters.
-    pub(crate) fn publish(&self) {
+    pub(crate) fn publish(&mut self) {
+        // Announce the changes before the view is stored, and the version
+        // after: the order `read_cache.rs` relies on.
+        let changes = std::mem::take(&mut self.changes);
+        let version = self.read_cache.announce(&changes);
         self.view.store(Arc::new(self.engine.snapshot()));
+        self.read_cache.published(version);
+        // After the view: the new records are now what every reader sees.
+        self.read_cache.write_through(changes);
         self.stats.keys.store(self.counts.keys, Ordering::Relaxed);
         self.stats
             .expiring
@@ -376,6 +416,7 @@ impl Writer {
     /// written. A crash in between leaves the counters missing, and opening
     /// an empty store with missing counters recounts: zero.
     fn flush_all(&mut self) -> Result<()> {
+        self.changes.all = true;
         self.engine.data.clear()?;
         self.counts = Counts::default();
         let mut batch = self.engine.db.batch();

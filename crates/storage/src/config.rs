@@ -69,6 +69,10 @@ pub const KEY_SIZE_BYTES_LIMIT: usize = 65_000;
 /// lives in memory whole while it is read or written.
 pub const VALUE_SIZE_BYTES_LIMIT: usize = 512 * 1024 * 1024;
 
+/// Largest read cache accepted (1 TiB): every setting has a bound, and a
+/// size far past any machine's memory is a mistake to refuse, not to try.
+pub const READ_CACHE_SIZE_BYTES_LIMIT: u64 = 1 << 40;
+
 /// The engine's own minimum journal size.
 pub const JOURNAL_SIZE_BYTES_MIN: u64 = 64 * 1024 * 1024;
 
@@ -78,6 +82,9 @@ pub struct StorageConfig {
     pub fsync: FsyncPolicy,
     /// Block cache for reads.
     pub cache_size_bytes: u64,
+    /// The read cache of whole records for single-key reads, in front of
+    /// the engine (see `read_cache.rs`); 0 switches it off.
+    pub read_cache_size_bytes: u64,
     /// One memtable's size before it is flushed to an SSTable.
     pub memtable_size_bytes: u64,
     /// Journal size before memtables are force-flushed. It bounds the replay
@@ -116,6 +123,7 @@ impl StorageConfig {
             data_dir: data_dir.into(),
             fsync: FsyncPolicy::Always,
             cache_size_bytes: 256 * 1024 * 1024,
+            read_cache_size_bytes: 64 * 1024 * 1024,
             memtable_size_bytes: 32 * 1024 * 1024,
             journal_size_bytes_max: 256 * 1024 * 1024,
             key_size_bytes_max: 16 * 1024,
@@ -166,6 +174,11 @@ impl StorageConfig {
         }
         if self.cache_size_bytes < 1024 * 1024 {
             return Err("cache_size_bytes must be at least 1 MiB".into());
+        }
+        if self.read_cache_size_bytes > READ_CACHE_SIZE_BYTES_LIMIT {
+            return Err(format!(
+                "read_cache_size_bytes must be at most {READ_CACHE_SIZE_BYTES_LIMIT}"
+            ));
         }
         if self.write_queue_len_max == 0
             || self.group_commit_mutations_max == 0

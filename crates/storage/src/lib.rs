@@ -21,12 +21,16 @@ pub mod mutation;
 pub mod pattern;
 mod prefetch;
 mod raft_log;
+mod read_cache;
 pub mod record;
 mod replicated;
 mod snapshot;
 mod store;
 
-pub use config::{FsyncPolicy, KEY_SIZE_BYTES_LIMIT, StorageConfig, VALUE_SIZE_BYTES_LIMIT};
+pub use config::{
+    FsyncPolicy, KEY_SIZE_BYTES_LIMIT, READ_CACHE_SIZE_BYTES_LIMIT, StorageConfig,
+    VALUE_SIZE_BYTES_LIMIT,
+};
 pub use error::{Result, StorageError};
 pub use mutation::{
     ExpireCondition, GetExChange, Limits, Mutation, MutationError, Op, Outcome, SetCondition,

@@ -36,6 +36,7 @@ use crate::engine::{
 use crate::error::{Result, StorageError};
 use crate::mutation::{self, Limits, Mutation, Op, Outcome};
 use crate::raft_log::LogStore;
+use crate::read_cache::ReadCache;
 use crate::snapshot::Snapshot;
 use crate::store::Store;
 
@@ -170,10 +171,10 @@ struct LogGroup<'a> {
 }
 
 impl<'a> LogGroup<'a> {
-    fn new(engine: &'a Engine, counts: Counts) -> Self {
+    fn new(engine: &'a Engine, counts: Counts, read_cache: Option<&'a ReadCache>) -> Self {
         LogGroup {
             engine,
-            state: GroupState::new(engine, counts, 64),
+            state: GroupState::new(engine, counts, 64).with_read_cache(read_cache),
             recorded: HashMap::new(),
             record: Vec::new(),
             record_time_ms: 0,
@@ -308,7 +309,14 @@ impl Writer {
         committed: &mut bool,
     ) -> Result<()> {
         let engine = self.engine.clone();
-        let mut group = LogGroup::new(&engine, self.counts);
+        let read_cache = self.read_cache.clone();
+        // The cache only while nothing is unpublished: after a FLUSHALL in
+        // this batch, the engine and the published view differ.
+        let mut group = LogGroup::new(
+            &engine,
+            self.counts,
+            self.changes.is_empty().then_some(&*read_cache),
+        );
         for entry in entries {
             let LogEntry {
                 mutation,
@@ -343,7 +351,7 @@ impl Writer {
                 *committed = true;
                 // FLUSHALL always answers OK (see `mutation::apply`).
                 outcomes.push(Outcome::Ok);
-                group = LogGroup::new(&engine, self.counts);
+                group = LogGroup::new(&engine, self.counts, None);
                 continue;
             }
             // An Err here leaves the group uncommitted: the caller sees the
@@ -368,6 +376,7 @@ impl Writer {
         };
         group.write_record()?;
         let counts = group.state.counts;
+        self.changes.keys.extend(group.state.overlay);
         let mut batch = group.state.batch;
         if counts != self.counts {
             batch.insert(&self.engine.data, META_COUNTS, counts.encode().to_vec());
@@ -388,6 +397,7 @@ impl Writer {
     /// claims an older entry was the last applied.
     fn flush_all_replicated(&mut self, mark: Bytes, dedupe: Option<RequestKey>) -> Result<()> {
         check_value_size(mark.len())?;
+        self.changes.all = true;
         self.engine.data.clear().map_err(|e| self.failure(e))?;
         self.counts = Counts::default();
         let mut batch = self.engine.db.batch();
@@ -447,6 +457,7 @@ impl Writer {
         check_value_size(applied_mark.len())?;
         // Clearing first also removes the old applied mark, so from here
         // until the new mark is written last, a crash leaves no mark.
+        self.changes.all = true;
         self.engine.data.clear().map_err(|e| self.failure(e))?;
         self.counts = Counts::default();
         let result = self.load_snapshot(entries, applied_mark);

@@ -20,6 +20,7 @@ use crate::engine::{due_expiry_range, split_expiry_key};
 use crate::error::{Result, StorageError};
 use crate::mutation::{Mutation, Op, Outcome};
 use crate::prefetch::Prefetcher;
+use crate::read_cache::{Changes, ReadCache};
 use crate::record::Record;
 use crate::snapshot::Snapshot;
 
@@ -54,12 +55,24 @@ pub struct StoreStats {
     /// Groups whose old records the writer read in parallel first, because
     /// its reads were coming from disk.
     pub groups_prefetched: u64,
+    /// The read cache (`read_cache.rs`): bytes held and allowed, entries,
+    /// lookups answered and not, and fills refused because the key's shard
+    /// changed while it was read.
+    pub read_cache_size_bytes: u64,
+    pub read_cache_capacity_bytes: u64,
+    pub read_cache_entries: u64,
+    pub read_cache_hits: u64,
+    pub read_cache_misses: u64,
+    pub read_cache_fills_refused: u64,
     pub failed: Option<String>,
 }
 
 pub(crate) struct Inner {
     pub(crate) engine: Arc<Engine>,
     view: Arc<ArcSwap<fjall::Snapshot>>,
+    /// Single-key reads look here first; kept coherent with `view` by the
+    /// writer (see `read_cache.rs`).
+    read_cache: Arc<ReadCache>,
     pub(crate) stats: Arc<WriterStats>,
     pub(crate) failed: Arc<Failure>,
     pub(crate) tx: mpsc::Sender<WriterMsg>,
@@ -94,11 +107,14 @@ impl Store {
         stats.keys.store(counts.keys, Ordering::Relaxed);
         stats.expiring.store(counts.expiring, Ordering::Relaxed);
         let view = Arc::new(ArcSwap::from_pointee(engine.snapshot()));
+        let read_cache = Arc::new(ReadCache::new(config.read_cache_size_bytes));
         let failed = Arc::new(Failure::default());
         let (tx, rx) = mpsc::channel(config.write_queue_len_max);
         let writer = Writer {
             engine: engine.clone(),
             view: view.clone(),
+            read_cache: read_cache.clone(),
+            changes: Changes::default(),
             stats: stats.clone(),
             failed: failed.clone(),
             // Replicated: the Raft log in the same journal is what gets
@@ -136,6 +152,7 @@ impl Store {
             inner: Arc::new(Inner {
                 engine,
                 view,
+                read_cache,
                 stats,
                 failed,
                 tx,
@@ -249,9 +266,24 @@ impl Store {
         }
     }
 
-    /// A live record (not expired at `now_ms`).
+    /// A live record (not expired at `now_ms`), from the read cache when
+    /// it holds the key, else from the latest view (and then cached).
     pub fn get(&self, key: &[u8], now_ms: u64) -> Result<Option<Record>> {
-        self.snapshot().get(key, now_ms)
+        let cache = &self.inner.read_cache;
+        if !cache.enabled() {
+            return self.snapshot().get(key, now_ms);
+        }
+        let found = match cache.get(key) {
+            Some(hit) => hit,
+            None => {
+                // The version first, then the view: see `read_cache.rs`.
+                let read_at = cache.version();
+                let found = self.inner.engine.snapshot_get(&self.snapshot().snap, key)?;
+                cache.fill(key, read_at, &found);
+                found
+            }
+        };
+        Ok(found.filter(|r| r.is_live_at(now_ms)))
     }
 
     /// Several keys from one snapshot, so MGET is a consistent view.
@@ -313,6 +345,12 @@ impl Store {
             fsync_micros_max: s.fsync_micros_max.load(Ordering::Relaxed),
             group_size_max: s.group_size_max.load(Ordering::Relaxed),
             groups_prefetched: s.groups_prefetched.load(Ordering::Relaxed),
+            read_cache_size_bytes: self.inner.read_cache.size_bytes(),
+            read_cache_capacity_bytes: self.inner.read_cache.capacity_bytes(),
+            read_cache_entries: self.inner.read_cache.len() as u64,
+            read_cache_hits: self.inner.read_cache.hits.load(Ordering::Relaxed),
+            read_cache_misses: self.inner.read_cache.misses.load(Ordering::Relaxed),
+            read_cache_fills_refused: self.inner.read_cache.fills_refused.load(Ordering::Relaxed),
             failed: self.inner.failed.get(),
         }
     }

@@ -878,3 +878,44 @@ fn replicated_store_refuses_writes_and_runs_no_sweeper() {
     ));
     rt.block_on(single.shutdown()).unwrap();
 }
+
+/// The read cache in replicated mode: a key cached before a batch, then
+/// written, cleared by a FLUSHALL and changed again within ONE apply, reads
+/// right afterwards, both for the reads after the apply and for the
+/// read-modify-writes inside it (which must not take the cached record).
+#[test]
+fn the_read_cache_follows_a_flushall_inside_one_apply() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(dir.path(), true)).unwrap();
+    rt.block_on(store.apply_log(vec![
+        entry(Some(set("k", "7")), 10, None, "1"),
+        entry(Some(incr("n")), 10, None, "2"),
+    ]))
+    .unwrap();
+    // Cached now, by the writer's write-through and by these reads.
+    assert_eq!(value(&store, "k", 10), Some(b("7")));
+    assert_eq!(value(&store, "n", 10), Some(b("1")));
+    let out = rt
+        .block_on(store.apply_log(vec![
+            entry(Some(incr("n")), 10, None, "3"),
+            entry(Some(set("k", "8")), 10, None, "4"),
+            entry(Some(Op::FlushAll), 10, None, "5"),
+            entry(Some(incr("n")), 10, None, "6"),
+        ]))
+        .unwrap();
+    assert_eq!(
+        out,
+        vec![Outcome::Int(2), Outcome::Ok, Outcome::Ok, Outcome::Int(1)]
+    );
+    for _ in 0..2 {
+        assert_eq!(value(&store, "k", 10), None);
+        assert_eq!(value(&store, "n", 10), Some(b("1")));
+    }
+    let out = rt
+        .block_on(store.apply_log(vec![entry(Some(incr("n")), 10, None, "7")]))
+        .unwrap();
+    assert_eq!(out, vec![Outcome::Int(2)]);
+    assert_eq!(value(&store, "n", 10), Some(b("2")));
+    rt.block_on(store.shutdown()).unwrap();
+}

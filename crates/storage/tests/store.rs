@@ -45,6 +45,7 @@ enum ModelOp {
     MSet(Vec<(u8, Vec<u8>)>),
     Append(u8, Vec<u8>),
     Rename(u8, u8),
+    FlushAll,
     Reopen,
 }
 
@@ -67,6 +68,7 @@ fn op_strategy() -> impl Strategy<Value = ModelOp> {
         2 => proptest::collection::vec((k.clone(), v.clone()), 1..5).prop_map(ModelOp::MSet),
         1 => (k.clone(), v).prop_map(|(k, v)| ModelOp::Append(k, v)),
         1 => (k.clone(), k).prop_map(|(a, b)| ModelOp::Rename(a, b)),
+        1 => Just(ModelOp::FlushAll),
         1 => Just(ModelOp::Reopen),
     ]
 }
@@ -77,6 +79,14 @@ fn check_equal(store: &Store, model: &BTreeMap<Bytes, Bytes>) {
     let got: BTreeMap<Bytes, Bytes> = pairs.into_iter().collect();
     assert_eq!(&got, model);
     assert_eq!(store.dbsize(), model.len() as u64);
+    // Point reads go through the read cache: twice, so the second round is
+    // answered from what the first one cached (present and absent keys).
+    for _ in 0..2 {
+        for k in 0..12u8 {
+            let got = store.get(&key(k), 1).unwrap().map(|r| r.value);
+            assert_eq!(got.as_ref(), model.get(&key(k)), "GET of key {k}");
+        }
+    }
 }
 
 proptest! {
@@ -137,6 +147,11 @@ proptest! {
                         None => prop_assert!(matches!(r, Outcome::Refused(_))),
                         Some(v) => { prop_assert_eq!(r, Outcome::Ok); model.insert(key(b), v); }
                     }
+                }
+                ModelOp::FlushAll => {
+                    let r = rt.block_on(store.submit(m(Op::FlushAll))).unwrap();
+                    prop_assert_eq!(r, Outcome::Ok);
+                    model.clear();
                 }
                 ModelOp::Reopen => {
                     rt.block_on(store.shutdown()).unwrap();
@@ -301,5 +316,126 @@ fn flushall_resets_counters_durably() {
     assert_eq!(store.dbsize(), 1);
     assert_eq!(store.stats().expiring_keys, 1);
     assert!(store.get(b"a", 1).unwrap().is_none());
+    rt.block_on(store.shutdown()).unwrap();
+}
+
+/// Readers racing the writer through the read cache never go back in time:
+/// a GET that starts after an INCR was acknowledged sees at least its value,
+/// and each reader sees every counter only grow. A small cache makes fills,
+/// evictions and refused fills all happen while the counters change.
+#[test]
+fn reads_through_the_read_cache_never_go_back_in_time() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    const COUNTERS: usize = 8;
+    const INCRS_PER_WRITER: usize = 2000;
+    const WRITERS: usize = 4;
+    const READERS: usize = 3;
+    let dir = tempfile::tempdir().unwrap();
+    let rt = multi_thread_runtime();
+    let mut c = config(dir.path(), FsyncPolicy::Never);
+    c.read_cache_size_bytes = 16 * 1024;
+    let store = Store::open(c).unwrap();
+    let acked: Arc<Vec<AtomicU64>> = Arc::new((0..COUNTERS).map(|_| AtomicU64::new(0)).collect());
+    let done = Arc::new(AtomicBool::new(false));
+    let name = |i: usize| Bytes::from(format!("counter{i}"));
+    let readers: Vec<_> = (0..READERS)
+        .map(|r| {
+            let (store, acked, done) = (store.clone(), acked.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut seen = [0u64; COUNTERS];
+                let mut reads = 0u64;
+                let mut i = r;
+                while !done.load(Ordering::Acquire) {
+                    i = (i * 7 + 3) % COUNTERS;
+                    let floor = acked[i].load(Ordering::Acquire);
+                    let got = match store.get(&name(i), 1).unwrap() {
+                        None => 0,
+                        Some(rec) => std::str::from_utf8(&rec.value).unwrap().parse().unwrap(),
+                    };
+                    assert!(
+                        got >= floor,
+                        "counter{i}: read {got} after {floor} was acknowledged"
+                    );
+                    assert!(
+                        got >= seen[i],
+                        "counter{i}: read {got} after reading {}",
+                        seen[i]
+                    );
+                    seen[i] = got;
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+    rt.block_on(async {
+        let mut tasks = Vec::new();
+        for w in 0..WRITERS {
+            let (store, acked) = (store.clone(), acked.clone());
+            tasks.push(tokio::spawn(async move {
+                for n in 0..INCRS_PER_WRITER {
+                    let i = (w + n * 3) % COUNTERS;
+                    let op = Op::IncrBy {
+                        key: name(i),
+                        delta: 1,
+                    };
+                    let Outcome::Int(v) = store.submit(Mutation { now_ms: 1, op }).await.unwrap()
+                    else {
+                        panic!("INCR answers an integer");
+                    };
+                    acked[i].fetch_max(v as u64, Ordering::AcqRel);
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    done.store(true, Ordering::Release);
+    let reads: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
+    let total: u64 = (0..COUNTERS)
+        .map(|i| {
+            let rec = store.get(&name(i), 1).unwrap().unwrap();
+            std::str::from_utf8(&rec.value)
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(total, (WRITERS * INCRS_PER_WRITER) as u64);
+    let stats = store.stats();
+    assert!(reads > 100, "readers ran: {reads}");
+    assert!(
+        stats.read_cache_hits > 0,
+        "the cache answered reads: {stats:?}"
+    );
+    assert!(stats.read_cache_size_bytes <= 16 * 1024);
+    rt.block_on(store.shutdown()).unwrap();
+}
+
+/// A read cache of 0 bytes is off: reads still work and nothing is cached.
+#[test]
+fn a_zero_read_cache_is_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let mut c = config(dir.path(), FsyncPolicy::Never);
+    c.read_cache_size_bytes = 0;
+    let store = Store::open(c).unwrap();
+    let op = Op::IncrBy {
+        key: Bytes::from_static(b"n"),
+        delta: 5,
+    };
+    rt.block_on(store.submit(Mutation { now_ms: 1, op }))
+        .unwrap();
+    for _ in 0..3 {
+        assert_eq!(
+            store.get(b"n", 1).unwrap().unwrap().value,
+            Bytes::from_static(b"5")
+        );
+    }
+    let stats = store.stats();
+    assert_eq!((stats.read_cache_hits, stats.read_cache_entries), (0, 0));
     rt.block_on(store.shutdown()).unwrap();
 }

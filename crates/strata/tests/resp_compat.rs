@@ -2810,3 +2810,54 @@ fn strata_batchput_is_atomic_for_readers() {
     writer.join().expect("writer thread");
     assert!(checks > 0);
 }
+
+/// The read cache (`--read-cache-size-bytes`) through a real server: a
+/// cached GET follows every kind of change (SET, APPEND, INCR, DEL, expiry,
+/// RENAME, MSET, FLUSHALL) at once, and INFO reports its use.
+#[test]
+fn strata_read_cache_follows_every_change() {
+    let server = TestServer::start_with(&["--read-cache-size-bytes", "1048576"]);
+    let mut c = raw(&server);
+    let get_twice = |c: &mut Raw, key: &str| {
+        // The first GET may fill the cache; the second is served from it.
+        let first = c.call(&["GET", key]);
+        assert_eq!(c.call(&["GET", key]), first, "GET {key} twice");
+        first
+    };
+    assert_eq!(get_twice(&mut c, "rc"), R::NullBulk);
+    assert_eq!(c.call(&["SET", "rc", "1"]), ok());
+    assert_eq!(get_twice(&mut c, "rc"), bulk("1"));
+    assert_eq!(c.call(&["APPEND", "rc", "0"]), int(2));
+    assert_eq!(get_twice(&mut c, "rc"), bulk("10"));
+    assert_eq!(c.call(&["INCR", "rc"]), int(11));
+    assert_eq!(get_twice(&mut c, "rc"), bulk("11"));
+    assert_eq!(c.call(&["RENAME", "rc", "rc2"]), ok());
+    assert_eq!(get_twice(&mut c, "rc"), R::NullBulk);
+    assert_eq!(get_twice(&mut c, "rc2"), bulk("11"));
+    assert_eq!(c.call(&["MSET", "rc", "a", "rc2", "b"]), ok());
+    assert_eq!(get_twice(&mut c, "rc"), bulk("a"));
+    assert_eq!(get_twice(&mut c, "rc2"), bulk("b"));
+    assert_eq!(c.call(&["DEL", "rc2"]), int(1));
+    assert_eq!(get_twice(&mut c, "rc2"), R::NullBulk);
+    assert_eq!(c.call(&["SET", "rc", "x", "PX", "100"]), ok());
+    assert_eq!(get_twice(&mut c, "rc"), bulk("x"));
+    poll_until("the cached key expires", Duration::from_secs(5), || {
+        c.call(&["GET", "rc"]) == R::NullBulk
+    });
+    assert_eq!(c.call(&["SET", "rc", "y"]), ok());
+    assert_eq!(get_twice(&mut c, "rc"), bulk("y"));
+    assert_eq!(c.call(&["FLUSHALL"]), ok());
+    assert_eq!(get_twice(&mut c, "rc"), R::NullBulk);
+
+    let memory = info_text(c.call(&["INFO", "memory"]));
+    let field = |name: &str| -> u64 {
+        memory
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':')?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("INFO memory lacks {name}: {memory}"))
+    };
+    assert_eq!(field("strata_read_cache_capacity_bytes"), 1_048_576);
+    assert!(field("strata_read_cache_hits") >= 10, "{memory}");
+    assert!(field("strata_read_cache_misses") >= 10, "{memory}");
+    assert!(field("strata_read_cache_bytes") <= 1_048_576, "{memory}");
+}

@@ -232,6 +232,16 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
                 "# Memory\r\nused_memory_cache:{}\r\ncache_capacity_bytes:{}\r\nwrite_buffer_bytes:{}\r\n",
                 s.cache_size_bytes, s.cache_capacity_bytes, s.write_buffer_size_bytes,
             );
+            let _ = write!(
+                out,
+                "strata_read_cache_bytes:{}\r\nstrata_read_cache_capacity_bytes:{}\r\nstrata_read_cache_entries:{}\r\nstrata_read_cache_hits:{}\r\nstrata_read_cache_misses:{}\r\nstrata_read_cache_fills_refused:{}\r\n",
+                s.read_cache_size_bytes,
+                s.read_cache_capacity_bytes,
+                s.read_cache_entries,
+                s.read_cache_hits,
+                s.read_cache_misses,
+                s.read_cache_fills_refused,
+            );
         }
         "persistence" => {
             let s = shared.store.stats();
