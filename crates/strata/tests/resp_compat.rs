@@ -2858,6 +2858,8 @@ fn strata_read_cache_follows_every_change() {
     };
     assert_eq!(field("strata_read_cache_capacity_bytes"), 1_048_576);
     assert!(field("strata_read_cache_hits") >= 10, "{memory}");
-    assert!(field("strata_read_cache_misses") >= 10, "{memory}");
+    // At least the first GET of the empty cache and the one after FLUSHALL;
+    // most others hit, as writes are written through.
+    assert!(field("strata_read_cache_misses") >= 2, "{memory}");
     assert!(field("strata_read_cache_bytes") <= 1_048_576, "{memory}");
 }
