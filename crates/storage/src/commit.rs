@@ -332,10 +332,7 @@ impl Writer {
         }
         let clear_requested = state.clear_requested;
         let counts = state.counts;
-        // Before the write: whatever happens to it, the read cache must
-        // not keep these keys past the next published view.
-        self.changes.keys.extend(state.overlay);
-        self.changes.all |= clear_requested;
+        let changed = state.overlay;
         let mut batch = state.batch;
         if counts != self.counts {
             batch.insert(&self.engine.data, META_COUNTS, counts.encode().to_vec());
@@ -351,6 +348,9 @@ impl Writer {
         let n = group.len() as u64;
         match result {
             Ok(()) => {
+                // Only committed records may be written through to the read
+                // cache (`read_cache.rs`); FLUSHALL marked everything.
+                self.changes.keys.extend(changed);
                 // Publish first, then answer: a client that reads after its
                 // acknowledgement must see its own write.
                 self.publish();
@@ -360,6 +360,9 @@ impl Writer {
                 }
             }
             Err(e) => {
+                // Whether the batch reached the engine is unknown: should
+                // anything publish later, the read cache drops everything.
+                self.changes.all = true;
                 let reason = e.to_string();
                 tracing::error!(error = %reason, "group commit failed; refusing all further writes");
                 self.failed.set(reason.clone());

@@ -14,34 +14,39 @@
 //! the last published change to any of its keys (`changed_at`).
 //!
 //! - The writer, BEFORE it publishes version `v`, takes the shard lock of
-//!   each key the new view changes and sets `changed_at = v` (announce).
-//!   Then it stores the view, then the version, and only then writes the
-//!   new records into the cache (write-through), replacing the old ones.
+//!   each key the new view changes, sets `changed_at = v` and removes the
+//!   key's entry (announce). Then it stores the view, then the version,
+//!   and only then writes the new records into the cache (write-through).
 //! - A reader that misses loads the version `r` FIRST, then the view (so the
 //!   view it reads is at least version `r`), reads the engine, and inserts
 //!   what it read only if, under the shard lock, `changed_at <= r`: no change
 //!   to the shard has been announced since the reader's view.
 //! - A reader that hits returns the entry without any lock.
 //!
-//! Invariant: an entry holds its key's record in the latest published view,
-//! except between a view's store and its write-through, when it may still
-//! hold the record of the view before. A read never goes back in time
-//! because of that window: the old entry can only be one that was present
-//! all along since before the announce (after it, fills read from older
-//! views are refused, and the write-through inserts only new records). So
-//! a reader that hits the old entry orders before the write; once any
-//! reader has missed (the old entry is gone) and read the new view, no later
-//! reader can find the old record. The new record is never cached before
-//! its view is stored: a reader could see it, and the next one, after an
-//! eviction, the old record in the old view.
+//! Because the announce removes the entries, from the moment a view is
+//! stored until its records are written through, readers of those keys
+//! miss and read the view itself.
+//!
+//! Invariant: an entry always holds its key's record in the latest
+//! published view. An insert that passed the check holds the record of
+//! view `r`, and no change to the key was announced after `r`; any later
+//! change removes the entry, under the same lock, before its view is
+//! stored, and only a committed record of a stored view is written
+//! through. A hit racing with that removal returns the record of the view
+//! that is still the latest, so the read orders before the write, which no
+//! reader can see yet. Hence a GET agrees with snapshot reads (MGET,
+//! EXISTS) of the same or later views, never goes back in time, and never
+//! sees half of an MSET. The new record is never cached before its view is
+//! stored: a reader could see it, and the next one, after an eviction, the
+//! old record in the old view.
 //!
 //! Changes the writer cannot list key by key (FLUSHALL, installing a Raft
 //! snapshot) announce every shard and clear the whole cache, and nothing
 //! of that view is written through.
 //!
-//! Only single-key reads use it. MGET reads every key from one snapshot
-//! (an MSET is all-or-nothing to it); entries removed one by one could show
-//! it half an MSET.
+//! Only single-key reads use it. MGET, ranges and scans read one snapshot:
+//! the cache answers key by key, each from the latest view, and a
+//! multi-key read must see all its keys in one view.
 
 use std::hash::BuildHasher;
 use std::sync::Mutex;
@@ -84,6 +89,17 @@ impl Changes {
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty() && !self.all
     }
+}
+
+/// A copy that owns its bytes. Why: a value read from the engine is a
+/// slice of a whole decompressed block, and a written one a slice of the
+/// client's request frame (up to the request size limit); cached as
+/// slices, a 100-byte entry would keep kilobytes or megabytes alive that
+/// its weight does not count, and the byte bound would not hold.
+fn owned(found: &Cached) -> Cached {
+    found
+        .as_ref()
+        .map(|r| Record::new(Bytes::copy_from_slice(&r.value), r.expire_at_ms))
 }
 
 #[derive(Clone, Copy)]
@@ -179,7 +195,7 @@ impl ReadCache {
             self.fills_refused.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        entries.insert(Bytes::copy_from_slice(key), found.clone());
+        entries.insert(Bytes::copy_from_slice(key), owned(found));
     }
 
     /// The writer, before it publishes the view `changes` lead to: refuses
@@ -211,12 +227,16 @@ impl ReadCache {
             }
             return next;
         }
-        // The entries themselves stay until `write_through` replaces them:
-        // see "Coherence" above for why an old entry may outlive its view
-        // by that long.
+        // Removed now, not left for `write_through` to replace: between the
+        // view's store and the write-through, an old entry would contradict
+        // snapshot reads (MGET, EXISTS) of the new view, and two GETs could
+        // see half of an MSET.
         for (key, _) in &changes.keys {
             let mut changed_at = self.shard(key).lock().unwrap_or_else(|p| p.into_inner());
             *changed_at = next;
+            if let Some(entries) = &self.entries {
+                entries.remove(key.as_ref());
+            }
         }
         next
     }
@@ -251,7 +271,8 @@ impl ReadCache {
                 entries.remove(key.as_ref());
                 continue;
             }
-            entries.insert(key, record);
+            let record = owned(&record);
+            entries.insert(Bytes::copy_from_slice(&key), record);
         }
     }
 
@@ -304,13 +325,13 @@ mod tests {
             all: false,
         };
         let v = c.announce(&changes);
-        assert_eq!(c.get(b"k"), Some(rec("1")), "the view is not stored yet");
+        assert_eq!(c.get(b"k"), None, "the announce removes the entry");
         c.published(v);
         c.write_through(changes);
-        assert_eq!(c.get(b"k"), Some(rec("2")), "the change replaced the entry");
+        assert_eq!(c.get(b"k"), Some(rec("2")), "written through");
         assert_eq!(c.get(b"gone"), Some(None), "other keys stay");
-        assert_eq!(c.hits.load(Ordering::Relaxed), 5);
-        assert_eq!(c.misses.load(Ordering::Relaxed), 1);
+        assert_eq!(c.hits.load(Ordering::Relaxed), 4);
+        assert_eq!(c.misses.load(Ordering::Relaxed), 2);
     }
 
     #[test]
@@ -407,6 +428,32 @@ mod tests {
         c.published(v);
         c.write_through(all);
         assert_eq!(c.len(), 0, "nothing is written through after a clear");
+    }
+
+    #[test]
+    fn entries_own_their_bytes() {
+        // A value read from the engine is a slice of a whole block, a
+        // written one a slice of the request frame: the cache must not keep
+        // those alive.
+        let block = Bytes::from(vec![1u8; 1 << 20]);
+        let value = block.slice(10..110);
+        let key = block.slice(200..210);
+        let range = block.as_ptr() as usize..block.as_ptr() as usize + block.len();
+        let c = ReadCache::new(1 << 20);
+        c.fill(&key, 0, &Some(Record::new(value.clone(), 0)));
+        let cached = c.get(&key).unwrap().unwrap();
+        assert_eq!(cached.value, value);
+        assert!(!range.contains(&(cached.value.as_ptr() as usize)));
+        let changes = Changes {
+            keys: vec![(key.clone(), Some(Record::new(value, 0)))],
+            all: false,
+        };
+        let v = c.announce(&changes);
+        c.published(v);
+        c.write_through(changes);
+        let cached = c.get(&key).unwrap().unwrap();
+        assert!(!range.contains(&(cached.value.as_ptr() as usize)));
+        assert!(c.size_bytes() < 1024, "weighed as a small entry");
     }
 
     #[test]

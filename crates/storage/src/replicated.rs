@@ -376,14 +376,24 @@ impl Writer {
         };
         group.write_record()?;
         let counts = group.state.counts;
-        self.changes.keys.extend(group.state.overlay);
+        let changed = group.state.overlay;
         let mut batch = group.state.batch;
         if counts != self.counts {
             batch.insert(&self.engine.data, META_COUNTS, counts.encode().to_vec());
         }
-        check_value_size(mark.len())?;
-        batch.insert(&self.engine.data, META_APPLIED, mark);
-        batch.commit().map_err(|e| self.failure(e))?;
+        let committed = check_value_size(mark.len()).and_then(|()| {
+            batch.insert(&self.engine.data, META_APPLIED, mark);
+            batch.commit().map_err(|e| self.failure(e))
+        });
+        if let Err(e) = committed {
+            // Whether any of it reached the engine is unknown: the read
+            // cache must drop everything at the next view, and must not be
+            // given records that may never have been written.
+            self.changes.all = true;
+            return Err(e);
+        }
+        // Only committed records may be written through (`read_cache.rs`).
+        self.changes.keys.extend(changed);
         self.counts = counts;
         self.count_group(group.mutations);
         Ok(true)

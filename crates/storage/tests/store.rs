@@ -439,3 +439,59 @@ fn a_zero_read_cache_is_off() {
     assert_eq!((stats.read_cache_hits, stats.read_cache_entries), (0, 0));
     rt.block_on(store.shutdown()).unwrap();
 }
+
+/// An MSET is all-or-nothing to GETs too, and GETs agree with snapshot
+/// reads: the writer MSETs `a` and `b` to the same rising number, and
+/// readers check that `b`, read after `a`, is never behind it, and that a
+/// GET is never behind an MGET (one snapshot) that finished before it.
+#[test]
+fn gets_never_see_half_an_mset_or_fall_behind_a_snapshot() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let dir = tempfile::tempdir().unwrap();
+    let rt = multi_thread_runtime();
+    let store = Store::open(config(dir.path(), FsyncPolicy::Never)).unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let number = |r: Option<strata_storage::Record>| -> u64 {
+        r.map_or(0, |r| {
+            std::str::from_utf8(&r.value).unwrap().parse().unwrap()
+        })
+    };
+    let (a, b) = (Bytes::from_static(b"a"), Bytes::from_static(b"b"));
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let (store, done, a, b) = (store.clone(), done.clone(), a.clone(), b.clone());
+            std::thread::spawn(move || {
+                let mut checks = 0u64;
+                while !done.load(Ordering::Acquire) {
+                    let got_a = number(store.get(&a, 1).unwrap());
+                    let got_b = number(store.get(&b, 1).unwrap());
+                    assert!(got_b >= got_a, "GET b = {got_b} after GET a = {got_a}");
+                    let both = store.get_many(&[a.clone(), b.clone()], 1).unwrap();
+                    let snap_a = number(both[0].clone());
+                    assert_eq!(snap_a, number(both[1].clone()), "MGET saw half an MSET");
+                    let after = number(store.get(&a, 1).unwrap());
+                    assert!(after >= snap_a, "GET a = {after} after MGET saw {snap_a}");
+                    checks += 1;
+                }
+                checks
+            })
+        })
+        .collect();
+    rt.block_on(async {
+        for n in 1..=3000u64 {
+            let v = Bytes::from(n.to_string());
+            let op = Op::MSet {
+                pairs: vec![(a.clone(), v.clone()), (b.clone(), v)],
+                if_none_exist: false,
+            };
+            store.submit(Mutation { now_ms: 1, op }).await.unwrap();
+        }
+    });
+    done.store(true, Ordering::Release);
+    let checks: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
+    assert!(checks > 100, "readers ran: {checks}");
+    assert_eq!(number(store.get(&a, 1).unwrap()), 3000);
+    rt.block_on(store.shutdown()).unwrap();
+}
