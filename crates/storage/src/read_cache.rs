@@ -206,7 +206,9 @@ impl ReadCache {
     /// changes to [`ReadCache::write_through`].
     pub fn announce(&self, changes: &Changes) -> u64 {
         let current = self.version.load(Ordering::Acquire);
-        if changes.is_empty() {
+        // Switched off: nothing is ever filled, so there is nothing to
+        // refuse or remove, and the writer's hot path skips the locks.
+        if changes.is_empty() || self.entries.is_none() {
             return current;
         }
         // Only the writer thread calls this, so versions cannot collide.
