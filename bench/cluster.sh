@@ -106,7 +106,7 @@ now_ms() { local t=${EPOCHREALTIME//[.,]/}; echo $((t / 1000)); }
 
 median() {
     printf '%s\n' "$@" | grep -E '^[0-9.]+$' | sort -g |
-        awk '{a[NR]=$1} END {if (NR==0) print "NA"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'
+        awk '{a[NR]=$1} END {if (NR==0) print "NA"; else if (NR%2) print a[(NR+1)/2]; else printf "%.15g\n", (a[NR/2]+a[NR/2+1])/2}'
 }
 median2() { awk -v x="$(median "$@")" 'BEGIN {if (x == "NA") print x; else printf "%.2f\n", x}'; }
 maximum() {

@@ -15,10 +15,11 @@ pub mod log_store;
 pub mod network;
 pub mod node;
 mod peer_server;
+mod proposer;
 pub mod state_machine;
 pub mod types;
 pub mod wire;
 
 pub use node::{ClusterConfig, ClusterError, ClusterNode, ClusterStatus, DEDUPE_WINDOW_MS};
-pub use types::{Command, NodeId};
+pub use types::{Command, NodeId, Proposal};
 pub use wire::{AdminRequest, NodeStatus};

@@ -84,6 +84,7 @@ impl LogStore {
     /// `fsync`: with `always`, an append completes only after fdatasync;
     /// otherwise it completes once written (see README "Durability").
     pub fn new(log: EngineLog, fsync: FsyncPolicy) -> io::Result<LogStore> {
+        check_format(&log)?;
         let sync_tx = match fsync {
             FsyncPolicy::Always => {
                 let (tx, rx) = tokio::sync::mpsc::channel(SYNC_QUEUE_LEN_MAX);
@@ -131,6 +132,48 @@ impl LogStore {
         match self.log.get_meta(name).map_err(storage_err)? {
             Some(raw) => decode(&raw, name).map(Some),
             None => Ok(None),
+        }
+    }
+}
+
+/// The log's format: 1 = one `Command` per entry (before 2026-11-23),
+/// 2 = one `Proposal` (1 to 256 commands) per entry. postcard is not
+/// self-describing, so an entry of another format could decode as garbage
+/// instead of failing: a log without this marker that holds anything is
+/// refused, as is another version.
+const LOG_FORMAT_VERSION: u32 = 2;
+const META_FORMAT: &str = "format";
+
+fn check_format(log: &EngineLog) -> io::Result<()> {
+    let refuse = |found: &str| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "the Raft log in this data directory has format {found}; this build reads \
+                 format {LOG_FORMAT_VERSION} only. Start the node on an empty data directory \
+                 and let it catch up from the cluster (cluster remove-node, then add-node)"
+            ),
+        )
+    };
+    match log.get_meta(META_FORMAT).map_err(storage_err)? {
+        Some(raw) => {
+            let found: u32 = decode(&raw, META_FORMAT)?;
+            if found != LOG_FORMAT_VERSION {
+                return Err(refuse(&found.to_string()));
+            }
+            Ok(())
+        }
+        None => {
+            let used = log.last().map_err(storage_err)?.is_some()
+                || log.get_meta(META_VOTE).map_err(storage_err)?.is_some()
+                || log.get_meta(META_PURGED).map_err(storage_err)?.is_some();
+            if used {
+                return Err(refuse("1"));
+            }
+            // Journal order puts the marker before any entry, so whatever
+            // fsync makes an entry durable makes the marker durable too.
+            log.put_meta(META_FORMAT, encode(&LOG_FORMAT_VERSION)?)
+                .map_err(storage_err)
         }
     }
 }
@@ -409,6 +452,37 @@ mod tests {
     /// restart sees, and a reader that always reads the engine.
     fn reopen(store: &Store) -> LogStore {
         LogStore::new(store.log_store(), FsyncPolicy::Never).expect("log store")
+    }
+
+    #[tokio::test]
+    async fn a_log_of_another_format_is_refused_with_a_clear_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, mut log) = open(&dir);
+        append(&mut log, 1, 1..=3).await;
+        // Reopening a log this build wrote works.
+        reopen(&store);
+        let engine = store.log_store();
+        engine
+            .put_meta(META_FORMAT, encode(&3u32).expect("encode"))
+            .expect("put");
+        let err = LogStore::new(engine, FsyncPolicy::Never)
+            .err()
+            .expect("format 3 is refused");
+        assert!(err.to_string().contains("format 3"), "{err}");
+        // A used log (here: a vote) without the marker was written by a
+        // build before the marker, format 1.
+        let dir2 = tempfile::tempdir().expect("tempdir");
+        let mut config = StorageConfig::new(dir2.path().join("data"));
+        config.replicated = true;
+        let store2 = Store::open(config).expect("open store");
+        store2
+            .log_store()
+            .put_meta(META_VOTE, Bytes::from_static(b"x"))
+            .expect("put vote");
+        let err = LogStore::new(store2.log_store(), FsyncPolicy::Never)
+            .err()
+            .expect("an unmarked used log is refused");
+        assert!(err.to_string().contains("format 1"), "{err}");
     }
 
     async fn append(log: &mut LogStore, term: u64, indexes: std::ops::RangeInclusive<u64>) {

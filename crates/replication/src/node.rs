@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use openraft::Instant as _;
 use openraft::async_runtime::WatchReceiver;
 use openraft::error::{ClientWriteError, RaftError};
@@ -16,10 +15,11 @@ use openraft::{BasicNode, ChangeMembers, Config, ReadPolicy, ServerState, Snapsh
 use strata_storage::mutation::Limits;
 use strata_storage::{FsyncPolicy, Mutation, Op, Outcome, RequestId, Store, now_ms};
 use tokio::net::TcpListener;
-use tokio::sync::{Mutex, Semaphore, watch};
+use tokio::sync::{Mutex, Semaphore, mpsc, oneshot, watch};
 
 use crate::log_store::LogStore;
 use crate::network::{Network, PeerConn};
+use crate::proposer::{PROPOSER_QUEUE_LEN_MAX, Submission};
 use crate::state_machine::{SmStats, StateMachine};
 use crate::types::{Command, NodeId, Raft};
 use crate::wire::{AdminRequest, ForwardError, NodeStatus, Request, Response};
@@ -176,6 +176,8 @@ struct Inner {
     client_addrs: std::sync::Mutex<HashMap<NodeId, String>>,
     stopping: AtomicBool,
     stop_tx: watch::Sender<bool>,
+    /// Write batches on their way into the log (`proposer.rs`).
+    proposer: mpsc::Sender<Submission>,
 }
 
 #[derive(Clone)]
@@ -264,6 +266,13 @@ impl ClusterNode {
             .map(|(_, a)| a.clone())
             .unwrap_or_else(|| peer_local.to_string());
         let (stop_tx, _) = watch::channel(false);
+        let (proposer, proposals) = mpsc::channel(PROPOSER_QUEUE_LEN_MAX);
+        tokio::spawn(crate::proposer::run(
+            raft.clone(),
+            Duration::from_millis(config.forward_timeout_ms),
+            proposals,
+            stop_tx.subscribe(),
+        ));
         let node = ClusterNode {
             inner: Arc::new(Inner {
                 id: config.node_id,
@@ -279,6 +288,7 @@ impl ClusterNode {
                 client_addrs: std::sync::Mutex::new(HashMap::new()),
                 stopping: AtomicBool::new(false),
                 stop_tx,
+                proposer,
                 config,
             }),
         };
@@ -485,31 +495,20 @@ impl ClusterNode {
         }
     }
 
-    /// On the leader: one message to the Raft core for the whole batch, so
-    /// the commands enter the log in order.
+    /// On the leader: hands the batch to the proposer, which puts it into
+    /// the log in order, in as few entries as it can (`proposer.rs`).
     pub(crate) async fn submit_local(
         &self,
         commands: Vec<Command>,
     ) -> Result<Vec<Outcome>, ForwardError> {
-        let n = commands.len();
-        let mut stream = match self.inner.raft.client_write_many(commands).await {
-            Ok(s) => s,
-            Err(fatal) => return Err(ForwardError::Unavailable(fatal.to_string())),
-        };
-        let mut out = Vec::with_capacity(n);
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(Ok(resp)) => out.push(resp.response),
-                Ok(Err(ClientWriteError::ForwardToLeader(f))) => {
-                    return Err(ForwardError::NotLeader {
-                        leader: f.leader_id,
-                    });
-                }
-                Ok(Err(e)) => return Err(ForwardError::Unavailable(e.to_string())),
-                Err(fatal) => return Err(ForwardError::Unavailable(fatal.to_string())),
-            }
-        }
-        Ok(out)
+        let (reply, outcomes) = oneshot::channel();
+        let stopped = || ForwardError::Unavailable("node is shutting down".into());
+        self.inner
+            .proposer
+            .send(Submission { commands, reply })
+            .await
+            .map_err(|_| stopped())?;
+        outcomes.await.map_err(|_| stopped())?
     }
 
     /// A forwarded batch arriving at this node (the peer server calls it).

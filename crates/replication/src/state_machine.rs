@@ -45,8 +45,20 @@ const SNAPSHOT_HEADER_BYTES_MAX: usize = 1024 * 1024;
 /// Keys are at most 64 KiB and values at most 512 MiB (storage limits).
 const SNAPSHOT_KEY_BYTES_MAX: usize = 64 * 1024;
 const SNAPSHOT_VALUE_BYTES_MAX: usize = 512 * 1024 * 1024 + 64;
-/// Entries handed to the store in one apply group at most.
+/// Commands handed to the store in one apply group, about: a group is cut
+/// only between log entries, so it may pass this by one entry's commands.
 const APPLY_GROUP_ENTRIES_MAX: usize = 4096;
+
+/// A log entry that changes nothing but the applied mark.
+fn blank_entry(applied_mark: Bytes) -> LogEntry {
+    LogEntry {
+        mutation: None,
+        request: None,
+        retry: false,
+        limits: NO_LIMITS,
+        applied_mark,
+    }
+}
 
 /// A snapshot's data: a file on disk, never loaded whole.
 #[derive(Debug)]
@@ -522,7 +534,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     where
         Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
     {
-        let mut group = Vec::new();
+        let mut group: Vec<LogEntry> = Vec::new();
+        // Per entry: its responder and how many of `group`'s outcomes are
+        // its own (one per command).
         let mut responders = Vec::new();
         loop {
             let next = entries.next().await;
@@ -530,24 +544,43 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             if let Some(item) = next {
                 let (entry, responder) = item?;
                 let log_id = entry.log_id;
-                let (mutation, request, retry, limits) = match entry.payload {
-                    EntryPayload::Normal(cmd) => {
-                        (Some(cmd.mutation), cmd.request, cmd.retry, cmd.limits)
+                let commands = match entry.payload {
+                    EntryPayload::Normal(proposal) => {
+                        // A log entry is disk and network input: one that
+                        // breaks the proposal invariant must stop this
+                        // replica rather than be applied differently.
+                        proposal.check().map_err(|e| {
+                            io::Error::new(
+                                io::ErrorKind::InvalidData,
+                                format!("log entry {log_id}: {e}"),
+                            )
+                        })?;
+                        proposal.commands
                     }
                     EntryPayload::Membership(m) => {
                         self.set_membership(StoredMembership::new(Some(log_id), m))?;
-                        (None, None, false, NO_LIMITS)
+                        Vec::new()
                     }
-                    EntryPayload::Blank => (None, None, false, NO_LIMITS),
+                    EntryPayload::Blank => Vec::new(),
                 };
-                group.push(LogEntry {
-                    mutation,
-                    request,
-                    retry,
-                    limits,
-                    applied_mark: self.mark(Some(log_id))?,
-                });
-                responders.push(responder);
+                // After `set_membership`: the mark records the membership.
+                // Every command of an entry carries the entry's mark; the
+                // group below is only ever cut between entries, so the mark
+                // is committed with all of its entry's effects or none.
+                let applied_mark = self.mark(Some(log_id))?;
+                let before = group.len();
+                if commands.is_empty() {
+                    group.push(blank_entry(applied_mark));
+                } else {
+                    group.extend(commands.into_iter().map(|cmd| LogEntry {
+                        mutation: Some(cmd.mutation),
+                        request: cmd.request,
+                        retry: cmd.retry,
+                        limits: cmd.limits,
+                        applied_mark: applied_mark.clone(),
+                    }));
+                }
+                responders.push((responder, group.len() - before));
             }
             if group.len() >= APPLY_GROUP_ENTRIES_MAX || (end && !group.is_empty()) {
                 let outcomes = self
@@ -555,9 +588,18 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     .apply_log(std::mem::take(&mut group))
                     .await
                     .map_err(storage_io)?;
-                for (responder, outcome) in responders.drain(..).zip(outcomes) {
+                let mut outcomes = outcomes.into_iter();
+                for (responder, n) in responders.drain(..) {
+                    let mine: Vec<_> = outcomes.by_ref().take(n).collect();
+                    if mine.len() != n {
+                        // The store answers one outcome per LogEntry.
+                        return Err(io::Error::other(format!(
+                            "the store answered {} outcomes short",
+                            n - mine.len()
+                        )));
+                    }
                     if let Some(r) = responder {
-                        r.send(outcome);
+                        r.send(mine);
                     }
                 }
             }

@@ -11,8 +11,8 @@ use strata_storage::{Mutation, Outcome, RequestId};
 /// "node ids must not be reused").
 pub type NodeId = u64;
 
-/// One log entry's payload: one write command, exactly as the state machine
-/// will apply it on every replica.
+/// One write command, exactly as the state machine will apply it on every
+/// replica. Log entries carry them in [`Proposal`]s.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Command {
     /// Set by the node that received the command from a client; a retry of
@@ -40,12 +40,97 @@ impl fmt::Display for Command {
     }
 }
 
+/// Commands in one proposal at most. Why group at all: most of a
+/// replicated write's cost is per log entry (openraft's bookkeeping, the
+/// log append, the AppendEntries payload, the applied mark), so a
+/// connection's pipeline of 16 SETs costs about one entry instead of 16.
+pub const PROPOSAL_COMMANDS_MAX: usize = 256;
+/// Payload bytes (keys and values) in one proposal at most, so entries stay
+/// small enough to batch into AppendEntries frames; a single larger command
+/// is a proposal of its own.
+pub const PROPOSAL_PAYLOAD_BYTES_MAX: usize = 256 * 1024;
+
+/// One log entry's payload: write commands proposed together, in order.
+///
+/// Invariant (checked by [`Proposal::check`] where entries come off the log
+/// or the network): a proposal is not empty, holds at most
+/// [`PROPOSAL_COMMANDS_MAX`] commands, and a FLUSHALL is alone in its
+/// proposal. Every replica applies a proposal's commands in one engine
+/// batch, with the entry's applied mark, so an entry is applied entirely or
+/// not at all; FLUSHALL clears the keyspace outside any batch, which is why
+/// it never shares an entry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Proposal {
+    pub commands: Vec<Command>,
+}
+
+impl Proposal {
+    pub fn check(&self) -> Result<(), String> {
+        let n = self.commands.len();
+        if n == 0 || n > PROPOSAL_COMMANDS_MAX {
+            return Err(format!(
+                "a log entry holds {n} commands (1 to {PROPOSAL_COMMANDS_MAX} allowed)"
+            ));
+        }
+        if n > 1
+            && self
+                .commands
+                .iter()
+                .any(|c| matches!(c.mutation.op, strata_storage::Op::FlushAll))
+        {
+            return Err("a log entry holds FLUSHALL with other commands".into());
+        }
+        Ok(())
+    }
+
+    /// Splits a pipeline of commands into proposals, in order, within the
+    /// limits above.
+    pub fn split(commands: Vec<Command>) -> Vec<Proposal> {
+        let mut out = Vec::new();
+        let mut current: Vec<Command> = Vec::new();
+        let mut current_bytes = 0usize;
+        for command in commands {
+            let bytes = command.mutation.payload_size_bytes();
+            let alone = matches!(command.mutation.op, strata_storage::Op::FlushAll);
+            let full = current.len() >= PROPOSAL_COMMANDS_MAX
+                || current_bytes.saturating_add(bytes) > PROPOSAL_PAYLOAD_BYTES_MAX;
+            if !current.is_empty() && (alone || full) {
+                out.push(Proposal {
+                    commands: std::mem::take(&mut current),
+                });
+                current_bytes = 0;
+            }
+            current.push(command);
+            current_bytes = current_bytes.saturating_add(bytes);
+            if alone {
+                out.push(Proposal {
+                    commands: std::mem::take(&mut current),
+                });
+                current_bytes = 0;
+            }
+        }
+        if !current.is_empty() {
+            out.push(Proposal { commands: current });
+        }
+        out
+    }
+}
+
+impl fmt::Display for Proposal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.commands.as_slice() {
+            [one] => write!(f, "{one}"),
+            many => write!(f, "Proposal({} commands)", many.len()),
+        }
+    }
+}
+
 openraft::declare_raft_types!(
     /// Strata's Raft types: u64 node ids, the peer address as node info,
-    /// [`Command`] in, [`Outcome`] out.
+    /// a [`Proposal`] in, one [`Outcome`] per command out.
     pub TypeConfig:
-        D = Command,
-        R = Outcome,
+        D = Proposal,
+        R = Vec<Outcome>,
         NodeId = NodeId,
         Node = openraft::BasicNode,
 );

@@ -472,12 +472,28 @@ fn new_node_catches_up_by_snapshot() {
     let (mut cluster, leader) = start(cfg);
     let data = kv("snap", 1000);
     write_all(cluster.node(leader), &data);
-    // The leader has built a snapshot past the first entries by now.
-    wait_for("a snapshot on the leader", CATCH_UP_TIMEOUT, || {
-        let info = cluster.node(leader).info("replication").ok()?;
-        let index: u64 = info.get("raft_snapshot_index")?.parse().ok()?;
-        (index >= 500).then_some(())
-    });
+    // A pipeline's SETs share log entries (proposals), so 1000 keys are
+    // only a few entries: single SETs, one entry each, push the log on
+    // until a snapshot covers every entry that holds the data.
+    let data_index = info_u64(cluster.node(leader), "raft_last_log_index");
+    let mut filler = 0u32;
+    wait_for(
+        "a snapshot past the data on the leader",
+        CATCH_UP_TIMEOUT,
+        || {
+            let info = cluster.node(leader).info("replication").ok()?;
+            // Empty until the first snapshot.
+            let index: Option<u64> = info.get("raft_snapshot_index")?.parse().ok();
+            if index.is_some_and(|i| i > data_index) {
+                return Some(());
+            }
+            for _ in 0..20 {
+                filler += 1;
+                set(cluster.node(leader), &format!("filler:{filler}"), "x");
+            }
+            None
+        },
+    );
 
     let via = others(&cluster, leader)[0];
     must!(
@@ -909,4 +925,37 @@ fn pipelined_reads_on_a_follower_see_the_pipeline_writes() {
     set(cluster.node(leader), "p", "from-leader");
     let mut raw = common::raw::Raw::connect(cluster.node(follower).resp_addr);
     assert_eq!(raw.call(&["GET", "p"]), common::raw::bulk("from-leader"));
+}
+
+#[test]
+fn a_pipeline_of_writes_shares_log_entries_and_replicates_in_order() {
+    let (cluster, leader) = start(config(3));
+    let before = info_u64(cluster.node(leader), "raft_last_log_index");
+    let mut raw = common::raw::Raw::connect(cluster.node(leader).resp_addr);
+    let mut pipeline = Vec::new();
+    for i in 0..100 {
+        pipeline.extend(common::raw::encode(&["SET", &format!("k{i}"), "v"]));
+        pipeline.extend(common::raw::encode(&["INCR", "n"]));
+    }
+    raw.send(&pipeline);
+    for i in 0..100 {
+        assert_eq!(raw.read(), common::raw::ok(), "SET #{i}");
+        // INCRs are applied in pipeline order, each exactly once.
+        assert_eq!(raw.read(), common::raw::int(i + 1), "INCR #{i}");
+    }
+    // 200 commands of one pipeline: a few log entries, not 200 (one gather
+    // of at most 256 commands per entry; the reader may have split the
+    // pipeline into a couple of batches).
+    let used = info_u64(cluster.node(leader), "raft_last_log_index") - before;
+    assert!(
+        (1..=8).contains(&used),
+        "200 pipelined writes used {used} log entries"
+    );
+    let mut expected: Vec<(String, String)> = (0..100)
+        .map(|i| (format!("k{i}"), "v".to_string()))
+        .collect();
+    expected.push(("n".into(), "100".into()));
+    for id in cluster.ids() {
+        wait_local_data(cluster.node(id), &expected, CATCH_UP_TIMEOUT);
+    }
 }
