@@ -150,8 +150,8 @@ fn check_format(log: &EngineLog) -> io::Result<()> {
             io::ErrorKind::InvalidData,
             format!(
                 "the Raft log in this data directory has format {found}; this build reads \
-                 format {LOG_FORMAT_VERSION} only. Start the node on an empty data directory \
-                 and let it catch up from the cluster (cluster remove-node, then add-node)"
+                 format {LOG_FORMAT_VERSION} only and there is no in-place upgrade between \
+                 them: run the build that wrote it (see README, \"Cluster upgrades\")"
             ),
         )
     };

@@ -502,13 +502,24 @@ impl ClusterNode {
         commands: Vec<Command>,
     ) -> Result<Vec<Outcome>, ForwardError> {
         let (reply, outcomes) = oneshot::channel();
-        let stopped = || ForwardError::Unavailable("node is shutting down".into());
+        let term = self.inner.raft.metrics().borrow_watched().current_term;
         self.inner
             .proposer
-            .send(Submission { commands, reply })
+            .send(Submission {
+                commands,
+                term,
+                reply,
+            })
             .await
-            .map_err(|_| stopped())?;
-        outcomes.await.map_err(|_| stopped())?
+            .map_err(|_| ForwardError::Unavailable("node is shutting down".into()))?;
+        // A dropped reply: the proposer timed out waiting for the commit,
+        // or stopped.
+        outcomes.await.map_err(|_| {
+            ForwardError::Unavailable(
+                "the leader did not apply the write in time, or is shutting down; outcome unknown"
+                    .into(),
+            )
+        })?
     }
 
     /// A forwarded batch arriving at this node (the peer server calls it).

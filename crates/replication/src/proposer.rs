@@ -24,6 +24,8 @@ use openraft::error::ClientWriteError;
 use strata_storage::Outcome;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
+use openraft::async_runtime::WatchReceiver;
+
 use crate::types::{Command, Proposal, Raft, TypeConfig};
 use crate::wire::ForwardError;
 
@@ -45,6 +47,13 @@ pub(crate) type Reply = oneshot::Sender<Result<Vec<Outcome>, ForwardError>>;
 /// One batch of commands and where its outcomes go.
 pub(crate) struct Submission {
     pub commands: Vec<Command>,
+    /// The Raft term when the batch was queued. A batch can wait here
+    /// while this node loses leadership and wins it back; meanwhile its
+    /// submitter may have given up and the batch been resent to another
+    /// leader and applied. Proposed under a later term, its commands are
+    /// therefore marked as resends, so the state machine checks their
+    /// dedupe records instead of applying them a second time.
+    pub term: u64,
     pub reply: Reply,
 }
 
@@ -85,11 +94,10 @@ pub(crate) async fn run(
                 Err(_) => break,
             }
         }
-        let mut commands = Vec::with_capacity(commands_len);
-        let mut waiters = Vec::with_capacity(gathered.len());
-        for s in gathered {
-            waiters.push((s.commands.len(), s.reply));
-            commands.extend(s.commands);
+        let term = raft.metrics().borrow_watched().current_term;
+        let (commands, waiters) = prepare(gathered, term, commands_len);
+        if commands.is_empty() {
+            continue;
         }
         let proposals = Proposal::split(commands);
         let sizes: Vec<usize> = proposals.iter().map(|p| p.commands.len()).collect();
@@ -100,8 +108,9 @@ pub(crate) async fn run(
                 tokio::spawn(async move {
                     let delivered = deliver(stream, sizes, waiters);
                     // Bounded: a leader that lost its quorum may never
-                    // commit these; the submitters gave up at the same
-                    // deadline, and later writes must not wait behind them.
+                    // commit these, and later writes must not wait behind
+                    // them forever. On the timeout the replies are dropped,
+                    // which submitters read as "outcome unknown".
                     let _ = tokio::time::timeout(wait_max, delivered).await;
                     drop(permit);
                 });
@@ -114,6 +123,34 @@ pub(crate) async fn run(
             }
         }
     }
+}
+
+/// The commands to propose under `term`, in order, and who waits for how
+/// many of their outcomes. Submitters that gave up (timeout, closed
+/// connection) already answered "outcome unknown": their batches are
+/// dropped, since proposing them would only add work and a resend may be on
+/// its way. Batches queued under another term become resends (see
+/// [`Submission::term`]).
+fn prepare(
+    gathered: Vec<Submission>,
+    term: u64,
+    commands_len: usize,
+) -> (Vec<Command>, Vec<(usize, Reply)>) {
+    let mut commands = Vec::with_capacity(commands_len);
+    let mut waiters = Vec::with_capacity(gathered.len());
+    for mut s in gathered {
+        if s.reply.is_closed() {
+            continue;
+        }
+        if s.term != term {
+            for c in &mut s.commands {
+                c.retry = true;
+            }
+        }
+        waiters.push((s.commands.len(), s.reply));
+        commands.extend(s.commands);
+    }
+    (commands, waiters)
 }
 
 /// Waits for the gathered entries' results and answers each batch: its
@@ -252,6 +289,44 @@ mod tests {
         assert_eq!(shapes[7], ["b"]);
         assert_eq!(shapes[8], ["c"]);
         assert_eq!(shapes.len(), 9);
+    }
+
+    #[test]
+    fn prepare_drops_abandoned_batches_and_marks_stale_ones_as_resends() {
+        let submission = |key: &str, term: u64| {
+            let (reply, rx) = oneshot::channel();
+            (
+                Submission {
+                    commands: vec![set(key, 1), set(key, 2)],
+                    term,
+                    reply,
+                },
+                rx,
+            )
+        };
+        let (current, _rx1) = submission("current", 7);
+        let (abandoned, rx2) = submission("abandoned", 7);
+        drop(rx2);
+        let (stale, _rx3) = submission("stale", 6);
+        let (commands, waiters) = prepare(vec![current, abandoned, stale], 7, 6);
+        let summary: Vec<(String, bool)> = commands
+            .iter()
+            .map(|c| match &c.mutation.op {
+                Op::Set { key, .. } => (String::from_utf8_lossy(key).into_owned(), c.retry),
+                _ => ("?".into(), c.retry),
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("current".to_string(), false),
+                ("current".to_string(), false),
+                ("stale".to_string(), true),
+                ("stale".to_string(), true),
+            ]
+        );
+        let lens: Vec<usize> = waiters.iter().map(|(n, _)| *n).collect();
+        assert_eq!(lens, [2, 2]);
     }
 
     #[test]
