@@ -154,6 +154,26 @@ impl<'a> GroupState<'a> {
         self.prefetched = prefetched;
         self
     }
+
+    /// The group's engine batch, and the final record (or deletion) of every
+    /// key it wrote. Data keys are written here, once per key, with the
+    /// last value the group gave them, instead of once per write: a group
+    /// that writes one key many times (a pipeline of SETs or INCRs on a hot
+    /// key) costs one memtable insert and one journal record for it. The
+    /// batch is atomic, so only the group's final state can ever be seen or
+    /// recovered anyway. Expiry-index keys were written as they came (each
+    /// expiry time is a different key; within a batch the last write of a
+    /// key wins).
+    pub fn into_batch(self) -> (OwnedWriteBatch, HashMap<Bytes, Option<Record>>) {
+        let mut batch = self.batch;
+        for (key, record) in &self.overlay {
+            match record {
+                Some(r) => batch.insert(&self.engine.data, data_key(key), r.encode()),
+                None => batch.remove(&self.engine.data, data_key(key)),
+            }
+        }
+        (batch, self.overlay)
+    }
 }
 
 impl State for GroupState<'_> {
@@ -209,8 +229,7 @@ impl State for GroupState<'_> {
                 );
             }
         }
-        self.batch
-            .insert(&self.engine.data, data_key(&key), record.encode());
+        // The data key itself is written once per group (`into_batch`).
         self.overlay.insert(key, Some(record));
         Ok(())
     }
@@ -225,7 +244,6 @@ impl State for GroupState<'_> {
             self.batch
                 .remove(&self.engine.data, expiry_key(old.expire_at_ms, key));
         }
-        self.batch.remove(&self.engine.data, data_key(key));
         self.overlay.insert(key.clone(), None);
         Ok(())
     }
@@ -332,8 +350,7 @@ impl Writer {
         }
         let clear_requested = state.clear_requested;
         let counts = state.counts;
-        let changed = state.overlay;
-        let mut batch = state.batch;
+        let (mut batch, changed) = state.into_batch();
         if counts != self.counts {
             batch.insert(&self.engine.data, META_COUNTS, counts.encode().to_vec());
         }

@@ -376,8 +376,7 @@ impl Writer {
         };
         group.write_record()?;
         let counts = group.state.counts;
-        let changed = group.state.overlay;
-        let mut batch = group.state.batch;
+        let (mut batch, changed) = group.state.into_batch();
         if counts != self.counts {
             batch.insert(&self.engine.data, META_COUNTS, counts.encode().to_vec());
         }

@@ -495,3 +495,105 @@ fn gets_never_see_half_an_mset_or_fall_behind_a_snapshot() {
     assert_eq!(number(store.get(&a, 1).unwrap()), 3000);
     rt.block_on(store.shutdown()).unwrap();
 }
+
+/// One group writes the same keys many times (the writer puts each data key
+/// into the batch once, with its final record): the final state, the key
+/// counters and the expiry index all come out as if every write had been
+/// applied one by one, before and after a reopen.
+#[test]
+fn a_group_that_rewrites_keys_keeps_only_their_final_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let set = |k: &str, v: &str, expiry: SetExpiry| Mutation {
+        now_ms: 1,
+        op: Op::Set {
+            key: Bytes::from(k.to_string()),
+            value: Bytes::from(v.to_string()),
+            condition: SetCondition::Always,
+            expiry,
+            return_old: false,
+        },
+    };
+    let del = |k: &str| Mutation {
+        now_ms: 1,
+        op: Op::Delete {
+            keys: vec![Bytes::from(k.to_string())],
+        },
+    };
+    let incr = |k: &str| Mutation {
+        now_ms: 1,
+        op: Op::IncrBy {
+            key: Bytes::from(k.to_string()),
+            delta: 1,
+        },
+    };
+    let mut mutations = vec![
+        // "hot": expiry at 100, then at 200, then none, then at 300.
+        set("hot", "a", SetExpiry::At(100)),
+        set("hot", "b", SetExpiry::At(200)),
+        set("hot", "c", SetExpiry::Clear),
+        set("hot", "d", SetExpiry::At(300)),
+        // "gone": written with an expiry, then deleted.
+        set("gone", "x", SetExpiry::At(400)),
+        del("gone"),
+        // "back": deleted (absent), written, deleted, written again.
+        del("back"),
+        set("back", "1", SetExpiry::Clear),
+        del("back"),
+        set("back", "2", SetExpiry::Clear),
+        // "old" exists before the group (with an expiry); the group
+        // rewrites it, then deletes it.
+        set("old", "w", SetExpiry::At(500)),
+        del("old"),
+    ];
+    mutations.extend((0..500).map(|_| incr("n")));
+    let check = |store: &Store| {
+        let hot = store.get(b"hot", 1).unwrap().unwrap();
+        assert_eq!(hot.value, Bytes::from_static(b"d"));
+        assert_eq!(hot.expire_at_ms, 300);
+        assert!(store.get(b"gone", 1).unwrap().is_none());
+        assert!(store.get(b"old", 1).unwrap().is_none());
+        assert_eq!(
+            store.get(b"back", 1).unwrap().unwrap().value,
+            Bytes::from_static(b"2")
+        );
+        assert_eq!(
+            store.get(b"n", 1).unwrap().unwrap().value,
+            Bytes::from_static(b"500")
+        );
+        assert_eq!(store.dbsize(), 3, "hot, back, n");
+        assert_eq!(store.stats().expiring_keys, 1, "only hot expires");
+        // The expiry index holds exactly hot at 300: no entry left behind
+        // by the earlier expiry times or by the deleted key.
+        let due = store.due_expiries(10_000, 100).unwrap();
+        assert_eq!(due, vec![(Bytes::from_static(b"hot"), 300)]);
+    };
+    {
+        let store = Store::open(config(dir.path(), FsyncPolicy::Always)).unwrap();
+        rt.block_on(async {
+            store
+                .submit(set("old", "v", SetExpiry::At(600)))
+                .await
+                .unwrap();
+            // Queued before any is awaited, so the writer takes them in as
+            // few groups as its limits allow.
+            let mut tickets = Vec::new();
+            for m in mutations {
+                tickets.push(store.enqueue(m).await.unwrap());
+            }
+            for t in tickets {
+                t.outcome().await.unwrap();
+            }
+        });
+        assert!(
+            store.stats().groups_committed < 100,
+            "the writes shared groups: {:?}",
+            store.stats()
+        );
+        check(&store);
+        rt.block_on(store.shutdown()).unwrap();
+    }
+    let store = Store::open(config(dir.path(), FsyncPolicy::Always)).unwrap();
+    check(&store);
+    rt.block_on(store.shutdown()).unwrap();
+}
