@@ -28,6 +28,16 @@ const KEYSPACE: &str = "data";
 /// every commit, so its memtable fills and flushes like the data's.
 const RAFT_LOG_KEYSPACE: &str = "raftlog";
 
+/// Retry dedupe records of a replicated store (see `replicated.rs`). Their
+/// own keyspace, not the data's, because FLUSHALL clears the data keyspace
+/// and must not clear them: a resend of a request applied BEFORE a
+/// FLUSHALL must still be answered from its record, not applied again on
+/// the flushed store. Like the log, it is written on every group that
+/// carries request ids, so its memtable fills and flushes under write load;
+/// when writes are rare, `journal_size_bytes_max` still bounds the journal
+/// it pins.
+const DEDUPE_KEYSPACE: &str = "dedupe";
+
 /// `k` ++ user key -> record. The tag also lets the engine, which refuses
 /// empty keys, store Redis's empty key.
 pub(crate) const TAG_DATA: u8 = b'k';
@@ -45,10 +55,13 @@ pub(crate) const META_COUNTS: &[u8] = b"mcounts";
 pub(crate) const META_APPLIED: &[u8] = b"mraft.applied";
 
 /// `m` `r` ++ be_u64(now_ms) ++ be_u64(session) ++ be_u64(seq) -> the
-/// postcard-encoded outcome of a replicated request (retry dedupe). Time
-/// first, so eviction of old records is one range scan. Note that
-/// [`META_APPLIED`] shares the `mr` prefix: dedupe keys are told apart by
-/// their exact length, [`DEDUPE_KEY_LEN`].
+/// postcard-encoded outcomes of replicated requests (retry dedupe), in the
+/// [`DEDUPE_KEYSPACE`]. Time first, so eviction of old records is one range
+/// scan. The `m` tag is kept although the keyspace is their own, so that a
+/// snapshot stream (data and dedupe keyspaces merged in key order) keeps
+/// the format it had when they lived with the data. Note that
+/// [`META_APPLIED`] shares the `mr` prefix: in a stream, dedupe keys are
+/// told apart by their exact length, [`DEDUPE_KEY_LEN`].
 pub(crate) const DEDUPE_PREFIX: &[u8] = b"mr";
 pub(crate) const DEDUPE_KEY_LEN: usize = 2 + 3 * 8;
 
@@ -68,6 +81,16 @@ pub(crate) fn dedupe_range_before(older_than_ms: u64) -> std::ops::Range<Vec<u8>
     end.extend_from_slice(&older_than_ms.to_be_bytes());
     dedupe_key(0, 0, 0)..end
 }
+
+/// Whether a key from a snapshot stream (or an old data keyspace) is a
+/// dedupe record's.
+pub(crate) fn is_dedupe_key(key: &[u8]) -> bool {
+    key.len() == DEDUPE_KEY_LEN && key.starts_with(DEDUPE_PREFIX)
+}
+
+/// Records moved per batch by [`Engine::move_dedupe_records`]: bounds the
+/// memory of a migration.
+const MIGRATE_BATCH_ENTRIES_MAX: usize = 4096;
 
 fn tagged(tag: u8, rest: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(1 + rest.len());
@@ -137,6 +160,9 @@ pub(crate) struct Engine {
     /// The Raft log; opened only in replicated mode, so a single-node data
     /// directory keeps exactly its old layout.
     pub raft_log: Option<Keyspace>,
+    /// Retry dedupe records; opened only in replicated mode. See
+    /// [`DEDUPE_KEYSPACE`].
+    pub dedupe: Option<Keyspace>,
 }
 
 impl Engine {
@@ -151,14 +177,74 @@ impl Engine {
         let data = db.keyspace(KEYSPACE, || {
             KeyspaceCreateOptions::default().max_memtable_size(memtable)
         })?;
-        let raft_log = if config.replicated {
-            Some(db.keyspace(RAFT_LOG_KEYSPACE, || {
-                KeyspaceCreateOptions::default().max_memtable_size(memtable)
-            })?)
+        let (raft_log, dedupe) = if config.replicated {
+            let open = |name| {
+                db.keyspace(name, || {
+                    KeyspaceCreateOptions::default().max_memtable_size(memtable)
+                })
+            };
+            (Some(open(RAFT_LOG_KEYSPACE)?), Some(open(DEDUPE_KEYSPACE)?))
         } else {
-            None
+            (None, None)
         };
-        Ok(Arc::new(Engine { db, data, raft_log }))
+        let engine = Engine {
+            db,
+            data,
+            raft_log,
+            dedupe,
+        };
+        engine.move_dedupe_records()?;
+        Ok(Arc::new(engine))
+    }
+
+    /// The dedupe keyspace, or an error on a store that is not replicated.
+    pub fn dedupe(&self) -> Result<&Keyspace> {
+        self.dedupe.as_ref().ok_or_else(|| {
+            StorageError::Config("dedupe records need a replicated store".to_string())
+        })
+    }
+
+    /// Data directories written before the dedupe keyspace existed keep
+    /// their records in the data keyspace, where FLUSHALL would clear them:
+    /// move them, in bounded batches. Each batch inserts and removes in one
+    /// atomic step, so a crash part way leaves every record in exactly one
+    /// place, and the next open finishes the move. A no-op (one empty range
+    /// probe) once done.
+    fn move_dedupe_records(&self) -> Result<()> {
+        let Some(dedupe) = &self.dedupe else {
+            return Ok(());
+        };
+        let mut moved = 0u64;
+        loop {
+            let mut batch = self.db.batch();
+            let mut in_batch = 0usize;
+            for guard in self.data.prefix(DEDUPE_PREFIX) {
+                let (key, value) = guard.into_inner()?;
+                // The applied mark shares the prefix; see DEDUPE_PREFIX.
+                if !is_dedupe_key(&key) {
+                    continue;
+                }
+                batch.remove(&self.data, key.clone());
+                batch.insert(dedupe, key, value);
+                in_batch += 1;
+                if in_batch == MIGRATE_BATCH_ENTRIES_MAX {
+                    break;
+                }
+            }
+            if in_batch == 0 {
+                break;
+            }
+            batch.commit()?;
+            moved += in_batch as u64;
+        }
+        if moved > 0 {
+            self.db.persist(PersistMode::SyncAll)?;
+            tracing::info!(
+                records = moved,
+                "moved dedupe records to their own keyspace"
+            );
+        }
+        Ok(())
     }
 
     /// Reads a record from the latest state (the writer's view).

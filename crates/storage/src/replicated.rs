@@ -17,9 +17,12 @@
 //! change) must not apply it twice. An entry can carry a [`RequestId`]; its
 //! outcome is stored with the data, in the same batch, and a later entry
 //! with the same id and time is answered from it instead of being applied.
-//! The records are part of the replicated state (in snapshots, cleared by
-//! FLUSHALL), so every replica decides alike however its entries are
-//! grouped.
+//! The records are part of the replicated state (carried in snapshots), so
+//! every replica decides alike however its entries are grouped. They live
+//! in their own keyspace, which FLUSHALL does not clear: a resend of a
+//! pipeline `[SET a][FLUSHALL][INCR b]` whose first attempt was applied
+//! must be answered from the records, all three of them, rather than
+//! applying `SET a` again on the flushed store.
 
 use std::collections::HashMap;
 
@@ -30,8 +33,8 @@ use tokio::sync::oneshot;
 
 use crate::commit::{GroupState, Writer, WriterMsg};
 use crate::engine::{
-    Counts, DEDUPE_KEY_LEN, DEDUPE_PREFIX, Engine, META_APPLIED, META_COUNTS, TAG_DATA, TAG_EXPIRY,
-    TAG_META, decode, dedupe_key, dedupe_range_before, split_expiry_key,
+    Counts, DEDUPE_PREFIX, Engine, META_APPLIED, META_COUNTS, TAG_DATA, TAG_EXPIRY, TAG_META,
+    decode, dedupe_key, dedupe_range_before, is_dedupe_key, split_expiry_key,
 };
 use crate::error::{Result, StorageError};
 use crate::mutation::{self, Limits, Mutation, Op, Outcome};
@@ -205,14 +208,10 @@ impl<'a> LogGroup<'a> {
         end.push(u8::MAX);
         for guard in self
             .engine
-            .data
+            .dedupe()?
             .range::<Vec<u8>, _>(dedupe_key(from_ms, 0, 0)..end)
         {
             let (key, raw) = guard.into_inner()?;
-            // The applied mark shares the prefix; see DEDUPE_PREFIX.
-            if key.len() != DEDUPE_KEY_LEN {
-                continue;
-            }
             for member in decode_record(&key, &raw)? {
                 self.loaded.insert(member.request, member.outcome);
             }
@@ -244,7 +243,7 @@ impl<'a> LogGroup<'a> {
         );
         let raw = encode_record(&key, &self.record)?;
         check_value_size(raw.len())?;
-        self.state.batch.insert(&self.engine.data, key, raw);
+        self.state.batch.insert(self.engine.dedupe()?, key, raw);
         Ok(())
     }
 }
@@ -398,10 +397,11 @@ impl Writer {
         Ok(true)
     }
 
-    /// FLUSHALL in replicated mode: clear the keyspace (data, expiry index,
-    /// counters, applied mark, dedupe records) in one journaled step, then
-    /// write zero counters, this entry's mark and its dedupe record in one
-    /// batch. A crash in between leaves the mark absent, so the replication
+    /// FLUSHALL in replicated mode: clear the data keyspace (data, expiry
+    /// index, counters, applied mark) in one journaled step, then write
+    /// zero counters, this entry's mark and its dedupe record in one batch.
+    /// The dedupe records of earlier requests stay (their own keyspace):
+    /// those requests were applied, and a resend must not apply them again. A crash in between leaves the mark absent, so the replication
     /// layer re-applies or re-installs; it never sees a cleared store that
     /// claims an older entry was the last applied.
     fn flush_all_replicated(&mut self, mark: Bytes, dedupe: Option<RequestKey>) -> Result<()> {
@@ -425,7 +425,7 @@ impl Writer {
                     outcome: Outcome::Ok,
                 }],
             )?;
-            batch.insert(&self.engine.data, key, raw);
+            batch.insert(self.engine.dedupe()?, key, raw);
         }
         batch.commit().map_err(|e| self.failure(e))?;
         self.count_group(1);
@@ -434,20 +434,13 @@ impl Writer {
 
     fn evict_requests(&mut self, older_than_ms: u64, max: usize) -> Result<usize> {
         self.refuse_if_failed()?;
+        let dedupe = self.engine.dedupe()?;
         let mut batch = self.engine.db.batch();
         let mut removed = 0;
         if max > 0 {
-            for guard in self
-                .engine
-                .data
-                .range::<Vec<u8>, _>(dedupe_range_before(older_than_ms))
-            {
+            for guard in dedupe.range::<Vec<u8>, _>(dedupe_range_before(older_than_ms)) {
                 let key = guard.key()?;
-                // The applied mark shares the prefix; see DEDUPE_PREFIX.
-                if key.len() != DEDUPE_KEY_LEN {
-                    continue;
-                }
-                batch.remove(&self.engine.data, key);
+                batch.remove(dedupe, key);
                 removed += 1;
                 if removed == max {
                     break;
@@ -468,6 +461,8 @@ impl Writer {
         // until the new mark is written last, a crash leaves no mark.
         self.changes.all = true;
         self.engine.data.clear().map_err(|e| self.failure(e))?;
+        // The installed state's records replace ours, as its data does.
+        self.engine.dedupe()?.clear().map_err(|e| self.failure(e))?;
         self.counts = Counts::default();
         let result = self.load_snapshot(entries, applied_mark);
         // Publish whatever state the store is in, even after an error: a
@@ -478,6 +473,7 @@ impl Writer {
 
     fn load_snapshot(&mut self, entries: SnapshotEntries, applied_mark: Bytes) -> Result<()> {
         let data = self.engine.data.clone();
+        let dedupe = self.engine.dedupe()?.clone();
         let mut batch = self.engine.db.batch();
         let mut batch_entries = 0usize;
         let mut batch_size_bytes = 0usize;
@@ -504,7 +500,14 @@ impl Writer {
             }
             batch_entries += 1;
             batch_size_bytes += key.len() + value.len();
-            batch.insert(&data, key, value);
+            if is_dedupe_key(&key) {
+                // Checked now: a record that does not decode would only
+                // fail later, at a resend, on this replica alone.
+                decode_record(&key, &value)?;
+                batch.insert(&dedupe, key, value);
+            } else {
+                batch.insert(&data, key, value);
+            }
             if batch_entries >= INSTALL_BATCH_ENTRIES_MAX
                 || batch_size_bytes >= INSTALL_BATCH_SIZE_BYTES_MAX
             {
@@ -640,19 +643,30 @@ impl Store {
 }
 
 impl Snapshot {
-    /// Every raw (key, value) of the keyspace in key order, all tags
-    /// including meta (counters, dedupe records, applied mark), for snapshot
-    /// transfer. Streams from the engine; holding the iterator holds this
-    /// snapshot's versions (as the Snapshot itself does).
+    /// Every raw (key, value) of the state in key order, all tags including
+    /// meta (counters, applied mark) and the dedupe records (merged in from
+    /// their keyspace), for snapshot transfer. Streams from the engine;
+    /// holding the iterator holds this snapshot's versions (as the Snapshot
+    /// itself does).
     pub fn export(&self) -> impl Iterator<Item = Result<(Bytes, Bytes)>> + Send + 'static {
         // The engine stays open while the iterator lives, even if every
         // Store handle is dropped.
         let engine = self.engine.clone();
-        self.snap.iter(&self.engine.data).map(move |guard| {
+        let raw = move |guard: fjall::Guard| {
             let _open = &engine;
             let (key, value) = guard.into_inner()?;
-            Ok((key.into(), value.into()))
-        })
+            Ok((Bytes::from(key), Bytes::from(value)))
+        };
+        let data = self.snap.iter(&self.engine.data).map(raw.clone());
+        let dedupe: Box<dyn Iterator<Item = Result<(Bytes, Bytes)>> + Send> =
+            match &self.engine.dedupe {
+                Some(keyspace) => Box::new(self.snap.iter(keyspace).map(raw)),
+                None => Box::new(std::iter::empty()),
+            };
+        MergeByKey {
+            a: data.peekable(),
+            b: dedupe.peekable(),
+        }
     }
 
     /// The applied mark as of this snapshot (consistent with its data).
@@ -661,5 +675,32 @@ impl Snapshot {
             .snap
             .get(&self.engine.data, META_APPLIED)?
             .map(Into::into))
+    }
+}
+
+/// Merges two iterators of (key, value), each in ascending key order, into
+/// one in ascending key order. The data and dedupe keyspaces never share a
+/// key (`is_dedupe_key` routes each key to one of them), so there are no
+/// ties to settle; an error is passed on at once.
+struct MergeByKey<A: Iterator, B: Iterator> {
+    a: std::iter::Peekable<A>,
+    b: std::iter::Peekable<B>,
+}
+
+impl<A, B> Iterator for MergeByKey<A, B>
+where
+    A: Iterator<Item = Result<(Bytes, Bytes)>>,
+    B: Iterator<Item = Result<(Bytes, Bytes)>>,
+{
+    type Item = Result<(Bytes, Bytes)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let take_a = match (self.a.peek(), self.b.peek()) {
+            (None, None) => return None,
+            (Some(_), None) | (Some(Err(_)), _) => true,
+            (None, Some(_)) | (_, Some(Err(_))) => false,
+            (Some(Ok((ka, _))), Some(Ok((kb, _)))) => ka <= kb,
+        };
+        if take_a { self.a.next() } else { self.b.next() }
     }
 }

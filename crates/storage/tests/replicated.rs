@@ -476,8 +476,9 @@ fn flushall_in_the_middle_of_a_group() {
     rt.block_on(store.shutdown()).unwrap();
 }
 
-/// FLUSHALL clears earlier dedupe records; whether the entries come in one
-/// call or one by one, every replica must decide alike.
+/// A resend after a FLUSHALL is answered from the record of its first
+/// attempt, before the FLUSHALL: whether the entries come in one call or
+/// one by one, every replica must decide alike.
 #[test]
 fn grouping_does_not_change_decisions_around_flushall() {
     let rt = runtime();
@@ -510,8 +511,142 @@ fn grouping_does_not_change_decisions_around_flushall() {
     );
     assert_eq!(together, one_by_one);
     assert_eq!(export(&a), export(&b_store));
+    // The resends after the FLUSHALL were not applied again.
+    assert_eq!(value(&a, "x", 12), None);
+    assert_eq!(value(&b_store, "x", 12), None);
     rt.block_on(a.shutdown()).unwrap();
     rt.block_on(b_store.shutdown()).unwrap();
+}
+
+/// The bug this guards against: dedupe records used to live with the data,
+/// so FLUSHALL cleared them, and a resend of a pipeline that had been
+/// applied (its client did not learn the outcome: a leader change) applied
+/// the writes before the FLUSHALL a second time. `SET a` then left `a` on a
+/// store that the original sequence had ended flushed.
+#[test]
+fn a_resent_pipeline_around_flushall_is_not_applied_again() {
+    let rt = runtime();
+    let id = |seq| Some(RequestId { session: 7, seq });
+    let pipeline = |marks: [&str; 4]| {
+        vec![
+            entry(Some(set("a", "1")), 10, id(1), marks[0]),
+            entry(Some(incr("n")), 10, id(2), marks[1]),
+            entry(Some(Op::FlushAll), 10, id(3), marks[2]),
+            entry(Some(incr("b")), 10, id(4), marks[3]),
+        ]
+    };
+    let expected = vec![Outcome::Ok, Outcome::Int(1), Outcome::Ok, Outcome::Int(1)];
+    let dir_a = tempfile::tempdir().unwrap();
+    let dir_b = tempfile::tempdir().unwrap();
+    let a = Store::open(config(dir_a.path(), true)).unwrap();
+    let b_store = Store::open(config(dir_b.path(), true)).unwrap();
+    // Store a: the first attempt in one call; store b: one entry per call.
+    assert_eq!(
+        rt.block_on(a.apply_log(pipeline(["1", "2", "3", "4"])))
+            .unwrap(),
+        expected
+    );
+    for e in pipeline(["1", "2", "3", "4"]) {
+        rt.block_on(b_store.apply_log(vec![e])).unwrap();
+    }
+    // A restart in between: the records are durable with the data.
+    rt.block_on(a.shutdown()).unwrap();
+    drop(a);
+    let a = Store::open(config(dir_a.path(), true)).unwrap();
+    for store in [&a, &b_store] {
+        let resent = rt
+            .block_on(store.apply_log(pipeline(["5", "6", "7", "8"])))
+            .unwrap();
+        assert_eq!(resent, expected, "a resend answers the first outcomes");
+        assert_eq!(value(store, "a", 11), None, "SET a was applied again");
+        assert_eq!(value(store, "n", 11), None, "INCR n was applied again");
+        assert_eq!(value(store, "b", 11), Some(b("1")));
+        assert_eq!(store.dbsize(), 1);
+        assert_eq!(store.applied_mark().unwrap(), Some(b("8")));
+    }
+    // The same state; the records differ only in how they are grouped.
+    let state = |store: &Store| {
+        let mut all = export(store);
+        all.retain(|(k, _)| !(k.len() == 26 && k.starts_with(b"mr")));
+        all
+    };
+    assert_eq!(state(&a), state(&b_store));
+    rt.block_on(a.shutdown()).unwrap();
+    rt.block_on(b_store.shutdown()).unwrap();
+}
+
+/// Data directories written before the dedupe keyspace existed hold their
+/// records in the data keyspace: opening moves them, and they keep
+/// answering resends (and survive a FLUSHALL).
+#[test]
+fn dedupe_records_of_an_older_layout_are_moved_on_open() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(dir.path(), true)).unwrap();
+    let ids: Vec<_> = (0..3).map(|seq| RequestId { session: 9, seq }).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let mark = format!("{}", i + 1);
+        rt.block_on(store.apply_log(vec![entry(Some(incr("n")), 10, Some(*id), &mark)]))
+            .unwrap();
+    }
+    rt.block_on(store.shutdown()).unwrap();
+    drop(store);
+    // Rewrite the directory into the older layout with the engine itself.
+    {
+        let db = fjall::Database::builder(dir.path()).open().unwrap();
+        let data = db
+            .keyspace("data", fjall::KeyspaceCreateOptions::default)
+            .unwrap();
+        let dedupe = db
+            .keyspace("dedupe", fjall::KeyspaceCreateOptions::default)
+            .unwrap();
+        let records: Vec<_> = dedupe.iter().map(|g| g.into_inner().unwrap()).collect();
+        assert_eq!(records.len(), 3, "one record per group");
+        let mut batch = db.batch();
+        for (key, value) in records {
+            batch.remove(&dedupe, key.clone());
+            batch.insert(&data, key, value);
+        }
+        batch.commit().unwrap();
+        db.persist(fjall::PersistMode::SyncAll).unwrap();
+    }
+    let store = Store::open(config(dir.path(), true)).unwrap();
+    let exported = export(&store);
+    assert_eq!(
+        exported
+            .iter()
+            .filter(|(k, _)| k.len() == 26 && k.starts_with(b"mr"))
+            .count(),
+        3,
+        "the records are in the export: {exported:?}"
+    );
+    rt.block_on(store.apply_log(vec![entry(Some(Op::FlushAll), 11, None, "4")]))
+        .unwrap();
+    for (i, id) in ids.iter().enumerate() {
+        let mark = format!("{}", i + 5);
+        let out = rt
+            .block_on(store.apply_log(vec![entry(Some(incr("n")), 10, Some(*id), &mark)]))
+            .unwrap();
+        assert_eq!(
+            out,
+            vec![Outcome::Int(i as i64 + 1)],
+            "answered, not applied"
+        );
+    }
+    assert_eq!(value(&store, "n", 12), None);
+    rt.block_on(store.shutdown()).unwrap();
+    drop(store);
+    // Nothing is left in the data keyspace to move again.
+    let db = fjall::Database::builder(dir.path()).open().unwrap();
+    let data = db
+        .keyspace("data", fjall::KeyspaceCreateOptions::default)
+        .unwrap();
+    let left = data
+        .prefix(b"mr")
+        .map(|g| g.key().unwrap())
+        .filter(|k| k.len() == 26)
+        .count();
+    assert_eq!(left, 0);
 }
 
 #[test]
