@@ -292,12 +292,16 @@ impl ConfigLayer {
     }
 }
 
-/// One network thread per core. Measured on 2 cores with redis-benchmark
-/// SET -c 50: 2 threads beat 1 by about 15%, although the writer thread
-/// competes with them, because network work and fsync waits overlap.
+/// One network thread per core but one, at least one: the storage writer
+/// thread needs a core of its own (it applies every write, and compactions
+/// run beside it). Measured on 2 cores with redis-benchmark -c 50 on the
+/// same machine (BENCHMARKS.md, "Network threads"): 1 thread beat 2 on
+/// GET (+25% with -P 16, +7% without) and on unpipelined SET (+6% with
+/// fsync always, +20% with periodic), and tied on SET -P 16: two network
+/// threads and the writer on two cores spend their time waking each other.
 fn default_io_threads() -> usize {
     std::thread::available_parallelism()
-        .map(|n| n.get())
+        .map(|n| n.get().saturating_sub(1).max(1))
         .unwrap_or(1)
 }
 

@@ -4,9 +4,12 @@
 //! Pipelining: every complete request in the read buffer is dispatched
 //! before the connection waits. Writes are queued to the group-commit writer
 //! without waiting, so a pipeline of N writes lands in one group (one
-//! fsync). Replies stay in request order: before any non-write command runs,
-//! the writes queued ahead of it are awaited, so a read in a pipeline sees
-//! the writes sent before it.
+//! fsync). When no fsync is awaited (`--fsync periodic|never`), the
+//! pipeline's writes are instead gathered and committed as one group on
+//! this thread if the writer is free (`Store::apply_inline`), which saves
+//! two thread hand-offs per pipeline. Replies stay in request order: before
+//! any non-write command runs, the writes queued ahead of it are awaited, so
+//! a read in a pipeline sees the writes sent before it.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -36,6 +39,9 @@ struct Conn {
     read_buf: BytesMut,
     write_buf: BytesMut,
     pending: VecDeque<Ticket>,
+    /// Single node without awaited fsyncs: the pipeline's writes, committed
+    /// as one group when the connection drains (inline if it can be).
+    pending_inline: Vec<strata_storage::Mutation>,
     /// Cluster mode: the pipeline's writes, sent to the log as one batch
     /// (in order) when the connection drains.
     pending_cluster: Vec<strata_storage::Mutation>,
@@ -63,6 +69,7 @@ pub async fn serve(
         read_buf: BytesMut::with_capacity(READ_BUFFER_BYTES_INITIAL),
         write_buf: BytesMut::with_capacity(READ_BUFFER_BYTES_INITIAL),
         pending: VecDeque::new(),
+        pending_inline: Vec::new(),
         pending_cluster: Vec::new(),
         barrier_fresh: false,
         io_timeout: (idle_ms > 0).then(|| Duration::from_millis(idle_ms)),
@@ -86,6 +93,7 @@ impl Conn {
                 .min(config.request_size_bytes_max / 6),
         };
         let mut parser = RequestParser::new();
+        let inline_writes = self.shared.store.writes_inline();
         loop {
             // Dispatch every complete request already buffered.
             loop {
@@ -132,6 +140,7 @@ impl Conn {
                     Action::Write(m) if self.shared.cluster.is_some() => {
                         self.pending_cluster.push(m)
                     }
+                    Action::Write(m) if inline_writes => self.pending_inline.push(m),
                     Action::Write(m) => match self.shared.store.enqueue(m).await {
                         Ok(ticket) => self.pending.push_back(ticket),
                         Err(e) => {
@@ -151,7 +160,8 @@ impl Conn {
                         return Ok(());
                     }
                 }
-                if self.pending.len() + self.pending_cluster.len() >= PIPELINE_WRITES_MAX
+                if self.pending.len() + self.pending_cluster.len() + self.pending_inline.len()
+                    >= PIPELINE_WRITES_MAX
                     || self.write_buf.len() >= REPLY_BUFFER_BYTES_MAX
                 {
                     self.drain_pending().await;
@@ -193,6 +203,17 @@ impl Conn {
             let reply = cmd::outcome_reply(ticket.outcome().await);
             self.reply(&reply);
         }
+        if !self.pending_inline.is_empty() {
+            let batch = std::mem::take(&mut self.pending_inline);
+            match self.shared.store.apply_inline(&batch) {
+                Some(outcomes) => {
+                    for outcome in outcomes {
+                        self.reply(&cmd::outcome_reply(outcome));
+                    }
+                }
+                None => self.submit_queued(batch).await,
+            }
+        }
         if !self.pending_cluster.is_empty() {
             // A read after these writes needs a read point after them.
             self.barrier_fresh = false;
@@ -201,6 +222,22 @@ impl Conn {
                 let reply = cmd::write_reply(result);
                 self.reply(&reply);
             }
+        }
+    }
+
+    /// Queues `batch` to the writer thread (one group, as a pipeline
+    /// always was) and encodes the replies in order.
+    async fn submit_queued(&mut self, batch: Vec<strata_storage::Mutation>) {
+        let mut tickets = Vec::with_capacity(batch.len());
+        for m in batch {
+            tickets.push(self.shared.store.enqueue(m).await);
+        }
+        for ticket in tickets {
+            let reply = match ticket {
+                Ok(ticket) => cmd::outcome_reply(ticket.outcome().await),
+                Err(e) => cmd::storage_error(&e),
+            };
+            self.reply(&reply);
         }
     }
 

@@ -7,15 +7,21 @@
 //! makes it durable according to the [`FsyncPolicy`] with one fsync, and
 //! only then publishes a new read snapshot and answers every submitter.
 //!
-//! Why one thread: mutations are read-modify-write (INCR, SET NX, MSETNX);
-//! a single applier makes them serial without locks, and it is exactly the
-//! shape a replicated log's apply loop has. Why readers see only published
+//! Why one applier: mutations are read-modify-write (INCR, SET NX, MSETNX);
+//! a single applier makes them serial, and it is exactly the shape a
+//! replicated log's apply loop has. The applier's state ([`Writer`]) sits
+//! behind one mutex that the writer thread holds for each group. When no
+//! fsync is awaited (`--fsync periodic` or `never`, single node), a
+//! connection may take that mutex itself, if it is free, and commit its own
+//! pipeline's group inline (`Store::apply_inline`): a commit is then memory
+//! work (the journal is buffered), and the two thread hand-offs of the
+//! queue cost more than the commit itself. Groups stay serial either way. Why readers see only published
 //! snapshots: a reader must never see a write that a crash could still take
 //! away (it was not yet durable), or it could act on data that vanishes.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
@@ -83,6 +89,16 @@ pub(crate) struct Writer {
     pub counts: Counts,
     /// Parallel reads of a group's old records when reads come from disk.
     pub prefetch: Prefetcher,
+    /// Set (under the lock) once shutdown has made everything durable: an
+    /// inline commit after that would be acknowledged but never synced.
+    pub closed: bool,
+}
+
+/// Locks the writer. A poisoned lock means an apply panicked, and that
+/// aborts the process (crash-only, see `Store::open`), so the guard is
+/// taken as it is.
+pub(crate) fn lock(writer: &Mutex<Writer>) -> MutexGuard<'_, Writer> {
+    writer.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A sticky failure flag with its reason: once set, it stays set until the
@@ -257,12 +273,23 @@ impl State for GroupState<'_> {
 }
 
 impl Writer {
-    pub fn run(mut self, mut rx: mpsc::Receiver<WriterMsg>) {
-        let mut group: Vec<(Mutation, Reply)> = Vec::with_capacity(self.group_mutations_max);
+    /// The writer thread: takes the queued messages, one group at a time,
+    /// and handles each group holding the writer's lock.
+    /// The group limits are passed in rather than read under the lock, so
+    /// the thread never holds the lock while idle.
+    pub fn run(
+        writer: &Mutex<Writer>,
+        mut rx: mpsc::Receiver<WriterMsg>,
+        group_mutations_max: usize,
+        group_size_bytes_max: usize,
+    ) {
+        let mut group: Vec<(Mutation, Reply)> = Vec::with_capacity(group_mutations_max);
         loop {
             let Some(first) = rx.blocking_recv() else {
                 // Every sender is gone: nothing more can arrive.
-                let _ = self.engine.persist(PersistMode::SyncAll);
+                let mut w = lock(writer);
+                w.closed = true;
+                let _ = w.engine.persist(PersistMode::SyncAll);
                 return;
             };
             let mut shutdown = None;
@@ -289,18 +316,26 @@ impl Writer {
                         break;
                     }
                 }
-                if group.len() >= self.group_mutations_max
-                    || size_bytes >= self.group_size_bytes_max
-                {
+                if group.len() >= group_mutations_max || size_bytes >= group_size_bytes_max {
                     break;
                 }
                 next = rx.try_recv().ok();
             }
             if !group.is_empty() {
-                self.commit_group(&mut group);
+                let mutations: Vec<&Mutation> = group.iter().map(|(m, _)| m).collect();
+                let outcomes = lock(writer).apply_group(&mutations);
+                // Answered after the lock is let go (the group is published
+                // already): a submitter that has its answer finds it free.
+                for ((_, reply), outcome) in group.drain(..).zip(outcomes) {
+                    let _ = reply.send(outcome);
+                }
             }
+            if replicated.is_none() && shutdown.is_none() {
+                continue;
+            }
+            let mut w = lock(writer);
             if let Some(msg) = replicated {
-                self.handle_replicated(msg);
+                w.handle_replicated(msg);
             }
             if let Some(done) = shutdown {
                 rx.close();
@@ -309,15 +344,16 @@ impl Writer {
                     match msg {
                         WriterMsg::Apply { mutation, reply } => {
                             group.push((mutation, reply));
-                            self.commit_group(&mut group);
+                            w.commit_group(&mut group);
                         }
                         WriterMsg::Shutdown { done } => {
                             let _ = done.send(Ok(()));
                         }
-                        WriterMsg::Replicated(msg) => self.handle_replicated(msg),
+                        WriterMsg::Replicated(msg) => w.handle_replicated(msg),
                     }
                 }
-                let result = self.engine.persist(PersistMode::SyncAll);
+                w.closed = true;
+                let result = w.engine.persist(PersistMode::SyncAll);
                 let _ = done.send(result);
                 return;
             }
@@ -325,20 +361,30 @@ impl Writer {
     }
 
     fn commit_group(&mut self, group: &mut Vec<(Mutation, Reply)>) {
-        if let Some(reason) = self.failed.get() {
-            for (_, reply) in group.drain(..) {
-                let _ = reply.send(Err(StorageError::Failed(reason.clone())));
-            }
-            return;
-        }
         let mutations: Vec<&Mutation> = group.iter().map(|(m, _)| m).collect();
+        let outcomes = self.apply_group(&mutations);
+        for ((_, reply), outcome) in group.drain(..).zip(outcomes) {
+            let _ = reply.send(outcome);
+        }
+    }
+
+    /// Applies `mutations` as one group: one engine batch, made as durable
+    /// as the policy asks, then published. One outcome per mutation, in
+    /// order; a failed commit fails them all and every later group.
+    pub(crate) fn apply_group(&mut self, mutations: &[&Mutation]) -> Vec<Result<Outcome>> {
+        if let Some(reason) = self.failed.get() {
+            return mutations
+                .iter()
+                .map(|_| Err(StorageError::Failed(reason.clone())))
+                .collect();
+        }
         let prefetched = self.prefetch.fetch(&self.engine, &mutations);
         let was_prefetched = !prefetched.is_empty();
         let read_cache = self.read_cache.clone();
-        let mut state = GroupState::new(&self.engine, self.counts, group.len())
+        let mut state = GroupState::new(&self.engine, self.counts, mutations.len())
             .with_prefetched(prefetched)
             .with_read_cache(self.changes.is_empty().then_some(&*read_cache));
-        let mut outcomes = Vec::with_capacity(group.len());
+        let mut outcomes = Vec::with_capacity(mutations.len());
         for m in mutations {
             outcomes.push(mutation::apply(&mut state, m, &self.limits));
         }
@@ -362,7 +408,7 @@ impl Writer {
                 Ok(())
             }
         });
-        let n = group.len() as u64;
+        let n = outcomes.len() as u64;
         match result {
             Ok(()) => {
                 // Only committed records may be written through to the read
@@ -372,9 +418,7 @@ impl Writer {
                 // acknowledgement must see its own write.
                 self.publish();
                 self.count_group(n);
-                for ((_, reply), outcome) in group.drain(..).zip(outcomes) {
-                    let _ = reply.send(outcome);
-                }
+                outcomes
             }
             Err(e) => {
                 // Whether the batch reached the engine is unknown: should
@@ -383,9 +427,10 @@ impl Writer {
                 let reason = e.to_string();
                 tracing::error!(error = %reason, "group commit failed; refusing all further writes");
                 self.failed.set(reason.clone());
-                for (_, reply) in group.drain(..) {
-                    let _ = reply.send(Err(StorageError::Failed(reason.clone())));
-                }
+                outcomes
+                    .iter()
+                    .map(|_| Err(StorageError::Failed(reason.clone())))
+                    .collect()
             }
         }
     }

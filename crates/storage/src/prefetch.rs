@@ -70,6 +70,11 @@ impl Prefetcher {
         }
     }
 
+    /// Whether groups are prefetched: the writer's reads come from disk.
+    pub fn is_on(&self) -> bool {
+        self.enabled
+    }
+
     /// Reads the old records of `group` in parallel if prefetching is on;
     /// an empty map otherwise.
     pub fn fetch(&mut self, engine: &Engine, group: &[&Mutation]) -> Prefetched {

@@ -76,6 +76,13 @@ pub(crate) struct Inner {
     pub(crate) stats: Arc<WriterStats>,
     pub(crate) failed: Arc<Failure>,
     pub(crate) tx: mpsc::Sender<WriterMsg>,
+    /// The applier's state; the writer thread holds it for each group, and
+    /// so may [`Store::apply_inline`] (see `commit.rs`).
+    writer: Arc<std::sync::Mutex<Writer>>,
+    /// Whether [`Store::apply_inline`] may commit on the caller's thread:
+    /// only when no fsync is awaited (periodic or never) and the store is
+    /// not replicated.
+    inline_writes: bool,
     pub(crate) config: StorageConfig,
     stopping: Arc<AtomicBool>,
     threads: std::sync::Mutex<Vec<JoinHandle<()>>>,
@@ -129,7 +136,12 @@ impl Store {
             group_size_bytes_max: config.group_commit_size_bytes_max,
             counts,
             prefetch: Prefetcher::new(config.prefetch_slow_read_ns),
+            closed: false,
         };
+        let (group_mutations_max, group_size_bytes_max) =
+            (writer.group_mutations_max, writer.group_size_bytes_max);
+        let writer = Arc::new(std::sync::Mutex::new(writer));
+        let thread_writer = writer.clone();
         let stopping = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
         threads.push(
@@ -140,8 +152,14 @@ impl Store {
                     // answered again. Abort (like kill -9) so a supervisor
                     // restarts the server and recovery replays the journal;
                     // every acknowledged write is already durable.
-                    let result =
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| writer.run(rx)));
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        Writer::run(
+                            &thread_writer,
+                            rx,
+                            group_mutations_max,
+                            group_size_bytes_max,
+                        )
+                    }));
                     if result.is_err() {
                         tracing::error!("the storage writer panicked; aborting the process");
                         std::process::abort();
@@ -156,6 +174,8 @@ impl Store {
                 stats,
                 failed,
                 tx,
+                writer,
+                inline_writes: !config.replicated && !matches!(config.fsync, FsyncPolicy::Always),
                 config,
                 stopping,
                 threads: std::sync::Mutex::new(Vec::new()),
@@ -209,6 +229,54 @@ impl Store {
             .await
             .map_err(|_| StorageError::ShuttingDown)?;
         Ok(Ticket(rx))
+    }
+
+    /// Whether [`Store::apply_inline`] can ever commit here (no fsync is
+    /// awaited: `periodic` or `never`, and not replicated). A caller may use
+    /// it to gather a pipeline's writes for one inline group.
+    pub fn writes_inline(&self) -> bool {
+        self.inner.inline_writes
+    }
+
+    /// Commits `mutations` as one group on the calling thread, if that can
+    /// be done without waiting: the store [`writes_inline`](Self::writes_inline),
+    /// the writer is not busy with a group of its own (its lock is free),
+    /// and its reads are not coming from disk (then the writer thread's
+    /// parallel prefetch is the faster path, and a disk read must not stall
+    /// an async runtime thread). `None` means "not now": submit them
+    /// through the queue instead, which keeps their order. Outcomes are as
+    /// from [`Store::submit`], published before this returns.
+    pub fn apply_inline(&self, mutations: &[Mutation]) -> Option<Vec<Result<Outcome>>> {
+        if !self.inner.inline_writes || mutations.is_empty() {
+            return None;
+        }
+        let mut writer = match self.inner.writer.try_lock() {
+            Ok(w) => w,
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        };
+        if writer.closed || writer.prefetch.is_on() {
+            return None;
+        }
+        // At most one group's worth; a longer pipeline is cut by the caller
+        // (PIPELINE_WRITES_MAX) or goes through the queue.
+        let size_bytes: usize = mutations.iter().map(Mutation::payload_size_bytes).sum();
+        if mutations.len() > writer.group_mutations_max || size_bytes > writer.group_size_bytes_max
+        {
+            return None;
+        }
+        let refs: Vec<&Mutation> = mutations.iter().collect();
+        // Crash-only, as on the writer thread (`Store::open`): an apply that
+        // panics leaves the engine and the writer's state unknown.
+        let outcomes =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| writer.apply_group(&refs)));
+        match outcomes {
+            Ok(outcomes) => Some(outcomes),
+            Err(_) => {
+                tracing::error!("an inline storage write panicked; aborting the process");
+                std::process::abort();
+            }
+        }
     }
 
     /// The same, from a plain thread.

@@ -18,6 +18,10 @@ fn config(dir: &std::path::Path, fsync: FsyncPolicy) -> StorageConfig {
     c.journal_size_bytes_max = 64 * 1024 * 1024;
     c.key_size_bytes_max = 64;
     c.value_size_bytes_max = 256;
+    // Prefetching switches itself on when engine reads are slow, as they
+    // can be in a debug build; it also keeps writes off the inline path,
+    // which these tests drive. The prefetch test sets its own.
+    c.prefetch_slow_read_ns = u64::MAX;
     c
 }
 
@@ -89,6 +93,26 @@ fn check_equal(store: &Store, model: &BTreeMap<Bytes, Bytes>) {
     }
 }
 
+/// One write, through either path: even-numbered writes are committed
+/// inline on this thread (`apply_inline`; the store is `--fsync never`, and
+/// the writer is idle, so it always can), odd ones through the writer
+/// thread's queue. Both must agree with the model, in any interleaving.
+fn write(
+    rt: &tokio::runtime::Runtime,
+    store: &Store,
+    i: usize,
+    m: Mutation,
+) -> strata_storage::Result<Outcome> {
+    if i % 2 == 0 {
+        let mut outcomes = store
+            .apply_inline(std::slice::from_ref(&m))
+            .expect("an idle writer lets a never-fsync store commit inline");
+        assert_eq!(outcomes.len(), 1);
+        return outcomes.remove(0);
+    }
+    rt.block_on(store.submit(m))
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
     #[test]
@@ -97,16 +121,16 @@ proptest! {
         let rt = runtime();
         let mut store = Store::open(config(dir.path(), FsyncPolicy::Never)).unwrap();
         let mut model: BTreeMap<Bytes, Bytes> = BTreeMap::new();
-        for op in ops {
+        for (i, op) in ops.into_iter().enumerate() {
             let m = |op| Mutation { now_ms: 1, op };
             match op {
                 ModelOp::Set(k, v) => {
-                    let r = rt.block_on(store.submit(m(Op::Set { key: key(k), value: v.clone().into(), condition: SetCondition::Always, expiry: SetExpiry::Clear, return_old: false }))).unwrap();
+                    let r = write(&rt, &store, i, (m(Op::Set { key: key(k), value: v.clone().into(), condition: SetCondition::Always, expiry: SetExpiry::Clear, return_old: false }))).unwrap();
                     prop_assert_eq!(r, Outcome::Ok);
                     model.insert(key(k), v.into());
                 }
                 ModelOp::SetNx(k, v) => {
-                    let r = rt.block_on(store.submit(m(Op::Set { key: key(k), value: v.clone().into(), condition: SetCondition::IfAbsent, expiry: SetExpiry::Clear, return_old: false }))).unwrap();
+                    let r = write(&rt, &store, i, (m(Op::Set { key: key(k), value: v.clone().into(), condition: SetCondition::IfAbsent, expiry: SetExpiry::Clear, return_old: false }))).unwrap();
                     match model.entry(key(k)) {
                         std::collections::btree_map::Entry::Occupied(_) => {
                             prop_assert_eq!(r, Outcome::Nil);
@@ -119,19 +143,19 @@ proptest! {
                 }
                 ModelOp::Del(ks) => {
                     let keys: Vec<Bytes> = ks.iter().map(|k| key(*k)).collect();
-                    let r = rt.block_on(store.submit(m(Op::Delete { keys: keys.clone() }))).unwrap();
+                    let r = write(&rt, &store, i, (m(Op::Delete { keys: keys.clone() }))).unwrap();
                     let mut n = 0;
                     for k in keys { if model.remove(&k).is_some() { n += 1; } }
                     prop_assert_eq!(r, Outcome::Int(n));
                 }
                 ModelOp::MSet(pairs) => {
                     let pairs: Vec<(Bytes, Bytes)> = pairs.into_iter().map(|(k, v)| (key(k), v.into())).collect();
-                    let r = rt.block_on(store.submit(m(Op::MSet { pairs: pairs.clone(), if_none_exist: false }))).unwrap();
+                    let r = write(&rt, &store, i, (m(Op::MSet { pairs: pairs.clone(), if_none_exist: false }))).unwrap();
                     prop_assert_eq!(r, Outcome::Ok);
                     for (k, v) in pairs { model.insert(k, v); }
                 }
                 ModelOp::Append(k, v) => {
-                    let r = rt.block_on(store.submit(m(Op::Append { key: key(k), value: v.clone().into() }))).unwrap();
+                    let r = write(&rt, &store, i, (m(Op::Append { key: key(k), value: v.clone().into() }))).unwrap();
                     let mut cur = model.get(&key(k)).map(|b| b.to_vec()).unwrap_or_default();
                     cur.extend_from_slice(&v);
                     if cur.len() > 256 {
@@ -142,14 +166,14 @@ proptest! {
                     }
                 }
                 ModelOp::Rename(a, b) => {
-                    let r = rt.block_on(store.submit(m(Op::Rename { from: key(a), to: key(b), if_absent: false }))).unwrap();
+                    let r = write(&rt, &store, i, (m(Op::Rename { from: key(a), to: key(b), if_absent: false }))).unwrap();
                     match model.remove(&key(a)) {
                         None => prop_assert!(matches!(r, Outcome::Refused(_))),
                         Some(v) => { prop_assert_eq!(r, Outcome::Ok); model.insert(key(b), v); }
                     }
                 }
                 ModelOp::FlushAll => {
-                    let r = rt.block_on(store.submit(m(Op::FlushAll))).unwrap();
+                    let r = write(&rt, &store, i, (m(Op::FlushAll))).unwrap();
                     prop_assert_eq!(r, Outcome::Ok);
                     model.clear();
                 }
@@ -196,6 +220,120 @@ fn concurrent_increments_are_serialised() {
     // Group commit: far fewer fsyncs than writes.
     assert!(stats.fsyncs < 1600, "fsyncs {}", stats.fsyncs);
     rt.block_on(store.shutdown()).unwrap();
+}
+
+/// Connections commit inline (`--fsync periodic`) while others go through
+/// the writer thread: concurrent INCRs from both paths are neither lost nor
+/// applied twice, a pipeline applied inline keeps its order, and after
+/// shutdown nothing is committed inline (it could not be made durable).
+#[test]
+fn inline_and_queued_writes_are_serialised() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = multi_thread_runtime();
+    let periodic = FsyncPolicy::Periodic { interval_ms: 10 };
+    let store = Store::open(config(dir.path(), periodic)).unwrap();
+    assert!(store.writes_inline());
+    let incr = || Mutation {
+        now_ms: 1,
+        op: Op::IncrBy {
+            key: Bytes::from_static(b"n"),
+            delta: 1,
+        },
+    };
+    // Nothing holds the writer yet: this one is certainly inline.
+    let first = store.apply_inline(&[incr()]).expect("idle writer");
+    assert_eq!(
+        first.into_iter().map(Result::unwrap).collect::<Vec<_>>(),
+        vec![Outcome::Int(1)]
+    );
+    rt.block_on(async {
+        let mut tasks = Vec::new();
+        for task in 0..32 {
+            let s = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..50 {
+                    // Half the tasks always queue, as the text protocol and
+                    // the expiry sweeper do.
+                    let outcome = match (task % 2 == 0).then(|| s.apply_inline(&[incr()])).flatten()
+                    {
+                        Some(mut outcomes) => outcomes.remove(0),
+                        None => s.submit(incr()).await,
+                    };
+                    assert!(matches!(outcome, Ok(Outcome::Int(_))), "{outcome:?}");
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    let v = store.get(b"n", 1).unwrap().unwrap();
+    assert_eq!(v.value, Bytes::from_static(b"1601"));
+    assert_eq!(store.stats().mutations_committed, 1601);
+
+    // One inline group: outcomes in order, each seeing the ones before.
+    let pipeline = vec![
+        Mutation {
+            now_ms: 1,
+            op: Op::Set {
+                key: Bytes::from_static(b"p"),
+                value: Bytes::from_static(b"7"),
+                condition: SetCondition::Always,
+                expiry: SetExpiry::Clear,
+                return_old: false,
+            },
+        },
+        Mutation {
+            now_ms: 1,
+            op: Op::IncrBy {
+                key: Bytes::from_static(b"p"),
+                delta: 3,
+            },
+        },
+        Mutation {
+            now_ms: 1,
+            op: Op::Set {
+                key: Bytes::from_static(b"p"),
+                value: Bytes::from_static(b"x"),
+                condition: SetCondition::IfAbsent,
+                expiry: SetExpiry::Clear,
+                return_old: false,
+            },
+        },
+    ];
+    let outcomes: Vec<_> = store
+        .apply_inline(&pipeline)
+        .expect("idle writer")
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(outcomes, vec![Outcome::Ok, Outcome::Int(10), Outcome::Nil]);
+    // Published before apply_inline returned.
+    assert_eq!(
+        store.get(b"p", 1).unwrap().unwrap().value,
+        Bytes::from_static(b"10")
+    );
+
+    rt.block_on(store.shutdown()).unwrap();
+    assert!(store.apply_inline(&[incr()]).is_none());
+    drop(store);
+    let store = Store::open(config(dir.path(), periodic)).unwrap();
+    assert_eq!(
+        store.get(b"n", 1).unwrap().unwrap().value,
+        Bytes::from_static(b"1601")
+    );
+    assert_eq!(
+        store.get(b"p", 1).unwrap().unwrap().value,
+        Bytes::from_static(b"10")
+    );
+    rt.block_on(store.shutdown()).unwrap();
+    drop(store);
+    // `--fsync always` never commits inline: its acknowledgement waits for
+    // the group's fsync on the writer thread.
+    let always = Store::open(config(dir.path(), FsyncPolicy::Always)).unwrap();
+    assert!(!always.writes_inline());
+    assert!(always.apply_inline(&[incr()]).is_none());
+    rt.block_on(always.shutdown()).unwrap();
 }
 
 /// With prefetching forced on for every group, concurrent writers in big

@@ -1164,6 +1164,44 @@ fn write_and_check(conn: &mut redis::Connection, n: usize, tag: &str) {
         .query(conn)
         .unwrap();
     check_written(conn, n, tag, "immediately");
+    // A pipeline mixing writes and reads: with `--fsync periodic|never` its
+    // writes are committed inline as one group, so the replies must still
+    // come in order and each read must see the writes sent before it.
+    let (set, n1, n2, got_n, appended, got_a): (String, i64, i64, String, i64, String) =
+        redis::pipe()
+            .cmd("SET")
+            .arg(format!("{tag}:p:a"))
+            .arg("1")
+            .cmd("INCR")
+            .arg(format!("{tag}:p:n"))
+            .cmd("INCR")
+            .arg(format!("{tag}:p:n"))
+            .cmd("GET")
+            .arg(format!("{tag}:p:n"))
+            .cmd("APPEND")
+            .arg(format!("{tag}:p:a"))
+            .arg("x")
+            .cmd("GET")
+            .arg(format!("{tag}:p:a"))
+            .query(conn)
+            .unwrap();
+    assert_eq!(
+        (
+            set.as_str(),
+            n1,
+            n2,
+            got_n.as_str(),
+            appended,
+            got_a.as_str()
+        ),
+        ("OK", 1, 2, "2", 2, "1x"),
+        "{tag}: pipelined writes and reads"
+    );
+    let _: i64 = redis::cmd("DEL")
+        .arg(format!("{tag}:p:a"))
+        .arg(format!("{tag}:p:n"))
+        .query(conn)
+        .unwrap();
 }
 
 fn check_written(conn: &mut redis::Connection, n: usize, tag: &str, phase: &str) {
