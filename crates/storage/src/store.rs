@@ -243,11 +243,17 @@ impl Store {
     /// the writer is not busy with a group of its own (its lock is free),
     /// and its reads are not coming from disk (then the writer thread's
     /// parallel prefetch is the faster path, and a disk read must not stall
-    /// an async runtime thread). `None` means "not now": submit them
+    /// an async runtime thread), and none of them is a FLUSHALL. `None`
+    /// means "not now": submit them
     /// through the queue instead, which keeps their order. Outcomes are as
     /// from [`Store::submit`], published before this returns.
     pub fn apply_inline(&self, mutations: &[Mutation]) -> Option<Vec<Result<Outcome>>> {
-        if !self.inner.inline_writes || mutations.is_empty() {
+        // FLUSHALL clears the keyspace and fsyncs: milliseconds that must
+        // not stall a network thread.
+        if !self.inner.inline_writes
+            || mutations.is_empty()
+            || mutations.iter().any(|m| matches!(m.op, Op::FlushAll))
+        {
             return None;
         }
         let mut writer = match self.inner.writer.try_lock() {

@@ -104,9 +104,13 @@ fn write(
     m: Mutation,
 ) -> strata_storage::Result<Outcome> {
     if i % 2 == 0 {
-        let mut outcomes = store
-            .apply_inline(std::slice::from_ref(&m))
-            .expect("an idle writer lets a never-fsync store commit inline");
+        let inline = store.apply_inline(std::slice::from_ref(&m));
+        if matches!(m.op, Op::FlushAll) {
+            // It fsyncs: never on a network thread.
+            assert!(inline.is_none(), "FLUSHALL was committed inline");
+            return rt.block_on(store.submit(m));
+        }
+        let mut outcomes = inline.expect("an idle writer lets a never-fsync store commit inline");
         assert_eq!(outcomes.len(), 1);
         return outcomes.remove(0);
     }
