@@ -144,7 +144,14 @@ impl Conn {
                     session: &mut self.session,
                     now_ms: *now_ms.get_or_insert_with(strata_storage::now_ms),
                 };
-                match cmd::execute(spec, &mut ctx, &args) {
+                let action = cmd::execute(spec, &mut ctx, &args);
+                // A command that may take long (KEYS, SCAN, RANGE, INFO: not
+                // flagged `fast`) makes the cached time stale for the next
+                // one. Writes only build their mutation here.
+                if !spec.write && !spec.flags.contains(&"fast") {
+                    now_ms = None;
+                }
+                match action {
                     Action::Reply(r) => {
                         if self.drain_pending().await {
                             now_ms = None;

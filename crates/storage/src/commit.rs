@@ -378,7 +378,7 @@ impl Writer {
                 .map(|_| Err(StorageError::Failed(reason.clone())))
                 .collect();
         }
-        let prefetched = self.prefetch.fetch(&self.engine, &mutations);
+        let prefetched = self.prefetch.fetch(&self.engine, mutations);
         let was_prefetched = !prefetched.is_empty();
         let read_cache = self.read_cache.clone();
         let mut state = GroupState::new(&self.engine, self.counts, mutations.len())

@@ -194,7 +194,17 @@ impl Engine {
             dedupe,
         };
         engine.move_dedupe_records()?;
+        engine.drop_dedupe_records_without_mark()?;
         Ok(Arc::new(engine))
+    }
+
+    /// Whether a commit might sleep in the engine's write stall: fjall
+    /// sleeps inside `commit` (100 ms steps) while 4 or more memtables wait
+    /// to be flushed, and throttles from 20 L0 runs. Checked with margin
+    /// (half of each), because an inline commit runs on a network thread,
+    /// which must not sleep.
+    pub fn under_write_pressure(&self) -> bool {
+        self.data.sealed_memtable_count() >= 2 || self.data.l0_table_count() >= 10
     }
 
     /// The dedupe keyspace, or an error on a store that is not replicated.
@@ -202,6 +212,29 @@ impl Engine {
         self.dedupe.as_ref().ok_or_else(|| {
             StorageError::Config("dedupe records need a replicated store".to_string())
         })
+    }
+
+    /// A replicated store without an applied mark is rebuilt from the
+    /// start: from the first log entry, or by installing a snapshot. The
+    /// mark is missing on a new store, and after a crash in the middle of
+    /// FLUSHALL or of a snapshot install, which clear the data keyspace
+    /// (mark included) before they write the new mark. The dedupe records
+    /// survive those clears, so they would describe entries that are about
+    /// to be applied again: a replayed resend would find the record its
+    /// own first proposal wrote and be skipped on this replica alone, and
+    /// later entries would get other outcomes than on the other replicas.
+    /// So they go too; the replay writes them again.
+    fn drop_dedupe_records_without_mark(&self) -> Result<()> {
+        let Some(dedupe) = &self.dedupe else {
+            return Ok(());
+        };
+        if self.data.get(META_APPLIED)?.is_some() || dedupe.is_empty()? {
+            return Ok(());
+        }
+        tracing::info!("no applied mark: dropping the dedupe records before the rebuild");
+        dedupe.clear()?;
+        self.db.persist(PersistMode::SyncAll)?;
+        Ok(())
     }
 
     /// Data directories written before the dedupe keyspace existed keep
@@ -215,17 +248,26 @@ impl Engine {
             return Ok(());
         };
         let mut moved = 0u64;
+        // Each pass starts after the last key moved: starting from the
+        // prefix again would walk every tombstone left so far (quadratic).
+        let mut after: Option<fjall::UserKey> = None;
         loop {
             let mut batch = self.db.batch();
             let mut in_batch = 0usize;
-            for guard in self.data.prefix(DEDUPE_PREFIX) {
+            let start = match after.take() {
+                Some(k) => std::ops::Bound::Excluded(k.to_vec()),
+                None => std::ops::Bound::Included(DEDUPE_PREFIX.to_vec()),
+            };
+            let end = std::ops::Bound::Excluded(b"ms".to_vec());
+            for guard in self.data.range::<Vec<u8>, _>((start, end)) {
                 let (key, value) = guard.into_inner()?;
                 // The applied mark shares the prefix; see DEDUPE_PREFIX.
                 if !is_dedupe_key(&key) {
                     continue;
                 }
                 batch.remove(&self.data, key.clone());
-                batch.insert(dedupe, key, value);
+                batch.insert(dedupe, key.clone(), value);
+                after = Some(key);
                 in_batch += 1;
                 if in_batch == MIGRATE_BATCH_ENTRIES_MAX {
                     break;

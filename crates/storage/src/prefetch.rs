@@ -51,6 +51,11 @@ const READS_TO_DECIDE_MIN: u64 = 4;
 pub(crate) struct Prefetcher {
     slow_read_ns: u64,
     enabled: bool,
+    /// Serial reads seen since the last decision, and their total time:
+    /// summed across groups, because a small group (one inline SET makes
+    /// one or two reads) never has enough reads to decide on its own.
+    serial_reads: u64,
+    serial_read_ns: u64,
 }
 
 /// What one prefetch found: old records by key. A key whose read failed is
@@ -67,6 +72,8 @@ impl Prefetcher {
         Prefetcher {
             slow_read_ns,
             enabled: slow_read_ns == 0,
+            serial_reads: 0,
+            serial_read_ns: 0,
         }
     }
 
@@ -140,9 +147,19 @@ impl Prefetcher {
     /// After a group applied without prefetching: its own reads' count and
     /// total time decide whether the next group prefetches.
     pub fn observe_serial_reads(&mut self, reads: u64, read_ns: u64) {
-        if !self.enabled && reads >= READS_TO_DECIDE_MIN && read_ns / reads >= self.slow_read_ns {
+        if self.enabled {
+            return;
+        }
+        self.serial_reads = self.serial_reads.saturating_add(reads);
+        self.serial_read_ns = self.serial_read_ns.saturating_add(read_ns);
+        if self.serial_reads < READS_TO_DECIDE_MIN {
+            return;
+        }
+        if self.serial_read_ns / self.serial_reads >= self.slow_read_ns {
             self.enabled = true;
         }
+        self.serial_reads = 0;
+        self.serial_read_ns = 0;
     }
 
     #[cfg(test)]
@@ -189,6 +206,14 @@ mod tests {
         p.observe_serial_reads(10, 10 * 60_000); // slow: disk
         assert!(p.enabled());
         assert!(Prefetcher::new(0).enabled());
+        // Groups of one read each (inline SETs) decide together.
+        let mut p = Prefetcher::new(50_000);
+        for _ in 0..READS_TO_DECIDE_MIN - 1 {
+            p.observe_serial_reads(1, 150_000);
+            assert!(!p.enabled());
+        }
+        p.observe_serial_reads(1, 150_000);
+        assert!(p.enabled());
     }
 
     #[test]

@@ -401,7 +401,10 @@ impl Writer {
     /// index, counters, applied mark) in one journaled step, then write
     /// zero counters, this entry's mark and its dedupe record in one batch.
     /// The dedupe records of earlier requests stay (their own keyspace):
-    /// those requests were applied, and a resend must not apply them again. A crash in between leaves the mark absent, so the replication
+    /// those requests were applied, and a resend must not apply them again.
+    /// (If a crash leaves the mark absent, the store is rebuilt from the
+    /// start, and opening drops the records first:
+    /// `Engine::drop_dedupe_records_without_mark`.) A crash in between leaves the mark absent, so the replication
     /// layer re-applies or re-installs; it never sees a cleared store that
     /// claims an older entry was the last applied.
     fn flush_all_replicated(&mut self, mark: Bytes, dedupe: Option<RequestKey>) -> Result<()> {

@@ -243,7 +243,8 @@ impl Store {
     /// the writer is not busy with a group of its own (its lock is free),
     /// and its reads are not coming from disk (then the writer thread's
     /// parallel prefetch is the faster path, and a disk read must not stall
-    /// an async runtime thread), and none of them is a FLUSHALL. `None`
+    /// an async runtime thread), the engine is not close to a write stall
+    /// (its commit would sleep), and none of them is a FLUSHALL. `None`
     /// means "not now": submit them
     /// through the queue instead, which keeps their order. Outcomes are as
     /// from [`Store::submit`], published before this returns.
@@ -261,7 +262,7 @@ impl Store {
             Err(std::sync::TryLockError::WouldBlock) => return None,
             Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
         };
-        if writer.closed || writer.prefetch.is_on() {
+        if writer.closed || writer.prefetch.is_on() || self.inner.engine.under_write_pressure() {
             return None;
         }
         // At most one group's worth; a longer pipeline is cut by the caller

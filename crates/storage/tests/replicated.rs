@@ -575,6 +575,66 @@ fn a_resent_pipeline_around_flushall_is_not_applied_again() {
     rt.block_on(b_store.shutdown()).unwrap();
 }
 
+/// A crash inside FLUSHALL (or a snapshot install) leaves the data keyspace
+/// cleared and no applied mark, so the replication layer replays the log
+/// from the start. The dedupe records survive such a clear; if they stayed,
+/// a replayed resend would find the record its own first proposal wrote,
+/// be skipped on this replica alone, and every later outcome would differ
+/// from the other replicas'. Opening without a mark drops them.
+#[test]
+fn a_replay_after_a_crash_inside_flushall_decides_like_the_other_replicas() {
+    let rt = runtime();
+    let id = |seq| Some(RequestId { session: 7, seq });
+    // The first entry is a resend (its record is looked up), the second a
+    // first proposal (it is not: see `first_attempts_skip_the_dedupe_lookup`).
+    let log = || {
+        let mut first_proposal = entry(Some(incr("n")), 10, id(2), "2");
+        first_proposal.retry = false;
+        vec![
+            entry(Some(incr("n")), 10, id(1), "1"),
+            first_proposal,
+            entry(Some(Op::FlushAll), 10, None, "3"),
+        ]
+    };
+    let dir_a = tempfile::tempdir().unwrap();
+    let dir_b = tempfile::tempdir().unwrap();
+    // B never crashes.
+    let b_store = Store::open(config(dir_b.path(), true)).unwrap();
+    let expected = rt.block_on(b_store.apply_log(log())).unwrap();
+    assert_eq!(
+        expected,
+        vec![Outcome::Int(1), Outcome::Int(2), Outcome::Ok]
+    );
+    // A applies the first two entries, then "crashes" inside the FLUSHALL:
+    // its data keyspace is cleared (mark included), nothing else written.
+    let a = Store::open(config(dir_a.path(), true)).unwrap();
+    rt.block_on(a.apply_log(log()[..2].to_vec())).unwrap();
+    rt.block_on(a.shutdown()).unwrap();
+    drop(a);
+    {
+        let db = fjall::Database::builder(dir_a.path()).open().unwrap();
+        let data = db
+            .keyspace("data", fjall::KeyspaceCreateOptions::default)
+            .unwrap();
+        data.clear().unwrap();
+        db.persist(fjall::PersistMode::SyncAll).unwrap();
+    }
+    let a = Store::open(config(dir_a.path(), true)).unwrap();
+    assert_eq!(a.applied_mark().unwrap(), None);
+    // The replication layer replays from the first entry.
+    let replayed = rt.block_on(a.apply_log(log())).unwrap();
+    assert_eq!(replayed, expected, "the replay decided otherwise");
+    // And a later resend is answered alike on both.
+    let resend = || vec![entry(Some(incr("n")), 10, id(2), "4")];
+    assert_eq!(
+        rt.block_on(a.apply_log(resend())).unwrap(),
+        rt.block_on(b_store.apply_log(resend())).unwrap()
+    );
+    assert_eq!(export(&a), export(&b_store));
+    rt.block_on(a.shutdown()).unwrap();
+    rt.block_on(b_store.shutdown()).unwrap();
+}
+
 /// Data directories written before the dedupe keyspace existed hold their
 /// records in the data keyspace: opening moves them, and they keep
 /// answering resends (and survive a FLUSHALL).
@@ -603,6 +663,17 @@ fn dedupe_records_of_an_older_layout_are_moved_on_open() {
         let records: Vec<_> = dedupe.iter().map(|g| g.into_inner().unwrap()).collect();
         assert_eq!(records.len(), 3, "one record per group");
         let mut batch = db.batch();
+        // More records than one migration batch (4,096), so the move takes
+        // several passes: copies of a real record under other keys (an
+        // older time and another session), as an old layout would hold.
+        let template = records[0].1.clone();
+        for seq in 0..10_000u64 {
+            let mut key = b"mr".to_vec();
+            key.extend_from_slice(&5u64.to_be_bytes());
+            key.extend_from_slice(&100u64.to_be_bytes());
+            key.extend_from_slice(&seq.to_be_bytes());
+            batch.insert(&data, key, template.clone());
+        }
         for (key, value) in records {
             batch.remove(&dedupe, key.clone());
             batch.insert(&data, key, value);
@@ -617,7 +688,7 @@ fn dedupe_records_of_an_older_layout_are_moved_on_open() {
             .iter()
             .filter(|(k, _)| k.len() == 26 && k.starts_with(b"mr"))
             .count(),
-        3,
+        10_003,
         "the records are in the export: {exported:?}"
     );
     rt.block_on(store.apply_log(vec![entry(Some(Op::FlushAll), 11, None, "4")]))

@@ -103,7 +103,7 @@ fn write(
     i: usize,
     m: Mutation,
 ) -> strata_storage::Result<Outcome> {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         let inline = store.apply_inline(std::slice::from_ref(&m));
         if matches!(m.op, Op::FlushAll) {
             // It fsyncs: never on a network thread.
@@ -129,12 +129,12 @@ proptest! {
             let m = |op| Mutation { now_ms: 1, op };
             match op {
                 ModelOp::Set(k, v) => {
-                    let r = write(&rt, &store, i, (m(Op::Set { key: key(k), value: v.clone().into(), condition: SetCondition::Always, expiry: SetExpiry::Clear, return_old: false }))).unwrap();
+                    let r = write(&rt, &store, i, m(Op::Set { key: key(k), value: v.clone().into(), condition: SetCondition::Always, expiry: SetExpiry::Clear, return_old: false })).unwrap();
                     prop_assert_eq!(r, Outcome::Ok);
                     model.insert(key(k), v.into());
                 }
                 ModelOp::SetNx(k, v) => {
-                    let r = write(&rt, &store, i, (m(Op::Set { key: key(k), value: v.clone().into(), condition: SetCondition::IfAbsent, expiry: SetExpiry::Clear, return_old: false }))).unwrap();
+                    let r = write(&rt, &store, i, m(Op::Set { key: key(k), value: v.clone().into(), condition: SetCondition::IfAbsent, expiry: SetExpiry::Clear, return_old: false })).unwrap();
                     match model.entry(key(k)) {
                         std::collections::btree_map::Entry::Occupied(_) => {
                             prop_assert_eq!(r, Outcome::Nil);
@@ -147,19 +147,19 @@ proptest! {
                 }
                 ModelOp::Del(ks) => {
                     let keys: Vec<Bytes> = ks.iter().map(|k| key(*k)).collect();
-                    let r = write(&rt, &store, i, (m(Op::Delete { keys: keys.clone() }))).unwrap();
+                    let r = write(&rt, &store, i, m(Op::Delete { keys: keys.clone() })).unwrap();
                     let mut n = 0;
                     for k in keys { if model.remove(&k).is_some() { n += 1; } }
                     prop_assert_eq!(r, Outcome::Int(n));
                 }
                 ModelOp::MSet(pairs) => {
                     let pairs: Vec<(Bytes, Bytes)> = pairs.into_iter().map(|(k, v)| (key(k), v.into())).collect();
-                    let r = write(&rt, &store, i, (m(Op::MSet { pairs: pairs.clone(), if_none_exist: false }))).unwrap();
+                    let r = write(&rt, &store, i, m(Op::MSet { pairs: pairs.clone(), if_none_exist: false })).unwrap();
                     prop_assert_eq!(r, Outcome::Ok);
                     for (k, v) in pairs { model.insert(k, v); }
                 }
                 ModelOp::Append(k, v) => {
-                    let r = write(&rt, &store, i, (m(Op::Append { key: key(k), value: v.clone().into() }))).unwrap();
+                    let r = write(&rt, &store, i, m(Op::Append { key: key(k), value: v.clone().into() })).unwrap();
                     let mut cur = model.get(&key(k)).map(|b| b.to_vec()).unwrap_or_default();
                     cur.extend_from_slice(&v);
                     if cur.len() > 256 {
@@ -170,14 +170,14 @@ proptest! {
                     }
                 }
                 ModelOp::Rename(a, b) => {
-                    let r = write(&rt, &store, i, (m(Op::Rename { from: key(a), to: key(b), if_absent: false }))).unwrap();
+                    let r = write(&rt, &store, i, m(Op::Rename { from: key(a), to: key(b), if_absent: false })).unwrap();
                     match model.remove(&key(a)) {
                         None => prop_assert!(matches!(r, Outcome::Refused(_))),
                         Some(v) => { prop_assert_eq!(r, Outcome::Ok); model.insert(key(b), v); }
                     }
                 }
                 ModelOp::FlushAll => {
-                    let r = write(&rt, &store, i, (m(Op::FlushAll))).unwrap();
+                    let r = write(&rt, &store, i, m(Op::FlushAll)).unwrap();
                     prop_assert_eq!(r, Outcome::Ok);
                     model.clear();
                 }
@@ -252,13 +252,16 @@ fn inline_and_queued_writes_are_serialised() {
     );
     rt.block_on(async {
         let mut tasks = Vec::new();
-        for task in 0..32 {
+        for task in 0..32u32 {
             let s = store.clone();
             tasks.push(tokio::spawn(async move {
                 for _ in 0..50 {
                     // Half the tasks always queue, as the text protocol and
                     // the expiry sweeper do.
-                    let outcome = match (task % 2 == 0).then(|| s.apply_inline(&[incr()])).flatten()
+                    let outcome = match task
+                        .is_multiple_of(2)
+                        .then(|| s.apply_inline(&[incr()]))
+                        .flatten()
                     {
                         Some(mut outcomes) => outcomes.remove(0),
                         None => s.submit(incr()).await,
