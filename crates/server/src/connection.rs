@@ -50,6 +50,13 @@ struct Conn {
     /// the reads still buffered are covered by it (one ReadIndex round per
     /// pipeline, not per GET). Cleared by new bytes and by writes.
     barrier_fresh: bool,
+    /// The clock, read once per batch of requests that arrived together and
+    /// again after anything this connection waited for (None = read it
+    /// again): reading it per command cost 6% of the server's time in GET
+    /// `-P 16` (`clock_gettime` + conversion), and requests handled back to
+    /// back without a wait are microseconds apart, below the millisecond
+    /// resolution that expiry uses.
+    now_ms: Option<u64>,
     io_timeout: Option<Duration>,
 }
 
@@ -72,6 +79,7 @@ pub async fn serve(
         pending_inline: Vec::new(),
         pending_cluster: Vec::new(),
         barrier_fresh: false,
+        now_ms: None,
         io_timeout: (idle_ms > 0).then(|| Duration::from_millis(idle_ms)),
     };
     match conn.run(&mut shutdown).await {
@@ -94,13 +102,6 @@ impl Conn {
         };
         let mut parser = RequestParser::new();
         let inline_writes = self.shared.store.writes_inline();
-        // The clock, read once per batch of requests that arrived together
-        // and again after anything this connection waited for: reading it
-        // per command cost 6% of the server's time in GET `-P 16`
-        // (`clock_gettime` + conversion), and requests handled back to back
-        // without a wait are microseconds apart, below the clock's
-        // millisecond resolution that expiry uses.
-        let mut now_ms: Option<u64> = None;
         loop {
             // Dispatch every complete request already buffered.
             loop {
@@ -118,20 +119,16 @@ impl Conn {
                 };
                 self.shared.stats.commands_processed.fetch_add(1, Relaxed);
                 let Some(spec) = args.first().and_then(|name| cmd::lookup(name)) else {
-                    if self.drain_pending().await {
-                        now_ms = None;
-                    }
+                    self.drain_pending().await;
                     self.reply(&cmd::unknown_command(&args));
                     continue;
                 };
                 if !spec.write {
-                    if self.drain_pending().await {
-                        now_ms = None;
-                    }
+                    self.drain_pending().await;
                     // Linearizable reads in cluster mode: wait for the
                     // ReadIndex point first (READONLY connections skip it).
                     if cmd::reads_data(spec) && !self.session.readonly && !self.barrier_fresh {
-                        now_ms = None;
+                        self.now_ms = None;
                         if let Err(e) = self.shared.read_barrier().await {
                             self.reply(&cmd::path_error(&e));
                             continue;
@@ -142,20 +139,18 @@ impl Conn {
                 let mut ctx = Ctx {
                     shared: &self.shared,
                     session: &mut self.session,
-                    now_ms: *now_ms.get_or_insert_with(strata_storage::now_ms),
+                    now_ms: *self.now_ms.get_or_insert_with(strata_storage::now_ms),
                 };
                 let action = cmd::execute(spec, &mut ctx, &args);
                 // A command that may take long (KEYS, SCAN, RANGE, INFO: not
                 // flagged `fast`) makes the cached time stale for the next
                 // one. Writes only build their mutation here.
                 if !spec.write && !spec.flags.contains(&"fast") {
-                    now_ms = None;
+                    self.now_ms = None;
                 }
                 match action {
                     Action::Reply(r) => {
-                        if self.drain_pending().await {
-                            now_ms = None;
-                        }
+                        self.drain_pending().await;
                         self.reply(&r)
                     }
                     Action::Write(m) if self.shared.cluster.is_some() => {
@@ -166,7 +161,7 @@ impl Conn {
                         // The queue may have been full: time may have passed.
                         Ok(ticket) => {
                             self.pending.push_back(ticket);
-                            now_ms = None;
+                            self.now_ms = None;
                         }
                         Err(e) => {
                             self.drain_pending().await;
@@ -176,7 +171,7 @@ impl Conn {
                     Action::Cluster(call) => {
                         self.drain_pending().await;
                         let r = cmd::cluster::run(&self.shared, call).await;
-                        now_ms = None;
+                        self.now_ms = None;
                         self.reply(&r);
                     }
                     Action::Close(r) => {
@@ -192,7 +187,7 @@ impl Conn {
                 {
                     self.drain_pending().await;
                     self.flush().await?;
-                    now_ms = None;
+                    self.now_ms = None;
                 }
             }
             self.drain_pending().await;
@@ -213,7 +208,7 @@ impl Conn {
             if n == 0 {
                 return Ok(());
             }
-            now_ms = None;
+            self.now_ms = None;
             self.shared
                 .stats
                 .net_input_bytes
@@ -225,12 +220,15 @@ impl Conn {
         encode_reply(r, self.session.protocol, &mut self.write_buf);
     }
 
-    /// Awaits the queued writes in order and encodes their replies. True if
-    /// there were any (so time has passed).
-    async fn drain_pending(&mut self) -> bool {
-        let any = !self.pending.is_empty()
+    /// Awaits the queued writes in order and encodes their replies. If
+    /// there were any, time has passed: the cached clock is dropped.
+    async fn drain_pending(&mut self) {
+        if !self.pending.is_empty()
             || !self.pending_inline.is_empty()
-            || !self.pending_cluster.is_empty();
+            || !self.pending_cluster.is_empty()
+        {
+            self.now_ms = None;
+        }
         while let Some(ticket) = self.pending.pop_front() {
             let reply = cmd::outcome_reply(ticket.outcome().await);
             self.reply(&reply);
@@ -255,7 +253,6 @@ impl Conn {
                 self.reply(&reply);
             }
         }
-        any
     }
 
     /// Queues `batch` to the writer thread (one group, as a pipeline

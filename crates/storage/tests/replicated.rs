@@ -75,6 +75,24 @@ fn value(store: &Store, key: &str, now_ms: u64) -> Option<Bytes> {
     store.get(key.as_bytes(), now_ms).unwrap().map(|r| r.value)
 }
 
+/// A stored key is a dedupe record's: `mr` ++ three be_u64 (26 bytes).
+fn is_dedupe_record(key: &[u8]) -> bool {
+    key.len() == 26 && key.starts_with(b"mr")
+}
+
+/// The engine under a closed store, opened directly, for tests that must
+/// rewrite its layout: the database and its `data` and `dedupe` keyspaces.
+fn raw_engine(dir: &std::path::Path) -> (fjall::Database, fjall::Keyspace, fjall::Keyspace) {
+    let db = fjall::Database::builder(dir).open().unwrap();
+    let data = db
+        .keyspace("data", fjall::KeyspaceCreateOptions::default)
+        .unwrap();
+    let dedupe = db
+        .keyspace("dedupe", fjall::KeyspaceCreateOptions::default)
+        .unwrap();
+    (db, data, dedupe)
+}
+
 fn export(store: &Store) -> Vec<(Bytes, Bytes)> {
     store
         .snapshot()
@@ -567,7 +585,7 @@ fn a_resent_pipeline_around_flushall_is_not_applied_again() {
     // The same state; the records differ only in how they are grouped.
     let state = |store: &Store| {
         let mut all = export(store);
-        all.retain(|(k, _)| !(k.len() == 26 && k.starts_with(b"mr")));
+        all.retain(|(k, _)| !is_dedupe_record(k));
         all
     };
     assert_eq!(state(&a), state(&b_store));
@@ -612,10 +630,7 @@ fn a_replay_after_a_crash_inside_flushall_decides_like_the_other_replicas() {
     rt.block_on(a.shutdown()).unwrap();
     drop(a);
     {
-        let db = fjall::Database::builder(dir_a.path()).open().unwrap();
-        let data = db
-            .keyspace("data", fjall::KeyspaceCreateOptions::default)
-            .unwrap();
+        let (db, data, _) = raw_engine(dir_a.path());
         data.clear().unwrap();
         db.persist(fjall::PersistMode::SyncAll).unwrap();
     }
@@ -653,13 +668,7 @@ fn dedupe_records_of_an_older_layout_are_moved_on_open() {
     drop(store);
     // Rewrite the directory into the older layout with the engine itself.
     {
-        let db = fjall::Database::builder(dir.path()).open().unwrap();
-        let data = db
-            .keyspace("data", fjall::KeyspaceCreateOptions::default)
-            .unwrap();
-        let dedupe = db
-            .keyspace("dedupe", fjall::KeyspaceCreateOptions::default)
-            .unwrap();
+        let (db, data, dedupe) = raw_engine(dir.path());
         let records: Vec<_> = dedupe.iter().map(|g| g.into_inner().unwrap()).collect();
         assert_eq!(records.len(), 3, "one record per group");
         let mut batch = db.batch();
@@ -684,10 +693,7 @@ fn dedupe_records_of_an_older_layout_are_moved_on_open() {
     let store = Store::open(config(dir.path(), true)).unwrap();
     let exported = export(&store);
     assert_eq!(
-        exported
-            .iter()
-            .filter(|(k, _)| k.len() == 26 && k.starts_with(b"mr"))
-            .count(),
+        exported.iter().filter(|(k, _)| is_dedupe_record(k)).count(),
         10_003,
         "the records are in the export: {exported:?}"
     );
@@ -708,14 +714,11 @@ fn dedupe_records_of_an_older_layout_are_moved_on_open() {
     rt.block_on(store.shutdown()).unwrap();
     drop(store);
     // Nothing is left in the data keyspace to move again.
-    let db = fjall::Database::builder(dir.path()).open().unwrap();
-    let data = db
-        .keyspace("data", fjall::KeyspaceCreateOptions::default)
-        .unwrap();
+    let (_db, data, _) = raw_engine(dir.path());
     let left = data
         .prefix(b"mr")
         .map(|g| g.key().unwrap())
-        .filter(|k| k.len() == 26)
+        .filter(|k| is_dedupe_record(k))
         .count();
     assert_eq!(left, 0);
 }

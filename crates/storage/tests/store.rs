@@ -226,6 +226,11 @@ fn concurrent_increments_are_serialised() {
     rt.block_on(store.shutdown()).unwrap();
 }
 
+/// The value of a live key at time 1.
+fn value_of(store: &Store, key: &[u8]) -> Bytes {
+    store.get(key, 1).unwrap().expect("key present").value
+}
+
 /// Connections commit inline (`--fsync periodic`) while others go through
 /// the writer thread: concurrent INCRs from both paths are neither lost nor
 /// applied twice, a pipeline applied inline keeps its order, and after
@@ -274,8 +279,7 @@ fn inline_and_queued_writes_are_serialised() {
             t.await.unwrap();
         }
     });
-    let v = store.get(b"n", 1).unwrap().unwrap();
-    assert_eq!(v.value, Bytes::from_static(b"1601"));
+    assert_eq!(value_of(&store, b"n"), Bytes::from_static(b"1601"));
     assert_eq!(store.stats().mutations_committed, 1601);
 
     // One inline group: outcomes in order, each seeing the ones before.
@@ -316,23 +320,14 @@ fn inline_and_queued_writes_are_serialised() {
         .collect();
     assert_eq!(outcomes, vec![Outcome::Ok, Outcome::Int(10), Outcome::Nil]);
     // Published before apply_inline returned.
-    assert_eq!(
-        store.get(b"p", 1).unwrap().unwrap().value,
-        Bytes::from_static(b"10")
-    );
+    assert_eq!(value_of(&store, b"p"), Bytes::from_static(b"10"));
 
     rt.block_on(store.shutdown()).unwrap();
     assert!(store.apply_inline(&[incr()]).is_none());
     drop(store);
     let store = Store::open(config(dir.path(), periodic)).unwrap();
-    assert_eq!(
-        store.get(b"n", 1).unwrap().unwrap().value,
-        Bytes::from_static(b"1601")
-    );
-    assert_eq!(
-        store.get(b"p", 1).unwrap().unwrap().value,
-        Bytes::from_static(b"10")
-    );
+    assert_eq!(value_of(&store, b"n"), Bytes::from_static(b"1601"));
+    assert_eq!(value_of(&store, b"p"), Bytes::from_static(b"10"));
     rt.block_on(store.shutdown()).unwrap();
     drop(store);
     // `--fsync always` never commits inline: its acknowledgement waits for
