@@ -235,13 +235,14 @@ impl Conn {
         }
         if !self.pending_inline.is_empty() {
             let batch = std::mem::take(&mut self.pending_inline);
-            match self.shared.store.apply_inline(&batch) {
-                Some(outcomes) => {
+            let others = self.shared.stats.connections_current.load(Relaxed) > 1;
+            match self.shared.store.apply_inline_round(batch, others).await {
+                Ok(outcomes) => {
                     for outcome in outcomes {
                         self.reply(&cmd::outcome_reply(outcome));
                     }
                 }
-                None => self.submit_queued(batch).await,
+                Err(batch) => self.submit_queued(batch).await,
             }
         }
         if !self.pending_cluster.is_empty() {

@@ -17,6 +17,7 @@ mod commit;
 mod config;
 mod engine;
 mod error;
+mod inline_round;
 pub mod mutation;
 pub mod pattern;
 mod prefetch;

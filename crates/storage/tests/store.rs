@@ -93,28 +93,44 @@ fn check_equal(store: &Store, model: &BTreeMap<Bytes, Bytes>) {
     }
 }
 
-/// One write, through either path: even-numbered writes are committed
-/// inline on this thread (`apply_inline`; the store is `--fsync never`, and
-/// the writer is idle, so it always can), odd ones through the writer
-/// thread's queue. Both must agree with the model, in any interleaving.
+/// One write, through one of three paths in turn: committed inline on this
+/// thread (`apply_inline`; the store is `--fsync never`, and the writer is
+/// idle, so it always can), through an inline commit round
+/// (`apply_inline_round`), or through the writer thread's queue. All must
+/// agree with the model, in any interleaving.
 fn write(
     rt: &tokio::runtime::Runtime,
     store: &Store,
     i: usize,
     m: Mutation,
 ) -> strata_storage::Result<Outcome> {
-    if i.is_multiple_of(2) {
-        let inline = store.apply_inline(std::slice::from_ref(&m));
-        if matches!(m.op, Op::FlushAll) {
-            // It fsyncs: never on a network thread.
-            assert!(inline.is_none(), "FLUSHALL was committed inline");
-            return rt.block_on(store.submit(m));
+    let flushall = matches!(m.op, Op::FlushAll);
+    match i % 3 {
+        0 => {
+            let inline = store.apply_inline(std::slice::from_ref(&m));
+            if flushall {
+                // It fsyncs: never on a network thread.
+                assert!(inline.is_none(), "FLUSHALL was committed inline");
+                return rt.block_on(store.submit(m));
+            }
+            let mut outcomes =
+                inline.expect("an idle writer lets a never-fsync store commit inline");
+            assert_eq!(outcomes.len(), 1);
+            outcomes.remove(0)
         }
-        let mut outcomes = inline.expect("an idle writer lets a never-fsync store commit inline");
-        assert_eq!(outcomes.len(), 1);
-        return outcomes.remove(0);
+        1 => match rt.block_on(store.apply_inline_round(vec![m], i.is_multiple_of(2))) {
+            Ok(mut outcomes) => {
+                assert!(!flushall, "FLUSHALL was committed in a round");
+                assert_eq!(outcomes.len(), 1);
+                outcomes.remove(0)
+            }
+            Err(mut back) => {
+                assert!(flushall, "an idle writer lets a round commit inline");
+                rt.block_on(store.submit(back.remove(0)))
+            }
+        },
+        _ => rt.block_on(store.submit(m)),
     }
-    rt.block_on(store.submit(m))
 }
 
 proptest! {
@@ -336,6 +352,144 @@ fn inline_and_queued_writes_are_serialised() {
     assert!(!always.writes_inline());
     assert!(always.apply_inline(&[incr()]).is_none());
     rt.block_on(always.shutdown()).unwrap();
+}
+
+/// Inline commit rounds (`inline_round.rs`): the pipelines of connections
+/// that are ready together are committed as one group; each keeps its order
+/// and gets exactly its own outcomes; rounds are cut at the group limits, a
+/// pipeline larger than a group comes back for the queue, and so does a
+/// FLUSHALL or anything after shutdown; a member whose connection vanished
+/// is left out.
+#[test]
+fn inline_rounds_commit_ready_connections_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let periodic = FsyncPolicy::Periodic { interval_ms: 10 };
+    let mut c = config(dir.path(), periodic);
+    c.group_commit_mutations_max = 64;
+    let store = Store::open(c.clone()).unwrap();
+    let incr = |key: &str| Mutation {
+        now_ms: 1,
+        op: Op::IncrBy {
+            key: Bytes::from(key.to_string()),
+            delta: 1,
+        },
+    };
+    let tasks_count: usize = 32;
+    let waves: usize = 20;
+    // One scheduler thread, like `--io-threads 1`: every task that is
+    // ready joins before the first one resumes.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let groups_before = store.stats().groups_committed;
+    rt.block_on(async {
+        let mut tasks = Vec::new();
+        for t in 0..tasks_count {
+            let s = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for wave in 0..waves {
+                    let own = format!("own{t}");
+                    let pipeline = vec![incr(&own), incr("shared"), incr(&own)];
+                    let outcomes = s
+                        .apply_inline_round(pipeline, true)
+                        .await
+                        .expect("committed inline");
+                    let outcomes: Vec<Outcome> = outcomes.into_iter().map(Result::unwrap).collect();
+                    let n = 2 * wave as i64;
+                    assert_eq!(
+                        [&outcomes[0], &outcomes[2]],
+                        [&Outcome::Int(n + 1), &Outcome::Int(n + 2)]
+                    );
+                    assert!(matches!(outcomes[1], Outcome::Int(_)));
+                    // Published before the outcomes were handed back.
+                    assert_eq!(
+                        s.get(own.as_bytes(), 1).unwrap().unwrap().value,
+                        Bytes::from((n + 2).to_string())
+                    );
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    let calls = (tasks_count * waves) as u64;
+    assert_eq!(
+        value_of(&store, b"shared"),
+        Bytes::from(calls.to_string()),
+        "every INCR applied exactly once"
+    );
+    let groups = store.stats().groups_committed - groups_before;
+    // 32 pipelines of 3 fit 21 to a group of 64: at least 2 groups a wave.
+    assert!(
+        groups < calls / 4,
+        "ready connections share groups: {groups} groups for {calls} pipelines"
+    );
+    assert!(
+        store.stats().group_size_max <= 64,
+        "rounds are cut at the limit"
+    );
+
+    rt.block_on(async {
+        // Larger than a group: given back whole, in order, for the queue.
+        let big: Vec<Mutation> = (0..65).map(|_| incr("big")).collect();
+        let back = store.apply_inline_round(big, true).await.unwrap_err();
+        assert_eq!(back.len(), 65);
+        assert!(store.get(b"big", 1).unwrap().is_none(), "not applied");
+        // FLUSHALL never runs inline.
+        let flush = vec![Mutation {
+            now_ms: 1,
+            op: Op::FlushAll,
+        }];
+        assert_eq!(
+            store
+                .apply_inline_round(flush, true)
+                .await
+                .unwrap_err()
+                .len(),
+            1
+        );
+
+        // A member whose connection vanished after joining is left out.
+        let mut ghost = Box::pin(store.apply_inline_round(vec![incr("ghost")], true));
+        tokio::select! {
+            biased;
+            _ = &mut ghost => panic!("a member waits for its round"),
+            _ = std::future::ready(()) => {}
+        }
+        drop(ghost);
+        // Alone: committed at once, taking the open round with it.
+        let groups_before = store.stats().groups_committed;
+        let outcomes = store
+            .apply_inline_round(vec![incr("alone")], false)
+            .await
+            .unwrap();
+        assert_eq!(
+            outcomes.into_iter().map(Result::unwrap).collect::<Vec<_>>(),
+            [Outcome::Int(1)]
+        );
+        assert_eq!(store.stats().groups_committed - groups_before, 1);
+        assert!(
+            store.get(b"ghost", 1).unwrap().is_none(),
+            "the ghost's write was left out"
+        );
+        store.shutdown().await.unwrap();
+        assert_eq!(
+            store
+                .apply_inline_round(vec![incr("late")], true)
+                .await
+                .unwrap_err()
+                .len(),
+            1,
+            "nothing is committed inline after shutdown"
+        );
+    });
+    drop(store);
+    let store = Store::open(c).unwrap();
+    assert_eq!(value_of(&store, b"shared"), Bytes::from(calls.to_string()));
+    assert_eq!(value_of(&store, b"alone"), Bytes::from_static(b"1"));
+    rt.block_on(store.shutdown()).unwrap();
 }
 
 /// With prefetching forced on for every group, concurrent writers in big
