@@ -24,6 +24,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::cmd::{self, Action, Ctx};
+use crate::idle::IdleTimer;
 use crate::shared::{Session, Shared};
 
 /// Queued writes per connection before the connection waits for them.
@@ -57,7 +58,9 @@ struct Conn {
     /// back without a wait are microseconds apart, below the millisecond
     /// resolution that expiry uses.
     now_ms: Option<u64>,
-    io_timeout: Option<Duration>,
+    /// Closes the connection after `--idle-timeout-ms` without reads or
+    /// writes, and bounds how long a client may leave its replies unread.
+    idle: IdleTimer,
 }
 
 pub async fn serve(
@@ -80,7 +83,7 @@ pub async fn serve(
         pending_cluster: Vec::new(),
         barrier_fresh: false,
         now_ms: None,
-        io_timeout: (idle_ms > 0).then(|| Duration::from_millis(idle_ms)),
+        idle: IdleTimer::new((idle_ms > 0).then(|| Duration::from_millis(idle_ms))),
     };
     match conn.run(&mut shutdown).await {
         Ok(()) => {}
@@ -197,17 +200,17 @@ impl Conn {
             }
             // Wait for more bytes, an idle timeout, or shutdown.
             self.barrier_fresh = false;
-            let read = self.stream.read_buf(&mut self.read_buf);
             let n = tokio::select! {
-                r = maybe_timeout(self.io_timeout, read) => match r {
-                    Some(r) => r?,
-                    None => return Ok(()), // idle too long
-                },
+                // Biased: no random branch order to draw per request.
+                biased;
+                r = self.stream.read_buf(&mut self.read_buf) => r?,
+                _ = self.idle.expired() => return Ok(()), // idle too long
                 _ = shutdown.changed() => return Ok(()),
             };
             if n == 0 {
                 return Ok(());
             }
+            self.idle.touch();
             self.now_ms = None;
             self.shared
                 .stats
@@ -277,16 +280,17 @@ impl Conn {
             return Ok(());
         }
         let n = self.write_buf.len();
-        let write = self.stream.write_all(&self.write_buf);
-        match maybe_timeout(self.io_timeout, write).await {
-            Some(r) => r?,
-            None => {
+        tokio::select! {
+            biased;
+            r = self.stream.write_all(&self.write_buf) => r?,
+            _ = self.idle.expired() => {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
                     "client did not read its replies in time",
                 ));
             }
         }
+        self.idle.touch();
         self.shared
             .stats
             .net_output_bytes

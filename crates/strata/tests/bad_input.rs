@@ -870,6 +870,36 @@ fn idle_timeout() {
     assert!(rest.is_empty());
 }
 
+/// A client that sends requests but never reads the replies is closed once
+/// the replies back up for a timeout period or two, instead of holding its
+/// connection (and the server's reply buffer) forever.
+#[test]
+fn a_client_that_never_reads_its_replies_is_closed() {
+    let server = TestServer::start_with(&["--idle-timeout-ms", "300"]);
+    let mut setup = Raw::connect(server.resp_addr);
+    let value = "v".repeat(256 * 1024);
+    assert_eq!(setup.call(&["SET", "big", &value]), R::Simple("OK".into()));
+    // 400 GETs of 256 KiB: 100 MiB of replies, far more than the socket
+    // buffers hold, so the server's writes stall.
+    let mut stalled = Raw::connect(server.resp_addr);
+    let request = encode(&["GET", "big"]);
+    let pipeline: Vec<u8> = (0..400).flat_map(|_| request.iter().copied()).collect();
+    stalled.send(&pipeline);
+    std::thread::sleep(Duration::from_millis(1500));
+    // Whatever was in flight, then the end: not 100 MiB, and no hang.
+    let got = stalled.read_until_closed();
+    assert!(
+        got.len() < 400 * value.len(),
+        "all replies arrived: {} bytes",
+        got.len()
+    );
+    // The server still serves (`setup` itself idled out meanwhile).
+    drop(setup);
+    let mut after = Raw::connect(server.resp_addr);
+    assert_eq!(after.call(&["STRLEN", "big"]), R::Int(value.len() as i64));
+    assert_healthy(&server);
+}
+
 // ---------------------------------------------------------------------------
 // Size limits (strata's own flags)
 // ---------------------------------------------------------------------------
