@@ -5,6 +5,12 @@
 
 mod cli;
 
+/// mimalloc instead of glibc's malloc. Why: under YCSB-A the server spent
+/// 9% of its network thread in glibc `malloc`/`free` (including
+/// `malloc_consolidate`); see BENCHMARKS.md ("Allocator").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
