@@ -25,7 +25,8 @@
 # would make "10 GiB of data" a few GiB on disk.
 #
 # Needs root for the cgroup (cgroup v1 memory controller or cgroup v2).
-# Results: a markdown table on stdout and in bench/results/data-size-<ts>.md.
+# Results: a markdown table on stdout and in bench/results/data-size-<ts>.md,
+# and section A's chart (a Rust plotters SVG) in data-size-<ts>-A.svg.
 # Every run is bounded by `timeout`; servers are stopped by pid on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,7 +58,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-cargo build --release -p strata -p strata-bench >&2
+cargo build --release -p strata -p strata-bench -p strata-compare >&2
 strata=$PWD/target/release/strata
 bench=$PWD/target/release/strata-bench
 mkdir -p bench/results
@@ -234,6 +235,8 @@ for n in $sizes; do
     stop_server
     rm -rf "$dir"
 done
+# Section A's chart, drawn from the report itself.
+"$PWD/target/release/strata-compare" --plot-data-size "$report" >&2
 
 {
 echo

@@ -59,6 +59,12 @@ pub struct Args {
     #[arg(long, value_name = "JSON")]
     pub replot: Option<PathBuf>,
 
+    /// Runs nothing: draws section A of a `bench/data-size.sh` report (SET
+    /// throughput and latency against keys stored) as `<report>-A.svg`
+    /// next to it.
+    #[arg(long, value_name = "REPORT_MD", conflicts_with = "replot")]
+    pub plot_data_size: Option<PathBuf>,
+
     /// strata-bench client threads. One, like redis-benchmark, leaves the
     /// other core to the server on a small machine.
     #[arg(long, default_value_t = 1,

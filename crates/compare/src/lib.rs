@@ -7,10 +7,14 @@
 //! pipelining, strata-bench YCSB A–F), stops it by pid, and finally prints
 //! a strata ÷ redis table and writes JSON, markdown and SVG charts.
 //!
+//! It also draws `bench/data-size.sh`'s chart (`--plot-data-size`,
+//! [`data_size`]).
+//!
 //! The library holds everything testable without redis (parsing, the ratio
 //! table, plotting); `main.rs` only wires it to the command line.
 
 pub mod cli;
+pub mod data_size;
 pub mod model;
 pub mod parse;
 pub mod plot;

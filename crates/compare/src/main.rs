@@ -58,6 +58,11 @@ fn run(args: &Args) -> Result<()> {
     if let Some(json) = &args.replot {
         return replot(args, json);
     }
+    if let Some(report) = &args.plot_data_size {
+        let path = strata_compare::data_size::plot_report(report)?;
+        println!("wrote {}", display_relative(&path));
+        return Ok(());
+    }
     let plan = args.plan().map_err(anyhow::Error::msg)?;
     let strata = sibling_binary(&args.strata, "strata")?;
     let strata_bench = sibling_binary(&args.strata_bench, "strata-bench")?;
