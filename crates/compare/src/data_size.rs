@@ -17,6 +17,8 @@ use plotters::prelude::*;
 const SECTION_A_PREFIX: &str = "## A.";
 /// Rows of section A read at most; the script writes one per `--sizes`.
 pub const ROWS_MAX: usize = 64;
+/// Largest ops/s or ms value accepted (10^12).
+const VALUE_MAX: f64 = 1e12;
 
 const WIDTH_PX: u32 = 1280;
 const HEIGHT_PX: u32 = 520;
@@ -80,7 +82,10 @@ fn parse_row(line: &str) -> Result<SizeRow> {
         let v: f64 = cells[i]
             .parse()
             .map_err(|_| anyhow!("{what} is not a number: {:?}", cells[i]))?;
-        if !v.is_finite() || v < 0.0 {
+        // Bounded far above any real measurement, so that the chart's
+        // axis arithmetic (max × 1.2) stays finite: plotters loops forever
+        // on an infinite range.
+        if !v.is_finite() || !(0.0..=VALUE_MAX).contains(&v) {
             return Err(anyhow!("{what} out of range: {v}"));
         }
         Ok(v)
@@ -298,6 +303,9 @@ Machine: 2 cores, 23 GiB RAM. strata --fsync always. strata-bench -c 50.
         assert!(err(&short).contains("expected 6 columns"));
         let negative = REPORT.replace("| 3.557 |", "| -3.5 |");
         assert!(err(&negative).contains("out of range"));
+        // Finite, but the axis (max × 1.15) would overflow to infinity.
+        let huge = REPORT.replace("| 23028 |", "| 1.7e308 |");
+        assert!(err(&huge).contains("out of range"));
     }
 
     #[test]

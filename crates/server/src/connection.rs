@@ -5,9 +5,11 @@
 //! before the connection waits. Writes are queued to the group-commit writer
 //! without waiting, so a pipeline of N writes lands in one group (one
 //! fsync). When no fsync is awaited (`--fsync periodic|never`), the
-//! pipeline's writes are instead gathered and committed as one group on
-//! this thread if the writer is free (`Store::apply_inline`), which saves
-//! two thread hand-offs per pipeline. Replies stay in request order: before
+//! pipeline's writes are instead gathered and committed on a network thread,
+//! together with those of every other connection ready at the same moment,
+//! if the writer is free (`Store::apply_inline_round`: an inline commit
+//! round, which may be run by another connection's task); that saves two
+//! thread hand-offs per pipeline. Replies stay in request order: before
 //! any non-write command runs, the writes queued ahead of it are awaited, so
 //! a read in a pipeline sees the writes sent before it.
 

@@ -84,7 +84,7 @@ mod tests {
             waited >= Duration::from_millis(160) && waited <= Duration::from_millis(200),
             "{waited:?}"
         );
-        // No activity: one period.
+        // Expired without activity since: it stays expired.
         let again = Instant::now();
         timer.expired().await;
         assert_eq!(again.elapsed(), Duration::ZERO, "already expired, stays so");

@@ -9,9 +9,11 @@
 //! writes its AOF once per event-loop pass. A round does the same:
 //!
 //! 1. A connection adds its writes to the open round ([`Rounds::join`]) and
-//!    yields to the scheduler once. Tokio runs every other ready task first
-//!    (and polls the network for more) before it resumes a yielded one, so
-//!    the connections that are ready in the same pass join the same round.
+//!    yields to the scheduler once. Tokio's worker runs the other tasks
+//!    ready on it first (and polls the network for more) before it resumes
+//!    a yielded one, so the connections that are ready on that network
+//!    thread in the same pass join the same round. (Tasks on other workers
+//!    may join or miss it; either is correct.)
 //! 2. The first member to resume takes the round ([`Rounds::take`]) and
 //!    commits it ([`Store::run_round`]): members in join order, each
 //!    member's writes contiguous and in its order, cut into groups at the
@@ -25,8 +27,9 @@
 //! No member waits for a round that nobody runs: whoever takes it commits
 //! it before it awaits anything, and every member that resumes tries to
 //! take it. A round is bounded by the connections (each has at most one
-//! membership, of at most its pipeline limit) and by nothing else, since it
-//! is cut into groups when it is run.
+//! membership, of at most its pipeline limit); the member that takes it
+//! commits at most [`ROUND_GROUPS_MAX`] groups of it and hands the rest back
+//! for the queue, so one poll of one task does bounded work.
 
 use std::sync::Mutex;
 
@@ -34,6 +37,15 @@ use tokio::sync::oneshot;
 
 use crate::error::Result;
 use crate::mutation::{Mutation, Outcome};
+
+/// Groups the member that takes a round commits at most; the members
+/// after them get their writes back for the writer thread's queue. Why:
+/// the commit runs inside one poll of one connection's task, which must not
+/// hold its network thread for an unbounded time (4096 connections × 1024
+/// pipelined writes could all be ready at once). Four groups of the
+/// default 4096 writes are far above a typical round (50 clients with 16
+/// pipelined writes each make 800).
+pub(crate) const ROUND_GROUPS_MAX: usize = 4;
 
 /// What a member gets back: its outcomes, in order, or its writes, which
 /// could not be committed inline and must go through the queue.

@@ -351,18 +351,31 @@ impl Store {
             self.inner.config.group_commit_mutations_max,
             self.inner.config.group_commit_size_bytes_max,
         );
-        for run in inline_round::cut(members, mutations_max, size_bytes_max) {
-            let refs: Vec<&Mutation> = run.iter().flat_map(|m| m.mutations.iter()).collect();
-            let outcomes = self.apply_inline_refs(&refs);
-            drop(refs);
+        for (i, run) in inline_round::cut(members, mutations_max, size_bytes_max)
+            .into_iter()
+            .enumerate()
+        {
+            // Bounded work per poll (`ROUND_GROUPS_MAX`): the rest queues.
+            let outcomes = if i < inline_round::ROUND_GROUPS_MAX {
+                let refs: Vec<&Mutation> = run.iter().flat_map(|m| m.mutations.iter()).collect();
+                self.apply_inline_refs(&refs)
+            } else {
+                None
+            };
             match outcomes {
                 Some(outcomes) => {
                     let mut outcomes = outcomes.into_iter();
                     for m in run {
                         let mine: Vec<Result<Outcome>> =
                             outcomes.by_ref().take(m.mutations.len()).collect();
-                        // `apply_group` answers one outcome per mutation.
-                        assert_eq!(mine.len(), m.mutations.len(), "one outcome per write");
+                        if mine.len() != m.mutations.len() {
+                            // `apply_group` answers one outcome per
+                            // mutation; if it ever did not, which writes of
+                            // this committed group got which answer is
+                            // unknown. Crash-only, as for a panic in it.
+                            tracing::error!("an inline group answered too few outcomes; aborting");
+                            std::process::abort();
+                        }
                         let _ = m.answer.send(Ok(mine));
                     }
                 }

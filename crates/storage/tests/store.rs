@@ -492,6 +492,67 @@ fn inline_rounds_commit_ready_connections_together() {
     rt.block_on(store.shutdown()).unwrap();
 }
 
+/// The member that takes a round commits at most a few groups of it in its
+/// own poll; the members after them get their writes back and queue them.
+/// Every write is applied exactly once either way.
+#[test]
+fn a_round_larger_than_its_group_limit_hands_the_rest_to_the_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path(), FsyncPolicy::Never);
+    // Two pipelines of 3 fit a group of 8: 32 members make 16 groups.
+    c.group_commit_mutations_max = 8;
+    let store = Store::open(c).unwrap();
+    let incr = || Mutation {
+        now_ms: 1,
+        op: Op::IncrBy {
+            key: Bytes::from_static(b"shared"),
+            delta: 1,
+        },
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (inline, queued) = rt.block_on(async {
+        let mut tasks = Vec::new();
+        for _ in 0..32 {
+            let s = store.clone();
+            tasks.push(tokio::spawn(async move {
+                match s
+                    .apply_inline_round(vec![incr(), incr(), incr()], true)
+                    .await
+                {
+                    Ok(outcomes) => {
+                        assert!(outcomes.iter().all(|o| matches!(o, Ok(Outcome::Int(_)))));
+                        true
+                    }
+                    Err(back) => {
+                        assert_eq!(back.len(), 3, "handed back whole");
+                        for m in back {
+                            assert!(matches!(s.submit(m).await, Ok(Outcome::Int(_))));
+                        }
+                        false
+                    }
+                }
+            }));
+        }
+        let mut inline = 0;
+        let mut queued = 0;
+        for t in tasks {
+            if t.await.unwrap() {
+                inline += 1;
+            } else {
+                queued += 1;
+            }
+        }
+        (inline, queued)
+    });
+    // 4 groups (ROUND_GROUPS_MAX) of 2 members inline, the rest queued.
+    assert_eq!((inline, queued), (8, 24));
+    assert_eq!(value_of(&store, b"shared"), Bytes::from_static(b"96"));
+    rt.block_on(store.shutdown()).unwrap();
+}
+
 /// With prefetching forced on for every group, concurrent writers in big
 /// groups still apply exactly as one serial writer would: counters, appends,
 /// deletes and the key count all come out right, and the path really ran.
