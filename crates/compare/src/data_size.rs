@@ -199,12 +199,7 @@ pub fn plot_section_a(rows: &[SizeRow], title: &str, path: &Path) -> Result<()> 
                 });
             lat.draw_series(points.iter().map(|&p| Circle::new(p, 5, color.filled())))?;
         }
-        lat.configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 14))
-            .draw()?;
+        crate::plot::draw_legend(&mut lat, SeriesLabelPosition::UpperLeft)?;
         root.present()?;
         Ok(())
     };

@@ -168,17 +168,30 @@ pub fn plot_level(rows: &[RatioRow], level: Level, metric: Metric, path: &Path) 
                 Text::new(text, (left(i) + BAR_WIDTH / 2, y), style)
             }))?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 14))
-            .draw()?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         root.present()?;
         Ok(())
     };
     draw().map_err(|e| anyhow!("drawing {}: {e}", path.display()))
+}
+
+/// The legend of the series drawn so far, in the one style all our charts
+/// share.
+pub(crate) fn draw_legend<'a, DB, CT>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>>
+where
+    DB: DrawingBackend + 'a,
+    CT: plotters::coord::CoordTranslate,
+{
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .draw()
 }
 
 /// Writes the throughput and p99 charts of every level present in `rows`

@@ -258,7 +258,13 @@ impl Engine {
                 Some(k) => std::ops::Bound::Excluded(k.to_vec()),
                 None => std::ops::Bound::Included(DEDUPE_PREFIX.to_vec()),
             };
-            let end = std::ops::Bound::Excluded(b"ms".to_vec());
+            // Just past every key with the prefix: the prefix with its
+            // last byte incremented.
+            let mut end_key = DEDUPE_PREFIX.to_vec();
+            if let Some(last) = end_key.last_mut() {
+                *last += 1;
+            }
+            let end = std::ops::Bound::Excluded(end_key);
             for guard in self.data.range::<Vec<u8>, _>((start, end)) {
                 let (key, value) = guard.into_inner()?;
                 // The applied mark shares the prefix; see DEDUPE_PREFIX.
