@@ -5,7 +5,7 @@
 //! passes through here; each listener forwards to its node's real peer
 //! address ([`Proxy::set_target`], settable after the node has started).
 //!
-//! Peer connections begin with a 24-byte preamble: `b"STRATAP2"`, the
+//! Peer connections begin with a 24-byte preamble: `b"STRATAP3"`, the
 //! initiating node id (u64 LE, 0 = not a node) and the destination node id
 //! (u64 LE). The proxy reads it to learn the link `from -> to`, forwards it
 //! unchanged and then copies bytes both ways, applying the faults of the
@@ -50,7 +50,7 @@ use crate::rng::Rng;
 pub type NodeId = u64;
 
 /// The preamble magic of a peer connection.
-pub const PREAMBLE_MAGIC: &[u8; 8] = b"STRATAP2";
+pub const PREAMBLE_MAGIC: &[u8; 8] = b"STRATAP3";
 /// Magic + from id + to id.
 pub const PREAMBLE_LEN: usize = 24;
 
@@ -637,7 +637,7 @@ mod tests {
     #[test]
     fn preamble_roundtrip() {
         let p = preamble(3, 0x0102_0304_0506_0708);
-        assert_eq!(&p[..8], b"STRATAP2");
+        assert_eq!(&p[..8], b"STRATAP3");
         assert_eq!(p[8], 3);
         assert_eq!(p[16], 8);
         assert_eq!(parse_preamble(&p), Some((3, 0x0102_0304_0506_0708)));

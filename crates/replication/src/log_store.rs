@@ -137,11 +137,13 @@ impl LogStore {
 }
 
 /// The log's format: 1 = one `Command` per entry (before 2026-11-23),
-/// 2 = one `Proposal` (1 to 256 commands) per entry. postcard is not
+/// 2 = one `Proposal` (1 to 256 commands) per entry, 3 = the same, with the
+/// proposal's commands as one length-prefixed encoding (2026-11-24, see
+/// `Proposal`). postcard is not
 /// self-describing, so an entry of another format could decode as garbage
 /// instead of failing: a log without this marker that holds anything is
 /// refused, as is another version.
-const LOG_FORMAT_VERSION: u32 = 2;
+const LOG_FORMAT_VERSION: u32 = 3;
 const META_FORMAT: &str = "format";
 
 fn check_format(log: &EngineLog) -> io::Result<()> {
@@ -463,12 +465,12 @@ mod tests {
         reopen(&store);
         let engine = store.log_store();
         engine
-            .put_meta(META_FORMAT, encode(&3u32).expect("encode"))
+            .put_meta(META_FORMAT, encode(&2u32).expect("encode"))
             .expect("put");
         let err = LogStore::new(engine, FsyncPolicy::Never)
             .err()
-            .expect("format 3 is refused");
-        assert!(err.to_string().contains("format 3"), "{err}");
+            .expect("format 2 is refused");
+        assert!(err.to_string().contains("format 2"), "{err}");
         // A used log (here: a vote) without the marker was written by a
         // build before the marker, format 1.
         let dir2 = tempfile::tempdir().expect("tempdir");

@@ -99,8 +99,19 @@ pub(crate) async fn run(
         if commands.is_empty() {
             continue;
         }
-        let proposals = Proposal::split(commands);
-        let sizes: Vec<usize> = proposals.iter().map(|p| p.commands.len()).collect();
+        let proposals = match Proposal::split(commands) {
+            Ok(p) => p,
+            Err(e) => {
+                // Never seen (every command type encodes); answered rather
+                // than assumed away.
+                let e = ForwardError::Unavailable(format!("cannot encode a proposal: {e}"));
+                for (_, reply) in waiters {
+                    let _ = reply.send(Err(e.clone()));
+                }
+                continue;
+            }
+        };
+        let sizes: Vec<usize> = proposals.iter().map(|p| p.commands().len()).collect();
         match raft.client_write_many(proposals).await {
             // The results are awaited in a task that holds the in-flight
             // permit; the next gather fills up in the queue meanwhile.
@@ -232,7 +243,7 @@ mod tests {
     }
 
     fn keys(p: &Proposal) -> Vec<String> {
-        p.commands
+        p.commands()
             .iter()
             .map(|c| match &c.mutation.op {
                 Op::Set { key, .. } => String::from_utf8_lossy(key).into_owned(),
@@ -257,22 +268,17 @@ mod tests {
         commands.push(set("c", PROPOSAL_PAYLOAD_BYTES_MAX / 2));
         let expected: Vec<String> = commands
             .iter()
-            .map(|c| {
-                keys(&Proposal {
-                    commands: vec![c.clone()],
-                })
-                .remove(0)
-            })
+            .map(|c| keys(&proposal(vec![c.clone()])).remove(0))
             .collect();
-        let proposals = Proposal::split(commands);
+        let proposals = Proposal::split(commands).expect("commands encode");
         for p in &proposals {
             p.check().expect("every proposal keeps the invariant");
             let bytes: usize = p
-                .commands
+                .commands()
                 .iter()
                 .map(|c| c.mutation.payload_size_bytes())
                 .sum();
-            assert!(p.commands.len() == 1 || bytes <= PROPOSAL_PAYLOAD_BYTES_MAX);
+            assert!(p.commands().len() == 1 || bytes <= PROPOSAL_PAYLOAD_BYTES_MAX);
         }
         let flat: Vec<String> = proposals.iter().flat_map(keys).collect();
         assert_eq!(flat, expected, "order is kept across proposals");
@@ -329,24 +335,48 @@ mod tests {
         assert_eq!(lens, [2, 2]);
     }
 
+    fn proposal(commands: Vec<Command>) -> Proposal {
+        Proposal::new(commands).expect("commands encode")
+    }
+
     #[test]
     fn check_refuses_what_split_never_makes() {
-        assert!(Proposal { commands: vec![] }.check().is_err());
-        assert!(
-            Proposal {
-                commands: vec![set("a", 1), flushall()]
-            }
-            .check()
-            .is_err()
-        );
+        assert!(proposal(vec![]).check().is_err());
+        assert!(proposal(vec![set("a", 1), flushall()]).check().is_err());
         let too_many = vec![set("a", 1); crate::types::PROPOSAL_COMMANDS_MAX + 1];
-        assert!(Proposal { commands: too_many }.check().is_err());
-        assert!(
-            Proposal {
-                commands: vec![flushall()]
-            }
-            .check()
-            .is_ok()
-        );
+        assert!(proposal(too_many).check().is_err());
+        assert!(proposal(vec![flushall()]).check().is_ok());
+    }
+
+    #[test]
+    fn a_proposal_travels_as_its_encoding_and_decodes_to_the_same_commands() {
+        let p = proposal(vec![set("a", 3), set("b", 5), flushall()]);
+        let raw = postcard::to_allocvec(&p).expect("encodes");
+        // The payload is the encoding, length-prefixed, and nothing else.
+        let inner = postcard::to_allocvec(p.commands()).expect("encodes");
+        assert_eq!(raw.len(), inner.len() + 1, "a one-byte varint length");
+        assert_eq!(&raw[1..], &inner[..]);
+        assert_eq!(p.encoded_size_bytes(), inner.len());
+        let back: Proposal = postcard::from_bytes(&raw).expect("decodes");
+        assert_eq!(back, p);
+        assert_eq!(back.into_commands(), p.commands().to_vec());
+    }
+
+    #[test]
+    fn a_payload_that_is_not_a_list_of_commands_is_refused() {
+        // Untrusted bytes (a log record, a frame): each truncation of a
+        // valid payload, and bytes that claim more commands than they hold.
+        let raw =
+            postcard::to_allocvec(&proposal(vec![set("a", 3), set("b", 5)])).expect("encodes");
+        for cut in 1..raw.len() {
+            let mut shorter = raw[..cut].to_vec();
+            // Keep the outer length honest so only the inner list is short.
+            shorter[0] = (cut - 1) as u8;
+            assert!(
+                postcard::from_bytes::<Proposal>(&shorter).is_err(),
+                "a payload cut at {cut} bytes was accepted"
+            );
+        }
+        assert!(postcard::from_bytes::<Proposal>(&[2, 200, 1]).is_err());
     }
 }

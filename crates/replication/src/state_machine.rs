@@ -555,7 +555,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                                 format!("log entry {log_id}: {e}"),
                             )
                         })?;
-                        proposal.commands
+                        proposal.into_commands()
                     }
                     EntryPayload::Membership(m) => {
                         self.set_membership(StoredMembership::new(Some(log_id), m))?;

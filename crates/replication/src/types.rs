@@ -1,8 +1,11 @@
 //! The openraft type configuration and the data a log entry carries.
 
 use std::fmt;
+use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use bytes::Bytes;
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use strata_storage::mutation::Limits;
 use strata_storage::{Mutation, Outcome, RequestId};
 
@@ -59,12 +62,58 @@ pub const PROPOSAL_PAYLOAD_BYTES_MAX: usize = 256 * 1024;
 /// batch, with the entry's applied mark, so an entry is applied entirely or
 /// not at all; FLUSHALL clears the keyspace outside any batch, which is why
 /// it never shares an entry.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+///
+/// Encoded once: a proposal keeps its commands' postcard encoding next to
+/// the commands, and serializes as those bytes. Why: the leader writes an
+/// entry to its log and sends it to every follower, and openraft clones an
+/// entry each time it reads one; with the commands themselves as the
+/// payload, each of those was a deep copy and a fresh encoding (a fifth of
+/// the leader's CPU under pipelined SETs, BENCHMARKS.md "Encoded once").
+/// Now a clone is two reference counts and a serialization is a copy of
+/// bytes. Both halves are immutable, so they cannot drift apart.
+#[derive(Clone)]
 pub struct Proposal {
-    pub commands: Vec<Command>,
+    commands: Arc<Vec<Command>>,
+    /// `postcard::to_allocvec(&*commands)`.
+    encoded: Bytes,
 }
 
 impl Proposal {
+    /// Encodes `commands` (no limits are checked here; see [`Proposal::check`]).
+    pub fn new(commands: Vec<Command>) -> Result<Proposal, postcard::Error> {
+        let encoded = Bytes::from(postcard::to_allocvec(&commands)?);
+        Ok(Proposal {
+            commands: Arc::new(commands),
+            encoded,
+        })
+    }
+
+    /// Decodes a payload read from the log or the network. The bytes are
+    /// untrusted: anything that is not a list of commands is an error.
+    pub fn decode(encoded: Bytes) -> Result<Proposal, postcard::Error> {
+        let commands: Vec<Command> = postcard::from_bytes(&encoded)?;
+        Ok(Proposal {
+            commands: Arc::new(commands),
+            encoded,
+        })
+    }
+
+    pub fn commands(&self) -> &[Command] {
+        &self.commands
+    }
+
+    /// The commands, owned: moved out if this is the last handle, copied
+    /// otherwise (a key and a value are reference-counted, so a copy is
+    /// cheap).
+    pub fn into_commands(self) -> Vec<Command> {
+        Arc::unwrap_or_clone(self.commands)
+    }
+
+    /// The payload's encoded size: what it adds to a log record or a frame.
+    pub fn encoded_size_bytes(&self) -> usize {
+        self.encoded.len()
+    }
+
     pub fn check(&self) -> Result<(), String> {
         let n = self.commands.len();
         if n == 0 || n > PROPOSAL_COMMANDS_MAX {
@@ -84,8 +133,8 @@ impl Proposal {
     }
 
     /// Splits a pipeline of commands into proposals, in order, within the
-    /// limits above.
-    pub fn split(commands: Vec<Command>) -> Vec<Proposal> {
+    /// limits above, and encodes each.
+    pub fn split(commands: Vec<Command>) -> Result<Vec<Proposal>, postcard::Error> {
         let mut out = Vec::new();
         let mut current: Vec<Command> = Vec::new();
         let mut current_bytes = 0usize;
@@ -95,24 +144,60 @@ impl Proposal {
             let full = current.len() >= PROPOSAL_COMMANDS_MAX
                 || current_bytes.saturating_add(bytes) > PROPOSAL_PAYLOAD_BYTES_MAX;
             if !current.is_empty() && (alone || full) {
-                out.push(Proposal {
-                    commands: std::mem::take(&mut current),
-                });
+                out.push(Proposal::new(std::mem::take(&mut current))?);
                 current_bytes = 0;
             }
             current.push(command);
             current_bytes = current_bytes.saturating_add(bytes);
             if alone {
-                out.push(Proposal {
-                    commands: std::mem::take(&mut current),
-                });
+                out.push(Proposal::new(std::mem::take(&mut current))?);
                 current_bytes = 0;
             }
         }
         if !current.is_empty() {
-            out.push(Proposal { commands: current });
+            out.push(Proposal::new(current)?);
         }
-        out
+        Ok(out)
+    }
+}
+
+impl PartialEq for Proposal {
+    fn eq(&self, other: &Proposal) -> bool {
+        // The encoding is a function of the commands.
+        self.commands == other.commands
+    }
+}
+
+impl fmt::Debug for Proposal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Proposal")
+            .field("commands", &self.commands)
+            .finish()
+    }
+}
+
+impl Serialize for Proposal {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(&self.encoded)
+    }
+}
+
+impl<'de> Deserialize<'de> for Proposal {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Proposal, D::Error> {
+        struct Encoded;
+        impl<'de> Visitor<'de> for Encoded {
+            type Value = Proposal;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an encoded list of commands")
+            }
+            fn visit_bytes<E: de::Error>(self, raw: &[u8]) -> Result<Proposal, E> {
+                Proposal::decode(Bytes::copy_from_slice(raw)).map_err(E::custom)
+            }
+            fn visit_byte_buf<E: de::Error>(self, raw: Vec<u8>) -> Result<Proposal, E> {
+                Proposal::decode(Bytes::from(raw)).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_bytes(Encoded)
     }
 }
 

@@ -1,6 +1,6 @@
 //! The peer protocol: how nodes talk to each other over TCP.
 //!
-//! A connection starts with a 24-byte preamble, `STRATAP2` ++ u64 LE from
+//! A connection starts with a 24-byte preamble, `STRATAP3` ++ u64 LE from
 //! ++ u64 LE to, so the receiver can refuse a connection meant for another
 //! node (an address reused by a different node must never receive its
 //! Raft traffic), and so a fault-injecting proxy can tell links apart.
@@ -10,7 +10,8 @@
 //! response).
 //!
 //! The digit is the protocol version: 2 since log entries carry
-//! `Proposal`s. postcard frames are not self-describing, so nodes of
+//! `Proposal`s, 3 since a proposal travels as one encoding of its commands.
+//! postcard frames are not self-describing, so nodes of
 //! different versions must refuse each other at the preamble rather than
 //! misread each other's entries.
 
@@ -27,7 +28,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::types::{Command, LogId, NodeId, StoredMembership, TypeConfig, Vote};
 
-pub const PREAMBLE_MAGIC: &[u8; 8] = b"STRATAP2";
+pub const PREAMBLE_MAGIC: &[u8; 8] = b"STRATAP3";
 pub const PREAMBLE_BYTES: usize = 24;
 /// The largest frame accepted. An append batch of entries with values at
 /// the 16 MiB default limit stays far below; a frame claiming more is a
