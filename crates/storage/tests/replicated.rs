@@ -311,6 +311,48 @@ fn first_attempts_skip_the_dedupe_lookup() {
 }
 
 #[test]
+fn a_resend_finds_requests_recorded_before_and_after_the_groups_first_lookup() {
+    // The group indexes its records at its first lookup and keeps the
+    // index up to date after that; both halves must answer resends.
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(dir.path(), true)).unwrap();
+    let first = |op: Op, seq: u64, mark: &str| {
+        let mut e = entry(Some(op), 100, Some(RequestId { session: 7, seq }), mark);
+        e.retry = false;
+        e
+    };
+    let resend = |op: Op, seq: u64, mark: &str| {
+        entry(Some(op), 100, Some(RequestId { session: 7, seq }), mark)
+    };
+    let out = rt
+        .block_on(store.apply_log(vec![
+            first(incr("a"), 1, "1"),
+            first(incr("a"), 2, "2"),
+            // The group's first lookup: indexes requests 1 and 2.
+            resend(incr("a"), 1, "3"),
+            first(incr("a"), 3, "4"),
+            // Recorded after the index was built.
+            resend(incr("a"), 3, "5"),
+            resend(incr("a"), 2, "6"),
+        ]))
+        .unwrap();
+    assert_eq!(
+        out,
+        vec![
+            Outcome::Int(1),
+            Outcome::Int(2),
+            Outcome::Int(1),
+            Outcome::Int(3),
+            Outcome::Int(3),
+            Outcome::Int(2),
+        ]
+    );
+    assert_eq!(value(&store, "a", 100), Some(b("3")));
+    rt.block_on(store.shutdown()).unwrap();
+}
+
+#[test]
 fn dedupe_applies_a_request_once() {
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
