@@ -29,7 +29,8 @@ use crate::types::Entry;
 /// than that is served from memory; one that lags more reads the engine,
 /// as before the cache existed.
 pub(crate) const LOG_CACHE_ENTRIES_MAX: usize = 65_536;
-/// Encoded payload bytes cached at most. Bounds the memory held when
+/// Bytes cached at most, counted as twice each entry's encoded size (an
+/// entry holds its commands both encoded and decoded). Bounds the memory held when
 /// entries are large (values up to the engine's value limit): the cache
 /// must never be what runs a node out of memory.
 pub(crate) const LOG_CACHE_BYTES_MAX: usize = 64 * 1024 * 1024;

@@ -360,7 +360,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         for e in entries {
             let raw = encode(&e)?;
             batch.push((e.log_id.index, raw.clone()));
-            cached.push((e, raw.len()));
+            // A cached entry holds its proposal twice, encoded and decoded
+            // (see `Proposal`): counted as twice its encoded size.
+            cached.push((e, raw.len().saturating_mul(2)));
         }
         if let Err(e) = self.log.append(batch) {
             // The engine's state is unknown after a failed write; an empty

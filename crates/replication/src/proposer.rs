@@ -368,6 +368,8 @@ mod tests {
         // valid payload, and bytes that claim more commands than they hold.
         let raw =
             postcard::to_allocvec(&proposal(vec![set("a", 3), set("b", 5)])).expect("encodes");
+        // The outer length is one varint byte, which the edits below rely on.
+        assert!(raw[0] < 127 && usize::from(raw[0]) == raw.len() - 1);
         for cut in 1..raw.len() {
             let mut shorter = raw[..cut].to_vec();
             // Keep the outer length honest so only the inner list is short.
@@ -378,5 +380,13 @@ mod tests {
             );
         }
         assert!(postcard::from_bytes::<Proposal>(&[2, 200, 1]).is_err());
+        // A valid list of commands followed by anything else.
+        let mut longer = raw.clone();
+        longer.push(0);
+        longer[0] += 1;
+        assert!(
+            postcard::from_bytes::<Proposal>(&longer).is_err(),
+            "bytes left over after the commands were accepted"
+        );
     }
 }

@@ -70,11 +70,15 @@ pub const PROPOSAL_PAYLOAD_BYTES_MAX: usize = 256 * 1024;
 /// payload, each of those was a deep copy and a fresh encoding (a fifth of
 /// the leader's CPU under pipelined SETs, BENCHMARKS.md "Encoded once").
 /// Now a clone is two reference counts and a serialization is a copy of
-/// bytes. Both halves are immutable, so they cannot drift apart.
+/// bytes. Both halves are immutable and set together: `encoded` is the
+/// commands' encoding for a proposal made here, and for one read from the
+/// log or the network it is the bytes received, which decode to exactly
+/// `commands` (see [`Proposal::decode`]); every replica passes those bytes
+/// on unchanged and decodes them alike.
 #[derive(Clone)]
 pub struct Proposal {
     commands: Arc<Vec<Command>>,
-    /// `postcard::to_allocvec(&*commands)`.
+    /// Decodes to exactly `commands`.
     encoded: Bytes,
 }
 
@@ -89,9 +93,14 @@ impl Proposal {
     }
 
     /// Decodes a payload read from the log or the network. The bytes are
-    /// untrusted: anything that is not a list of commands is an error.
+    /// untrusted: anything that is not exactly a list of commands (bytes
+    /// left over included) is an error.
     pub fn decode(encoded: Bytes) -> Result<Proposal, postcard::Error> {
-        let commands: Vec<Command> = postcard::from_bytes(&encoded)?;
+        let (commands, rest): (Vec<Command>, &[u8]) = postcard::take_from_bytes(&encoded)?;
+        if !rest.is_empty() {
+            // postcard's own error for input that does not match the type.
+            return Err(postcard::Error::DeserializeBadEncoding);
+        }
         Ok(Proposal {
             commands: Arc::new(commands),
             encoded,

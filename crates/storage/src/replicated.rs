@@ -165,7 +165,8 @@ struct LogGroup<'a> {
     /// The same, indexed for in-group lookups; built at the group's first
     /// lookup and kept up to date from then on. Why lazily: only resends
     /// look up, and they are rare, while hashing every request of every
-    /// group cost about 2% of each node's CPU under pipelined SETs.
+    /// group cost 7 to 9% of a 3-node cluster's CPU under pipelined SETs
+    /// (BENCHMARKS.md, "Dedupe records indexed only when a resend looks").
     recorded: Option<HashMap<RequestKey, Outcome>>,
     record_time_ms: u64,
     /// Committed records loaded for resend lookups: every record whose

@@ -120,8 +120,14 @@ mod allocator {
     /// 5% more SETs per second (BENCHMARKS.md, "Allocator: purge delay").
     /// Memory still goes back to the kernel, 10 s after it was freed.
     pub(crate) fn keep_freed_memory_longer() {
-        // SAFETY: both functions take and return integers only; mimalloc
-        // synchronizes its option table itself.
+        // An operator's own setting wins (mimalloc reads it itself).
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+            return;
+        }
+        // SAFETY: both functions take and return integers only.
+        // `mi_option_set` is a plain store into mimalloc's option table,
+        // not synchronized: this runs before the tokio runtime or any other
+        // thread of ours exists (logging starts none).
         let current = unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) };
         if current != PURGE_DELAY_DEFAULT_MS {
             tracing::warn!(
