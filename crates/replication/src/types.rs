@@ -172,7 +172,9 @@ impl Proposal {
 
 impl PartialEq for Proposal {
     fn eq(&self, other: &Proposal) -> bool {
-        // The encoding is a function of the commands.
+        // Equal commands, equal effects. The bytes can differ: a decoded
+        // proposal keeps the bytes as received, which need not be the
+        // canonical encoding (postcard accepts over-long varints).
         self.commands == other.commands
     }
 }

@@ -117,7 +117,7 @@ mod allocator {
     /// 3-node cluster under pipelined SETs, 16,000 to 32,000 faults per
     /// 3 million SETs on the leader, and `clear_page_erms` up to 11% of its
     /// CPU. With 10 s: 290 to 2,000 faults, 3.5% less CPU on all nodes and
-    /// 5% more SETs per second (BENCHMARKS.md, "Allocator: purge delay").
+    /// 5% more SETs per second (BENCHMARKS.md, "mimalloc's purge delay").
     /// Memory still goes back to the kernel, 10 s after it was freed.
     pub(crate) fn keep_freed_memory_longer() {
         // An operator's own setting wins (mimalloc reads it itself).
