@@ -121,23 +121,30 @@ impl PeerClient {
         req: Request,
         option: &RPCOption,
     ) -> Result<Response, RPCError<TypeConfig>> {
-        if self.conn.is_none() {
-            let conn = PeerConn::connect(self.from, self.target, &self.addr)
+        // The connection is taken out for the call and put back only after
+        // its response was read whole. openraft may drop this future
+        // half-way (the heartbeat worker wraps every heartbeat in a timeout
+        // of one heartbeat interval): a connection left in place would then
+        // hold a request whose response is still on its way, and the next
+        // call would read that stale response as its own answer, e.g. a
+        // follower's acknowledgement counted for a later heartbeat round,
+        // which a linearizable read relies on. Dropped with the future, the
+        // connection closes, and the next call opens a fresh one.
+        let mut conn = match self.conn.take() {
+            Some(conn) => conn,
+            None => PeerConn::connect(self.from, self.target, &self.addr)
                 .await
-                .map_err(|e| unreachable_err(&e))?;
-            self.conn = Some(conn);
-        }
-        let Some(conn) = self.conn.as_mut() else {
-            return Err(remote_err("no connection".into()));
+                .map_err(|e| unreachable_err(&e))?,
         };
         let timeout = option.soft_ttl().max(self.rpc_timeout_floor);
         match conn.call(&req, timeout).await {
-            Ok(r) => Ok(r),
-            Err(e) => {
-                // The stream position is unknown after a failure: reconnect.
-                self.conn = None;
-                Err(network_err(&e))
+            Ok(r) => {
+                self.conn = Some(conn);
+                Ok(r)
             }
+            // The stream position is unknown after a failure: the
+            // connection is dropped here, and the next call reconnects.
+            Err(e) => Err(network_err(&e)),
         }
     }
 
@@ -261,5 +268,115 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
                 "unexpected reply to transfer: {other:?}"
             ))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{NodeStatus, PREAMBLE_BYTES};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Instant;
+    use tokio::net::TcpListener;
+
+    /// How many requests a test peer has received, and answered.
+    #[derive(Default)]
+    struct Seen {
+        received: AtomicU64,
+        answered: AtomicU64,
+    }
+
+    /// A peer that answers every `Status` request with the request's global
+    /// sequence number (1, 2, ...) in `term`, the first one only after
+    /// `first_delay`.
+    async fn numbering_peer(first_delay: Duration) -> (String, Arc<Seen>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let seen = Arc::new(Seen::default());
+        let counters = Arc::clone(&seen);
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let counters = Arc::clone(&counters);
+                tokio::spawn(async move {
+                    let (r, mut w) = stream.into_split();
+                    let mut r = BufReader::new(r);
+                    let mut pre = [0u8; PREAMBLE_BYTES];
+                    if r.read_exact(&mut pre).await.is_err() {
+                        return;
+                    }
+                    while let Ok(Some(Request::Status)) = read_frame(&mut r).await {
+                        let n = counters.received.fetch_add(1, Ordering::SeqCst) + 1;
+                        if n == 1 {
+                            tokio::time::sleep(first_delay).await;
+                        }
+                        let status = NodeStatus {
+                            term: n,
+                            ..NodeStatus::default()
+                        };
+                        let sent = write_frame(&mut w, &Response::Status(status)).await;
+                        counters.answered.fetch_add(1, Ordering::SeqCst);
+                        if sent.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (addr, seen)
+    }
+
+    /// Polls `done` every millisecond for at most 10 s.
+    async fn wait_until(done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "test peer too slow");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    fn term_of(r: Response) -> u64 {
+        match r {
+            Response::Status(s) => s.term,
+            other => panic!("unexpected response {other:?}"),
+        }
+    }
+
+    /// openraft's heartbeat worker drops an RPC future at its own timeout.
+    /// The next call on the same client must read its own response, never
+    /// the abandoned call's answer arriving late.
+    #[tokio::test]
+    async fn a_call_abandoned_half_way_never_answers_the_next_one() {
+        let (addr, seen) = numbering_peer(Duration::from_millis(200)).await;
+        let mut client = PeerClient {
+            from: 1,
+            target: 2,
+            addr,
+            conn: None,
+            rpc_timeout_floor: Duration::from_secs(5),
+        };
+        let option = RPCOption::new(Duration::from_secs(5));
+        // The first call is dropped once its request has arrived, as a
+        // timeout around it would drop it.
+        tokio::select! {
+            // Checked first: should both be ready, the request has arrived.
+            biased;
+            () = wait_until(|| seen.received.load(Ordering::SeqCst) >= 1) => {}
+            r = client.call(Request::Status, &option) => panic!("answered early: {r:?}"),
+        }
+        // Its late answer is sent before the next call.
+        wait_until(|| seen.answered.load(Ordering::SeqCst) >= 1).await;
+        let second = client.call(Request::Status, &option).await.unwrap();
+        assert_eq!(
+            term_of(second),
+            2,
+            "the second call read another call's answer"
+        );
+        let third = client.call(Request::Status, &option).await.unwrap();
+        assert_eq!(term_of(third), 3);
+        assert_eq!(seen.received.load(Ordering::SeqCst), 3);
     }
 }
