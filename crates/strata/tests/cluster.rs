@@ -881,6 +881,26 @@ fn writes_keep_working_over_slow_peer_links() {
             other => problems.push(format!("SET #{i} via node {id}: {other:?} after {took:?}")),
         }
     }
+    // Reads on the now idle cluster: every heartbeat outlives its one
+    // interval, so none counts as a leadership confirmation. A read may
+    // fail (README, `--heartbeat-ms`), but within its bound, and it must
+    // never be confirmed by a late answer to an earlier heartbeat and
+    // return something else than the last write.
+    for id in [leader, follower] {
+        let mut client = cluster.node(id).client(Duration::from_secs(10)).unwrap();
+        let t = Instant::now();
+        let reply = client.call(&["GET", "slow"]);
+        let took = t.elapsed();
+        println!("GET via node {id} with 40 ms links: {reply:?} after {took:?}");
+        match reply {
+            Ok(Reply::Bulk(v)) if &v[..] == b"9" => {}
+            Ok(r) if is_cluster_error(&r) => {}
+            other => problems.push(format!("GET via node {id}: {other:?}")),
+        }
+        if took > Duration::from_millis(FORWARD_TIMEOUT_MS + 2_000) {
+            problems.push(format!("GET via node {id} took {took:?}"));
+        }
+    }
     let info = cluster.node(leader).cluster_info().unwrap();
     println!("leader's CLUSTER INFO after the slow writes: {info:?}");
     // The nodes' logs go with a failure: this test failed once in CI
