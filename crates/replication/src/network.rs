@@ -5,6 +5,7 @@ use std::future::Future;
 use std::io;
 use std::time::Duration;
 
+use bytes::BytesMut;
 use openraft::BasicNode;
 use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
@@ -13,13 +14,14 @@ use openraft::raft::{
     TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::type_config::alias::SnapshotOf;
-use tokio::io::{AsyncReadExt, BufReader, BufWriter};
+use tokio::io::{AsyncReadExt, BufWriter};
 use tokio::net::TcpStream;
 
 use crate::state_machine::SnapshotFile;
 use crate::types::{NodeId, TypeConfig, Vote};
 use crate::wire::{
-    Request, Response, SNAPSHOT_CHUNK_BYTES, preamble, read_frame, with_timeout, write_frame,
+    Request, Response, SNAPSHOT_CHUNK_BYTES, decode_frame, preamble, take_frame, with_timeout,
+    write_frame,
 };
 
 /// Bound on establishing a peer connection.
@@ -30,10 +32,32 @@ const SNAPSHOT_CHUNK_TIMEOUT_MS: u64 = 30_000;
 const SNAPSHOT_INSTALL_TIMEOUT_MS: u64 = 600_000;
 
 /// One open connection to a peer, request/response at a time.
+///
+/// Cancel-safe: a call may be dropped at any await (openraft drops a
+/// heartbeat at one heartbeat interval; a caller's timeout drops its call),
+/// and the connection stays usable. Why it matters: a connection that
+/// still owes the answer to an abandoned request would hand that answer to
+/// the next call as its own, e.g. a follower's acknowledgement counted for a
+/// later heartbeat round, which a linearizable read relies on. So:
+/// - responses are read into `read_buf` with `read_buf` (which loses
+///   nothing when dropped), and a frame is taken out only when whole;
+/// - `unanswered` counts the requests written whole whose responses were
+///   not read yet; the next call reads and discards those first (a
+///   connection answers in order, one response per request);
+/// - `writing` is set while a request is being written: a write dropped
+///   half-way leaves a partial frame on the wire, and the connection is
+///   then refused (`is_usable`) rather than reused.
 pub struct PeerConn {
-    reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    reader: tokio::net::tcp::OwnedReadHalf,
+    read_buf: BytesMut,
     writer: BufWriter<tokio::net::tcp::OwnedWriteHalf>,
+    unanswered: usize,
+    writing: bool,
 }
+
+/// Abandoned requests a connection may still owe answers for; past it, the
+/// connection is dropped instead (a peer that slow is better reconnected).
+const UNANSWERED_MAX: usize = 4;
 
 impl PeerConn {
     pub async fn connect(from: NodeId, to: NodeId, addr: &str) -> io::Result<PeerConn> {
@@ -44,26 +68,60 @@ impl PeerConn {
         stream.set_nodelay(true)?;
         let (r, w) = stream.into_split();
         let mut conn = PeerConn {
-            reader: BufReader::with_capacity(64 * 1024, r),
+            reader: r,
+            read_buf: BytesMut::with_capacity(64 * 1024),
             writer: BufWriter::with_capacity(64 * 1024, w),
+            unanswered: 0,
+            writing: false,
         };
         use tokio::io::AsyncWriteExt;
         conn.writer.write_all(&preamble(from, to)).await?;
         Ok(conn)
     }
 
+    /// Whether the next call may use this connection: no request was cut
+    /// half-way, and not too many answers are still owed.
+    pub fn is_usable(&self) -> bool {
+        !self.writing && self.unanswered <= UNANSWERED_MAX
+    }
+
+    /// Sends `req` and returns its response; answers still owed to
+    /// abandoned calls are read and discarded first, within `timeout`.
     pub async fn call(&mut self, req: &Request, timeout: Duration) -> io::Result<Response> {
         with_timeout(timeout, async {
-            write_frame(&mut self.writer, req).await?;
-            match read_frame(&mut self.reader).await? {
-                Some(r) => Ok(r),
-                None => Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "peer closed the connection",
-                )),
+            if !self.is_usable() {
+                return Err(io::Error::other(
+                    "peer connection unusable after an abandoned call",
+                ));
             }
+            while self.unanswered > 0 {
+                let _stale: Response = self.read_response().await?;
+                self.unanswered -= 1;
+            }
+            self.writing = true;
+            write_frame(&mut self.writer, req).await?;
+            self.writing = false;
+            self.unanswered += 1;
+            let response = self.read_response().await?;
+            self.unanswered -= 1;
+            Ok(response)
         })
         .await
+    }
+
+    /// Reads one whole response frame; cancel-safe (see the type).
+    async fn read_response<T: serde::de::DeserializeOwned>(&mut self) -> io::Result<T> {
+        loop {
+            if let Some(frame) = take_frame(&mut self.read_buf)? {
+                return decode_frame(&frame);
+            }
+            if self.reader.read_buf(&mut self.read_buf).await? == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "peer closed the connection",
+                ));
+            }
+        }
     }
 }
 
@@ -121,30 +179,32 @@ impl PeerClient {
         req: Request,
         option: &RPCOption,
     ) -> Result<Response, RPCError<TypeConfig>> {
-        // The connection is taken out for the call and put back only after
-        // its response was read whole. openraft may drop this future
-        // half-way (the heartbeat worker wraps every heartbeat in a timeout
-        // of one heartbeat interval): a connection left in place would then
-        // hold a request whose response is still on its way, and the next
-        // call would read that stale response as its own answer, e.g. a
-        // follower's acknowledgement counted for a later heartbeat round,
-        // which a linearizable read relies on. Dropped with the future, the
-        // connection closes, and the next call opens a fresh one.
-        let mut conn = match self.conn.take() {
-            Some(conn) => conn,
-            None => PeerConn::connect(self.from, self.target, &self.addr)
+        // A call dropped half-way (openraft drops a heartbeat at one
+        // heartbeat interval) leaves the connection in place: `PeerConn`
+        // skips the answers it still owes, or reports itself unusable.
+        // Reconnecting instead would cost a round trip more per heartbeat,
+        // and on a link whose round trip is over half an interval every
+        // later heartbeat would then miss its interval too.
+        if self.conn.as_ref().is_some_and(|c| !c.is_usable()) {
+            self.conn = None;
+        }
+        if self.conn.is_none() {
+            let conn = PeerConn::connect(self.from, self.target, &self.addr)
                 .await
-                .map_err(|e| unreachable_err(&e))?,
+                .map_err(|e| unreachable_err(&e))?;
+            self.conn = Some(conn);
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(remote_err("no connection".into()));
         };
         let timeout = option.soft_ttl().max(self.rpc_timeout_floor);
         match conn.call(&req, timeout).await {
-            Ok(r) => {
-                self.conn = Some(conn);
-                Ok(r)
+            Ok(r) => Ok(r),
+            Err(e) => {
+                // The stream position is unknown after a failure: reconnect.
+                self.conn = None;
+                Err(network_err(&e))
             }
-            // The stream position is unknown after a failure: the
-            // connection is dropped here, and the next call reconnects.
-            Err(e) => Err(network_err(&e)),
         }
     }
 
@@ -180,11 +240,10 @@ impl PeerClient {
             let chunk = Request::SnapshotChunk(buf[..n].to_vec());
             with_timeout(chunk_timeout, write_frame(&mut conn.writer, &chunk)).await?;
         }
-        with_timeout(Duration::from_millis(SNAPSHOT_INSTALL_TIMEOUT_MS), async {
-            read_frame(&mut conn.reader).await?.ok_or_else(|| {
-                io::Error::new(io::ErrorKind::UnexpectedEof, "peer closed during snapshot")
-            })
-        })
+        with_timeout(
+            Duration::from_millis(SNAPSHOT_INSTALL_TIMEOUT_MS),
+            conn.read_response(),
+        )
         .await
     }
 }
@@ -274,15 +333,18 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{NodeStatus, PREAMBLE_BYTES};
+    use crate::wire::{NodeStatus, PREAMBLE_BYTES, read_frame};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::Instant;
+    use tokio::io::BufReader;
     use tokio::net::TcpListener;
 
-    /// How many requests a test peer has received, and answered.
+    /// How many connections and requests a test peer has received, and
+    /// how many requests it answered.
     #[derive(Default)]
     struct Seen {
+        connections: AtomicU64,
         received: AtomicU64,
         answered: AtomicU64,
     }
@@ -301,6 +363,7 @@ mod tests {
                     return;
                 };
                 let counters = Arc::clone(&counters);
+                counters.connections.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
                     let (r, mut w) = stream.into_split();
                     let mut r = BufReader::new(r);
@@ -378,5 +441,33 @@ mod tests {
         let third = client.call(Request::Status, &option).await.unwrap();
         assert_eq!(term_of(third), 3);
         assert_eq!(seen.received.load(Ordering::SeqCst), 3);
+        // The connection survived the abandoned call: no reconnect, which
+        // on a slow link would cost the next heartbeat a round trip more.
+        assert_eq!(seen.connections.load(Ordering::SeqCst), 1);
+    }
+
+    /// An abandoned call whose answer never comes makes the next call time
+    /// out, and the one after that reconnects.
+    #[tokio::test]
+    async fn a_connection_that_owes_an_unanswerable_call_is_replaced() {
+        let (addr, seen) = numbering_peer(Duration::from_secs(3_600)).await;
+        let mut client = PeerClient {
+            from: 1,
+            target: 2,
+            addr,
+            conn: None,
+            rpc_timeout_floor: Duration::from_millis(200),
+        };
+        let option = RPCOption::new(Duration::from_millis(200));
+        tokio::select! {
+            biased;
+            () = wait_until(|| seen.received.load(Ordering::SeqCst) >= 1) => {}
+            r = client.call(Request::Status, &option) => panic!("answered early: {r:?}"),
+        }
+        // Waits for the owed answer, times out, and drops the connection.
+        assert!(client.call(Request::Status, &option).await.is_err());
+        let third = client.call(Request::Status, &option).await.unwrap();
+        assert_eq!(term_of(third), 2);
+        assert_eq!(seen.connections.load(Ordering::SeqCst), 2);
     }
 }

@@ -579,6 +579,7 @@ impl ClusterNode {
             .await
             .get_mut(&leader)
             .and_then(|v| v.pop());
+        let from_pool = pooled.is_some();
         let mut conn = match pooled {
             Some(c) => c,
             None => PeerConn::connect(self.inner.id, leader, addr)
@@ -597,7 +598,17 @@ impl ClusterNode {
                 }
                 Ok(resp)
             }
-            Err(e) => Err(ForwardError::Unavailable(format!("leader {leader}: {e}"))),
+            Err(e) => {
+                if from_pool {
+                    // The leader closes peer connections idle for 5 min
+                    // (peer_server.rs): after a quiet spell every pooled
+                    // connection is dead, and a retry that took them one by
+                    // one could spend the whole forward timeout on them.
+                    // One failure empties the pool; the retry connects anew.
+                    self.inner.pool.lock().await.remove(&leader);
+                }
+                Err(ForwardError::Unavailable(format!("leader {leader}: {e}")))
+            }
         }
     }
 

@@ -101,8 +101,17 @@ async fn handle(stream: TcpStream, node: ClusterNode) -> io::Result<()> {
             }
             other => dispatch(&node, other).await,
         };
+        // A failed transfer may have stopped part-way through a chunk
+        // frame (its timeout dropped the read), or left chunks unread: the
+        // stream position is unknown, and reading on would take snapshot
+        // data for requests. The sender gets the error, then the
+        // connection closes.
+        let transfer_failed = matches!(resp, Response::Snapshot(Err(_)));
         write_frame(&mut writer, &resp).await?;
         writer.flush().await?;
+        if transfer_failed {
+            return Ok(());
+        }
     }
 }
 

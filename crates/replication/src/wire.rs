@@ -18,6 +18,8 @@
 use std::io;
 use std::time::Duration;
 
+use bytes::BytesMut;
+
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
     VoteRequest, VoteResponse,
@@ -182,9 +184,48 @@ pub async fn read_frame<R: AsyncRead + Unpin, T: serde::de::DeserializeOwned>(
     }
     let mut payload = vec![0u8; len];
     r.read_exact(&mut payload).await?;
-    postcard::from_bytes(&payload)
-        .map(Some)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("bad peer frame: {e}")))
+    decode_frame(&payload).map(Some)
+}
+
+/// Takes one whole frame's payload off the front of `buf`, or `None` if
+/// `buf` does not hold a whole frame yet (then room for it is reserved).
+/// Keeps partial frames in `buf`, so a reader that fills `buf` with the
+/// cancel-safe `read_buf` loses nothing when its future is dropped.
+pub fn take_frame(buf: &mut BytesMut) -> io::Result<Option<BytesMut>> {
+    let Some(len) = buf.get(..4) else {
+        return Ok(None);
+    };
+    let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+    if len > FRAME_BYTES_MAX {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("peer frame of {len} bytes exceeds the limit"),
+        ));
+    }
+    if buf.len() < 4 + len {
+        buf.reserve(4 + len - buf.len());
+        return Ok(None);
+    }
+    let mut frame = buf.split_to(4 + len);
+    let _ = frame.split_to(4);
+    Ok(Some(frame))
+}
+
+/// Decodes one frame's payload; bytes left over are an error (postcard's
+/// `from_bytes` would ignore them, and a frame that decodes only in part
+/// is not the frame that was sent).
+pub fn decode_frame<T: serde::de::DeserializeOwned>(payload: &[u8]) -> io::Result<T> {
+    match postcard::take_from_bytes(payload) {
+        Ok((msg, [])) => Ok(msg),
+        Ok((_, rest)) => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("bad peer frame: {} bytes left over", rest.len()),
+        )),
+        Err(e) => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("bad peer frame: {e}"),
+        )),
+    }
 }
 
 /// Runs `fut` with a deadline, turning expiry into a `TimedOut` error.
@@ -228,6 +269,39 @@ mod tests {
         let mut bad = p;
         bad[0] = b'X';
         assert!(parse_preamble(&bad).is_err());
+    }
+
+    #[tokio::test]
+    async fn take_frame_keeps_partial_frames_and_refuses_oversized_or_padded_ones() {
+        let mut encoded = Vec::new();
+        write_frame(&mut encoded, &Request::ReadIndex)
+            .await
+            .unwrap();
+        write_frame(&mut encoded, &Request::SnapshotChunk(vec![7; 100]))
+            .await
+            .unwrap();
+        // Fed one byte at a time, as a slow socket would: each frame comes
+        // out exactly when its last byte arrives.
+        let mut buf = BytesMut::new();
+        let mut frames = Vec::new();
+        for (i, b) in encoded.iter().enumerate() {
+            buf.extend_from_slice(&[*b]);
+            if let Some(frame) = take_frame(&mut buf).unwrap() {
+                frames.push((i, decode_frame::<Request>(&frame).unwrap()));
+            }
+        }
+        assert!(buf.is_empty());
+        assert_eq!(frames.len(), 2);
+        assert!(matches!(frames[0].1, Request::ReadIndex));
+        assert!(matches!(&frames[1].1, Request::SnapshotChunk(d) if d == &vec![7; 100]));
+        assert_eq!(frames[1].0, encoded.len() - 1);
+        // A length over the limit is refused before anything is reserved.
+        let mut huge = BytesMut::from(&((FRAME_BYTES_MAX + 1) as u32).to_le_bytes()[..]);
+        assert!(take_frame(&mut huge).is_err());
+        // A payload with bytes after the message is not that message.
+        let mut padded = postcard::to_allocvec(&Request::ReadIndex).unwrap();
+        padded.push(0);
+        assert!(decode_frame::<Request>(&padded).is_err());
     }
 
     #[tokio::test]

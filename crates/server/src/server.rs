@@ -213,7 +213,11 @@ async fn accept_loop(
         let shutdown = shutdown.clone();
         let done = done.clone();
         tokio::spawn(async move {
-            shared.stats.connections_current.fetch_add(1, Relaxed);
+            // A guard, not a decrement after the match: a connection task
+            // that panics unwinds through it, and a count left too high
+            // would report phantom clients and keep a lone client paying
+            // for the yield that lets others join its commit rounds.
+            let _counted = ConnectionCounted::new(&shared.stats.connections_current);
             match protocol {
                 Protocol::Resp => {
                     crate::connection::serve(stream, peer.to_string(), shared.clone(), shutdown)
@@ -221,10 +225,25 @@ async fn accept_loop(
                 }
                 Protocol::Text => crate::text::serve(stream, shared.clone(), shutdown).await,
             }
-            shared.stats.connections_current.fetch_sub(1, Relaxed);
             drop(permit);
             drop(done);
         });
+    }
+}
+
+/// Counts one open connection in `connections_current` while alive.
+struct ConnectionCounted<'a>(&'a std::sync::atomic::AtomicU64);
+
+impl<'a> ConnectionCounted<'a> {
+    fn new(counter: &'a std::sync::atomic::AtomicU64) -> Self {
+        counter.fetch_add(1, Relaxed);
+        ConnectionCounted(counter)
+    }
+}
+
+impl Drop for ConnectionCounted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
     }
 }
 

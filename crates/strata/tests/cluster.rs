@@ -916,6 +916,51 @@ fn writes_keep_working_over_slow_peer_links() {
     set(cluster.node(leader), "after", "1");
 }
 
+/// A snapshot chunk that arrives outside a transfer is refused, and the
+/// peer connection then closes: after a failed transfer the stream position
+/// is unknown (a chunk may be half read), and whatever follows must not be
+/// read as requests. The frames are written by hand, byte for byte, as a
+/// confused or hostile peer would send them.
+#[test]
+fn a_failed_snapshot_transfer_closes_the_peer_connection() {
+    use std::io::{Read, Write};
+    let (cluster, leader) = start(config(1));
+    let node = cluster.node(leader);
+    let mut peer = std::net::TcpStream::connect(node.peer_listen).unwrap();
+    peer.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut preamble = b"STRATAP3".to_vec();
+    preamble.extend_from_slice(&0u64.to_le_bytes()); // from: not a node
+    preamble.extend_from_slice(&node.id.to_le_bytes());
+    // Request::SnapshotChunk (variant 5) of 3 bytes, then Request::Status
+    // (variant 8), which must never be answered.
+    let chunk = [5u8, 3, 1, 2, 3];
+    let status = [8u8];
+    let mut bytes = preamble;
+    for payload in [&chunk[..], &status[..]] {
+        bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(payload);
+    }
+    peer.write_all(&bytes).unwrap();
+    let mut len = [0u8; 4];
+    peer.read_exact(&mut len).unwrap();
+    let mut payload = vec![0u8; u32::from_le_bytes(len) as usize];
+    peer.read_exact(&mut payload).unwrap();
+    // Response::Snapshot (variant 3) holding Err (1) and its message.
+    assert_eq!(
+        &payload[..2],
+        &[3, 1],
+        "not a refused snapshot: {payload:?}"
+    );
+    let mut rest = Vec::new();
+    let closed = peer.read_to_end(&mut rest);
+    assert!(
+        matches!(closed, Ok(0)),
+        "the connection went on after a failed transfer: {closed:?}, {} more bytes",
+        rest.len()
+    );
+}
+
 /// A pipeline on a follower: one ReadIndex round covers the reads buffered
 /// together, but a read after a write in the same pipeline must still see
 /// that write (the barrier is renewed after every write).
