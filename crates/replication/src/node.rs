@@ -663,9 +663,55 @@ impl ClusterNode {
         }
     }
 
-    /// On the leader: the ReadIndex read point, after a quorum confirmed
-    /// this node is still the leader.
+    /// On the leader: a linearizable read point (ReadIndex), an index at
+    /// least the commit index at the time of the call, confirmed by a
+    /// quorum after the call began.
+    ///
+    /// First through openraft's heartbeat round. A heartbeat counts only if
+    /// answered within one heartbeat interval, so on a link whose round
+    /// trip is longer (or a moment that slow) no round ever confirms, and
+    /// an idle cluster could serve no linearizable read at all. So that
+    /// wait is bounded (half the time, at most one election timeout), and
+    /// after it the leader confirms through the log instead: it commits an
+    /// entry that changes nothing. A majority accepting an entry of this
+    /// term after the read began confirms the leadership just as a
+    /// heartbeat round would, and replication waits up to an election
+    /// timeout per request. The read point is then what this node has
+    /// applied, which includes that entry and so everything committed
+    /// before it.
     pub(crate) async fn read_index_local(&self, wait: Duration) -> Result<u64, ForwardError> {
+        let deadline = Instant::now() + wait;
+        let heartbeat_wait =
+            (wait / 2).min(Duration::from_millis(self.inner.config.election_timeout_ms));
+        let reason = match self.read_index_by_heartbeat(heartbeat_wait).await {
+            Err(ForwardError::Unavailable(reason)) if self.is_leader() => reason,
+            other => return other,
+        };
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let confirm = Command {
+            request: None,
+            retry: false,
+            limits: Limits {
+                key_size_bytes_max: 0,
+                value_size_bytes_max: 0,
+            },
+            mutation: Mutation {
+                now_ms: now_ms(),
+                op: Op::Delete { keys: Vec::new() },
+            },
+        };
+        match tokio::time::timeout(remaining, self.submit_local(vec![confirm])).await {
+            Ok(Ok(_)) => crate::state_machine::applied_index(&self.inner.store)
+                .map_err(|e| ForwardError::Unavailable(format!("reading the applied index: {e}"))),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(ForwardError::Unavailable(format!(
+                "{reason}; a confirming log entry did not commit in time either"
+            ))),
+        }
+    }
+
+    /// openraft's ReadIndex: a heartbeat round, waited for `wait` at most.
+    async fn read_index_by_heartbeat(&self, wait: Duration) -> Result<u64, ForwardError> {
         let option =
             openraft::raft::linearizable_read::LinearizerOption::from(ReadPolicy::ReadIndex)
                 .with_wait_timeout(wait.max(Duration::from_millis(1)));

@@ -74,6 +74,19 @@ struct AppliedMark {
     membership: StoredMembership,
 }
 
+/// The index of the last log entry applied to `store`'s published state
+/// (0 before any). Read from the store itself, not from openraft's
+/// metrics, which may lag behind an apply that has already answered.
+pub(crate) fn applied_index(store: &Store) -> io::Result<u64> {
+    match store.applied_mark().map_err(storage_io)? {
+        Some(raw) => {
+            let mark: AppliedMark = decode(&raw, "applied mark")?;
+            Ok(mark.last_applied.map_or(0, |l| l.index()))
+        }
+        None => Ok(0),
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 pub(crate) struct SnapshotHeader {
     pub last_log_id: Option<LogId>,

@@ -881,11 +881,10 @@ fn writes_keep_working_over_slow_peer_links() {
             other => problems.push(format!("SET #{i} via node {id}: {other:?} after {took:?}")),
         }
     }
-    // Reads on the now idle cluster: every heartbeat outlives its one
-    // interval, so none counts as a leadership confirmation. A read may
-    // fail (README, `--heartbeat-ms`), but within its bound, and it must
-    // never be confirmed by a late answer to an earlier heartbeat and
-    // return something else than the last write.
+    // Linearizable reads on the now idle cluster. Every heartbeat outlives
+    // its one interval, so no heartbeat round confirms the leadership; the
+    // leader confirms through the log instead (`read_index_local`), and
+    // the reads see the last write.
     for id in [leader, follower] {
         let mut client = cluster.node(id).client(Duration::from_secs(10)).unwrap();
         let t = Instant::now();
@@ -893,12 +892,8 @@ fn writes_keep_working_over_slow_peer_links() {
         let took = t.elapsed();
         println!("GET via node {id} with 40 ms links: {reply:?} after {took:?}");
         match reply {
-            Ok(Reply::Bulk(v)) if &v[..] == b"9" => {}
-            Ok(r) if is_cluster_error(&r) => {}
-            other => problems.push(format!("GET via node {id}: {other:?}")),
-        }
-        if took > Duration::from_millis(FORWARD_TIMEOUT_MS + 2_000) {
-            problems.push(format!("GET via node {id} took {took:?}"));
+            Ok(Reply::Bulk(v)) if &v[..] == b"9" && took < Duration::from_secs(2) => {}
+            other => problems.push(format!("GET via node {id}: {other:?} after {took:?}")),
         }
     }
     let info = cluster.node(leader).cluster_info().unwrap();
