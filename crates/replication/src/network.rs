@@ -55,6 +55,10 @@ pub struct PeerConn {
     writing: bool,
 }
 
+/// A connection's read buffer between frames: most responses fit; a
+/// larger one grows the buffer for as long as it takes to read it.
+const READ_BUF_BYTES: usize = 64 * 1024;
+
 /// Abandoned requests a connection may still owe answers for; past it, the
 /// connection is dropped instead (a peer that slow is better reconnected).
 const UNANSWERED_MAX: usize = 4;
@@ -69,7 +73,7 @@ impl PeerConn {
         let (r, w) = stream.into_split();
         let mut conn = PeerConn {
             reader: r,
-            read_buf: BytesMut::with_capacity(64 * 1024),
+            read_buf: BytesMut::with_capacity(READ_BUF_BYTES),
             writer: BufWriter::with_capacity(64 * 1024, w),
             unanswered: 0,
             writing: false,
@@ -113,6 +117,13 @@ impl PeerConn {
     async fn read_response<T: serde::de::DeserializeOwned>(&mut self) -> io::Result<T> {
         loop {
             if let Some(frame) = take_frame(&mut self.read_buf)? {
+                if self.read_buf.is_empty() && self.read_buf.capacity() > READ_BUF_BYTES {
+                    // `read_buf` grew for a large frame and would keep that
+                    // allocation for as long as the connection lives (a
+                    // pooled one: indefinitely). Nothing is buffered, so a
+                    // fresh buffer loses nothing.
+                    self.read_buf = BytesMut::with_capacity(READ_BUF_BYTES);
+                }
                 return decode_frame(&frame);
             }
             if self.reader.read_buf(&mut self.read_buf).await? == 0 {
@@ -446,6 +457,46 @@ mod tests {
         assert_eq!(seen.connections.load(Ordering::SeqCst), 1);
     }
 
+    /// A large response grows the read buffer only while it is read: a
+    /// connection kept in a pool must not hold the largest answer it ever
+    /// got.
+    #[tokio::test]
+    async fn the_read_buffer_shrinks_back_after_a_large_response() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let (r, mut w) = stream.into_split();
+            let mut r = BufReader::new(r);
+            let mut pre = [0u8; PREAMBLE_BYTES];
+            if r.read_exact(&mut pre).await.is_err() {
+                return;
+            }
+            while let Ok(Some(Request::Status)) = read_frame(&mut r).await {
+                let status = NodeStatus {
+                    client_addr: "x".repeat(4 << 20),
+                    ..NodeStatus::default()
+                };
+                if write_frame(&mut w, &Response::Status(status))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
+        let mut conn = PeerConn::connect(1, 2, &addr).await.unwrap();
+        for _ in 0..2 {
+            match conn.call(&Request::Status, Duration::from_secs(10)).await {
+                Ok(Response::Status(s)) => assert_eq!(s.client_addr.len(), 4 << 20),
+                other => panic!("unexpected {other:?}"),
+            }
+            assert!(conn.read_buf.capacity() <= READ_BUF_BYTES);
+        }
+    }
+
     /// An abandoned call whose answer never comes makes the next call time
     /// out, and the one after that reconnects.
     #[tokio::test]
@@ -456,17 +507,20 @@ mod tests {
             target: 2,
             addr,
             conn: None,
-            rpc_timeout_floor: Duration::from_millis(200),
+            rpc_timeout_floor: Duration::ZERO,
         };
-        let option = RPCOption::new(Duration::from_millis(200));
+        // Generous limits for the calls that must not time out (a loaded
+        // machine may pause this test), a short one for the call that must.
+        let patient = RPCOption::new(Duration::from_secs(10));
+        let short = RPCOption::new(Duration::from_millis(200));
         tokio::select! {
             biased;
             () = wait_until(|| seen.received.load(Ordering::SeqCst) >= 1) => {}
-            r = client.call(Request::Status, &option) => panic!("answered early: {r:?}"),
+            r = client.call(Request::Status, &patient) => panic!("answered early: {r:?}"),
         }
         // Waits for the owed answer, times out, and drops the connection.
-        assert!(client.call(Request::Status, &option).await.is_err());
-        let third = client.call(Request::Status, &option).await.unwrap();
+        assert!(client.call(Request::Status, &short).await.is_err());
+        let third = client.call(Request::Status, &patient).await.unwrap();
         assert_eq!(term_of(third), 2);
         assert_eq!(seen.connections.load(Ordering::SeqCst), 2);
     }

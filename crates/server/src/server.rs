@@ -217,7 +217,7 @@ async fn accept_loop(
             // that panics unwinds through it, and a count left too high
             // would report phantom clients and keep a lone client paying
             // for the yield that lets others join its commit rounds.
-            let _counted = ConnectionCounted::new(&shared.stats.connections_current);
+            let counted = ConnectionCounted::new(&shared.stats.connections_current);
             match protocol {
                 Protocol::Resp => {
                     crate::connection::serve(stream, peer.to_string(), shared.clone(), shutdown)
@@ -225,6 +225,9 @@ async fn accept_loop(
                 }
                 Protocol::Text => crate::text::serve(stream, shared.clone(), shutdown).await,
             }
+            // Uncounted before the slot is freed, so the count never
+            // exceeds the connections that hold a slot.
+            drop(counted);
             drop(permit);
             drop(done);
         });
