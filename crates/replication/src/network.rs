@@ -117,11 +117,13 @@ impl PeerConn {
     async fn read_response<T: serde::de::DeserializeOwned>(&mut self) -> io::Result<T> {
         loop {
             if let Some(frame) = take_frame(&mut self.read_buf)? {
-                if self.read_buf.is_empty() && self.read_buf.capacity() > READ_BUF_BYTES {
-                    // `read_buf` grew for a large frame and would keep that
-                    // allocation for as long as the connection lives (a
-                    // pooled one: indefinitely). Nothing is buffered, so a
-                    // fresh buffer loses nothing.
+                if self.read_buf.is_empty() && frame.len() >= READ_BUF_BYTES {
+                    // `read_buf` grew for this frame, and still shares that
+                    // allocation with it (its `capacity` no longer shows
+                    // it): its next `reserve` would take it back whole, and
+                    // keep it for as long as the connection lives (a pooled
+                    // one: indefinitely). Nothing is buffered, so a fresh
+                    // buffer loses nothing.
                     self.read_buf = BytesMut::with_capacity(READ_BUF_BYTES);
                 }
                 return decode_frame(&frame);
@@ -493,7 +495,14 @@ mod tests {
                 Ok(Response::Status(s)) => assert_eq!(s.client_addr.len(), 4 << 20),
                 other => panic!("unexpected {other:?}"),
             }
-            assert!(conn.read_buf.capacity() <= READ_BUF_BYTES);
+            // A buffer that still owned the large allocation would take
+            // it back whole at its next reserve (as the next read does).
+            conn.read_buf.reserve(1);
+            assert!(
+                conn.read_buf.capacity() <= READ_BUF_BYTES,
+                "read buffer kept {} bytes",
+                conn.read_buf.capacity()
+            );
         }
     }
 
