@@ -506,6 +506,59 @@ mod tests {
         }
     }
 
+    /// A call dropped while its request is half written leaves a partial
+    /// frame on the wire: the connection must not be used again.
+    #[tokio::test]
+    async fn a_connection_whose_write_was_cut_is_not_reused() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let connections = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&connections);
+        tokio::spawn(async move {
+            // The first connection is accepted and never read, so a large
+            // request stalls half-way once the socket buffers are full.
+            let Ok((stalled, _)) = listener.accept().await else {
+                return;
+            };
+            counter.fetch_add(1, Ordering::SeqCst);
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            counter.fetch_add(1, Ordering::SeqCst);
+            let (r, mut w) = stream.into_split();
+            let mut r = BufReader::new(r);
+            let mut pre = [0u8; PREAMBLE_BYTES];
+            if r.read_exact(&mut pre).await.is_ok()
+                && let Ok(Some(Request::Status)) = read_frame(&mut r).await
+            {
+                let status = NodeStatus {
+                    term: 7,
+                    ..NodeStatus::default()
+                };
+                let _ = write_frame(&mut w, &Response::Status(status)).await;
+            }
+            drop(stalled);
+        });
+        let mut client = PeerClient {
+            from: 1,
+            target: 2,
+            addr,
+            conn: None,
+            rpc_timeout_floor: Duration::ZERO,
+        };
+        let patient = RPCOption::new(Duration::from_secs(10));
+        let big = Request::SnapshotChunk(vec![0u8; 32 << 20]);
+        // Dropped once the write has stalled (nothing reads it).
+        tokio::select! {
+            r = client.call(big, &patient) => panic!("a 32 MiB request went through: {r:?}"),
+            () = tokio::time::sleep(Duration::from_millis(300)) => {}
+        }
+        assert!(client.conn.as_ref().is_some_and(|c| !c.is_usable()));
+        let answer = client.call(Request::Status, &patient).await.unwrap();
+        assert_eq!(term_of(answer), 7);
+        assert_eq!(connections.load(Ordering::SeqCst), 2);
+    }
+
     /// An abandoned call whose answer never comes makes the next call time
     /// out, and the one after that reconnects.
     #[tokio::test]
