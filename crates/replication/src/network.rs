@@ -378,12 +378,9 @@ mod tests {
                 let counters = Arc::clone(&counters);
                 counters.connections.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
-                    let (r, mut w) = stream.into_split();
-                    let mut r = BufReader::new(r);
-                    let mut pre = [0u8; PREAMBLE_BYTES];
-                    if r.read_exact(&mut pre).await.is_err() {
+                    let Some((mut r, mut w)) = accept_peer(stream).await else {
                         return;
-                    }
+                    };
                     while let Ok(Some(Request::Status)) = read_frame(&mut r).await {
                         let n = counters.received.fetch_add(1, Ordering::SeqCst) + 1;
                         if n == 1 {
@@ -403,6 +400,32 @@ mod tests {
             }
         });
         (addr, seen)
+    }
+
+    /// The peer side of a test connection: past the preamble, the frame
+    /// reader and the writer; `None` if the preamble does not arrive.
+    async fn accept_peer(
+        stream: TcpStream,
+    ) -> Option<(
+        BufReader<tokio::net::tcp::OwnedReadHalf>,
+        tokio::net::tcp::OwnedWriteHalf,
+    )> {
+        let (r, w) = stream.into_split();
+        let mut r = BufReader::new(r);
+        let mut pre = [0u8; PREAMBLE_BYTES];
+        r.read_exact(&mut pre).await.ok()?;
+        Some((r, w))
+    }
+
+    /// A client of node 2 at `addr`, as openraft would get one.
+    fn client(addr: String, rpc_timeout_floor: Duration) -> PeerClient {
+        PeerClient {
+            from: 1,
+            target: 2,
+            addr,
+            conn: None,
+            rpc_timeout_floor,
+        }
     }
 
     /// Polls `done` every millisecond for at most 10 s.
@@ -427,13 +450,7 @@ mod tests {
     #[tokio::test]
     async fn a_call_abandoned_half_way_never_answers_the_next_one() {
         let (addr, seen) = numbering_peer(Duration::from_millis(200)).await;
-        let mut client = PeerClient {
-            from: 1,
-            target: 2,
-            addr,
-            conn: None,
-            rpc_timeout_floor: Duration::from_secs(5),
-        };
+        let mut client = client(addr, Duration::from_secs(5));
         let option = RPCOption::new(Duration::from_secs(5));
         // The first call is dropped once its request has arrived, as a
         // timeout around it would drop it.
@@ -470,12 +487,9 @@ mod tests {
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
-            let (r, mut w) = stream.into_split();
-            let mut r = BufReader::new(r);
-            let mut pre = [0u8; PREAMBLE_BYTES];
-            if r.read_exact(&mut pre).await.is_err() {
+            let Some((mut r, mut w)) = accept_peer(stream).await else {
                 return;
-            }
+            };
             while let Ok(Some(Request::Status)) = read_frame(&mut r).await {
                 let status = NodeStatus {
                     client_addr: "x".repeat(4 << 20),
@@ -525,10 +539,7 @@ mod tests {
                 return;
             };
             counter.fetch_add(1, Ordering::SeqCst);
-            let (r, mut w) = stream.into_split();
-            let mut r = BufReader::new(r);
-            let mut pre = [0u8; PREAMBLE_BYTES];
-            if r.read_exact(&mut pre).await.is_ok()
+            if let Some((mut r, mut w)) = accept_peer(stream).await
                 && let Ok(Some(Request::Status)) = read_frame(&mut r).await
             {
                 let status = NodeStatus {
@@ -539,13 +550,7 @@ mod tests {
             }
             drop(stalled);
         });
-        let mut client = PeerClient {
-            from: 1,
-            target: 2,
-            addr,
-            conn: None,
-            rpc_timeout_floor: Duration::ZERO,
-        };
+        let mut client = client(addr, Duration::ZERO);
         let patient = RPCOption::new(Duration::from_secs(10));
         let big = Request::SnapshotChunk(vec![0u8; 32 << 20]);
         // Dropped once the write has stalled (nothing reads it).
@@ -564,13 +569,7 @@ mod tests {
     #[tokio::test]
     async fn a_connection_that_owes_an_unanswerable_call_is_replaced() {
         let (addr, seen) = numbering_peer(Duration::from_secs(3_600)).await;
-        let mut client = PeerClient {
-            from: 1,
-            target: 2,
-            addr,
-            conn: None,
-            rpc_timeout_floor: Duration::ZERO,
-        };
+        let mut client = client(addr, Duration::ZERO);
         // Generous limits for the calls that must not time out (a loaded
         // machine may pause this test), a short one for the call that must.
         let patient = RPCOption::new(Duration::from_secs(10));
