@@ -41,9 +41,10 @@ const SNAPSHOT_INSTALL_TIMEOUT_MS: u64 = 600_000;
 /// later heartbeat round, which a linearizable read relies on. So:
 /// - responses are read into `read_buf` with `read_buf` (which loses
 ///   nothing when dropped), and a frame is taken out only when whole;
-/// - `unanswered` counts the requests written whole whose responses were
-///   not read yet; the next call reads and discards those first (a
-///   connection answers in order, one response per request);
+/// - `answer_owed` is set while a request written whole has not had its
+///   response read; the next call reads and discards that response first
+///   (a connection answers in order, one response per request). A call
+///   writes only once nothing is owed, so at most one answer is ever owed;
 /// - `writing` is set while a request is being written: a write dropped
 ///   half-way leaves a partial frame on the wire, and the connection is
 ///   then refused (`is_usable`) rather than reused.
@@ -51,17 +52,13 @@ pub struct PeerConn {
     reader: tokio::net::tcp::OwnedReadHalf,
     read_buf: BytesMut,
     writer: BufWriter<tokio::net::tcp::OwnedWriteHalf>,
-    unanswered: usize,
+    answer_owed: bool,
     writing: bool,
 }
 
 /// A connection's read buffer between frames: most responses fit; a
 /// larger one grows the buffer for as long as it takes to read it.
 const READ_BUF_BYTES: usize = 64 * 1024;
-
-/// Abandoned requests a connection may still owe answers for; past it, the
-/// connection is dropped instead (a peer that slow is better reconnected).
-const UNANSWERED_MAX: usize = 4;
 
 impl PeerConn {
     pub async fn connect(from: NodeId, to: NodeId, addr: &str) -> io::Result<PeerConn> {
@@ -75,7 +72,7 @@ impl PeerConn {
             reader: r,
             read_buf: BytesMut::with_capacity(READ_BUF_BYTES),
             writer: BufWriter::with_capacity(64 * 1024, w),
-            unanswered: 0,
+            answer_owed: false,
             writing: false,
         };
         use tokio::io::AsyncWriteExt;
@@ -84,9 +81,11 @@ impl PeerConn {
     }
 
     /// Whether the next call may use this connection: no request was cut
-    /// half-way, and not too many answers are still owed.
+    /// half-way. (An owed answer does not make it unusable: the next call
+    /// waits for it within its own timeout, and a peer that never sends it
+    /// fails that call, which drops the connection.)
     pub fn is_usable(&self) -> bool {
-        !self.writing && self.unanswered <= UNANSWERED_MAX
+        !self.writing
     }
 
     /// Sends `req` and returns its response; answers still owed to
@@ -98,16 +97,16 @@ impl PeerConn {
                     "peer connection unusable after an abandoned call",
                 ));
             }
-            while self.unanswered > 0 {
+            if self.answer_owed {
                 let _stale: Response = self.read_response().await?;
-                self.unanswered -= 1;
+                self.answer_owed = false;
             }
             self.writing = true;
             write_frame(&mut self.writer, req).await?;
             self.writing = false;
-            self.unanswered += 1;
+            self.answer_owed = true;
             let response = self.read_response().await?;
-            self.unanswered -= 1;
+            self.answer_owed = false;
             Ok(response)
         })
         .await
@@ -194,7 +193,7 @@ impl PeerClient {
     ) -> Result<Response, RPCError<TypeConfig>> {
         // A call dropped half-way (openraft drops a heartbeat at one
         // heartbeat interval) leaves the connection in place: `PeerConn`
-        // skips the answers it still owes, or reports itself unusable.
+        // skips the answer it still owes, or reports itself unusable.
         // Reconnecting instead would cost a round trip more per heartbeat,
         // and on a link whose round trip is over half an interval every
         // later heartbeat would then miss its interval too.

@@ -450,14 +450,19 @@ impl ClusterNode {
                     )),
                 }
             } else if let Some((leader, addr)) = self.leader() {
-                self.forward(leader, &addr, Request::WriteBatch(commands.clone()))
-                    .await
-                    .and_then(|r| match r {
-                        Response::WriteBatch(r) => r,
-                        other => Err(ForwardError::Unavailable(format!(
-                            "unexpected reply to a forwarded write: {other:?}"
-                        ))),
-                    })
+                self.forward(
+                    leader,
+                    &addr,
+                    Request::WriteBatch(commands.clone()),
+                    deadline,
+                )
+                .await
+                .and_then(|r| match r {
+                    Response::WriteBatch(r) => r,
+                    other => Err(ForwardError::Unavailable(format!(
+                        "unexpected reply to a forwarded write: {other:?}"
+                    ))),
+                })
             } else {
                 Err(ForwardError::NotLeader { leader: None })
             };
@@ -549,8 +554,7 @@ impl ClusterNode {
                 leader: self.leader().map(|(id, _)| id),
             });
         }
-        let timeout = Duration::from_millis(self.inner.config.forward_timeout_ms);
-        match tokio::time::timeout(timeout, self.submit_local(commands)).await {
+        match tokio::time::timeout(self.forward_timeout(), self.submit_local(commands)).await {
             Ok(r) => r,
             Err(_) => Err(ForwardError::Unavailable(
                 "the leader could not commit within the forward timeout (no quorum?); outcome unknown"
@@ -559,19 +563,38 @@ impl ClusterNode {
         }
     }
 
-    /// Sends one request to `leader` over a pooled connection.
+    /// How long this node keeps trying to reach a leader (`--forward-timeout-ms`).
+    pub(crate) fn forward_timeout(&self) -> Duration {
+        Duration::from_millis(self.inner.config.forward_timeout_ms)
+    }
+
+    /// Sends one request to `leader` over a pooled connection, giving up at
+    /// `deadline`. Why the caller's deadline and not a fresh timeout per
+    /// call: a retry that began just before the deadline would otherwise
+    /// run for another whole forward timeout (plus a connect, plus a wait
+    /// for a slot), and a client of a cut-off node would wait up to twice
+    /// the `--forward-timeout-ms` the README promises.
     async fn forward(
         &self,
         leader: NodeId,
         addr: &str,
         req: Request,
+        deadline: Instant,
     ) -> Result<Response, ForwardError> {
-        let _slot = self
-            .inner
-            .forward_slots
-            .acquire()
-            .await
-            .map_err(|_| ForwardError::Unavailable("shutting down".into()))?;
+        let late = || {
+            ForwardError::Unavailable(format!(
+                "leader {leader}: no answer within the forward timeout"
+            ))
+        };
+        let _slot = match tokio::time::timeout_at(
+            deadline.into(),
+            self.inner.forward_slots.acquire(),
+        )
+        .await
+        {
+            Ok(slot) => slot.map_err(|_| ForwardError::Unavailable("shutting down".into()))?,
+            Err(_) => return Err(late()),
+        };
         let pooled = self
             .inner
             .pool
@@ -582,13 +605,19 @@ impl ClusterNode {
         let from_pool = pooled.is_some();
         let mut conn = match pooled {
             Some(c) => c,
-            None => PeerConn::connect(self.inner.id, leader, addr)
-                .await
-                .map_err(|e| {
+            None => match tokio::time::timeout_at(
+                deadline.into(),
+                PeerConn::connect(self.inner.id, leader, addr),
+            )
+            .await
+            {
+                Ok(conn) => conn.map_err(|e| {
                     ForwardError::Unavailable(format!("leader {leader} unreachable: {e}"))
                 })?,
+                Err(_) => return Err(late()),
+            },
         };
-        let timeout = Duration::from_millis(self.inner.config.forward_timeout_ms);
+        let timeout = deadline.saturating_duration_since(Instant::now());
         match conn.call(&req, timeout).await {
             Ok(resp) => {
                 let mut pool = self.inner.pool.lock().await;
@@ -627,7 +656,7 @@ impl ClusterNode {
             let attempt = if self.is_leader() {
                 self.read_index_local(remaining).await
             } else if let Some((leader, addr)) = self.leader() {
-                self.forward(leader, &addr, Request::ReadIndex)
+                self.forward(leader, &addr, Request::ReadIndex, deadline)
                     .await
                     .and_then(|r| match r {
                         Response::ReadIndex(r) => r,

@@ -132,8 +132,10 @@ async fn dispatch(node: &ClusterNode, req: Request) -> Response {
         ),
         Request::WriteBatch(cmds) => Response::WriteBatch(node.handle_forwarded_writes(cmds).await),
         Request::ReadIndex => {
-            let wait = Duration::from_millis(2_000);
-            Response::ReadIndex(node.read_index_local(wait).await)
+            // As long as a follower waits for the answer (when every node
+            // has the same `--forward-timeout-ms`): a shorter wait would
+            // fail reads the follower could still have served.
+            Response::ReadIndex(node.read_index_local(node.forward_timeout()).await)
         }
         Request::Status => Response::Status(node.node_status()),
         Request::Admin(a) => Response::Admin(match node.admin(a).await {
@@ -161,27 +163,13 @@ async fn receive_snapshot<R: tokio::io::AsyncRead + Unpin>(
         let mut file = tokio::fs::File::create(&path)
             .await
             .map_err(|e| e.to_string())?;
-        let mut received = 0u64;
-        while received < size_bytes {
-            let chunk: Request = tokio::time::timeout(
-                Duration::from_millis(SNAPSHOT_CHUNK_TIMEOUT_MS),
-                read_frame(reader),
-            )
-            .await
-            .map_err(|_| "snapshot chunk timed out".to_string())?
-            .map_err(|e| e.to_string())?
-            .ok_or("peer closed during snapshot")?;
-            let Request::SnapshotChunk(data) = chunk else {
-                return Err("expected a snapshot chunk".to_string());
-            };
-            received += data.len() as u64;
-            if received > size_bytes {
-                return Err(format!(
-                    "snapshot larger than announced ({size_bytes} bytes)"
-                ));
-            }
-            file.write_all(&data).await.map_err(|e| e.to_string())?;
-        }
+        receive_chunks(
+            reader,
+            &mut file,
+            size_bytes,
+            Duration::from_millis(SNAPSHOT_CHUNK_TIMEOUT_MS),
+        )
+        .await?;
         file.sync_all().await.map_err(|e| e.to_string())?;
         drop(file);
         let snapshot = Snapshot {
@@ -198,4 +186,116 @@ async fn receive_snapshot<R: tokio::io::AsyncRead + Unpin>(
     // garbage.
     let _ = tokio::fs::remove_file(&path).await;
     result
+}
+
+/// Copies exactly `size_bytes` of snapshot chunk frames from `reader` into
+/// `file`, each frame due within `chunk_timeout`. An error leaves the
+/// stream at an unknown position (a frame may be half read), so the caller
+/// must close the connection.
+async fn receive_chunks<R, W>(
+    reader: &mut R,
+    file: &mut W,
+    size_bytes: u64,
+    chunk_timeout: Duration,
+) -> Result<(), String>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    let mut received = 0u64;
+    while received < size_bytes {
+        let chunk: Request = tokio::time::timeout(chunk_timeout, read_frame(reader))
+            .await
+            .map_err(|_| "snapshot chunk timed out".to_string())?
+            .map_err(|e| e.to_string())?
+            .ok_or("peer closed during snapshot")?;
+        let Request::SnapshotChunk(data) = chunk else {
+            return Err("expected a snapshot chunk".to_string());
+        };
+        received += data.len() as u64;
+        if received > size_bytes {
+            return Err(format!(
+                "snapshot larger than announced ({size_bytes} bytes)"
+            ));
+        }
+        file.write_all(&data).await.map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::write_frame;
+
+    async fn frame(req: &Request) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_frame(&mut out, req).await.unwrap();
+        out
+    }
+
+    /// A chunk that stops half-way is cut by its timeout (the sender may
+    /// be alive and silent); the bytes before it are kept, none after.
+    #[tokio::test(start_paused = true)]
+    async fn a_chunk_that_stalls_half_way_times_out() {
+        let whole = frame(&Request::SnapshotChunk(vec![7u8; 1000])).await;
+        let second = frame(&Request::SnapshotChunk(vec![8u8; 1000])).await;
+        let (mut sender, mut receiver) = tokio::io::duplex(1 << 16);
+        sender.write_all(&whole).await.unwrap();
+        sender.write_all(&second[..second.len() / 2]).await.unwrap();
+        let mut file = Vec::new();
+        let started = tokio::time::Instant::now();
+        let result = receive_chunks(
+            &mut receiver,
+            &mut file,
+            2000,
+            Duration::from_millis(SNAPSHOT_CHUNK_TIMEOUT_MS),
+        )
+        .await;
+        assert_eq!(result, Err("snapshot chunk timed out".to_string()));
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_millis(SNAPSHOT_CHUNK_TIMEOUT_MS),
+            "the timeout is per chunk, counted from the stalled one"
+        );
+        assert_eq!(file, vec![7u8; 1000]);
+        drop(sender);
+    }
+
+    /// Chunks must add up to the announced size exactly, and nothing else
+    /// may arrive in the middle of a transfer.
+    #[tokio::test]
+    async fn chunks_must_match_the_announced_size_and_kind() {
+        let timeout = Duration::from_secs(10);
+        let two = [
+            frame(&Request::SnapshotChunk(vec![1u8; 600])).await,
+            frame(&Request::SnapshotChunk(vec![2u8; 600])).await,
+        ]
+        .concat();
+        let mut file = Vec::new();
+        assert_eq!(
+            receive_chunks(&mut &two[..], &mut file, 1200, timeout).await,
+            Ok(())
+        );
+        assert_eq!(file.len(), 1200);
+
+        let mut file = Vec::new();
+        assert_eq!(
+            receive_chunks(&mut &two[..], &mut file, 1000, timeout).await,
+            Err("snapshot larger than announced (1000 bytes)".to_string())
+        );
+
+        let mut file = Vec::new();
+        assert_eq!(
+            receive_chunks(&mut &two[..], &mut file, 2000, timeout).await,
+            Err("peer closed during snapshot".to_string())
+        );
+
+        let mixed = frame(&Request::Status).await;
+        let mut file = Vec::new();
+        assert_eq!(
+            receive_chunks(&mut &mixed[..], &mut file, 10, timeout).await,
+            Err("expected a snapshot chunk".to_string())
+        );
+    }
 }

@@ -301,14 +301,3 @@ impl Conn {
         Ok(())
     }
 }
-
-/// Runs `fut` under a timeout if one is set; `None` means it timed out.
-pub(crate) async fn maybe_timeout<F: std::future::Future>(
-    timeout: Option<Duration>,
-    fut: F,
-) -> Option<F::Output> {
-    match timeout {
-        Some(t) => tokio::time::timeout(t, fut).await.ok(),
-        None => Some(fut.await),
-    }
-}

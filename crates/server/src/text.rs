@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use crate::connection::maybe_timeout;
+use crate::idle::IdleTimer;
 use crate::shared::{PathError, Shared};
 
 const REPLY_BUFFER_BYTES_MAX: usize = 1024 * 1024;
@@ -35,7 +35,9 @@ async fn run(
     shutdown: &mut watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let idle_ms = shared.config.idle_timeout_ms;
-    let io_timeout = (idle_ms > 0).then(|| Duration::from_millis(idle_ms));
+    // One lazily re-armed timer per connection, as on RESP connections
+    // (idle.rs says why not a timeout around every read).
+    let mut idle = IdleTimer::new((idle_ms > 0).then(|| Duration::from_millis(idle_ms)));
     let line_max = shared.config.request_size_bytes_max;
     let mut reader = LineReader::new();
     let mut read_buf = BytesMut::with_capacity(16 * 1024);
@@ -47,32 +49,32 @@ async fn run(
                     shared.stats.commands_processed.fetch_add(1, Relaxed);
                     handle_line(shared, &line, &mut out).await;
                     if out.len() >= REPLY_BUFFER_BYTES_MAX {
-                        write_out(&mut stream, &mut out, io_timeout).await?;
+                        write_out(&mut stream, &mut out, &mut idle).await?;
                     }
                 }
                 Ok(None) => break,
                 Err(e) => {
                     shared.stats.protocol_errors.fetch_add(1, Relaxed);
                     error_line(&mut out, &e.to_string());
-                    write_out(&mut stream, &mut out, io_timeout).await?;
+                    write_out(&mut stream, &mut out, &mut idle).await?;
                     return Ok(());
                 }
             }
         }
-        write_out(&mut stream, &mut out, io_timeout).await?;
+        write_out(&mut stream, &mut out, &mut idle).await?;
         if *shutdown.borrow() {
             return Ok(());
         }
         let n = tokio::select! {
-            r = maybe_timeout(io_timeout, stream.read_buf(&mut read_buf)) => match r {
-                Some(r) => r?,
-                None => return Ok(()),
-            },
+            biased;
+            r = stream.read_buf(&mut read_buf) => r?,
+            _ = idle.expired() => return Ok(()),
             _ = shutdown.changed() => return Ok(()),
         };
         if n == 0 {
             return Ok(());
         }
+        idle.touch();
         shared.stats.net_input_bytes.fetch_add(n as u64, Relaxed);
     }
 }
@@ -80,20 +82,22 @@ async fn run(
 async fn write_out(
     stream: &mut TcpStream,
     out: &mut Vec<u8>,
-    io_timeout: Option<Duration>,
+    idle: &mut IdleTimer,
 ) -> std::io::Result<()> {
     if out.is_empty() {
         return Ok(());
     }
-    match maybe_timeout(io_timeout, stream.write_all(out)).await {
-        Some(r) => r?,
-        None => {
+    tokio::select! {
+        biased;
+        r = stream.write_all(out) => r?,
+        _ = idle.expired() => {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
                 "client did not read its replies in time",
             ));
         }
     }
+    idle.touch();
     out.clear();
     Ok(())
 }

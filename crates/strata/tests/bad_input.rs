@@ -893,6 +893,26 @@ fn a_client_that_never_reads_its_replies_is_closed() {
         "all replies arrived: {} bytes",
         got.len()
     );
+    // The same on the text listener.
+    let mut text = TcpStream::connect(server.text_addr.expect("text listener")).unwrap();
+    text.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let reads: Vec<u8> = (0..400)
+        .flat_map(|_| b"READ big\n".iter().copied())
+        .collect();
+    text.write_all(&reads).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut got = Vec::new();
+    match (&text).read_to_end(&mut got) {
+        Ok(_) => {}
+        // Closed with replies unsent: the peer may see a reset.
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("the stalled text connection was not closed: {e}"),
+    }
+    assert!(
+        got.len() < 400 * value.len(),
+        "all text replies arrived: {} bytes",
+        got.len()
+    );
     // The server still serves (`setup` itself idled out meanwhile).
     drop(setup);
     let mut after = Raw::connect(server.resp_addr);

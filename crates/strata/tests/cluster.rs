@@ -742,6 +742,41 @@ fn node_cut_off_from_the_majority_answers_clusterdown_in_bounded_time() {
         ro.call(&["GET", "k2"]).unwrap(),
         Reply::Bulk(b"v2".to_vec().into())
     );
+
+    // 3. A follower whose peers are paused (SIGSTOP), not dead: their
+    // sockets stay open and accept connections, so a forwarded request
+    // gets no refusal, only silence. It must still end by the deadline.
+    for id in others(&cluster, lone) {
+        must!(cluster, cluster.node_mut(id).start(), "restart");
+    }
+    let leader = must!(
+        cluster,
+        cluster.wait_for_leader(LEADER_TIMEOUT),
+        "leader after restart",
+    );
+    set(cluster.node(leader), "k3", "v3");
+    let lone = others(&cluster, leader)[0];
+    wait_local_data(
+        cluster.node(lone),
+        &[("k3".into(), "v3".into())],
+        CATCH_UP_TIMEOUT,
+    );
+    // A forwarded write first, so that the follower holds a pooled
+    // connection to the leader when it stops answering.
+    set(cluster.node(lone), "k4", "v4");
+    for id in others(&cluster, lone) {
+        cluster.node(id).pause();
+    }
+    for args in [&["SET", "k", "lost?"][..], &["GET", "k"], &["INCR", "n"]] {
+        problems.extend(check_cluster_error(
+            cluster.node(lone),
+            "follower with paused peers",
+            args,
+        ));
+    }
+    for id in others(&cluster, lone) {
+        cluster.node(id).resume();
+    }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
