@@ -153,6 +153,13 @@ pub struct ClusterStatus {
     pub snapshots_installed: u64,
     /// Milliseconds since a quorum last acknowledged the leader.
     pub quorum_ack_age_ms: Option<u64>,
+    /// Linearizable reads this node confirmed as leader: by a heartbeat
+    /// round, or by a log entry that changes nothing.
+    pub reads_confirmed_by_heartbeat: u64,
+    pub reads_confirmed_by_log: u64,
+    /// Heartbeat rounds that confirmed no read within their wait (each
+    /// starts a spell of log confirmations).
+    pub read_heartbeat_timeouts: u64,
     /// A leader is known and, if this node is the leader, a quorum
     /// acknowledged it within two maximal election timeouts.
     pub healthy: bool,
@@ -178,7 +185,29 @@ struct Inner {
     stop_tx: watch::Sender<bool>,
     /// Write batches on their way into the log (`proposer.rs`).
     proposer: mpsc::Sender<Submission>,
+    reads: ReadConfirmations,
 }
+
+/// How this node, as leader, confirmed linearizable reads (INFO
+/// replication), and whether it currently skips the heartbeat round.
+struct ReadConfirmations {
+    by_heartbeat: AtomicU64,
+    by_log: AtomicU64,
+    /// Heartbeat rounds that confirmed nothing in their wait.
+    heartbeat_timeouts: AtomicU64,
+    /// Reads go straight to a log confirmation until this many
+    /// milliseconds after `epoch` (0: not now).
+    log_only_until_ms: AtomicU64,
+    epoch: Instant,
+}
+
+/// After a heartbeat round fails to confirm a read, reads confirm through
+/// the log for this many election timeouts before a heartbeat round is
+/// tried again. Why: a round that fails costs the read up to an election
+/// timeout of waiting, and the link that made it fail (a round trip
+/// longer than a heartbeat interval) is usually still slow for the next
+/// read; one read per spell pays that wait instead of every read.
+const LOG_CONFIRM_SPELL_ELECTION_TIMEOUTS: u64 = 10;
 
 #[derive(Clone)]
 pub struct ClusterNode {
@@ -290,6 +319,13 @@ impl ClusterNode {
                 stop_tx,
                 proposer,
                 config,
+                reads: ReadConfirmations {
+                    by_heartbeat: AtomicU64::new(0),
+                    by_log: AtomicU64::new(0),
+                    heartbeat_timeouts: AtomicU64::new(0),
+                    log_only_until_ms: AtomicU64::new(0),
+                    epoch: Instant::now(),
+                },
             }),
         };
         tokio::spawn(crate::peer_server::serve(listener, node.clone()));
@@ -708,13 +744,34 @@ impl ClusterNode {
     /// timeout per request. The read point is then what this node has
     /// applied, which includes that entry and so everything committed
     /// before it.
+    ///
+    /// After a heartbeat round fails, reads skip it for a spell
+    /// (`LOG_CONFIRM_SPELL_ELECTION_TIMEOUTS`) and confirm through the log
+    /// at once; both ways are equally safe, the log costs an entry.
     pub(crate) async fn read_index_local(&self, wait: Duration) -> Result<u64, ForwardError> {
         let deadline = Instant::now() + wait;
-        let heartbeat_wait =
-            (wait / 2).min(Duration::from_millis(self.inner.config.election_timeout_ms));
-        let reason = match self.read_index_by_heartbeat(heartbeat_wait).await {
-            Err(ForwardError::Unavailable(reason)) if self.is_leader() => reason,
-            other => return other,
+        let reads = &self.inner.reads;
+        let election_timeout_ms = self.inner.config.election_timeout_ms;
+        let since_epoch_ms = || reads.epoch.elapsed().as_millis() as u64;
+        let reason = if since_epoch_ms() < reads.log_only_until_ms.load(Ordering::Relaxed) {
+            "heartbeat rounds failed recently".to_string()
+        } else {
+            let heartbeat_wait = (wait / 2).min(Duration::from_millis(election_timeout_ms));
+            match self.read_index_by_heartbeat(heartbeat_wait).await {
+                Ok(index) => {
+                    reads.by_heartbeat.fetch_add(1, Ordering::Relaxed);
+                    return Ok(index);
+                }
+                Err(ForwardError::Unavailable(reason)) if self.is_leader() => {
+                    reads.heartbeat_timeouts.fetch_add(1, Ordering::Relaxed);
+                    let spell_ms = LOG_CONFIRM_SPELL_ELECTION_TIMEOUTS * election_timeout_ms;
+                    reads
+                        .log_only_until_ms
+                        .store(since_epoch_ms() + spell_ms, Ordering::Relaxed);
+                    reason
+                }
+                other => return other,
+            }
         };
         let remaining = deadline.saturating_duration_since(Instant::now());
         let confirm = Command {
@@ -730,8 +787,12 @@ impl ClusterNode {
             },
         };
         match tokio::time::timeout(remaining, self.submit_local(vec![confirm])).await {
-            Ok(Ok(_)) => crate::state_machine::applied_index(&self.inner.store)
-                .map_err(|e| ForwardError::Unavailable(format!("reading the applied index: {e}"))),
+            Ok(Ok(_)) => {
+                reads.by_log.fetch_add(1, Ordering::Relaxed);
+                crate::state_machine::applied_index(&self.inner.store).map_err(|e| {
+                    ForwardError::Unavailable(format!("reading the applied index: {e}"))
+                })
+            }
             Ok(Err(e)) => Err(e),
             Err(_) => Err(ForwardError::Unavailable(format!(
                 "{reason}; a confirming log entry did not commit in time either"
@@ -929,6 +990,9 @@ impl ClusterNode {
                 .snapshots_installed
                 .load(Ordering::Relaxed),
             quorum_ack_age_ms: m.last_quorum_acked.map(|t| t.elapsed().as_millis() as u64),
+            reads_confirmed_by_heartbeat: self.inner.reads.by_heartbeat.load(Ordering::Relaxed),
+            reads_confirmed_by_log: self.inner.reads.by_log.load(Ordering::Relaxed),
+            read_heartbeat_timeouts: self.inner.reads.heartbeat_timeouts.load(Ordering::Relaxed),
         }
     }
 

@@ -274,7 +274,7 @@ pub fn info_replication(node: &ClusterNode, s: &ClusterStatus, out: &mut String)
     let followers: Vec<_> = s.matched.iter().filter(|(id, _)| **id != s.id).collect();
     let _ = write!(
         out,
-        "# Replication\r\nrole:{}\r\nraft_role:{}\r\nraft_node_id:{}\r\nraft_term:{}\r\nraft_leader_id:{}\r\nraft_leader_peer_addr:{}\r\nraft_commit_index:{}\r\nraft_applied_index:{}\r\nraft_last_log_index:{}\r\nraft_snapshot_index:{}\r\nraft_purged_index:{}\r\nraft_snapshots_built:{}\r\nraft_snapshots_installed:{}\r\nraft_quorum_ack_age_ms:{}\r\nconnected_slaves:{}\r\n",
+        "# Replication\r\nrole:{}\r\nraft_role:{}\r\nraft_node_id:{}\r\nraft_term:{}\r\nraft_leader_id:{}\r\nraft_leader_peer_addr:{}\r\nraft_commit_index:{}\r\nraft_applied_index:{}\r\nraft_last_log_index:{}\r\nraft_snapshot_index:{}\r\nraft_purged_index:{}\r\nraft_snapshots_built:{}\r\nraft_snapshots_installed:{}\r\nraft_quorum_ack_age_ms:{}\r\nraft_reads_confirmed_by_heartbeat:{}\r\nraft_reads_confirmed_by_log:{}\r\nraft_read_heartbeat_timeouts:{}\r\nconnected_slaves:{}\r\n",
         if leader { "master" } else { "slave" },
         s.role,
         s.id,
@@ -290,6 +290,9 @@ pub fn info_replication(node: &ClusterNode, s: &ClusterStatus, out: &mut String)
         s.snapshots_installed,
         s.quorum_ack_age_ms
             .map_or_else(String::new, |a| a.to_string()),
+        s.reads_confirmed_by_heartbeat,
+        s.reads_confirmed_by_log,
+        s.read_heartbeat_timeouts,
         if leader { followers.len() } else { 0 },
     );
     if leader {
