@@ -2,6 +2,7 @@
 //! (tests/common/cluster.rs), 50 ms heartbeats and a 300 ms election
 //! timeout so failures are detected fast.
 //!
+//! * founding nodes started one by one, in reverse order, form one cluster;
 //! * replication, forwarding, linearizable and READONLY reads on every
 //!   node; CLUSTER INFO / STATUS / NODES / LEADER, ROLE, INFO replication
 //!   and the `strata cluster ...` CLI;
@@ -1096,5 +1097,64 @@ fn a_pipeline_of_writes_shares_log_entries_and_replicates_in_order() {
     expected.push(("n".into(), "100".into()));
     for id in cluster.ids() {
         wait_local_data(cluster.node(id), &expected, CATCH_UP_TIMEOUT);
+    }
+}
+
+/// The founding nodes may start in any order, with gaps longer than an
+/// election timeout between them (as the README says): a lone node waits
+/// (and refuses writes) instead of electing itself, the first pair forms a
+/// majority and serves, and the last node joins that cluster rather than
+/// starting another.
+#[test]
+fn founding_nodes_started_in_any_order_form_one_cluster() {
+    let mut cfg = config(3);
+    cfg.forward_timeout_ms = Some(FORWARD_TIMEOUT_MS);
+    let mut cluster = Cluster::prepare(cfg).unwrap_or_else(|e| panic!("prepare: {e:#}"));
+    let gap = Duration::from_millis(1_000); // more than 3 election timeouts
+
+    must!(cluster, cluster.node_mut(3).start(), "start node 3");
+    std::thread::sleep(gap);
+    let alone = cluster.node(3).cluster_info().unwrap();
+    assert_ne!(
+        alone["cluster_role"], "leader",
+        "a lone node elected itself: {alone:?}"
+    );
+    let problem = check_cluster_error(cluster.node(3), "node 3 alone", &["SET", "k", "early"]);
+    assert!(problem.is_none(), "{problem:?}");
+
+    must!(cluster, cluster.node_mut(1).start(), "start node 1");
+    let leader = must!(
+        cluster,
+        cluster.wait_for_leader_among(&[1, 3], LEADER_TIMEOUT),
+        "a leader among nodes 1 and 3",
+    );
+    set(cluster.node(leader), "k", "v");
+    std::thread::sleep(gap);
+
+    must!(cluster, cluster.node_mut(2).start(), "start node 2");
+    wait_local_data(
+        cluster.node(2),
+        &[("k".into(), "v".into())],
+        CATCH_UP_TIMEOUT,
+    );
+    let leader = must!(
+        cluster,
+        cluster.wait_for_leader(LEADER_TIMEOUT),
+        "one leader for all three",
+    );
+    set(cluster.node(2), "k2", "v2");
+    for id in cluster.ids() {
+        let info = cluster.node(id).cluster_info().unwrap();
+        assert_eq!(
+            info["cluster_leader_id"],
+            leader.to_string(),
+            "node {id}: {info:?}"
+        );
+        assert_eq!(info["cluster_voters"], "1,2,3", "node {id}: {info:?}");
+        assert_eq!(
+            get(cluster.node(id), "k2").as_deref(),
+            Some("v2"),
+            "node {id}"
+        );
     }
 }
