@@ -8,7 +8,8 @@
 //!   and the `strata cluster ...` CLI;
 //! * kill -9 of the leader under 4 concurrent writers: failover time, no
 //!   acknowledged write lost, the old leader rejoins and catches up;
-//! * kill -9 of a follower; a restart of every node;
+//! * kill -9 of a follower; a restart of every node; five voters survive
+//!   the leader and a follower dying together;
 //! * a node joining after 1000 writes catches up by snapshot;
 //! * removing a node, adding a learner and promoting it;
 //! * a node cut off from the majority answers -CLUSTERDOWN / -TRYAGAIN
@@ -1154,6 +1155,77 @@ fn founding_nodes_started_in_any_order_form_one_cluster() {
         assert_eq!(
             get(cluster.node(id), "k2").as_deref(),
             Some("v2"),
+            "node {id}"
+        );
+    }
+}
+
+/// Five voters survive two failures at once: the leader and a follower are
+/// killed together, the other three elect a leader and keep serving reads
+/// and writes, and both dead nodes come back and catch up. A third failure
+/// leaves two of five, no majority: -CLUSTERDOWN, nothing acknowledged.
+#[test]
+fn five_nodes_survive_two_failures() {
+    let mut cfg = config(5);
+    cfg.forward_timeout_ms = Some(FORWARD_TIMEOUT_MS);
+    let (mut cluster, leader) = start(cfg);
+    let before = kv("five-before", 50);
+    write_all(cluster.node(leader), &before);
+
+    let victims = [leader, others(&cluster, leader)[0]];
+    for v in victims {
+        cluster.node_mut(v).kill9();
+    }
+    let alive: Vec<u64> = cluster
+        .ids()
+        .into_iter()
+        .filter(|id| !victims.contains(id))
+        .collect();
+    let new_leader = must!(
+        cluster,
+        cluster.wait_for_leader_among(&alive, LEADER_TIMEOUT),
+        "a leader among the three left",
+    );
+    let during = kv("five-during", 50);
+    for (i, pair) in during.iter().enumerate() {
+        let via = alive[i % alive.len()];
+        write_all(cluster.node(via), std::slice::from_ref(pair));
+    }
+    for id in &alive {
+        assert_eq!(
+            get(cluster.node(*id), "five-before:49").as_deref(),
+            Some("value-five-before-49"),
+            "node {id}"
+        );
+    }
+
+    // A third failure: two of five left.
+    let third = *alive.iter().find(|id| **id != new_leader).unwrap();
+    cluster.node_mut(third).kill9();
+    let problem = check_cluster_error(
+        cluster.node(new_leader),
+        "two of five",
+        &["SET", "five-lost?", "x"],
+    );
+    assert!(problem.is_none(), "{problem:?}");
+
+    for v in victims.into_iter().chain([third]) {
+        must!(cluster, cluster.node_mut(v).start(), "restart");
+    }
+    let all: Vec<_> = before.iter().chain(&during).cloned().collect();
+    for v in victims.into_iter().chain([third]) {
+        wait_local_data(cluster.node(v), &all, CATCH_UP_TIMEOUT);
+    }
+    let leader = must!(
+        cluster,
+        cluster.wait_for_leader(LEADER_TIMEOUT),
+        "one leader for all five",
+    );
+    set(cluster.node(leader), "five-after", "ok");
+    for id in cluster.ids() {
+        assert_eq!(
+            get(cluster.node(id), "five-after").as_deref(),
+            Some("ok"),
             "node {id}"
         );
     }
