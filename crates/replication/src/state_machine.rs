@@ -220,7 +220,14 @@ pub(crate) fn latest_snapshot(dir: &Path) -> io::Result<Option<(PathBuf, Snapsho
         if path.extension().is_none_or(|x| x != "snap") {
             continue;
         }
-        let header = match read_header(&mut BufReader::new(File::open(&path)?)) {
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            // Removed since `read_dir` listed it (a concurrent build or
+            // install cleaning up older snapshots): it was not the newest.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        let header = match read_header(&mut BufReader::new(file)) {
             Ok(h) => h,
             Err(err) => {
                 tracing::warn!(file = %path.display(), error = %err, "ignoring unreadable snapshot");
@@ -453,11 +460,32 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// Keeps only `keep` (the current snapshot); older files are garbage.
-fn remove_other_snapshots(dir: &Path, keep: &Path) {
+/// The log index in a snapshot file's name (`snapshot-<term>-<index>.snap`,
+/// see `snapshot_name`); `None` for any other file.
+fn snapshot_index_of(path: &Path) -> Option<u64> {
+    let name = path.file_name()?.to_str()?;
+    let stem = name.strip_prefix("snapshot-")?.strip_suffix(".snap")?;
+    let (_term, index) = stem.split_once('-')?;
+    index.parse().ok()
+}
+
+/// Removes the snapshot files older than `keep`, the log id of the one
+/// just written or installed.
+///
+/// Only older ones: a snapshot is built by a spawned task while the
+/// state-machine worker may be installing one received from the leader. A
+/// build that began before an install can end after it; removing "every
+/// other snapshot" then deleted the newer installed file, once between its
+/// rename and its install, and the ENOENT stopped that node's Raft for good
+/// (strata-chaos, 5 nodes, seed 2120548356, 2026-11-24). A newer snapshot
+/// is never the caller's to remove; an older one left behind by such a race
+/// goes at the next build or install.
+fn remove_older_snapshots(dir: &Path, keep: &Option<LogId>) {
+    let keep_index = keep.map_or(0, |l| l.index);
     if let Ok(entries) = fs::read_dir(dir) {
         for e in entries.flatten() {
             let p = e.path();
-            if p != keep && p.extension().is_some_and(|x| x == "snap") {
+            if snapshot_index_of(&p).is_some_and(|i| i < keep_index) {
                 let _ = fs::remove_file(&p);
             }
         }
@@ -481,6 +509,32 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
+/// The header of a snapshot of `snap`: its applied mark.
+fn snapshot_header(snap: &strata_storage::Snapshot) -> io::Result<SnapshotHeader> {
+    let mark: AppliedMark = match snap.applied_mark().map_err(storage_io)? {
+        Some(raw) => decode(&raw, "applied mark")?,
+        None => AppliedMark {
+            last_applied: None,
+            membership: StoredMembership::default(),
+        },
+    };
+    Ok(SnapshotHeader {
+        last_log_id: mark.last_applied,
+        membership: mark.membership,
+    })
+}
+
+/// Writes the snapshot file of `snap`, then removes the older ones.
+fn write_and_prune(
+    dir: &Path,
+    snap: &strata_storage::Snapshot,
+    header: &SnapshotHeader,
+) -> io::Result<PathBuf> {
+    let path = write_snapshot(dir, snap, header)?;
+    remove_older_snapshots(dir, &header.last_log_id);
+    Ok(path)
+}
+
 /// Builds snapshots from a consistent store snapshot.
 pub struct SnapshotBuilder {
     store: Store,
@@ -495,13 +549,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         // The published view holds the data AND the applied mark written in
         // the same batch: a consistent pair, whatever is applied meanwhile.
         let snap = self.store.snapshot();
-        let mark: AppliedMark = match snap.applied_mark().map_err(storage_io)? {
-            Some(raw) => decode(&raw, "applied mark")?,
-            None => AppliedMark {
-                last_applied: None,
-                membership: StoredMembership::default(),
-            },
-        };
+        let header = snapshot_header(&snap)?;
         // Make the store durable up to (at least) this point BEFORE openraft
         // may purge the log behind the snapshot: applying never fsyncs.
         let store = self.store.clone();
@@ -509,14 +557,9 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             .await
             .map_err(io::Error::other)?
             .map_err(storage_io)?;
-        let header = SnapshotHeader {
-            last_log_id: mark.last_applied,
-            membership: mark.membership,
-        };
         let dir = self.dir.clone();
         let (path, header) = tokio::task::spawn_blocking(move || {
-            let path = write_snapshot(&dir, &snap, &header)?;
-            remove_other_snapshots(&dir, &path);
+            let path = write_and_prune(&dir, &snap, &header)?;
             Ok::<_, io::Error>((path, header))
         })
         .await
@@ -654,7 +697,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             sync_dir(&self.dir)?;
         }
         self.install_file(&final_path, header).await?;
-        remove_other_snapshots(&self.dir, &final_path);
+        remove_older_snapshots(&self.dir, &meta.last_log_id);
         Ok(())
     }
 
@@ -700,6 +743,11 @@ mod tests {
     }
 
     fn set(key: String, value: String) -> LogEntry {
+        set_at(key, value, 7)
+    }
+
+    /// A SET applied as part of the entry at `index` (term 2).
+    fn set_at(key: String, value: String, index: u64) -> LogEntry {
         LogEntry {
             mutation: Some(Mutation {
                 now_ms: 1,
@@ -717,7 +765,7 @@ mod tests {
             applied_mark: encode(&AppliedMark {
                 last_applied: Some(LogId::new(
                     <openraft::impls::leader_id_adv::LeaderId<u64, u64> as openraft::vote::RaftLeaderId>::new(2, 1),
-                    7,
+                    index,
                 )),
                 membership: StoredMembership::default(),
             })
@@ -879,5 +927,100 @@ mod tests {
         assert_eq!(sm_b.applied_state().await.unwrap().0, snap.meta.last_log_id);
         store_a.shutdown().await.unwrap();
         store_b.shutdown().await.unwrap();
+    }
+
+    /// A snapshot build runs in its own task while the state-machine
+    /// worker may install a snapshot from the leader. A build that took its
+    /// view of the store before an install and writes its file after it
+    /// must leave the installed, newer snapshot in place (it once removed
+    /// it, and the node's Raft stopped on the missing file).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_build_that_ends_after_an_install_keeps_the_newer_snapshot() {
+        // The leader's snapshot, at index 20.
+        let leader_dir = tempfile::tempdir().unwrap();
+        let leader_store = open_store(leader_dir.path());
+        let entries = (0..100)
+            .map(|i| set_at(format!("key{i:03}"), format!("new-{i}"), 20))
+            .collect();
+        leader_store.apply_log(entries).await.unwrap();
+        let mut leader_sm = StateMachine::open(
+            leader_store.clone(),
+            leader_dir.path().join("snaps"),
+            Arc::new(SmStats::default()),
+        )
+        .await
+        .unwrap();
+        let newer = leader_sm
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+        assert_eq!(newer.meta.last_log_id.map(|l| l.index), Some(20));
+
+        // A follower at index 7 begins a build: its view of the store.
+        let dir = tempfile::tempdir().unwrap();
+        let snaps = dir.path().join("snaps");
+        let store = open_store(dir.path());
+        let entries = (0..100)
+            .map(|i| set_at(format!("key{i:03}"), format!("old-{i}"), 7))
+            .collect();
+        store.apply_log(entries).await.unwrap();
+        let mut sm = StateMachine::open(store.clone(), snaps.clone(), Arc::new(SmStats::default()))
+            .await
+            .unwrap();
+        let stale_view = store.snapshot();
+        let stale_header = snapshot_header(&stale_view).unwrap();
+
+        // The install of index 20 completes first.
+        let incoming = incoming_path(&snaps);
+        fs::copy(&newer.snapshot.path, &incoming).unwrap();
+        sm.install_snapshot(&newer.meta, SnapshotFile { path: incoming })
+            .await
+            .unwrap();
+        // Then the build writes its file of index 7, and prunes.
+        write_and_prune(&snaps, &stale_view, &stale_header).unwrap();
+
+        let current = sm
+            .get_current_snapshot()
+            .await
+            .unwrap()
+            .expect("a snapshot");
+        assert_eq!(current.meta.last_log_id, newer.meta.last_log_id);
+        verify_snapshot(&current.snapshot.path).expect("the installed snapshot is intact");
+        // The next build (at 20) removes the stale file of index 7.
+        sm.get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+        let left: Vec<_> = fs::read_dir(&snaps)
+            .unwrap()
+            .filter_map(|e| snapshot_index_of(&e.unwrap().path()))
+            .collect();
+        assert_eq!(left, vec![20]);
+        leader_store.shutdown().await.unwrap();
+        store.shutdown().await.unwrap();
+    }
+
+    #[test]
+    fn snapshot_file_names_parse_back_to_their_index() {
+        let id = LogId::new(
+            <openraft::impls::leader_id_adv::LeaderId<u64, u64> as openraft::vote::RaftLeaderId>::new(3, 1),
+            2999,
+        );
+        assert_eq!(
+            snapshot_index_of(Path::new(&snapshot_name(&Some(id)))),
+            Some(2999)
+        );
+        assert_eq!(snapshot_index_of(Path::new(&snapshot_name(&None))), Some(0));
+        for other in [
+            "snapshot-3-2999.snap.tmp",
+            "incoming-1-2.tmp",
+            "snapshot-x.snap",
+            "data",
+        ] {
+            assert_eq!(snapshot_index_of(Path::new(other)), None, "{other}");
+        }
     }
 }

@@ -907,14 +907,18 @@ fn incr_through_a_follower_during_leader_kill_is_not_double_applied() {
 fn writes_keep_working_over_slow_peer_links() {
     // 40 ms each way (80 ms round trips) on every peer link: slower than
     // one heartbeat interval (50 ms) but far below the election timeout
-    // (300 ms). A leader must stay in place (same term: no election) and
-    // commit writes, only slower. Each request must succeed within 2 s,
-    // ten times its usual 120 to 200 ms; the forward timeout is longer
-    // than that, so that a stall of a second on a loaded machine (seen
-    // once in CI with a 1 s timeout, 2026-11-24) shows as a slow request
-    // in the report rather than as an error.
+    // (600 ms here). A leader must stay in place (same term: no election)
+    // and commit writes, only slower. Each request must succeed within
+    // 2 s, ten times its usual 120 to 200 ms; the forward timeout is
+    // longer than that, so that a stall of a second on a loaded machine
+    // (seen once in CI with a 1 s timeout, 2026-11-24) shows as a slow
+    // request in the report rather than as an error. The election timeout
+    // is twice the other tests' so that a follower starved of CPU for
+    // 300 ms on a loaded CI machine does not start an election, which
+    // this test would rightly report.
     let mut cfg = config(3);
     cfg.forward_timeout_ms = Some(5_000);
+    cfg.election_timeout_ms = 600;
     let (cluster, proxy, leader) = start_proxied(cfg);
     set(cluster.node(leader), "before", "1");
     let term_before = cluster.node(leader).cluster_info().unwrap()["cluster_term"].clone();
@@ -936,7 +940,7 @@ fn writes_keep_working_over_slow_peer_links() {
     // its one interval, so no heartbeat round confirms the leadership; the
     // leader confirms through the log instead (`read_index_local`), and
     // the reads see the last write. After the first heartbeat round that
-    // fails, reads skip that wait for a spell (10 election timeouts, 3 s).
+    // fails, reads skip that wait for a spell (10 election timeouts, 6 s).
     let reads = 6;
     for id in [leader, follower].into_iter().cycle().take(reads) {
         let mut client = cluster.node(id).client(Duration::from_secs(10)).unwrap();
@@ -980,7 +984,7 @@ fn writes_keep_working_over_slow_peer_links() {
     // dozens of runs, and the harness deletes the logs with the cluster.
     assert!(
         problems.is_empty(),
-        "writes failed with 80 ms peer round trips (heartbeat 50 ms, election timeout 300 ms):\n{}\n{}",
+        "writes failed with 80 ms peer round trips (heartbeat 50 ms, election timeout 600 ms):\n{}\n{}",
         problems.join("\n"),
         cluster.logs_tail(200)
     );
