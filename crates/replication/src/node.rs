@@ -1170,4 +1170,27 @@ impl ClusterNode {
     pub fn is_stopping(&self) -> bool {
         self.inner.stopping.load(Ordering::Acquire)
     }
+
+    /// Resolves, with its error, when Raft stops on its own: a storage
+    /// error (a log or snapshot write that failed) or a panic in its core;
+    /// never after [`stop`](Self::stop). Why the server must watch for it:
+    /// a node whose Raft stopped keeps its listeners and answers every
+    /// write and linearizable read with an error, forever, while it looks
+    /// alive to a supervisor. openraft's advice is to shut down; a restart
+    /// recovers from the durable log and snapshots.
+    pub async fn raft_failed(&self) -> String {
+        let mut metrics = self.inner.raft.metrics();
+        loop {
+            match &metrics.borrow_watched().running_state {
+                Ok(()) => {}
+                Err(openraft::error::Fatal::Stopped) => break,
+                Err(fatal) => return fatal.to_string(),
+            }
+            if metrics.changed().await.is_err() {
+                break;
+            }
+        }
+        // Stopped on purpose, or the metrics are gone with the core.
+        std::future::pending().await
+    }
 }

@@ -35,6 +35,9 @@ pub enum ServerError {
     },
     #[error("cannot start the cluster node: {0}")]
     Cluster(String),
+    /// Raft stopped while serving; the server shut down (storage flushed).
+    #[error("Raft stopped on an error, so the server shut down (restart it to recover): {0}")]
+    RaftStopped(String),
     #[error("shutdown could not flush storage: {0}")]
     Flush(strata_storage::StorageError),
 }
@@ -155,7 +158,22 @@ pub async fn run(
         let _ = stdout.flush();
     }
 
-    shutdown.await;
+    let raft_failed = async {
+        match &node {
+            Some(node) => node.raft_failed().await,
+            None => std::future::pending().await,
+        }
+    };
+    let failure = tokio::select! {
+        () = shutdown => None,
+        error = raft_failed => {
+            tracing::error!(
+                %error,
+                "Raft stopped on an error: shutting down, so that a restart recovers from the durable log"
+            );
+            Some(error)
+        }
+    };
     tracing::info!("shutting down: no new connections; finishing in-flight requests");
     let _ = shutdown_tx.send(true);
     for t in accept_tasks {
@@ -178,6 +196,9 @@ pub async fn run(
     }
     store.shutdown().await.map_err(ServerError::Flush)?;
     tracing::info!("shutdown complete: storage flushed");
+    if let Some(error) = failure {
+        return Err(ServerError::RaftStopped(error));
+    }
     Ok(())
 }
 

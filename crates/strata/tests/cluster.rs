@@ -3,6 +3,7 @@
 //! timeout so failures are detected fast.
 //!
 //! * founding nodes started one by one, in reverse order, form one cluster;
+//! * a node whose Raft stops on a storage error exits 2, and recovers;
 //! * replication, forwarding, linearizable and READONLY reads on every
 //!   node; CLUSTER INFO / STATUS / NODES / LEADER, ROLE, INFO replication
 //!   and the `strata cluster ...` CLI;
@@ -1231,6 +1232,70 @@ fn five_nodes_survive_two_failures() {
             get(cluster.node(id), "five-after").as_deref(),
             Some("ok"),
             "node {id}"
+        );
+    }
+}
+
+/// When Raft stops on a storage error (here: the snapshot directory was
+/// replaced by a file, so the next snapshot cannot be written), the server
+/// does not stay up answering errors forever: it shuts down with exit code
+/// 2 and says why. Once the fault is fixed, a restart has every write that
+/// was acknowledged.
+#[test]
+fn a_node_whose_raft_fails_on_storage_exits_and_recovers_on_restart() {
+    let mut cfg = config(1);
+    cfg.snapshot_logs = Some(10);
+    let (mut cluster, leader) = start(cfg);
+    let snapshots = cluster.node(leader).data_dir.join("raft-snapshots");
+    assert!(snapshots.is_dir(), "{}", snapshots.display());
+    std::fs::remove_dir_all(&snapshots).unwrap();
+    std::fs::write(&snapshots, b"not a directory").unwrap();
+
+    // Write until the next snapshot fails and the server exits; each write
+    // either is acknowledged (and must survive) or fails.
+    let mut acknowledged = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for i in 0.. {
+        assert!(Instant::now() < deadline, "the server never stopped");
+        let key = format!("k{i}");
+        match cluster.node(leader).call(&["SET", &key, "v"]) {
+            Ok(r) if r == Reply::ok() => acknowledged.push(key),
+            Ok(r) if is_cluster_error(&r) => {}
+            Ok(other) => panic!("SET {key}: {other:?}"),
+            Err(_) => break, // connection refused or closed: going down
+        }
+    }
+    let status = must!(
+        cluster,
+        cluster.node_mut(leader).wait_exit(Duration::from_secs(30)),
+        "exit after the Raft failure",
+    );
+    assert_eq!(
+        status.code(),
+        Some(2),
+        "{}",
+        cluster.node(leader).log_tail(20)
+    );
+    let log = cluster.node(leader).log();
+    assert!(
+        log.contains("Raft stopped on an error"),
+        "no reason given:\n{}",
+        cluster.node(leader).log_tail(20)
+    );
+    assert!(acknowledged.len() >= 5, "{acknowledged:?}");
+
+    std::fs::remove_file(&snapshots).unwrap();
+    must!(cluster, cluster.node_mut(leader).start(), "restart");
+    must!(
+        cluster,
+        cluster.wait_for_leader(LEADER_TIMEOUT),
+        "leader again"
+    );
+    for key in &acknowledged {
+        assert_eq!(
+            get(cluster.node(leader), key).as_deref(),
+            Some("v"),
+            "{key}"
         );
     }
 }
