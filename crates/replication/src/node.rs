@@ -1187,10 +1187,16 @@ impl ClusterNode {
                 Err(fatal) => return fatal.to_string(),
             }
             if metrics.changed().await.is_err() {
-                break;
+                // The core dropped its metrics without reporting: its task
+                // ended by a panic (unwinding skips the report), unless we
+                // stopped it.
+                if self.is_stopping() {
+                    break;
+                }
+                return "Raft's core task ended without a report (a panic?)".to_string();
             }
         }
-        // Stopped on purpose, or the metrics are gone with the core.
+        // Stopped on purpose.
         std::future::pending().await
     }
 }
