@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::node::ClusterNode;
-use crate::state_machine::{SnapshotFile, incoming_path};
+use crate::state_machine::{SnapshotFile, incoming_path, verify_snapshot};
 use crate::types::SnapshotMeta;
 use crate::wire::{
     ForwardError, PREAMBLE_BYTES, Request, Response, parse_preamble, read_frame, write_frame,
@@ -107,6 +107,9 @@ async fn handle(stream: TcpStream, node: ClusterNode) -> io::Result<()> {
         // data for requests. The sender gets the error, then the
         // connection closes.
         let transfer_failed = matches!(resp, Response::Snapshot(Err(_)));
+        if let Response::Snapshot(Err(e)) = &resp {
+            tracing::warn!(error = %e, "snapshot transfer refused");
+        }
         write_frame(&mut writer, &resp).await?;
         writer.flush().await?;
         if transfer_failed {
@@ -172,6 +175,21 @@ async fn receive_snapshot<R: tokio::io::AsyncRead + Unpin>(
         .await?;
         file.sync_all().await.map_err(|e| e.to_string())?;
         drop(file);
+        // Verified here, before openraft sees it: a snapshot that fails
+        // its checks inside openraft's install is a storage error, which
+        // stops this node's Raft. A corrupt or mislabelled file (say, a
+        // bad disk under the leader's copy) is a failed transfer instead.
+        let check = path.clone();
+        let header = tokio::task::spawn_blocking(move || verify_snapshot(&check))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("received snapshot is unusable: {e}"))?;
+        if header.last_log_id != meta.last_log_id {
+            return Err(format!(
+                "received snapshot holds {:?}, announced as {:?}",
+                header.last_log_id, meta.last_log_id
+            ));
+        }
         let snapshot = Snapshot {
             meta,
             snapshot: SnapshotFile { path: path.clone() },

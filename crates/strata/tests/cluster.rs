@@ -4,6 +4,7 @@
 //!
 //! * founding nodes started one by one, in reverse order, form one cluster;
 //! * a node whose Raft stops on a storage error exits 2, and recovers;
+//! * a corrupt snapshot is refused on arrival; the follower stays up;
 //! * replication, forwarding, linearizable and READONLY reads on every
 //!   node; CLUSTER INFO / STATUS / NODES / LEADER, ROLE, INFO replication
 //!   and the `strata cluster ...` CLI;
@@ -1298,4 +1299,98 @@ fn a_node_whose_raft_fails_on_storage_exits_and_recovers_on_restart() {
             "{key}"
         );
     }
+}
+
+/// A snapshot that arrives corrupt (here: the leader's file on disk had a
+/// byte flipped) is refused as a failed transfer. The follower stays up
+/// (before, the failed check inside openraft's install stopped its Raft),
+/// and catches up once the leader has built a sound snapshot.
+#[test]
+fn a_corrupt_snapshot_is_refused_and_the_follower_stays_up() {
+    let mut cfg = config(3);
+    cfg.snapshot_logs = Some(100);
+    let (mut cluster, leader) = start(cfg);
+    let follower = others(&cluster, leader)[0];
+    set(cluster.node(leader), "early", "1");
+    wait_local_data(
+        cluster.node(follower),
+        &[("early".into(), "1".into())],
+        CATCH_UP_TIMEOUT,
+    );
+    let follower_index = info_u64(cluster.node(follower), "raft_last_log_index");
+    cluster.node_mut(follower).kill9();
+
+    // Single SETs, one log entry each, until the leader's log is purged
+    // past what the follower has: it can only catch up by a snapshot.
+    let data = kv("corrupt", 200);
+    write_all(cluster.node(leader), &data);
+    let mut filler = 0u32;
+    let mut fill = |cluster: &Cluster, n: u32| {
+        for _ in 0..n {
+            filler += 1;
+            set(cluster.node(leader), &format!("filler:{filler}"), "x");
+        }
+    };
+    wait_for(
+        "the leader's log purged past the follower",
+        CATCH_UP_TIMEOUT,
+        || {
+            let info = cluster.node(leader).info("replication").ok()?;
+            let purged: Option<u64> = info.get("raft_purged_index")?.parse().ok();
+            if purged.is_some_and(|p| p > follower_index + 1) {
+                return Some(());
+            }
+            fill(&cluster, 20);
+            None
+        },
+    );
+    let snapshot_index = info_u64(cluster.node(leader), "raft_snapshot_index");
+
+    // Flip one byte in the middle of the leader's newest snapshot file.
+    let dir = cluster.node(leader).data_dir.join("raft-snapshots");
+    let newest = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "snap"))
+        .max_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap())
+        .expect("a snapshot file on the leader");
+    let mut bytes = std::fs::read(&newest).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    std::fs::write(&newest, &bytes).unwrap();
+
+    must!(
+        cluster,
+        cluster.node_mut(follower).start(),
+        "restart the follower"
+    );
+    // Long enough for several transfers of the corrupt file (openraft
+    // retries a failed one after a short backoff).
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        cluster.node_mut(follower).is_running(),
+        "the follower exited on a corrupt snapshot:\n{}",
+        cluster.node(follower).log_tail(30)
+    );
+    let log = cluster.node(follower).log();
+    assert!(
+        log.contains("received snapshot is unusable"),
+        "the corrupt snapshot was not refused on arrival:\n{}",
+        cluster.node(follower).log_tail(30)
+    );
+    assert_eq!(
+        info_u64(cluster.node(follower), "raft_snapshots_installed"),
+        0
+    );
+
+    // A newer snapshot on the leader replaces the corrupt one.
+    wait_for("a new snapshot on the leader", CATCH_UP_TIMEOUT, || {
+        if info_u64(cluster.node(leader), "raft_snapshot_index") > snapshot_index {
+            return Some(());
+        }
+        fill(&cluster, 20);
+        None
+    });
+    wait_local_data(cluster.node(follower), &data, CATCH_UP_TIMEOUT);
+    assert!(cluster.node_mut(follower).is_running());
 }
