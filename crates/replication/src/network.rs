@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -17,7 +18,7 @@ use openraft::type_config::alias::SnapshotOf;
 use tokio::io::{AsyncReadExt, BufWriter};
 use tokio::net::TcpStream;
 
-use crate::state_machine::SnapshotFile;
+use crate::state_machine::{SNAPSHOT_CRC_BYTES, SnapshotFile};
 use crate::types::{NodeId, TypeConfig, Vote};
 use crate::wire::{
     Request, Response, SNAPSHOT_CHUNK_BYTES, decode_frame, preamble, take_frame, with_timeout,
@@ -149,6 +150,12 @@ pub struct Network {
     /// stall for good. Appends that are slow but arrive keep the cluster
     /// writing; an election timeout is the natural bound.
     pub rpc_timeout_floor: Duration,
+    /// Woken when this node finds, while sending it, that its own snapshot
+    /// file fails its checksum: the node then builds a fresh one (which
+    /// replaces the bad file). Without it a follower that needs a snapshot
+    /// would be sent the same bad file until the next scheduled snapshot,
+    /// which on an idle cluster never comes.
+    pub snapshot_corrupt: Arc<tokio::sync::Notify>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -161,6 +168,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             addr: node.addr.clone(),
             conn: None,
             rpc_timeout_floor: self.rpc_timeout_floor,
+            snapshot_corrupt: Arc::clone(&self.snapshot_corrupt),
         }
     }
 }
@@ -171,6 +179,7 @@ pub struct PeerClient {
     addr: String,
     conn: Option<PeerConn>,
     rpc_timeout_floor: Duration,
+    snapshot_corrupt: Arc<tokio::sync::Notify>,
 }
 
 fn unreachable_err(e: &io::Error) -> RPCError<TypeConfig> {
@@ -240,6 +249,12 @@ impl PeerClient {
         with_timeout(chunk_timeout, write_frame(&mut conn.writer, &begin)).await?;
         let mut sent = 0u64;
         let mut buf = vec![0u8; SNAPSHOT_CHUNK_BYTES];
+        // The file's last 4 bytes are the crc32 of everything before them
+        // (state_machine.rs); checking it as the file streams by costs no
+        // extra read.
+        let body_bytes = size_bytes.saturating_sub(SNAPSHOT_CRC_BYTES as u64);
+        let mut crc = crc32fast::Hasher::new();
+        let mut trailer = Vec::with_capacity(SNAPSHOT_CRC_BYTES);
         while sent < size_bytes {
             let n = file.read(&mut buf).await?;
             if n == 0 {
@@ -248,9 +263,19 @@ impl PeerClient {
                     "snapshot file shrank while being sent",
                 ));
             }
+            let body_in_chunk = body_bytes.saturating_sub(sent).min(n as u64) as usize;
+            crc.update(&buf[..body_in_chunk]);
+            trailer.extend_from_slice(&buf[body_in_chunk..n]);
             sent += n as u64;
             let chunk = Request::SnapshotChunk(buf[..n].to_vec());
             with_timeout(chunk_timeout, write_frame(&mut conn.writer, &chunk)).await?;
+        }
+        if trailer[..] != crc.finalize().to_le_bytes() {
+            tracing::error!(
+                file = %snapshot.snapshot.path.display(),
+                "this node's snapshot file fails its checksum; building a new one"
+            );
+            self.snapshot_corrupt.notify_one();
         }
         with_timeout(
             Duration::from_millis(SNAPSHOT_INSTALL_TIMEOUT_MS),
@@ -424,6 +449,7 @@ mod tests {
             addr,
             conn: None,
             rpc_timeout_floor,
+            snapshot_corrupt: Arc::new(tokio::sync::Notify::new()),
         }
     }
 

@@ -224,6 +224,20 @@ fn random_u64() -> u64 {
     h.finish()
 }
 
+/// Builds a new snapshot whenever the network finds this node's snapshot
+/// file corrupt while sending it. A build replaces the file: the new one is
+/// at the same or a later log index, and older files are removed.
+async fn rebuild_corrupt_snapshots(raft: Raft, corrupt: Arc<tokio::sync::Notify>) {
+    loop {
+        corrupt.notified().await;
+        if let Err(e) = raft.trigger().snapshot().await {
+            // Raft has stopped: nothing left to rebuild for.
+            tracing::warn!(error = %e, "cannot trigger a snapshot build");
+            return;
+        }
+    }
+}
+
 fn role_name(s: ServerState) -> &'static str {
     match s {
         ServerState::Leader => "leader",
@@ -279,13 +293,16 @@ impl ClusterNode {
         let sm = StateMachine::open(store.clone(), config.snapshot_dir.clone(), sm_stats.clone())
             .await?;
         let log = LogStore::new(store.log_store(), config.fsync)?;
+        let snapshot_corrupt = Arc::new(tokio::sync::Notify::new());
         let network = Network {
             self_id: config.node_id,
             rpc_timeout_floor: Duration::from_millis(config.election_timeout_ms),
+            snapshot_corrupt: Arc::clone(&snapshot_corrupt),
         };
         let raft = Raft::new(config.node_id, raft_config, network, log, sm)
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))?;
+        tokio::spawn(rebuild_corrupt_snapshots(raft.clone(), snapshot_corrupt));
         // The advertised peer address: what --initial-cluster says for us,
         // or the bound address.
         let peer_addr = config

@@ -254,6 +254,10 @@ fn invalid(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
 }
 
+/// A snapshot file ends with the crc32 (little-endian) of all its bytes
+/// before it.
+pub(crate) const SNAPSHOT_CRC_BYTES: usize = 4;
+
 pub(crate) fn read_header(r: &mut impl Read) -> io::Result<SnapshotHeader> {
     let mut magic = [0u8; 8];
     r.read_exact(&mut magic)?;
@@ -459,7 +463,6 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Keeps only `keep` (the current snapshot); older files are garbage.
 /// The log index in a snapshot file's name (`snapshot-<term>-<index>.snap`,
 /// see `snapshot_name`); `None` for any other file.
 fn snapshot_index_of(path: &Path) -> Option<u64> {
