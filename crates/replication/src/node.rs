@@ -231,9 +231,16 @@ fn random_u64() -> u64 {
 /// Builds a new snapshot whenever the network finds this node's snapshot
 /// file corrupt while sending it. A build replaces the file: the new one is
 /// at the same or a later log index, and older files are removed.
-async fn rebuild_corrupt_snapshots(raft: Raft, corrupt: Arc<tokio::sync::Notify>) {
+async fn rebuild_corrupt_snapshots(
+    raft: Raft,
+    corrupt: Arc<tokio::sync::Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
-        corrupt.notified().await;
+        tokio::select! {
+            () = corrupt.notified() => {}
+            _ = stop.changed() => return,
+        }
         if let Err(e) = raft.trigger().snapshot().await {
             // Raft has stopped: nothing left to rebuild for.
             tracing::warn!(error = %e, "cannot trigger a snapshot build");
@@ -306,7 +313,6 @@ impl ClusterNode {
         let raft = Raft::new(config.node_id, raft_config, network, log, sm)
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))?;
-        tokio::spawn(rebuild_corrupt_snapshots(raft.clone(), snapshot_corrupt));
         // The advertised peer address: what --initial-cluster says for us,
         // or the bound address.
         let peer_addr = config
@@ -316,6 +322,11 @@ impl ClusterNode {
             .map(|(_, a)| a.clone())
             .unwrap_or_else(|| peer_local.to_string());
         let (stop_tx, _) = watch::channel(false);
+        tokio::spawn(rebuild_corrupt_snapshots(
+            raft.clone(),
+            snapshot_corrupt,
+            stop_tx.subscribe(),
+        ));
         let (proposer, proposals) = mpsc::channel(PROPOSER_QUEUE_LEN_MAX);
         tokio::spawn(crate::proposer::run(
             raft.clone(),
@@ -544,7 +555,11 @@ impl ClusterNode {
                 }
                 Err(e) => last_error = e.to_string(),
             }
-            if Instant::now() >= deadline {
+            // No attempt starts at the deadline with no time left (it
+            // would still reach the leader, and its outcome would be lost):
+            // if the pause would reach the deadline, give up now.
+            let pause = retry_pause(&mut tries);
+            if deadline.saturating_duration_since(Instant::now()) <= pause {
                 return vec![
                     Err(ClusterError::Down(format!(
                         "no leader reachable: {last_error}"
@@ -557,7 +572,7 @@ impl ClusterNode {
             for c in &mut commands {
                 c.retry = true;
             }
-            tokio::time::sleep(retry_pause(&mut tries)).await;
+            tokio::time::sleep(pause).await;
         }
     }
 
@@ -679,17 +694,21 @@ impl ClusterNode {
             },
         };
         let timeout = deadline.saturating_duration_since(Instant::now());
+        if timeout.is_zero() {
+            // Do not send what nobody will wait for (a write would still be
+            // applied, its outcome lost). The connection goes back unused.
+            self.return_to_pool(leader, conn).await;
+            return Err(late());
+        }
         match conn.call(&req, timeout).await {
             Ok(resp) => {
-                let mut pool = self.inner.pool.lock().await;
-                let idle = pool.entry(leader).or_default();
-                if idle.len() < FORWARD_POOL_IDLE_MAX {
-                    idle.push(conn);
-                }
+                self.return_to_pool(leader, conn).await;
                 Ok(resp)
             }
             Err(e) => {
-                if from_pool {
+                // A timeout says the leader is slow, not that pooled
+                // connections are dead; only a broken one empties the pool.
+                if from_pool && e.kind() != std::io::ErrorKind::TimedOut {
                     // The leader closes peer connections idle for 5 min
                     // (peer_server.rs): after a quiet spell every pooled
                     // connection is dead, and a retry that took them one by
@@ -699,6 +718,15 @@ impl ClusterNode {
                 }
                 Err(ForwardError::Unavailable(format!("leader {leader}: {e}")))
             }
+        }
+    }
+
+    /// Keeps `conn` for the next forward to `leader`, up to the pool's limit.
+    async fn return_to_pool(&self, leader: NodeId, conn: PeerConn) {
+        let mut pool = self.inner.pool.lock().await;
+        let idle = pool.entry(leader).or_default();
+        if idle.len() < FORWARD_POOL_IDLE_MAX {
+            idle.push(conn);
         }
     }
 
@@ -744,12 +772,14 @@ impl ClusterNode {
                 }
                 Err(e) => last_error = e.to_string(),
             }
-            if Instant::now() >= deadline {
+            // As for writes: no attempt with no time left.
+            let pause = retry_pause(&mut tries);
+            if deadline.saturating_duration_since(Instant::now()) <= pause {
                 return Err(ClusterError::Down(format!(
                     "no quorum reachable: {last_error}"
                 )));
             }
-            tokio::time::sleep(retry_pause(&mut tries)).await;
+            tokio::time::sleep(pause).await;
         }
     }
 
@@ -788,11 +818,17 @@ impl ClusterNode {
                     return Ok(index);
                 }
                 Err(ForwardError::Unavailable(reason)) if self.is_leader() => {
-                    reads.heartbeat_timeouts.fetch_add(1, Ordering::Relaxed);
-                    let spell_ms = LOG_CONFIRM_SPELL_ELECTION_TIMEOUTS * election_timeout_ms;
-                    reads
-                        .log_only_until_ms
-                        .store(since_epoch_ms() + spell_ms, Ordering::Relaxed);
+                    // Only a wait of two heartbeat intervals or more says
+                    // the rounds fail; a read nearly out of time proves
+                    // nothing about the link.
+                    let heartbeat_ms = self.inner.config.heartbeat_ms;
+                    if heartbeat_wait >= Duration::from_millis(2 * heartbeat_ms) {
+                        reads.heartbeat_timeouts.fetch_add(1, Ordering::Relaxed);
+                        let spell_ms = LOG_CONFIRM_SPELL_ELECTION_TIMEOUTS * election_timeout_ms;
+                        reads
+                            .log_only_until_ms
+                            .store(since_epoch_ms() + spell_ms, Ordering::Relaxed);
+                    }
                     reason
                 }
                 other => return other,

@@ -149,6 +149,15 @@ impl StateMachine {
                     snapshot = %path.display(),
                     "the store is behind its newest snapshot; installing the snapshot again"
                 );
+                // A snapshot that fails here stops the start: the log
+                // before it may be purged, so the store cannot catch up
+                // without it (wipe the node's data and let it rejoin).
+                let header = verify_in_background(&path).await.map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("snapshot {} to reinstall: {e}", path.display()),
+                    )
+                })?;
                 sm.install_file(&path, header).await?;
             }
         }
@@ -177,13 +186,11 @@ impl StateMachine {
         Ok(Bytes::from(raw))
     }
 
+    /// Replaces the store with the snapshot at `path`, which the caller
+    /// has verified whole (`verify_in_background`): a torn or corrupt
+    /// snapshot must not replace good data, and the store install only
+    /// finds a bad checksum at the end, after it has written.
     async fn install_file(&mut self, path: &Path, header: SnapshotHeader) -> io::Result<()> {
-        // Verify the whole file before touching the store: a torn or
-        // corrupt snapshot must not replace good data.
-        let p = path.to_path_buf();
-        tokio::task::spawn_blocking(move || verify_snapshot(&p))
-            .await
-            .map_err(io::Error::other)??;
         let mark = encode(&AppliedMark {
             last_applied: header.last_log_id,
             membership: header.membership.clone(),
@@ -277,6 +284,14 @@ pub(crate) fn read_header(r: &mut impl Read) -> io::Result<SnapshotHeader> {
     let mut raw = vec![0u8; len];
     r.read_exact(&mut raw)?;
     decode(&raw, "snapshot header")
+}
+
+/// [`verify_snapshot`] on a blocking thread (it reads the whole file).
+async fn verify_in_background(path: &Path) -> io::Result<SnapshotHeader> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || verify_snapshot(&path))
+        .await
+        .map_err(io::Error::other)?
 }
 
 /// Reads and checks a whole snapshot file: framing, sizes and checksum.
@@ -685,10 +700,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         // replaced: if we crash mid-install, `open` finds it and finishes.
         let final_path = self.dir.join(snapshot_name(&meta.last_log_id));
         let src = snapshot.path.clone();
-        // Only the header here: `install_file` verifies the whole file
-        // before it touches the store (and the peer server verified it on
-        // arrival).
-        let header = read_header(&mut BufReader::new(File::open(&src)?))?;
+        // The whole file, before it becomes the current snapshot: a file
+        // that failed after the rename would be reinstalled, and fail
+        // again, at every start. (The peer server verified it on arrival
+        // too; this catches a change on disk since, and other callers.)
+        let header = verify_in_background(&src).await?;
         if header.last_log_id != meta.last_log_id {
             return Err(invalid(format!(
                 "snapshot file is for {:?}, expected {:?}",

@@ -909,6 +909,11 @@ fn a_client_that_never_reads_its_replies_is_closed() {
         Err(e) => panic!("the stalled text connection was not closed: {e}"),
     }
     assert!(
+        got.starts_with(value.as_bytes()),
+        "no READ reply arrived before the close: {:?}",
+        String::from_utf8_lossy(&got[..got.len().min(80)])
+    );
+    assert!(
         got.len() < 400 * value.len(),
         "all text replies arrived: {} bytes",
         got.len()
