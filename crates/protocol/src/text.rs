@@ -54,6 +54,24 @@ pub enum TextRequest {
     },
 }
 
+impl TextRequest {
+    /// Every key the request names (range bounds included), so that the
+    /// server can check them all against its key limit before anything
+    /// else, as it does for RESP.
+    pub fn keys(&self) -> impl Iterator<Item = &Bytes> {
+        let (one, many): (&[Bytes], &[Bytes]) = match self {
+            TextRequest::Put { key, .. }
+            | TextRequest::Read { key }
+            | TextRequest::Delete { key } => (std::slice::from_ref(key), &[]),
+            TextRequest::BatchPut { keys, .. } => (keys, &[]),
+            TextRequest::ReadRange { start, end, .. } => {
+                (std::slice::from_ref(start), std::slice::from_ref(end))
+            }
+        };
+        one.iter().chain(many)
+    }
+}
+
 /// A malformed text request. `Display` is the human message without the
 /// `ERROR: ` prefix the server adds.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

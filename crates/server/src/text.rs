@@ -131,6 +131,11 @@ async fn handle_line(shared: &Shared, line: &Bytes, out: &mut Vec<u8>) {
         Ok(None) => return,
         Err(e) => return error_line(out, &e.to_string()),
     };
+    let key_max = shared.config.storage.key_size_bytes_max;
+    if let Some(len) = request.keys().map(Bytes::len).find(|&len| len > key_max) {
+        let e = strata_storage::MutationError::KeyTooLarge { len, max: key_max };
+        return error_line(out, &e.to_string());
+    }
     // Linearizable reads in cluster mode (a no-op on a single node).
     if matches!(
         request,

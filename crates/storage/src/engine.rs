@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
 
-use crate::config::StorageConfig;
+use crate::config::{KEY_SIZE_BYTES_LIMIT, StorageConfig};
 use crate::error::{Result, StorageError};
 use crate::record::{Record, expiry_index_key, split_expiry_index_key};
 
@@ -97,6 +97,13 @@ fn tagged(tag: u8, rest: &[u8]) -> Vec<u8> {
     out.push(tag);
     out.extend_from_slice(rest);
     out
+}
+
+/// Whether a user key can be stored at all. `apply` refuses longer keys,
+/// so none exists, and a read of one must not reach the engine: it asserts
+/// on key length (aborting the process) in lookups and range bounds alike.
+pub(crate) fn storable(user_key: &[u8]) -> bool {
+    user_key.len() <= KEY_SIZE_BYTES_LIMIT
 }
 
 pub(crate) fn data_key(user_key: &[u8]) -> Vec<u8> {
@@ -297,6 +304,9 @@ impl Engine {
 
     /// Reads a record from the latest state (the writer's view).
     pub fn load_latest(&self, key: &[u8]) -> Result<Option<Record>> {
+        if !storable(key) {
+            return Ok(None);
+        }
         match self.data.get(data_key(key))? {
             Some(raw) => decode(key, raw.into()).map(Some),
             None => Ok(None),
@@ -334,6 +344,9 @@ impl Engine {
     }
 
     pub fn snapshot_get(&self, snap: &fjall::Snapshot, key: &[u8]) -> Result<Option<Record>> {
+        if !storable(key) {
+            return Ok(None);
+        }
         match snap.get(&self.data, data_key(key))? {
             Some(raw) => decode(key, raw.into()).map(Some),
             None => Ok(None),

@@ -13,6 +13,7 @@
 use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
+use crate::config::{KEY_SIZE_BYTES_LIMIT, VALUE_SIZE_BYTES_LIMIT};
 use crate::record::Record;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -208,6 +209,19 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// The limits `apply` enforces: the carried ones, never above what the
+    /// engine can hold. Why: a log entry carries its limits, and an entry
+    /// from another build, one with no limits at all, or a corrupted but
+    /// checksummed one must never take a key past the engine's length
+    /// (which it enforces by aborting the process, on every replica, at
+    /// every replay) or a value past what one allocation should take.
+    pub fn within_engine(&self) -> Limits {
+        Limits {
+            key_size_bytes_max: self.key_size_bytes_max.min(KEY_SIZE_BYTES_LIMIT),
+            value_size_bytes_max: self.value_size_bytes_max.min(VALUE_SIZE_BYTES_LIMIT),
+        }
+    }
+
     fn key(&self, key: &[u8]) -> Result<(), MutationError> {
         if key.len() > self.key_size_bytes_max {
             return Err(MutationError::KeyTooLarge {
@@ -216,6 +230,16 @@ impl Limits {
             });
         }
         Ok(())
+    }
+
+    /// The engine's own bounds, for keys that are read or deleted but not
+    /// stored: such a key can be longer than the configured limit (set
+    /// lower after it was stored), but never longer than this.
+    fn engine() -> Limits {
+        Limits {
+            key_size_bytes_max: KEY_SIZE_BYTES_LIMIT,
+            value_size_bytes_max: VALUE_SIZE_BYTES_LIMIT,
+        }
     }
 
     fn value_len(&self, len: usize) -> Result<(), MutationError> {
@@ -252,9 +276,42 @@ macro_rules! refuse {
     };
 }
 
+/// Every key an op names (stored, read or deleted), for the checks that
+/// come before any of them reaches the engine.
+fn for_each_key(op: &Op, mut check: impl FnMut(&[u8]) -> Result<(), MutationError>) -> Result<(), MutationError> {
+    match op {
+        Op::Set { key, .. }
+        | Op::GetDel { key }
+        | Op::GetEx { key, .. }
+        | Op::IncrBy { key, .. }
+        | Op::IncrByFloat { key, .. }
+        | Op::Append { key, .. }
+        | Op::SetRange { key, .. }
+        | Op::Expire { key, .. }
+        | Op::Persist { key } => check(key),
+        Op::MSet { pairs, .. } => pairs.iter().try_for_each(|(k, _)| check(k)),
+        Op::Delete { keys } => keys.iter().try_for_each(|k| check(k)),
+        Op::SweepExpired { entries } => entries.iter().try_for_each(|(k, _)| check(k)),
+        Op::Rename { from, to, .. } => check(from).and_then(|()| check(to)),
+        Op::FlushAll => Ok(()),
+    }
+}
+
 /// Applies one mutation. `Err` is a storage failure; a refused command is
 /// `Ok(Outcome::Refused(..))` and has changed nothing.
+///
+/// Total: whatever `Op` arrives (from this build's parsers, from another
+/// build, or decoded from a log entry), it ends as an outcome, the same on
+/// every replica; only a failing engine is an `Err`. Every key is checked
+/// against the engine's length first, so none reaches the engine's
+/// assertion, and the carried limits are clamped (`Limits::within_engine`).
 pub fn apply(state: &mut impl State, m: &Mutation, limits: &Limits) -> crate::Result<Outcome> {
+    let limits = &limits.within_engine();
+    refuse!(for_each_key(&m.op, |k| Limits::engine().key(k)));
+    apply_op(state, m, limits)
+}
+
+fn apply_op(state: &mut impl State, m: &Mutation, limits: &Limits) -> crate::Result<Outcome> {
     let now = m.now_ms;
     match &m.op {
         Op::Set {

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use fjall::Readable;
 
-use crate::engine::{Engine, data_key, decode, user_key};
+use crate::config::KEY_SIZE_BYTES_LIMIT;
+use crate::engine::{Engine, data_key, decode, storable, user_key};
 use crate::error::{Result, StorageError};
 use crate::pattern::{glob_match, literal_prefix};
 use crate::record::Record;
@@ -56,7 +57,13 @@ impl Snapshot {
         if start > end {
             return Ok((out, false));
         }
-        let range = data_key(start)..=data_key(end);
+        let range = (storable_lower(start), storable_upper(end));
+        if let (Bound::Excluded(lower), Bound::Included(upper)) = &range
+            && lower >= upper
+        {
+            // Both ends past the storable length, with the same cut.
+            return Ok((out, false));
+        }
         for guard in self.snap.range::<Vec<u8>, _>(&self.engine.data, range) {
             let (key, raw) = guard.into_inner()?;
             let record = decode(&key, raw.into())?;
@@ -81,7 +88,12 @@ impl Snapshot {
         pattern: Option<&[u8]>,
         now_ms: u64,
     ) -> Result<(Vec<Bytes>, Option<Bytes>)> {
-        let prefix = data_key(pattern.map(literal_prefix).unwrap_or(b""));
+        let literal = pattern.map(literal_prefix).unwrap_or(b"");
+        if !storable(literal) {
+            // Every match would be longer than any stored key.
+            return Ok((Vec::new(), None));
+        }
+        let prefix = data_key(literal);
         let lower = match after.map(data_key) {
             Some(a) if a >= prefix => Bound::Excluded(a),
             _ => Bound::Included(prefix.clone()),
@@ -131,4 +143,25 @@ impl Snapshot {
             }
         }
     }
+}
+
+/// The lower bound of a range from `start` (inclusive), as an engine bound
+/// that the engine accepts. A `start` longer than any storable key is cut
+/// to the storable length `p` and made exclusive: a stored key `k` with
+/// `p < k < start` would have `p` as a proper prefix, so be too long to
+/// exist; the answer is exact.
+fn storable_lower(start: &[u8]) -> Bound<Vec<u8>> {
+    if storable(start) {
+        Bound::Included(data_key(start))
+    } else {
+        Bound::Excluded(data_key(&start[..KEY_SIZE_BYTES_LIMIT]))
+    }
+}
+
+/// The upper bound of a range to `end` (inclusive). A longer `end` is cut
+/// to the storable length `p`, still inclusive: a stored key `k` with
+/// `p < k <= end` would have `p` as a proper prefix, so be too long.
+fn storable_upper(end: &[u8]) -> Bound<Vec<u8>> {
+    let cut = end.len().min(KEY_SIZE_BYTES_LIMIT);
+    Bound::Included(data_key(&end[..cut]))
 }

@@ -1040,6 +1040,64 @@ fn strata_oversized_keys_and_values() {
     assert_healthy(&server);
 }
 
+/// Every key argument of every command in the command table, one at a
+/// time, at the default limit plus one and past the engine's own length
+/// (65,535 bytes, where the engine aborts the process): each is refused
+/// before it reaches a handler, the store or the log, and the server stays
+/// up. Before, DEL, UNLINK, GETDEL, EXPIRE, PERSIST and RENAME with such a
+/// key aborted the server, and reads dropped the connection.
+#[test]
+fn every_key_argument_of_every_command_is_checked() {
+    let server = TestServer::start();
+    let mut c = Raw::connect(server.resp_addr);
+    let mut checked = 0;
+    for spec in strata_server::cmd::TABLE {
+        // Commands of variable arity get two more arguments, so that a
+        // second and third key position is tried too.
+        let len = spec.arity.unsigned_abs() as usize + if spec.arity < 0 { 2 } else { 0 };
+        for position in strata_server::cmd::key_positions(spec, len) {
+            for key_len in [16 * 1024 + 1, 65_535, 65_536, 70_000] {
+                let mut args = vec![spec.name.as_bytes().to_vec()];
+                args.resize(len, b"1".to_vec());
+                args[position] = vec![b'k'; key_len];
+                let e = c.error(&args);
+                assert!(
+                    e.starts_with(&format!("ERR key too large ({key_len} bytes")),
+                    "{} with a {key_len}-byte key at {position}: {e}",
+                    spec.name
+                );
+                checked += 1;
+            }
+        }
+    }
+    // Every command family with keys was reached (the table has 40 or so).
+    assert!(checked > 40 * 4, "only {checked} key arguments checked");
+
+    let stream = TcpStream::connect(server.text_addr.expect("text listener")).unwrap();
+    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let mut r = BufReader::new(stream.try_clone().unwrap());
+    let mut w = stream;
+    let huge = "k".repeat(70_000);
+    for line in [
+        format!("DELETE {huge}"),
+        format!("READ {huge}"),
+        format!("PUT {huge} v"),
+        format!("BATCHPUT a,{huge} v,v"),
+        format!("READRANGE a {huge}"),
+        format!("READRANGE {huge} {huge}z"),
+    ] {
+        w.write_all(format!("{line}\n").as_bytes()).unwrap();
+        let mut reply = String::new();
+        r.read_line(&mut reply).unwrap();
+        assert!(
+            reply.starts_with("ERROR: key too large (70000 bytes"),
+            "{}: {reply:?}",
+            &line[..12]
+        );
+    }
+    assert_healthy(&server);
+}
+
 #[test]
 fn strata_oversized_over_text() {
     let server = limited();

@@ -207,7 +207,34 @@ pub fn execute(spec: &Spec, ctx: &mut Ctx<'_>, args: &[Bytes]) -> Action {
     if !ok {
         return Action::Reply(args::wrong_arity(spec.name));
     }
+    let key_max = ctx.shared.config.storage.key_size_bytes_max;
+    if let Some(len) = key_positions(spec, args.len())
+        .map(|i| args[i].len())
+        .find(|&len| len > key_max)
+    {
+        return Action::Reply(key_too_large(len, key_max));
+    }
     (spec.handler)(ctx, args)
+}
+
+/// The argument positions that hold keys, from the table's (first, last,
+/// step), Redis's convention: a negative last counts from the end.
+/// Checking them here, for every command before its handler runs, is what
+/// keeps an oversized key out of reads, deletes and the Raft log alike; a
+/// handler cannot forget it.
+pub fn key_positions(spec: &Spec, args_len: usize) -> impl Iterator<Item = usize> {
+    let (first, last, step) = spec.keys;
+    let len = args_len as i64;
+    let last = if last < 0 { len + last } else { last.min(len - 1) };
+    let step = step.max(1) as usize;
+    let first = if first > 0 { first } else { len };
+    (first..=last).step_by(step).map(|i| i as usize)
+}
+
+/// The reply to a key over `key-size-bytes-max`, on every front door.
+pub fn key_too_large(len: usize, max: usize) -> Reply {
+    let e = strata_storage::MutationError::KeyTooLarge { len, max };
+    Reply::error(format!("ERR {e}"))
 }
 
 /// The reply for a mutation's outcome.
