@@ -276,24 +276,30 @@ macro_rules! refuse {
     };
 }
 
-/// Every key an op names (stored, read or deleted), for the checks that
-/// come before any of them reaches the engine.
-fn for_each_key(op: &Op, mut check: impl FnMut(&[u8]) -> Result<(), MutationError>) -> Result<(), MutationError> {
-    match op {
-        Op::Set { key, .. }
-        | Op::GetDel { key }
-        | Op::GetEx { key, .. }
-        | Op::IncrBy { key, .. }
-        | Op::IncrByFloat { key, .. }
-        | Op::Append { key, .. }
-        | Op::SetRange { key, .. }
-        | Op::Expire { key, .. }
-        | Op::Persist { key } => check(key),
-        Op::MSet { pairs, .. } => pairs.iter().try_for_each(|(k, _)| check(k)),
-        Op::Delete { keys } => keys.iter().try_for_each(|k| check(k)),
-        Op::SweepExpired { entries } => entries.iter().try_for_each(|(k, _)| check(k)),
-        Op::Rename { from, to, .. } => check(from).and_then(|()| check(to)),
-        Op::FlushAll => Ok(()),
+impl Op {
+    /// Runs `check` on every key the op names (stored, read or deleted),
+    /// stopping at the first error: the checks that come before any key
+    /// reaches the engine. No allocation: `apply` runs it on every write.
+    pub fn try_for_each_key<E>(
+        &self,
+        mut check: impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        match self {
+            Op::Set { key, .. }
+            | Op::GetDel { key }
+            | Op::GetEx { key, .. }
+            | Op::IncrBy { key, .. }
+            | Op::IncrByFloat { key, .. }
+            | Op::Append { key, .. }
+            | Op::SetRange { key, .. }
+            | Op::Expire { key, .. }
+            | Op::Persist { key } => check(key),
+            Op::MSet { pairs, .. } => pairs.iter().try_for_each(|(k, _)| check(k)),
+            Op::Delete { keys } => keys.iter().try_for_each(|k| check(k)),
+            Op::SweepExpired { entries } => entries.iter().try_for_each(|(k, _)| check(k)),
+            Op::Rename { from, to, .. } => check(from).and_then(|()| check(to)),
+            Op::FlushAll => Ok(()),
+        }
     }
 }
 
@@ -307,7 +313,7 @@ fn for_each_key(op: &Op, mut check: impl FnMut(&[u8]) -> Result<(), MutationErro
 /// assertion, and the carried limits are clamped (`Limits::within_engine`).
 pub fn apply(state: &mut impl State, m: &Mutation, limits: &Limits) -> crate::Result<Outcome> {
     let limits = &limits.within_engine();
-    refuse!(for_each_key(&m.op, |k| Limits::engine().key(k)));
+    refuse!(m.op.try_for_each_key(|k| Limits::engine().key(k)));
     apply_op(state, m, limits)
 }
 

@@ -118,11 +118,12 @@ fn op() -> impl Strategy<Value = Op> {
                 return_old,
             }
         }),
-        (prop::collection::vec((key(), value()), 0..3), any::<bool>())
-            .prop_map(|(pairs, if_none_exist)| Op::MSet {
+        (prop::collection::vec((key(), value()), 0..3), any::<bool>()).prop_map(
+            |(pairs, if_none_exist)| Op::MSet {
                 pairs,
                 if_none_exist
-            }),
+            }
+        ),
         prop::collection::vec(key(), 0..3).prop_map(|keys| Op::Delete { keys }),
         key().prop_map(|key| Op::GetDel { key }),
         (key(), when.clone()).prop_map(|(key, at)| Op::GetEx {
@@ -258,7 +259,12 @@ fn keys_past_the_engine_length_are_refused_not_fatal() {
         assert!(
             matches!(
                 got.as_slice(),
-                [Outcome::Refused(strata_storage::MutationError::KeyTooLarge { len: 65_536, max: KEY_SIZE_BYTES_LIMIT })]
+                [Outcome::Refused(
+                    strata_storage::MutationError::KeyTooLarge {
+                        len: 65_536,
+                        max: KEY_SIZE_BYTES_LIMIT
+                    }
+                )]
             ),
             "{got:?}"
         );
@@ -266,8 +272,14 @@ fn keys_past_the_engine_length_are_refused_not_fatal() {
     // Reads of such keys find nothing instead of reaching the engine.
     assert_eq!(store.get(&huge, 1).unwrap(), None);
     let snapshot = store.snapshot();
-    assert_eq!(snapshot.get_many(std::slice::from_ref(&huge), 1).unwrap(), vec![None]);
+    assert_eq!(
+        snapshot.get_many(std::slice::from_ref(&huge), 1).unwrap(),
+        vec![None]
+    );
     assert_eq!(snapshot.range(&huge, &huge, 10, 1).unwrap().0, vec![]);
     let pattern = [&huge[..], b"*"].concat();
-    assert_eq!(snapshot.scan(None, 10, Some(&pattern), 1).unwrap().0, Vec::<Bytes>::new());
+    assert_eq!(
+        snapshot.scan(None, 10, Some(&pattern), 1).unwrap().0,
+        Vec::<Bytes>::new()
+    );
 }

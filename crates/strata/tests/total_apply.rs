@@ -150,7 +150,11 @@ fn oversized_keys_through_a_follower_and_in_the_log_kill_no_replica() {
 
     // Entries that reach the log anyway are refused alike by every replica.
     let node = cluster.node(leader);
-    let response = peer_call(node.peer_listen, leader, &Request::WriteBatch(hostile_entries()));
+    let response = peer_call(
+        node.peer_listen,
+        leader,
+        &Request::WriteBatch(hostile_entries()),
+    );
     let Response::WriteBatch(Ok(outcomes)) = response else {
         panic!("forwarded batch: {response:?}\n{}", cluster.logs_tail(40));
     };
@@ -169,7 +173,11 @@ fn oversized_keys_through_a_follower_and_in_the_log_kill_no_replica() {
     set(cluster.node(follower), "after", "1");
     assert_all_running(&mut cluster, "applying the hand-built entries");
     for id in cluster.ids() {
-        assert_eq!(get(cluster.node(id), "a").as_deref(), Some("1"), "node {id}");
+        assert_eq!(
+            get(cluster.node(id), "a").as_deref(),
+            Some("1"),
+            "node {id}"
+        );
     }
 
     // Every node replays the entries at start-up, and stays up.
@@ -185,7 +193,11 @@ fn oversized_keys_through_a_follower_and_in_the_log_kill_no_replica() {
         "leader after a restart of every node"
     );
     for id in cluster.ids() {
-        assert_eq!(get(cluster.node(id), "a").as_deref(), Some("1"), "node {id}");
+        assert_eq!(
+            get(cluster.node(id), "a").as_deref(),
+            Some("1"),
+            "node {id}"
+        );
         assert_eq!(get(cluster.node(id), "after").as_deref(), Some("1"));
     }
     set(cluster.node(follower), "after-restart", "1");

@@ -225,7 +225,11 @@ pub fn execute(spec: &Spec, ctx: &mut Ctx<'_>, args: &[Bytes]) -> Action {
 pub fn key_positions(spec: &Spec, args_len: usize) -> impl Iterator<Item = usize> {
     let (first, last, step) = spec.keys;
     let len = args_len as i64;
-    let last = if last < 0 { len + last } else { last.min(len - 1) };
+    let last = if last < 0 {
+        len + last
+    } else {
+        last.min(len - 1)
+    };
     let step = step.max(1) as usize;
     let first = if first > 0 { first } else { len };
     (first..=last).step_by(step).map(|i| i as usize)
