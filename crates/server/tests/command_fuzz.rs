@@ -24,12 +24,61 @@ const VALUE_BYTES_MAX: usize = 1024;
 
 fn arg() -> impl Strategy<Value = Bytes> {
     let words = prop::sample::select(vec![
-        "a", "b", "", " ", "0", "1", "-1", "100", "9223372036854775807",
-        "-9223372036854775808", "9223372036854775808", "1.5", "inf", "-inf", "nan", "1e400",
-        "NX", "XX", "GT", "LT", "EX", "PX", "EXAT", "PXAT", "KEEPTTL", "GET", "PERSIST",
-        "MATCH", "COUNT", "LIMIT", "TYPE", "*", "a*", "[", "\\", "SETNAME", "GETNAME", "ID",
-        "KILL", "LIST", "INFO", "HELP", "DOCS", "GETKEYS", "server", "keyspace",
-        "replication", "all", "3", "2", "AUTH", "RESETSTAT", "maxmemory", "STATUS", "NODES",
+        "a",
+        "b",
+        "",
+        " ",
+        "0",
+        "1",
+        "-1",
+        "100",
+        "9223372036854775807",
+        "-9223372036854775808",
+        "9223372036854775808",
+        "1.5",
+        "inf",
+        "-inf",
+        "nan",
+        "1e400",
+        "NX",
+        "XX",
+        "GT",
+        "LT",
+        "EX",
+        "PX",
+        "EXAT",
+        "PXAT",
+        "KEEPTTL",
+        "GET",
+        "PERSIST",
+        "MATCH",
+        "COUNT",
+        "LIMIT",
+        "TYPE",
+        "*",
+        "a*",
+        "[",
+        "\\",
+        "SETNAME",
+        "GETNAME",
+        "ID",
+        "KILL",
+        "LIST",
+        "INFO",
+        "HELP",
+        "DOCS",
+        "GETKEYS",
+        "server",
+        "keyspace",
+        "replication",
+        "all",
+        "3",
+        "2",
+        "AUTH",
+        "RESETSTAT",
+        "maxmemory",
+        "STATUS",
+        "NODES",
     ]);
     prop_oneof![
         6 => words.prop_map(|w| Bytes::from(w.as_bytes())),
@@ -59,8 +108,17 @@ fn shared(dir: &std::path::Path) -> Shared {
     Shared::new(store, config, None)
 }
 
+/// Cases per run: 64 in `cargo test`; `STRATA_FUZZ_CASES=N` for a
+/// longer run (README, "Fuzzing").
+fn cases() -> u32 {
+    std::env::var("STRATA_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
     #[test]
     fn any_arguments_to_any_command_parse_and_apply_without_panic(
         calls in prop::collection::vec(call(), 1..64),

@@ -181,8 +181,17 @@ fn contents(store: &Store) -> Vec<(Bytes, Bytes)> {
     store.range(b"", &end, usize::MAX, 0).unwrap().0
 }
 
+/// Cases per run: 32 in `cargo test`; `STRATA_FUZZ_CASES=N` for a
+/// longer run (README, "Fuzzing").
+fn cases() -> u32 {
+    std::env::var("STRATA_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(32)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(48))]
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
     #[test]
     fn any_op_with_any_limits_is_an_outcome_alike_on_every_replica(
         steps in prop::collection::vec((op(), limits()), 1..12),
