@@ -1120,4 +1120,30 @@ mod tests {
             assert!(seen.insert(free_port().unwrap()));
         }
     }
+
+    /// With `cluster_secret`, every node (joining ones too) is given one
+    /// fresh secret file, readable by its owner only.
+    #[test]
+    fn a_cluster_secret_is_generated_and_passed_to_every_node() {
+        let mut config = ClusterConfig::new("/nonexistent/strata", 3);
+        config.cluster_secret = true;
+        let cluster = Cluster::prepare(config).unwrap();
+        let path = cluster.config.secret_file.clone().expect("generated");
+        let secret = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(secret.trim().len(), 64, "{secret:?}");
+        assert!(secret.trim().chars().all(|c| c.is_ascii_hexdigit()));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let flag = format!("--cluster-secret-file {}", path.display());
+        for id in cluster.ids() {
+            assert!(cluster.node(id).command_line().contains(&flag));
+        }
+        let joining = cluster.config.common_args().join(" ");
+        assert!(joining.contains(&flag), "{joining}");
+        assert_ne!(random_secret(), random_secret());
+    }
 }

@@ -662,6 +662,51 @@ mod tests {
         assert_eq!(connections.load(Ordering::SeqCst), 2);
     }
 
+    /// A call dropped while its connection is still in the handshake (a
+    /// heartbeat on a link slower than its interval) leaves the handshake
+    /// running; the next call uses that connection instead of starting over.
+    #[tokio::test]
+    async fn a_handshake_outlives_a_call_dropped_during_it() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let connections = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&connections);
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    // A slow link: the handshake starts late.
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    let Some((mut r, mut w)) = accept_peer(stream).await else {
+                        return;
+                    };
+                    while let Ok(Some(Request::Status)) = read_frame(&mut r).await {
+                        let status = NodeStatus {
+                            term: 5,
+                            ..NodeStatus::default()
+                        };
+                        if write_frame(&mut w, &Response::Status(status))
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let mut client = client(addr, Duration::ZERO);
+        let patient = RPCOption::new(Duration::from_secs(10));
+        tokio::select! {
+            r = client.call(Request::Status, &patient) => panic!("answered early: {r:?}"),
+            () = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
+        assert!(client.conn.is_none() && client.connecting.is_some());
+        let answer = client.call(Request::Status, &patient).await.unwrap();
+        assert_eq!(term_of(answer), 5);
+        assert_eq!(connections.load(Ordering::SeqCst), 1);
+    }
+
     /// An abandoned call whose answer never comes makes the next call time
     /// out, and the one after that reconnects.
     #[tokio::test]
