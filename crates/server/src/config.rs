@@ -516,6 +516,11 @@ impl ServerConfig {
             ("write-queue-len-max", s.write_queue_len_max.to_string()),
             ("shutdown-timeout-ms", self.shutdown_timeout_ms.to_string()),
             ("io-threads", self.io_threads.to_string()),
+            // Redis's name too, so tools that check it find it.
+            (
+                "protected-mode",
+                if self.protected_mode { "yes" } else { "no" }.to_string(),
+            ),
             (
                 "node-id",
                 self.cluster

@@ -422,6 +422,16 @@ fn protected_mode_refuses_other_hosts_on_a_wildcard_listener() {
         "{denied:?}"
     );
     assert_eq!(first_line("127.0.0.1", resp, ping), "+PONG\r\n");
+    let config_get = b"*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$14\r\nprotected-mode\r\n";
+    let mut stream = connect_from("127.0.0.1", resp);
+    stream.write_all(config_get).unwrap();
+    let expected = b"*2\r\n$14\r\nprotected-mode\r\n$3\r\nyes\r\n";
+    let mut reply = vec![0u8; expected.len()];
+    stream.read_exact(&mut reply).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&reply),
+        String::from_utf8_lossy(expected)
+    );
     assert!(
         server
             .log()
