@@ -72,6 +72,38 @@ pub fn free_addr() -> anyhow::Result<SocketAddr> {
     Ok(SocketAddr::from(([127, 0, 0, 1], free_port()?)))
 }
 
+/// 64 hex digits from the process's OS-seeded hasher keys and the clock:
+/// unpredictable enough for a test cluster's secret, no extra dependency.
+pub fn random_secret() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut out = String::with_capacity(64);
+    for i in 0..4u64 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(i);
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        out.push_str(&format!("{:016x}", h.finish()));
+    }
+    out
+}
+
+/// Writes a secret file readable by its owner only.
+pub fn write_secret_file(path: &Path, secret: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("create {}", path.display()))?;
+    writeln!(file, "{secret}").with_context(|| format!("write {}", path.display()))?;
+    Ok(())
+}
+
 /// What the ready line says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ready {
@@ -223,6 +255,13 @@ pub struct ClusterConfig {
     pub advertise: BTreeMap<u64, SocketAddr>,
     /// Where the nodes' directories go; a fresh temp dir if `None`.
     pub base_dir: Option<PathBuf>,
+    /// Run every node with `--cluster-secret-file`: [`Cluster::prepare`]
+    /// writes a fresh random secret into the cluster's directory, unless
+    /// `secret_file` names one already.
+    pub cluster_secret: bool,
+    /// The secret file passed to every node (set by `prepare` when it
+    /// generates one).
+    pub secret_file: Option<PathBuf>,
 }
 
 impl ClusterConfig {
@@ -241,6 +280,8 @@ impl ClusterConfig {
             rust_log: "info".into(),
             advertise: BTreeMap::new(),
             base_dir: None,
+            cluster_secret: false,
+            secret_file: None,
         }
     }
 
@@ -259,6 +300,12 @@ impl ClusterConfig {
         }
         if let Some(fsync) = &self.fsync {
             args.extend(["--fsync".to_string(), fsync.clone()]);
+        }
+        if let Some(path) = &self.secret_file {
+            args.extend([
+                "--cluster-secret-file".to_string(),
+                path.display().to_string(),
+            ]);
         }
         args.extend(self.extra_args.iter().cloned());
         args
@@ -687,7 +734,7 @@ impl Cluster {
 
     /// Like [`start`](Self::start) but starts nothing: ports and
     /// directories are chosen, nodes are ready to [`Node::start`].
-    pub fn prepare(config: ClusterConfig) -> anyhow::Result<Cluster> {
+    pub fn prepare(mut config: ClusterConfig) -> anyhow::Result<Cluster> {
         let (base, tmp) = match &config.base_dir {
             Some(dir) => {
                 std::fs::create_dir_all(dir)?;
@@ -701,6 +748,11 @@ impl Cluster {
                 (tmp.path().to_path_buf(), Some(tmp))
             }
         };
+        if config.cluster_secret && config.secret_file.is_none() {
+            let path = base.join("cluster-secret");
+            write_secret_file(&path, &random_secret())?;
+            config.secret_file = Some(path);
+        }
         let mut planned = Vec::new();
         for id in 1..=config.nodes {
             let resp = free_addr()?;
@@ -1067,5 +1119,31 @@ mod tests {
         for _ in 0..50 {
             assert!(seen.insert(free_port().unwrap()));
         }
+    }
+
+    /// With `cluster_secret`, every node (joining ones too) is given one
+    /// fresh secret file, readable by its owner only.
+    #[test]
+    fn a_cluster_secret_is_generated_and_passed_to_every_node() {
+        let mut config = ClusterConfig::new("/nonexistent/strata", 3);
+        config.cluster_secret = true;
+        let cluster = Cluster::prepare(config).unwrap();
+        let path = cluster.config.secret_file.clone().expect("generated");
+        let secret = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(secret.trim().len(), 64, "{secret:?}");
+        assert!(secret.trim().chars().all(|c| c.is_ascii_hexdigit()));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let flag = format!("--cluster-secret-file {}", path.display());
+        for id in cluster.ids() {
+            assert!(cluster.node(id).command_line().contains(&flag));
+        }
+        let joining = cluster.config.common_args().join(" ");
+        assert!(joining.contains(&flag), "{joining}");
+        assert_ne!(random_secret(), random_secret());
     }
 }

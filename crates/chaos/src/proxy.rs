@@ -5,11 +5,12 @@
 //! passes through here; each listener forwards to its node's real peer
 //! address ([`Proxy::set_target`], settable after the node has started).
 //!
-//! Peer connections begin with a 24-byte preamble: `b"STRATAP3"`, the
+//! Peer connections begin with a 24-byte preamble: `b"STRATAP4"`, the
 //! initiating node id (u64 LE, 0 = not a node) and the destination node id
 //! (u64 LE). The proxy reads it to learn the link `from -> to`, forwards it
 //! unchanged and then copies bytes both ways, applying the faults of the
-//! link. A connection that does not start with the magic is forwarded too,
+//! link (the authentication handshake that follows the preamble is bytes
+//! like any other to the proxy, and meets the link's faults too). A connection that does not start with the magic is forwarded too,
 //! as link `0 -> <listener's node>`, which is never faulted.
 //!
 //! Faults are set per directed link `(from, to)`, where `from` is the node
@@ -50,7 +51,7 @@ use crate::rng::Rng;
 pub type NodeId = u64;
 
 /// The preamble magic of a peer connection.
-pub const PREAMBLE_MAGIC: &[u8; 8] = b"STRATAP3";
+pub const PREAMBLE_MAGIC: &[u8; 8] = b"STRATAP4";
 /// Magic + from id + to id.
 pub const PREAMBLE_LEN: usize = 24;
 
@@ -637,7 +638,7 @@ mod tests {
     #[test]
     fn preamble_roundtrip() {
         let p = preamble(3, 0x0102_0304_0506_0708);
-        assert_eq!(&p[..8], b"STRATAP3");
+        assert_eq!(&p[..8], b"STRATAP4");
         assert_eq!(p[8], 3);
         assert_eq!(p[16], 8);
         assert_eq!(parse_preamble(&p), Some((3, 0x0102_0304_0506_0708)));

@@ -677,6 +677,9 @@ pub fn run(config: &ChaosConfig) -> anyhow::Result<Report> {
     cluster_config.forward_timeout_ms = Some(config.forward_timeout_ms);
     cluster_config.snapshot_logs = Some(config.snapshot_logs);
     cluster_config.fsync = config.fsync.clone();
+    // Every peer link then runs the authentication handshake through the
+    // fault proxy (delays and cut connections included).
+    cluster_config.cluster_secret = true;
     cluster_config.base_dir = config
         .base_dir
         .as_ref()

@@ -6,10 +6,12 @@
 //!   group-committed fsyncs.
 //! - [`state_machine`]: committed entries applied to the [`strata_storage::Store`];
 //!   snapshots as streamed files.
-//! - [`wire`], [`network`], `peer_server`: the peer protocol over TCP.
+//! - [`wire`], [`auth`], [`network`], `peer_server`: the peer protocol over
+//!   TCP, and the handshake that proves the cluster secret.
 //! - [`node`]: [`ClusterNode`], what the server uses: write batches, read
 //!   barriers, status, membership changes, graceful hand-over.
 
+pub mod auth;
 mod log_cache;
 pub mod log_store;
 pub mod network;
@@ -20,6 +22,7 @@ pub mod state_machine;
 pub mod types;
 pub mod wire;
 
+pub use auth::{ClusterSecret, SecretError};
 pub use node::{ClusterConfig, ClusterError, ClusterNode, ClusterStatus, DEDUPE_WINDOW_MS};
 pub use types::{Command, NodeId, Proposal};
 pub use wire::{AdminRequest, NodeStatus};

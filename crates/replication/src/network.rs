@@ -18,15 +18,21 @@ use openraft::type_config::alias::SnapshotOf;
 use tokio::io::{AsyncReadExt, BufWriter};
 use tokio::net::TcpStream;
 
+use crate::auth::{ClusterSecret, WarnEvery};
 use crate::state_machine::{SNAPSHOT_CRC_BYTES, SnapshotFile};
 use crate::types::{NodeId, TypeConfig, Vote};
 use crate::wire::{
-    Request, Response, SNAPSHOT_CHUNK_BYTES, decode_frame, preamble, take_frame, with_timeout,
-    write_frame,
+    Request, Response, SNAPSHOT_CHUNK_BYTES, decode_frame, take_frame, with_timeout, write_frame,
 };
 
 /// Bound on establishing a peer connection.
 const CONNECT_TIMEOUT_MS: u64 = 1_000;
+/// Bound on the authentication handshake after connecting (two round
+/// trips; generous for slow links, since a connection is then reused).
+const HANDSHAKE_TIMEOUT_MS: u64 = 5_000;
+/// Refusals by peers are logged at most this often.
+const REFUSAL_WARN_INTERVAL_MS: u64 = 1_000;
+static REFUSALS: WarnEvery = WarnEvery::new(REFUSAL_WARN_INTERVAL_MS);
 /// Bound on one snapshot chunk's send (a slow link fails instead of hanging).
 const SNAPSHOT_CHUNK_TIMEOUT_MS: u64 = 30_000;
 /// Bound on the receiver's install after the last chunk.
@@ -62,23 +68,51 @@ pub struct PeerConn {
 const READ_BUF_BYTES: usize = 64 * 1024;
 
 impl PeerConn {
-    pub async fn connect(from: NodeId, to: NodeId, addr: &str) -> io::Result<PeerConn> {
-        let stream = with_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS), async {
+    /// Connects to node `to` (0: whichever node listens at `addr`) and
+    /// proves `secret` both ways (`auth.rs`). A refusal either way is
+    /// logged here, and is a `PermissionDenied` error.
+    pub async fn connect(
+        from: NodeId,
+        to: NodeId,
+        addr: &str,
+        secret: &ClusterSecret,
+    ) -> io::Result<PeerConn> {
+        let mut stream = with_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS), async {
             TcpStream::connect(addr).await
         })
         .await?;
         stream.set_nodelay(true)?;
+        let handshake = crate::auth::open(&mut stream, secret, from, to);
+        match tokio::time::timeout(Duration::from_millis(HANDSHAKE_TIMEOUT_MS), handshake).await {
+            Err(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "peer handshake timed out",
+                ));
+            }
+            Ok(Err(e)) => {
+                if e.is_auth_failure()
+                    && let Some(left_out) = REFUSALS.allow()
+                {
+                    tracing::warn!(
+                        peer = %addr,
+                        error = %e,
+                        similar_refusals_not_logged = left_out,
+                        "peer connection refused"
+                    );
+                }
+                return Err(e.into());
+            }
+            Ok(Ok(_)) => {}
+        }
         let (r, w) = stream.into_split();
-        let mut conn = PeerConn {
+        Ok(PeerConn {
             reader: r,
             read_buf: BytesMut::with_capacity(READ_BUF_BYTES),
             writer: BufWriter::with_capacity(64 * 1024, w),
             answer_owed: false,
             writing: false,
-        };
-        use tokio::io::AsyncWriteExt;
-        conn.writer.write_all(&preamble(from, to)).await?;
-        Ok(conn)
+        })
     }
 
     /// Whether the next call may use this connection: no request was cut
@@ -156,6 +190,8 @@ pub struct Network {
     /// would be sent the same bad file until the next scheduled snapshot,
     /// which on an idle cluster never comes.
     pub snapshot_corrupt: Arc<tokio::sync::Notify>,
+    /// What every connection proves (`auth.rs`).
+    pub secret: ClusterSecret,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -167,8 +203,10 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             target,
             addr: node.addr.clone(),
             conn: None,
+            connecting: None,
             rpc_timeout_floor: self.rpc_timeout_floor,
             snapshot_corrupt: Arc::clone(&self.snapshot_corrupt),
+            secret: self.secret.clone(),
         }
     }
 }
@@ -178,8 +216,23 @@ pub struct PeerClient {
     target: NodeId,
     addr: String,
     conn: Option<PeerConn>,
+    /// A connection being set up, in its own task. Why a task: the
+    /// handshake takes two round trips, and openraft drops a heartbeat
+    /// call at one heartbeat interval; on a link whose round trip exceeds
+    /// that, a handshake inside the call would be dropped every time and
+    /// the link would never connect. The next call waits for the same task.
+    connecting: Option<tokio::task::JoinHandle<io::Result<PeerConn>>>,
     rpc_timeout_floor: Duration,
     snapshot_corrupt: Arc<tokio::sync::Notify>,
+    secret: ClusterSecret,
+}
+
+impl Drop for PeerClient {
+    fn drop(&mut self) {
+        if let Some(task) = self.connecting.take() {
+            task.abort();
+        }
+    }
 }
 
 fn unreachable_err(e: &io::Error) -> RPCError<TypeConfig> {
@@ -210,8 +263,16 @@ impl PeerClient {
             self.conn = None;
         }
         if self.conn.is_none() {
-            let conn = PeerConn::connect(self.from, self.target, &self.addr)
-                .await
+            let (from, target) = (self.from, self.target);
+            let (addr, secret) = (self.addr.clone(), self.secret.clone());
+            let task = self.connecting.get_or_insert_with(|| {
+                tokio::spawn(async move { PeerConn::connect(from, target, &addr, &secret).await })
+            });
+            // Cancel-safe: a dropped call leaves the task in `connecting`.
+            let joined = task.await;
+            self.connecting = None;
+            let conn = joined
+                .map_err(|e| unreachable_err(&io::Error::other(e.to_string())))?
                 .map_err(|e| unreachable_err(&e))?;
             self.conn = Some(conn);
         }
@@ -236,7 +297,7 @@ impl PeerClient {
     ) -> io::Result<Response> {
         // A dedicated connection: a transfer can take long, and a failed
         // one leaves nothing half-read on a shared connection.
-        let mut conn = PeerConn::connect(self.from, self.target, &self.addr).await?;
+        let mut conn = PeerConn::connect(self.from, self.target, &self.addr, &self.secret).await?;
         let mut file = tokio::fs::File::open(&snapshot.snapshot.path).await?;
         let size_bytes = file.metadata().await?.len();
         let begin = Request::SnapshotBegin {
@@ -370,7 +431,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{NodeStatus, PREAMBLE_BYTES, read_frame};
+    use crate::wire::{NodeStatus, read_frame};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::Instant;
@@ -426,19 +487,20 @@ mod tests {
         (addr, seen)
     }
 
-    /// The peer side of a test connection: past the preamble, the frame
-    /// reader and the writer; `None` if the preamble does not arrive.
+    /// The peer side of a test connection: past the handshake (as node 2,
+    /// no secret), the frame reader and the writer; `None` if the
+    /// handshake fails.
     async fn accept_peer(
-        stream: TcpStream,
+        mut stream: TcpStream,
     ) -> Option<(
         BufReader<tokio::net::tcp::OwnedReadHalf>,
         tokio::net::tcp::OwnedWriteHalf,
     )> {
+        crate::auth::accept(&mut stream, &ClusterSecret::none(), 2)
+            .await
+            .ok()?;
         let (r, w) = stream.into_split();
-        let mut r = BufReader::new(r);
-        let mut pre = [0u8; PREAMBLE_BYTES];
-        r.read_exact(&mut pre).await.ok()?;
-        Some((r, w))
+        Some((BufReader::new(r), w))
     }
 
     /// A client of node 2 at `addr`, as openraft would get one.
@@ -448,8 +510,10 @@ mod tests {
             target: 2,
             addr,
             conn: None,
+            connecting: None,
             rpc_timeout_floor,
             snapshot_corrupt: Arc::new(tokio::sync::Notify::new()),
+            secret: ClusterSecret::none(),
         }
     }
 
@@ -528,7 +592,9 @@ mod tests {
                 }
             }
         });
-        let mut conn = PeerConn::connect(1, 2, &addr).await.unwrap();
+        let mut conn = PeerConn::connect(1, 2, &addr, &ClusterSecret::none())
+            .await
+            .unwrap();
         for _ in 0..2 {
             match conn.call(&Request::Status, Duration::from_secs(10)).await {
                 Ok(Response::Status(s)) => assert_eq!(s.client_addr.len(), 4 << 20),
@@ -554,11 +620,18 @@ mod tests {
         let connections = Arc::new(AtomicU64::new(0));
         let counter = Arc::clone(&connections);
         tokio::spawn(async move {
-            // The first connection is accepted and never read, so a large
-            // request stalls half-way once the socket buffers are full.
-            let Ok((stalled, _)) = listener.accept().await else {
+            // The first connection is accepted, authenticated and then
+            // never read, so a large request stalls half-way once the
+            // socket buffers are full.
+            let Ok((mut stalled, _)) = listener.accept().await else {
                 return;
             };
+            if crate::auth::accept(&mut stalled, &ClusterSecret::none(), 2)
+                .await
+                .is_err()
+            {
+                return;
+            }
             counter.fetch_add(1, Ordering::SeqCst);
             let Ok((stream, _)) = listener.accept().await else {
                 return;
@@ -587,6 +660,51 @@ mod tests {
         let answer = client.call(Request::Status, &patient).await.unwrap();
         assert_eq!(term_of(answer), 7);
         assert_eq!(connections.load(Ordering::SeqCst), 2);
+    }
+
+    /// A call dropped while its connection is still in the handshake (a
+    /// heartbeat on a link slower than its interval) leaves the handshake
+    /// running; the next call uses that connection instead of starting over.
+    #[tokio::test]
+    async fn a_handshake_outlives_a_call_dropped_during_it() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let connections = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&connections);
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    // A slow link: the handshake starts late.
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    let Some((mut r, mut w)) = accept_peer(stream).await else {
+                        return;
+                    };
+                    while let Ok(Some(Request::Status)) = read_frame(&mut r).await {
+                        let status = NodeStatus {
+                            term: 5,
+                            ..NodeStatus::default()
+                        };
+                        if write_frame(&mut w, &Response::Status(status))
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let mut client = client(addr, Duration::ZERO);
+        let patient = RPCOption::new(Duration::from_secs(10));
+        tokio::select! {
+            r = client.call(Request::Status, &patient) => panic!("answered early: {r:?}"),
+            () = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
+        assert!(client.conn.is_none() && client.connecting.is_some());
+        let answer = client.call(Request::Status, &patient).await.unwrap();
+        assert_eq!(term_of(answer), 5);
+        assert_eq!(connections.load(Ordering::SeqCst), 1);
     }
 
     /// An abandoned call whose answer never comes makes the next call time

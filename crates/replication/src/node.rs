@@ -17,6 +17,7 @@ use strata_storage::{FsyncPolicy, Mutation, Op, Outcome, RequestId, Store, now_m
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, Semaphore, mpsc, oneshot, watch};
 
+use crate::auth::ClusterSecret;
 use crate::log_store::LogStore;
 use crate::network::{Network, PeerConn};
 use crate::proposer::{PROPOSER_QUEUE_LEN_MAX, Submission};
@@ -74,6 +75,9 @@ pub struct ClusterConfig {
     pub snapshot_dir: PathBuf,
     pub expiry_sweep_interval_ms: u64,
     pub expiry_sweep_keys_max: usize,
+    /// What peers prove to each other (`auth.rs`); `ClusterSecret::none()`
+    /// when the operator configured none.
+    pub cluster_secret: ClusterSecret,
 }
 
 impl ClusterConfig {
@@ -309,6 +313,7 @@ impl ClusterNode {
             self_id: config.node_id,
             rpc_timeout_floor: Duration::from_millis(config.election_timeout_ms),
             snapshot_corrupt: Arc::clone(&snapshot_corrupt),
+            secret: config.cluster_secret.clone(),
         };
         let raft = Raft::new(config.node_id, raft_config, network, log, sm)
             .await
@@ -376,6 +381,10 @@ impl ClusterNode {
         &self.inner.raft
     }
 
+    pub(crate) fn secret(&self) -> &ClusterSecret {
+        &self.inner.config.cluster_secret
+    }
+
     pub(crate) fn snapshot_dir(&self) -> &std::path::Path {
         &self.inner.config.snapshot_dir
     }
@@ -433,7 +442,7 @@ impl ClusterNode {
         let mut pause_ms = 100;
         while !self.inner.stopping.load(Ordering::Acquire) {
             let attempt = async {
-                let mut conn = PeerConn::connect(self.inner.id, 0, &join).await?;
+                let mut conn = PeerConn::connect(self.inner.id, 0, &join, self.secret()).await?;
                 conn.call(
                     &Request::Admin(req.clone()),
                     Duration::from_millis(ADMIN_TIMEOUT_MS),
@@ -683,7 +692,7 @@ impl ClusterNode {
             Some(c) => c,
             None => match tokio::time::timeout_at(
                 deadline.into(),
-                PeerConn::connect(self.inner.id, leader, addr),
+                PeerConn::connect(self.inner.id, leader, addr, self.secret()),
             )
             .await
             {
@@ -919,7 +928,7 @@ impl ClusterNode {
     ) -> Result<Response, ForwardError> {
         // Its own connection with a long timeout: adding a voter waits for
         // it to catch up.
-        let mut conn = PeerConn::connect(self.inner.id, leader, addr)
+        let mut conn = PeerConn::connect(self.inner.id, leader, addr, self.secret())
             .await
             .map_err(|e| ForwardError::Unavailable(format!("leader {leader} unreachable: {e}")))?;
         conn.call(
@@ -1078,7 +1087,7 @@ impl ClusterNode {
         }
         let addr = self.status().nodes.get(&id)?.clone();
         let attempt = async {
-            let mut conn = PeerConn::connect(self.inner.id, id, &addr).await?;
+            let mut conn = PeerConn::connect(self.inner.id, id, &addr, self.secret()).await?;
             conn.call(&Request::Status, Duration::from_millis(STATUS_TIMEOUT_MS))
                 .await
         };

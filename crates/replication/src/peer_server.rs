@@ -1,24 +1,28 @@
 //! Inbound peer connections: Raft RPCs into openraft, forwarded client
-//! requests into the [`ClusterNode`].
+//! requests into the [`ClusterNode`]. Every connection first passes the
+//! authentication handshake (`auth.rs`); nothing else is read before.
 
 use std::io;
 use std::time::Duration;
 
 use openraft::storage::Snapshot;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::auth::{HandshakeError, WarnEvery};
 use crate::node::ClusterNode;
 use crate::state_machine::{SnapshotFile, incoming_path, verify_snapshot};
 use crate::types::SnapshotMeta;
-use crate::wire::{
-    ForwardError, PREAMBLE_BYTES, Request, Response, parse_preamble, read_frame, write_frame,
-};
+use crate::wire::{ForwardError, Request, Response, read_frame, write_frame};
 
 /// Peer connections open at once at most (each is a task and a socket).
 const PEER_CONNECTIONS_MAX: usize = 1024;
-/// A peer must send its preamble promptly.
-const PREAMBLE_TIMEOUT_MS: u64 = 5_000;
+/// A peer must complete the handshake (preamble included) promptly.
+const HANDSHAKE_TIMEOUT_MS: u64 = 5_000;
+/// Refused peers are logged at most this often (a misconfigured node
+/// retries every heartbeat).
+const REFUSAL_WARN_INTERVAL_MS: u64 = 1_000;
+static REFUSALS: WarnEvery = WarnEvery::new(REFUSAL_WARN_INTERVAL_MS);
 /// Idle peer connections are closed (openraft reconnects when needed).
 const PEER_IDLE_TIMEOUT_MS: u64 = 300_000;
 /// Bound on one snapshot chunk's arrival.
@@ -44,35 +48,49 @@ pub(crate) async fn serve(listener: TcpListener, node: ClusterNode) {
         };
         let node = node.clone();
         tokio::spawn(async move {
-            if let Err(e) = handle(stream, node).await {
-                tracing::debug!(%peer, error = %e, "peer connection closed");
+            match authenticate(stream, &node, peer).await {
+                Ok(stream) => {
+                    if let Err(e) = handle(stream, node).await {
+                        tracing::debug!(%peer, error = %e, "peer connection closed");
+                    }
+                }
+                Err(e) if e.is_auth_failure() => {
+                    if let Some(left_out) = REFUSALS.allow() {
+                        tracing::warn!(
+                            %peer,
+                            error = %e,
+                            similar_refusals_not_logged = left_out,
+                            "refused a peer connection: it did not prove the cluster secret"
+                        );
+                    }
+                }
+                Err(e) => tracing::debug!(%peer, error = %e, "peer handshake failed"),
             }
             drop(permit);
         });
     }
 }
 
-async fn handle(stream: TcpStream, node: ClusterNode) -> io::Result<()> {
+/// Runs the acceptor's side of the handshake on the bare socket: no
+/// buffer is allocated for a peer until it has proved the secret.
+async fn authenticate(
+    mut stream: TcpStream,
+    node: &ClusterNode,
+    peer: std::net::SocketAddr,
+) -> Result<TcpStream, HandshakeError> {
     stream.set_nodelay(true)?;
+    let handshake = crate::auth::accept(&mut stream, node.secret(), node.id());
+    let (from, _to) = tokio::time::timeout(Duration::from_millis(HANDSHAKE_TIMEOUT_MS), handshake)
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no handshake"))??;
+    tracing::trace!(%peer, from, "peer authenticated");
+    Ok(stream)
+}
+
+async fn handle(stream: TcpStream, node: ClusterNode) -> io::Result<()> {
     let (r, w) = stream.into_split();
     let mut reader = BufReader::with_capacity(64 * 1024, r);
     let mut writer = BufWriter::with_capacity(64 * 1024, w);
-    let mut raw = [0u8; PREAMBLE_BYTES];
-    tokio::time::timeout(
-        Duration::from_millis(PREAMBLE_TIMEOUT_MS),
-        reader.read_exact(&mut raw),
-    )
-    .await
-    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no preamble"))??;
-    let (_from, to) = parse_preamble(&raw)?;
-    // A connection meant for another node id (an address now used by a
-    // different node) must not reach this node's Raft.
-    if to != 0 && to != node.id() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("peer connection for node {to} reached node {}", node.id()),
-        ));
-    }
     loop {
         let req: Request = match tokio::time::timeout(
             Duration::from_millis(PEER_IDLE_TIMEOUT_MS),

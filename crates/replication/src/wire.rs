@@ -1,16 +1,21 @@
 //! The peer protocol: how nodes talk to each other over TCP.
 //!
-//! A connection starts with a 24-byte preamble, `STRATAP3` ++ u64 LE from
+//! A connection starts with a 24-byte preamble, `STRATAP4` ++ u64 LE from
 //! ++ u64 LE to, so the receiver can refuse a connection meant for another
 //! node (an address reused by a different node must never receive its
 //! Raft traffic), and so a fault-injecting proxy can tell links apart.
-//! After it, each message is a frame: u32 LE length ++ postcard payload.
+//! The preamble opens the authentication handshake (`auth.rs`): nonces and
+//! HMAC proofs of the cluster secret, of fixed sizes. Only after it, each
+//! message is a frame: u32 LE length ++ postcard payload, read in steps of
+//! at most [`FRAME_READ_STEP_BYTES`] so that memory grows with the bytes
+//! that actually arrive, never with the length a peer declares.
 //! A connection carries one request at a time: request frame, then
 //! response frame (a snapshot is a begin frame, chunk frames, then one
 //! response).
 //!
 //! The digit is the protocol version: 2 since log entries carry
-//! `Proposal`s, 3 since a proposal travels as one encoding of its commands.
+//! `Proposal`s, 3 since a proposal travels as one encoding of its commands,
+//! 4 since the authentication handshake follows the preamble.
 //! postcard frames are not self-describing, so nodes of
 //! different versions must refuse each other at the preamble rather than
 //! misread each other's entries.
@@ -30,12 +35,15 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::types::{Command, LogId, NodeId, StoredMembership, TypeConfig, Vote};
 
-pub const PREAMBLE_MAGIC: &[u8; 8] = b"STRATAP3";
+pub const PREAMBLE_MAGIC: &[u8; 8] = b"STRATAP4";
 pub const PREAMBLE_BYTES: usize = 24;
 /// The largest frame accepted. An append batch of entries with values at
 /// the 16 MiB default limit stays far below; a frame claiming more is a
 /// bug or an attack, refused before allocating.
 pub const FRAME_BYTES_MAX: usize = 1 << 30;
+/// A frame's payload is read (and its buffer grown) this much at a time:
+/// a peer that declares a large frame and sends little costs little.
+pub const FRAME_READ_STEP_BYTES: usize = 64 * 1024;
 /// Snapshot data travels in chunks of this size.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
 
@@ -182,13 +190,22 @@ pub async fn read_frame<R: AsyncRead + Unpin, T: serde::de::DeserializeOwned>(
             format!("peer frame of {len} bytes exceeds the limit"),
         ));
     }
-    let mut payload = vec![0u8; len];
-    r.read_exact(&mut payload).await?;
+    let mut payload = Vec::with_capacity(len.min(FRAME_READ_STEP_BYTES));
+    while payload.len() < len {
+        // `resize` grows the allocation geometrically, so a large frame
+        // costs amortised copies, and never more than twice what arrived
+        // plus one step.
+        let start = payload.len();
+        payload.resize(start + (len - start).min(FRAME_READ_STEP_BYTES), 0);
+        r.read_exact(&mut payload[start..]).await?;
+    }
     decode_frame(&payload).map(Some)
 }
 
 /// Takes one whole frame's payload off the front of `buf`, or `None` if
-/// `buf` does not hold a whole frame yet (then room for it is reserved).
+/// `buf` does not hold a whole frame yet (then room for the next bytes of
+/// it is reserved, at most [`FRAME_READ_STEP_BYTES`]: the declared length
+/// is never reserved up front).
 /// Keeps partial frames in `buf`, so a reader that fills `buf` with the
 /// cancel-safe `read_buf` loses nothing when its future is dropped.
 pub fn take_frame(buf: &mut BytesMut) -> io::Result<Option<BytesMut>> {
@@ -203,7 +220,7 @@ pub fn take_frame(buf: &mut BytesMut) -> io::Result<Option<BytesMut>> {
         ));
     }
     if buf.len() < 4 + len {
-        buf.reserve(4 + len - buf.len());
+        buf.reserve((4 + len - buf.len()).min(FRAME_READ_STEP_BYTES));
         return Ok(None);
     }
     let mut frame = buf.split_to(4 + len);
@@ -302,6 +319,63 @@ mod tests {
         let mut padded = postcard::to_allocvec(&Request::ReadIndex).unwrap();
         padded.push(0);
         assert!(decode_frame::<Request>(&padded).is_err());
+    }
+
+    /// Hands out its bytes and records the largest read it was asked for.
+    struct RecordingReader<'a> {
+        data: &'a [u8],
+        largest_read_bytes: usize,
+    }
+
+    impl tokio::io::AsyncRead for RecordingReader<'_> {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            self.largest_read_bytes = self.largest_read_bytes.max(buf.remaining());
+            let n = buf.remaining().min(self.data.len());
+            buf.put_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    /// A peer that declares a 1 GiB frame and sends 100 KiB of it is read
+    /// in steps: the buffer never reaches the declared size.
+    #[tokio::test]
+    async fn a_declared_length_is_never_allocated_up_front() {
+        let mut data = (FRAME_BYTES_MAX as u32).to_le_bytes().to_vec();
+        data.extend_from_slice(&vec![0u8; 100 * 1024]);
+        let mut r = RecordingReader {
+            data: &data,
+            largest_read_bytes: 0,
+        };
+        let err = read_frame::<_, Request>(&mut r).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(
+            r.largest_read_bytes <= FRAME_READ_STEP_BYTES,
+            "asked for {} bytes at once",
+            r.largest_read_bytes
+        );
+        // The connection side: a header alone reserves one step at most.
+        let mut buf = BytesMut::from(&(FRAME_BYTES_MAX as u32).to_le_bytes()[..]);
+        assert!(take_frame(&mut buf).unwrap().is_none());
+        assert!(
+            buf.capacity() <= 2 * FRAME_READ_STEP_BYTES,
+            "{}",
+            buf.capacity()
+        );
+        // A frame read in many steps is still the frame that was sent.
+        let mut whole = Vec::new();
+        let big = Request::SnapshotChunk(vec![9u8; 3 * FRAME_READ_STEP_BYTES + 17]);
+        write_frame(&mut whole, &big).await.unwrap();
+        match read_frame::<_, Request>(&mut &whole[..]).await.unwrap() {
+            Some(Request::SnapshotChunk(d)) => {
+                assert_eq!(d, vec![9u8; 3 * FRAME_READ_STEP_BYTES + 17])
+            }
+            other => panic!("unexpected {other:?}"),
+        }
     }
 
     #[tokio::test]

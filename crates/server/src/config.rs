@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use serde::Deserialize;
+use strata_replication::ClusterSecret;
 use strata_storage::{FsyncPolicy, StorageConfig};
 
 /// Every setting, all optional: one layer of configuration.
@@ -99,6 +100,17 @@ pub struct ConfigLayer {
     /// -CLUSTERDOWN.
     #[arg(long, env = "STRATA_FORWARD_TIMEOUT_MS")]
     pub forward_timeout_ms: Option<u64>,
+    /// Cluster mode: a file holding the secret every member proves on
+    /// every peer connection (the same file on every node), or `none` to
+    /// run without one. Required when --peer-listen is not a loopback
+    /// address.
+    #[arg(long, env = "STRATA_CLUSTER_SECRET_FILE")]
+    pub cluster_secret_file: Option<String>,
+    /// `yes` (default) or `no`. While on, a client listener bound to a
+    /// non-loopback address serves only clients from 127.0.0.1 and ::1
+    /// (there is no client password yet) and refuses others with -DENIED.
+    #[arg(long, env = "STRATA_PROTECTED_MODE")]
+    pub protected_mode: Option<String>,
 }
 
 /// Resolved configuration of a running server.
@@ -116,6 +128,9 @@ pub struct ServerConfig {
     pub storage: StorageConfig,
     /// Set in cluster mode.
     pub cluster: Option<ClusterSettings>,
+    /// Refuse clients from other hosts on non-loopback listeners
+    /// (`--protected-mode`).
+    pub protected_mode: bool,
 }
 
 /// Cluster settings as configured (see `ClusterConfig` for their use).
@@ -130,6 +145,7 @@ pub struct ClusterSettings {
     pub election_timeout_ms: u64,
     pub snapshot_logs: u64,
     pub forward_timeout_ms: u64,
+    pub cluster_secret: ClusterSecret,
 }
 
 pub const DEFAULT_PEER_LISTEN: &str = "127.0.0.1:7380";
@@ -209,12 +225,14 @@ fn resolve_cluster(layer: &ConfigLayer) -> Result<Option<ClusterSettings>, Confi
             format!("{election_timeout_ms} must be at least 3 x heartbeat-ms ({heartbeat_ms})"),
         ));
     }
+    let peer_listen = parse_addr(
+        "peer-listen",
+        layer.peer_listen.as_deref().unwrap_or(DEFAULT_PEER_LISTEN),
+    )?;
     Ok(Some(ClusterSettings {
         node_id,
-        peer_listen: parse_addr(
-            "peer-listen",
-            layer.peer_listen.as_deref().unwrap_or(DEFAULT_PEER_LISTEN),
-        )?,
+        cluster_secret: resolve_secret(layer.cluster_secret_file.as_deref(), peer_listen)?,
+        peer_listen,
         initial_cluster,
         join: layer.join.clone(),
         join_as_voter,
@@ -227,6 +245,48 @@ fn resolve_cluster(layer: &ConfigLayer) -> Result<Option<ClusterSettings>, Confi
             100,
         )?,
     }))
+}
+
+/// The cluster secret: from its file, none when the operator says `none`,
+/// and none by default only on a loopback peer address. Why refuse a
+/// non-loopback one: without a secret anyone who reaches the peer port
+/// can join as a voter, vote, and change membership.
+fn resolve_secret(
+    file: Option<&str>,
+    peer_listen: SocketAddr,
+) -> Result<ClusterSecret, ConfigError> {
+    match file {
+        Some("none") => Ok(ClusterSecret::none()),
+        Some(path) => {
+            ClusterSecret::read_file(std::path::Path::new(path)).map_err(|e| ConfigError::Invalid {
+                name: "cluster-secret-file",
+                message: e.to_string(),
+            })
+        }
+        None if peer_listen.ip().is_loopback() => Ok(ClusterSecret::none()),
+        None => Err(ConfigError::Invalid {
+            name: "cluster-secret-file",
+            message: format!(
+                "--peer-listen {peer_listen} is not a loopback address, and no cluster secret \
+                 is set: anyone who can reach that port could join the cluster, vote and change \
+                 its membership. Pass --cluster-secret-file PATH (the same secret file on every \
+                 node; e.g. `openssl rand -hex 32 > PATH`), or --cluster-secret-file none to \
+                 run without one on a network you trust"
+            ),
+        }),
+    }
+}
+
+/// `yes` / `no` (also `true` / `false`, `on` / `off`).
+fn parse_yes_no(name: &'static str, v: &str) -> Result<bool, ConfigError> {
+    match v {
+        "yes" | "true" | "on" => Ok(true),
+        "no" | "false" | "off" => Ok(false),
+        other => Err(ConfigError::Invalid {
+            name,
+            message: format!("{other:?}: expected yes or no"),
+        }),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -288,6 +348,8 @@ impl ConfigLayer {
             election_timeout_ms: self.election_timeout_ms.or(lower.election_timeout_ms),
             snapshot_logs: self.snapshot_logs.or(lower.snapshot_logs),
             forward_timeout_ms: self.forward_timeout_ms.or(lower.forward_timeout_ms),
+            cluster_secret_file: self.cluster_secret_file.or(lower.cluster_secret_file),
+            protected_mode: self.protected_mode.or(lower.protected_mode),
         }
     }
 }
@@ -415,6 +477,10 @@ impl ServerConfig {
             },
             storage,
             cluster,
+            protected_mode: match layer.protected_mode.as_deref() {
+                None => true,
+                Some(v) => parse_yes_no("protected-mode", v)?,
+            },
         })
     }
 
@@ -450,6 +516,11 @@ impl ServerConfig {
             ("write-queue-len-max", s.write_queue_len_max.to_string()),
             ("shutdown-timeout-ms", self.shutdown_timeout_ms.to_string()),
             ("io-threads", self.io_threads.to_string()),
+            // Redis's name too, so tools that check it find it.
+            (
+                "protected-mode",
+                if self.protected_mode { "yes" } else { "no" }.to_string(),
+            ),
             (
                 "node-id",
                 self.cluster
@@ -521,6 +592,54 @@ mod tests {
         assert_eq!(c.storage.fsync, FsyncPolicy::Never);
         assert_eq!(c.storage.value_size_bytes_max, 1024);
         assert_eq!(c.connections_max, 4096);
+    }
+
+    /// A peer address other hosts can reach needs a secret, or an
+    /// explicit `none`; loopback keeps working without one.
+    #[test]
+    fn a_non_loopback_peer_address_needs_a_secret_or_an_explicit_none() {
+        let layer = |peer: &str, secret: Option<String>| ConfigLayer {
+            node_id: Some(1),
+            initial_cluster: Some(format!("1={peer}")),
+            peer_listen: Some(peer.into()),
+            cluster_secret_file: secret,
+            ..Default::default()
+        };
+        let secret_of = |l| ServerConfig::resolve(l).map(|c| c.cluster.unwrap().cluster_secret);
+        assert!(secret_of(layer("127.0.0.1:7380", None)).unwrap().is_none());
+        let refused = secret_of(layer("0.0.0.0:7380", None))
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("--cluster-secret-file none"), "{refused}");
+        assert!(
+            secret_of(layer("0.0.0.0:7380", Some("none".into())))
+                .unwrap()
+                .is_none()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "0123456789abcdef0123\n").unwrap();
+        let file = Some(path.display().to_string());
+        assert!(!secret_of(layer("0.0.0.0:7380", file)).unwrap().is_none());
+        let missing = Some(dir.path().join("nope").display().to_string());
+        assert!(secret_of(layer("127.0.0.1:7380", missing)).is_err());
+    }
+
+    #[test]
+    fn protected_mode_is_on_unless_turned_off() {
+        let mode = |v: Option<&str>| {
+            ServerConfig::resolve(ConfigLayer {
+                protected_mode: v.map(String::from),
+                ..Default::default()
+            })
+            .map(|c| c.protected_mode)
+        };
+        assert!(mode(None).unwrap());
+        assert!(mode(Some("yes")).unwrap());
+        assert!(!mode(Some("no")).unwrap());
+        assert!(mode(Some("maybe")).is_err());
+        let file: ConfigLayer = toml::from_str("protected_mode = \"no\"\n").unwrap();
+        assert_eq!(file.protected_mode.as_deref(), Some("no"));
     }
 
     #[test]

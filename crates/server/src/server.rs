@@ -104,7 +104,16 @@ pub async fn run(
                 snapshot_dir: config.storage.data_dir.join("raft-snapshots"),
                 expiry_sweep_interval_ms: config.storage.expiry_sweep_interval_ms,
                 expiry_sweep_keys_max: config.storage.expiry_sweep_keys_max,
+                cluster_secret: c.cluster_secret.clone(),
             };
+            if c.cluster_secret.is_none() && !c.peer_listen.ip().is_loopback() {
+                tracing::warn!(
+                    peer_listen = %c.peer_listen,
+                    "no cluster secret (--cluster-secret-file none) on a non-loopback peer \
+                     address: anyone who can reach it can join the cluster, vote and change \
+                     its membership"
+                );
+            }
             let (node, peer_addr) =
                 ClusterNode::start(settings, store.clone(), resp_addr.to_string())
                     .await
@@ -126,6 +135,7 @@ pub async fn run(
     // `done_rx.recv()` returns None: every connection has finished.
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
 
+    warn_if_exposed(&shared.config, resp_addr, text_addr);
     let mut accept_tasks = Vec::new();
     accept_tasks.push(tokio::spawn(accept_loop(
         resp,
@@ -202,6 +212,40 @@ pub async fn run(
     Ok(())
 }
 
+/// Says at start-up what a non-loopback client listener exposes.
+fn warn_if_exposed(config: &ServerConfig, resp: SocketAddr, text: Option<SocketAddr>) {
+    for addr in std::iter::once(resp).chain(text) {
+        if addr.ip().is_loopback() {
+            continue;
+        }
+        if config.protected_mode {
+            tracing::warn!(
+                listen = %addr,
+                "protected mode: this non-loopback listener serves only clients on this host \
+                 (127.0.0.1, ::1) and refuses others, since clients need no password"
+            );
+        } else {
+            tracing::warn!(
+                listen = %addr,
+                "protected mode is off on a non-loopback listener: anyone who can reach it \
+                 can run any command (FLUSHALL and CLUSTER REMOVENODE included)"
+            );
+        }
+    }
+}
+
+/// Whether a client counts as on this host for protected mode: as in
+/// Redis, 127.0.0.1 and ::1 only (not the rest of 127.0.0.0/8).
+fn is_local_client(ip: std::net::IpAddr) -> bool {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    match ip {
+        IpAddr::V4(v4) => v4 == Ipv4Addr::LOCALHOST,
+        IpAddr::V6(v6) => {
+            v6 == Ipv6Addr::LOCALHOST || v6.to_ipv4_mapped() == Some(Ipv4Addr::LOCALHOST)
+        }
+    }
+}
+
 async fn accept_loop(
     listener: TcpListener,
     protocol: Protocol,
@@ -210,6 +254,11 @@ async fn accept_loop(
     mut shutdown: watch::Receiver<bool>,
     done: mpsc::Sender<()>,
 ) {
+    // Protected mode guards listeners that other hosts can reach.
+    let protected = shared.config.protected_mode
+        && listener
+            .local_addr()
+            .map_or(true, |a| !a.ip().is_loopback());
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
@@ -225,6 +274,12 @@ async fn accept_loop(
             }
         };
         shared.stats.connections_received.fetch_add(1, Relaxed);
+        if protected && !is_local_client(peer.ip()) {
+            shared.stats.connections_rejected.fetch_add(1, Relaxed);
+            tracing::debug!(%peer, "protected mode: refused a client from another host");
+            tokio::spawn(deny(stream, protocol));
+            continue;
+        }
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             shared.stats.connections_rejected.fetch_add(1, Relaxed);
             tokio::spawn(reject(stream, protocol));
@@ -269,6 +324,26 @@ impl Drop for ConnectionCounted<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Relaxed);
     }
+}
+
+/// Redis's protected-mode explanation, adapted to Strata's flags.
+const PROTECTED_MODE_DENIED: &str = "DENIED Strata is running in protected mode because \
+protected mode is enabled and clients need no password (Strata has none yet). In this mode \
+connections are only accepted from the loopback interface (127.0.0.1 and ::1). If you want \
+to connect from other computers, use one of these solutions: 1) Bind the client listeners \
+to a loopback address (--listen 127.0.0.1:7379, --text-listen 127.0.0.1:7381) and reach \
+them through a tunnel. 2) Restart the server with '--protected-mode no' (or \
+STRATA_PROTECTED_MODE=no, or protected_mode = \"no\" in the config file), after making \
+sure that only trusted hosts can reach its ports (a firewall): anyone who connects can run \
+any command.";
+
+/// Protected mode: explain (as Redis does), then close.
+async fn deny(mut stream: TcpStream, protocol: Protocol) {
+    let msg = match protocol {
+        Protocol::Resp => format!("-{PROTECTED_MODE_DENIED}\r\n"),
+        Protocol::Text => format!("ERROR: {PROTECTED_MODE_DENIED}\n"),
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(msg.as_bytes())).await;
 }
 
 /// Over the connection limit: say so (as Redis does), then close.

@@ -1004,17 +1004,15 @@ fn a_failed_snapshot_transfer_closes_the_peer_connection() {
     use std::io::{Read, Write};
     let (cluster, leader) = start(config(1));
     let node = cluster.node(leader);
-    let mut peer = std::net::TcpStream::connect(node.peer_listen).unwrap();
-    peer.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut preamble = b"STRATAP3".to_vec();
-    preamble.extend_from_slice(&0u64.to_le_bytes()); // from: not a node
-    preamble.extend_from_slice(&node.id.to_le_bytes());
+    let mut peer = common::peer::connect(node.peer_listen);
+    // From "not a node" (0), past the handshake (no secret on loopback).
+    let secret = common::peer::ClusterSecret::none();
+    assert!(common::peer::handshake(&mut peer, &secret, 0, node.id).unwrap());
     // Request::SnapshotChunk (variant 5) of 3 bytes, then Request::Status
     // (variant 8), which must never be answered.
     let chunk = [5u8, 3, 1, 2, 3];
     let status = [8u8];
-    let mut bytes = preamble;
+    let mut bytes = Vec::new();
     for payload in [&chunk[..], &status[..]] {
         bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
         bytes.extend_from_slice(payload);

@@ -16,14 +16,15 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
 use common::cluster::*;
+use common::peer;
 use strata_replication::Command;
-use strata_replication::wire::{Request, Response, preamble};
+use strata_replication::wire::{Request, Response};
 use strata_storage::{Limits, Mutation, MutationError, Op, Outcome};
 
 /// The key lengths of the finding: the engine's 65,535 and past it, and
@@ -67,22 +68,15 @@ fn send_hostile_commands(cluster: &Cluster, via: u64) {
     }
 }
 
-/// One request on the peer port of `to`, as a peer would send it.
+/// One request on the peer port of `to`, as a peer would send it (this
+/// cluster has no secret: the handshake proves the empty one).
 fn peer_call(addr: SocketAddr, to: u64, request: &Request) -> Response {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    stream.write_all(&preamble(0, to)).unwrap();
+    let mut stream = peer::connect(addr);
+    let accepted = peer::handshake(&mut stream, &peer::ClusterSecret::none(), 0, to);
+    assert!(accepted.expect("handshake"), "handshake refused");
     let payload = postcard::to_allocvec(request).unwrap();
-    stream
-        .write_all(&(payload.len() as u32).to_le_bytes())
-        .unwrap();
-    stream.write_all(&payload).unwrap();
-    let mut len = [0u8; 4];
-    stream.read_exact(&mut len).expect("response length");
-    let mut body = vec![0u8; u32::from_le_bytes(len) as usize];
-    stream.read_exact(&mut body).expect("response body");
+    stream.write_all(&peer::frame(&payload)).unwrap();
+    let body = peer::read_frame(&mut stream).expect("response");
     postcard::from_bytes(&body).expect("decode response")
 }
 

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod peer;
 pub mod raw;
 
 use std::io::{BufRead, BufReader};
@@ -197,12 +198,14 @@ fn launch(
         .open(log_path)
         .expect("open server log");
     let mut cmd = Command::new(strata_bin());
-    cmd.arg("server")
-        .arg("--listen")
-        .arg("127.0.0.1:0")
-        .arg("--text-listen")
-        .arg("127.0.0.1:0")
-        .arg("--data-dir")
+    cmd.arg("server");
+    // Ephemeral loopback listeners unless the test chooses its own.
+    for flag in ["--listen", "--text-listen"] {
+        if !args.iter().any(|a| a == flag) {
+            cmd.arg(flag).arg("127.0.0.1:0");
+        }
+    }
+    cmd.arg("--data-dir")
         .arg(data_dir)
         .args(args)
         .env_remove("STRATA_ADDR")
