@@ -355,15 +355,15 @@ fn a_join_attempt_ends_within_the_admin_timeout() {
 }
 
 #[test]
-fn cluster_addlearner_to_an_unreachable_address_fails_within_the_admin_timeout() {
+fn membership_changes_end_within_the_admin_timeout() {
     const ADMIN_TIMEOUT_MS: u64 = 3_000;
-    let mut config = cl::config(1);
+    let mut config = cl::config(3);
     config.extra_args = vec![
         "--admin-timeout-ms".to_string(),
         ADMIN_TIMEOUT_MS.to_string(),
     ];
     let (cluster, leader) = cl::start(config);
-    let node = cluster.node(leader);
+    let follower = (1..=3).find(|&id| id != leader).unwrap();
     let bound = Duration::from_millis(ADMIN_TIMEOUT_MS + 2_000);
 
     // A closed port, and a listener that never accepts (TCP connects, no
@@ -374,12 +374,19 @@ fn cluster_addlearner_to_an_unreachable_address_fails_within_the_admin_timeout()
     };
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let silent_addr = silent.local_addr().unwrap().to_string();
-    for (id, addr) in [("7", closed.as_str()), ("8", silent_addr.as_str())] {
-        let mut client = node.client(Duration::from_secs(60)).unwrap();
+    // On the leader, and through a follower (which forwards the change).
+    let cases = [
+        (leader, "7", closed.as_str()),
+        (leader, "8", silent_addr.as_str()),
+        (follower, "9", closed.as_str()),
+        (follower, "10", silent_addr.as_str()),
+    ];
+    for (via, id, addr) in cases {
+        let mut client = cluster.node(via).client(Duration::from_secs(60)).unwrap();
         let t = Instant::now();
         let reply = client.call(&["CLUSTER", "ADDLEARNER", id, addr]);
         let took = t.elapsed();
-        println!("CLUSTER ADDLEARNER {id} {addr}: {reply:?} after {took:?}");
+        println!("CLUSTER ADDLEARNER {id} {addr} on node {via}: {reply:?} after {took:?}");
         match reply {
             Ok(Reply::Error(e)) => assert!(
                 e.contains("does not answer") && e.contains("nothing was changed"),
@@ -389,8 +396,32 @@ fn cluster_addlearner_to_an_unreachable_address_fails_within_the_admin_timeout()
         }
         assert!(took < bound, "took {took:?}");
     }
-    let nodes = node.call(&["CLUSTER", "NODES"]).unwrap();
+    let nodes = cluster.node(leader).call(&["CLUSTER", "NODES"]).unwrap();
     let text = cl::reply_text(&nodes).unwrap_or_default();
-    assert_eq!(text.lines().count(), 1, "membership changed: {text}");
+    assert_eq!(text.lines().count(), 3, "membership changed: {text}");
     drop(silent);
+
+    // A change that can never commit (the two other voters are dead): the
+    // whole operation is cut off at the admin timeout, and says so.
+    let mut cluster = cluster;
+    for id in (1..=3).filter(|&id| id != leader) {
+        cluster.node_mut(id).kill9();
+    }
+    let mut client = cluster
+        .node(leader)
+        .client(Duration::from_secs(60))
+        .unwrap();
+    let t = Instant::now();
+    let reply = client.call(&["CLUSTER", "REMOVENODE", &follower.to_string()]);
+    let took = t.elapsed();
+    println!("CLUSTER REMOVENODE {follower} without a quorum: {reply:?} after {took:?}");
+    match reply {
+        Ok(Reply::Error(e)) => assert!(
+            e.contains("timed out after 3000 ms (admin-timeout-ms)")
+                || e.starts_with("CLUSTERDOWN"),
+            "{e}"
+        ),
+        other => panic!("expected an error, got {other:?}"),
+    }
+    assert!(took < bound, "took {took:?}");
 }
