@@ -212,6 +212,43 @@ fn client_buffers_bound_closes_the_largest_while_small_clients_are_served() {
     });
 }
 
+#[test]
+fn unsent_replies_count_and_a_client_that_does_not_read_them_is_closed_first() {
+    const BOUND: usize = 6 * MIB;
+    const VALUE: usize = 4 * MIB;
+    let server = TestServer::start_with(&[
+        "--client-buffers-size-bytes-max",
+        &BOUND.to_string(),
+        "--value-size-bytes-max",
+        &VALUE.to_string(),
+    ]);
+    let mut c = Raw::connect(server.resp_addr);
+    let value = vec![b'v'; VALUE];
+    assert_eq!(c.call(&[&b"SET"[..], b"big", &value]), ok());
+    // A client asks for 32 MiB of replies and reads none: the socket
+    // buffers fill, and the server holds a 4 MiB reply for it.
+    let mut lazy = Raw::connect(server.resp_addr);
+    let gets: Vec<u8> = (0..8).flat_map(|_| encode(&["GET", "big"])).collect();
+    lazy.send(&gets);
+    wait_for(
+        "the unsent reply to be charged",
+        Duration::from_secs(10),
+        || (info_u64(&server, "clients", "client_buffers_bytes") >= VALUE as u64).then_some(()),
+    );
+    // Another client's 3 MiB request does not fit next to it: the client
+    // holding more (the one not reading) is closed, the request is served.
+    let payload = vec![b'p'; 3 * MIB];
+    assert_eq!(c.call(&[&b"SET"[..], b"other", &payload]), ok());
+    let before_close = lazy.read_until_closed();
+    println!(
+        "the non-reading client got {} bytes before the close",
+        before_close.len()
+    );
+    assert!(info_u64(&server, "clients", "evicted_clients") >= 1);
+    assert!(server.log().contains("closing the client holding the most"));
+    assert_eq!(c.call(&["STRLEN", "other"]), int(3 * MIB as i64));
+}
+
 /// Sends `bytes` one byte every 100 ms until the server closes the
 /// connection; returns how long after the first byte it closed.
 fn trickle_until_closed(addr: SocketAddr, bytes: &[u8]) -> Duration {
