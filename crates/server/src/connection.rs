@@ -37,6 +37,12 @@ const PIPELINE_WRITES_MAX: usize = 1024;
 /// Reply bytes buffered before they are sent, whatever the pipeline holds.
 const REPLY_BUFFER_BYTES_MAX: usize = 1024 * 1024;
 const READ_BUFFER_BYTES_INITIAL: usize = 16 * 1024;
+/// A payload whose header announces at least this much gets its room
+/// charged and reserved at once (as Redis does past 32 KiB): growing by
+/// doubling copies the buffer at every step, and the allocator may keep
+/// each smaller copy; and a request the client buffers cannot hold is
+/// refused before its bytes arrive.
+const PRESIZE_BYTES_MIN: usize = 64 * 1024;
 
 struct Conn {
     stream: TcpStream,
@@ -224,7 +230,7 @@ impl Conn {
             if *shutdown.borrow() {
                 return Ok(());
             }
-            self.before_wait(progressed)?;
+            self.before_wait(progressed, parser.pending_frame_bytes())?;
             // Wait for more bytes, an idle timeout, or shutdown.
             self.barrier_fresh = false;
             let wake = tokio::select! {
@@ -261,15 +267,31 @@ impl Conn {
         encode_reply(r, self.session.protocol, &mut self.write_buf);
     }
 
-    /// Before waiting for bytes: a large charge goes back to what the
-    /// buffers hold (and grown buffers are replaced by small ones), the
-    /// request deadline starts or stops, and an eviction is obeyed.
-    fn before_wait(&mut self, progressed: bool) -> std::io::Result<()> {
+    /// Before waiting for bytes: a large payload announced by the partial
+    /// request in the buffer gets its room (charged first), a large charge
+    /// goes back to what the buffers hold (and grown buffers are replaced
+    /// by small ones), the request deadline starts or stops, and an
+    /// eviction is obeyed.
+    fn before_wait(&mut self, progressed: bool, pending_frame_bytes: usize) -> std::io::Result<()> {
+        if pending_frame_bytes >= PRESIZE_BYTES_MIN
+            && pending_frame_bytes > self.read_buf.capacity()
+        {
+            if !self.charge.covers(pending_frame_bytes) {
+                self.charge
+                    .grow(pending_frame_bytes)
+                    .map_err(|full| self.refuse(&full))?;
+            }
+            let additional = pending_frame_bytes.saturating_sub(self.read_buf.len());
+            self.read_buf.reserve(additional);
+        }
         if self.charge.is_large() {
             if self.charge.is_evicted() {
                 return Err(self.evicted());
             }
-            if self.charge.shrink(self.read_buf.len()) {
+            if self
+                .charge
+                .shrink(self.read_buf.len().max(pending_frame_bytes))
+            {
                 // Same bytes at the same offsets: the parser's resume
                 // point stays valid.
                 let mut fresh =
