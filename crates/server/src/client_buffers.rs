@@ -209,8 +209,9 @@ impl BufferCharge {
     }
 
     /// Lowers the charge to what `held` bytes need. Returns true if the
-    /// connection was large: its buffers grew and should be replaced by
-    /// small ones (a grown buffer keeps its allocation otherwise).
+    /// connection went from large to small: its buffers grew and should be
+    /// replaced by small ones (a grown buffer keeps its allocation
+    /// otherwise).
     pub(crate) fn shrink(&mut self, held_bytes: usize) -> bool {
         let want = charge_for(held_bytes as u64);
         if want >= self.charged_bytes {
@@ -222,7 +223,7 @@ impl BufferCharge {
             .fetch_sub(self.charged_bytes - want, Relaxed);
         self.charged_bytes = want;
         self.publish();
-        was_large
+        was_large && !self.is_large()
     }
 
     /// Chosen for eviction (checked before each wait while large).
@@ -317,7 +318,10 @@ mod tests {
         assert_eq!(buffers.used_bytes(), 4 * CHARGE_STEP_BYTES);
         assert!(a.is_large());
         assert_eq!(buffers.large.lock().unwrap().len(), 1);
-        assert!(a.shrink(10), "was large: its buffers are replaced");
+        a.grow(200 * 1024).unwrap();
+        assert!(!a.shrink(100 * 1024), "still large: its buffers stay");
+        assert_eq!(buffers.used_bytes(), 4 * CHARGE_STEP_BYTES);
+        assert!(a.shrink(10), "small again: its buffers are replaced");
         assert_eq!(buffers.used_bytes(), CHARGE_STEP_BYTES);
         assert!(buffers.large.lock().unwrap().is_empty());
         drop(a);

@@ -227,6 +227,18 @@ fn unsent_replies_count_and_a_client_that_does_not_read_them_is_closed_first() {
         &VALUE.to_string(),
     ]);
     let mut c = Raw::connect(server.resp_addr);
+    // Large requests pipelined back to back: each gets its room in turn,
+    // and a reply after them sees them all.
+    let mut batch = Vec::new();
+    for key in ["p1", "p2"] {
+        let value = vec![key.as_bytes()[1]; 3 * MIB / 2];
+        batch.extend(encode(&[&b"SET"[..], key.as_bytes(), &value]));
+    }
+    batch.extend(encode(&["STRLEN", "p2"]));
+    c.send(&batch);
+    assert_eq!((c.read(), c.read()), (ok(), ok()));
+    assert_eq!(c.read(), int(3 * MIB as i64 / 2));
+    assert_eq!(c.call(&["GETRANGE", "p1", "0", "1"]), bulk("11"));
     let value = vec![b'v'; VALUE];
     assert_eq!(c.call(&[&b"SET"[..], b"big", &value]), ok());
     // A client asks for 32 MiB of replies and reads none: the socket
