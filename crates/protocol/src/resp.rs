@@ -193,6 +193,8 @@ pub struct RequestParser {
     /// Argument byte ranges of the multibulk request being parsed, relative
     /// to the buffer start. Kept across requests to reuse its allocation.
     spans: Vec<(usize, usize)>,
+    /// See [`RequestParser::pending_frame_bytes`].
+    pending_frame_bytes: usize,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -232,6 +234,17 @@ impl RequestParser {
     pub fn reset(&mut self) {
         self.pending = None;
         self.spans.clear();
+        self.pending_frame_bytes = 0;
+    }
+
+    /// After `parse` returned `Ok(None)`: the buffer length the request
+    /// needs at least, when the header of an argument whose payload has
+    /// not all arrived declared it (through that argument's end); 0
+    /// otherwise. A server can reserve a large payload's room once, and
+    /// account for it, instead of growing the buffer by doubling (each
+    /// doubling copies, and the allocator may keep every smaller copy).
+    pub fn pending_frame_bytes(&self) -> usize {
+        self.pending_frame_bytes
     }
 
     /// Parses one request from the front of `buf`.
@@ -254,6 +267,7 @@ impl RequestParser {
         buf: &mut BytesMut,
         limits: &RequestLimits,
     ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        self.pending_frame_bytes = 0;
         loop {
             let Some(&first) = buf.first() else {
                 self.reset();
@@ -354,6 +368,7 @@ impl RequestParser {
                 // Re-reading this short header next time is cheaper than
                 // remembering it; the payload is never re-scanned.
                 self.pending = Some(Pending::Multibulk { args_count, pos });
+                self.pending_frame_bytes = end;
                 return Ok(Step::Incomplete);
             }
             if buf.get(data_end..end) != Some(b"\r\n".as_slice()) {
@@ -1355,6 +1370,25 @@ mod tests {
     fn multibulk_request() {
         let reqs = parse_all(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nhello\r\n").unwrap();
         assert_eq!(reqs, vec![args(&["SET", "k", "hello"])]);
+    }
+
+    #[test]
+    fn an_incomplete_payload_tells_the_room_it_needs() {
+        let mut parser = RequestParser::new();
+        let head = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100000\r\n";
+        let mut buf = BytesMut::from(&head[..]);
+        buf.extend_from_slice(b"abc");
+        assert_eq!(parser.parse(&mut buf, &limits()), Ok(None));
+        assert_eq!(parser.pending_frame_bytes(), head.len() + 100_000 + 2);
+        // Not known before a length header, nor for inline commands.
+        parser.reset();
+        let mut buf = BytesMut::from(&b"*3\r\n$3\r\nSET\r\n$1"[..]);
+        assert_eq!(parser.parse(&mut buf, &limits()), Ok(None));
+        assert_eq!(parser.pending_frame_bytes(), 0);
+        parser.reset();
+        let mut buf = BytesMut::from(&b"SET k v"[..]);
+        assert_eq!(parser.parse(&mut buf, &limits()), Ok(None));
+        assert_eq!(parser.pending_frame_bytes(), 0);
     }
 
     #[test]

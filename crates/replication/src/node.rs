@@ -47,12 +47,11 @@ fn retry_pause(attempt: &mut u32) -> Duration {
     *attempt = attempt.saturating_add(1);
     Duration::from_millis(ms)
 }
-/// How long a membership change may take (a learner catching up through a
-/// snapshot of a large store included).
-const ADMIN_TIMEOUT_MS: u64 = 600_000;
-/// How long a membership change keeps retrying while another change is in
-/// progress or there is no leader.
-const ADMIN_RETRY_MS: u64 = 60_000;
+/// What a leader running a forwarded membership change leaves of the
+/// admin timeout for its answer to travel back: it gives up this much
+/// before the forwarding node does (with the same `--admin-timeout-ms`),
+/// so that node relays the leader's own explanation, not "no answer".
+const ADMIN_ANSWER_MARGIN_MS: u64 = 500;
 /// Bound on a status probe of another node.
 const STATUS_TIMEOUT_MS: u64 = 1_000;
 /// Commands in one forwarded batch at most (a connection's pipeline).
@@ -71,6 +70,8 @@ pub struct ClusterConfig {
     pub election_timeout_ms: u64,
     pub snapshot_logs: u64,
     pub forward_timeout_ms: u64,
+    /// Bound on a membership change, and on each attempt of `--join`.
+    pub admin_timeout_ms: u64,
     pub fsync: FsyncPolicy,
     pub snapshot_dir: PathBuf,
     pub expiry_sweep_interval_ms: u64,
@@ -113,8 +114,11 @@ impl ClusterConfig {
                     .into(),
             );
         }
-        if self.snapshot_logs == 0 || self.forward_timeout_ms == 0 {
-            return Err("--snapshot-logs and --forward-timeout-ms must be positive".into());
+        if self.snapshot_logs == 0 || self.forward_timeout_ms == 0 || self.admin_timeout_ms == 0 {
+            return Err(
+                "--snapshot-logs, --forward-timeout-ms and --admin-timeout-ms must be positive"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -130,7 +134,9 @@ pub enum ClusterError {
     /// Transient: a leader change in progress.
     #[error("TRYAGAIN {0}")]
     Again(String),
-    /// Refused by the cluster (bad membership change, ...).
+    /// Refused by the cluster (bad membership change, ...), or a membership
+    /// change that did not finish within the admin timeout (the message
+    /// says which, and what state it left).
     #[error("ERR {0}")]
     Refused(String),
 }
@@ -440,14 +446,15 @@ impl ClusterNode {
             }
         };
         let mut pause_ms = 100;
+        // Each attempt ends within the admin timeout (the member it asks
+        // gives up a margin earlier and says why); the node keeps trying,
+        // since the cluster may simply not be up yet.
+        let attempt_timeout = self.admin_timeout();
         while !self.inner.stopping.load(Ordering::Acquire) {
             let attempt = async {
                 let mut conn = PeerConn::connect(self.inner.id, 0, &join, self.secret()).await?;
-                conn.call(
-                    &Request::Admin(req.clone()),
-                    Duration::from_millis(ADMIN_TIMEOUT_MS),
-                )
-                .await
+                conn.call(&Request::Admin(req.clone()), attempt_timeout)
+                    .await
             };
             match attempt.await {
                 Ok(Response::Admin(Ok(()))) => {
@@ -889,17 +896,52 @@ impl ClusterNode {
         }
     }
 
-    /// Runs a membership change on the leader (forwarding if needed).
+    /// Runs a membership change on the leader (forwarding if needed),
+    /// within `--admin-timeout-ms`.
     pub async fn admin(&self, req: AdminRequest) -> Result<(), ClusterError> {
-        // Longer than a write's deadline: a change may wait for another one
-        // (a learner catching up) to commit first.
-        let deadline = Instant::now()
-            + Duration::from_millis(self.inner.config.forward_timeout_ms.max(ADMIN_RETRY_MS));
+        self.admin_until(req, Instant::now() + self.admin_timeout())
+            .await
+    }
+
+    /// A membership change forwarded by another node (or a joining one):
+    /// ends a margin before that node stops waiting for the answer.
+    pub(crate) async fn admin_forwarded(&self, req: AdminRequest) -> Result<(), ClusterError> {
+        let budget = self
+            .admin_timeout()
+            .saturating_sub(Duration::from_millis(ADMIN_ANSWER_MARGIN_MS))
+            .max(Duration::from_millis(ADMIN_ANSWER_MARGIN_MS));
+        self.admin_until(req, Instant::now() + budget).await
+    }
+
+    fn admin_timeout(&self) -> Duration {
+        Duration::from_millis(self.inner.config.admin_timeout_ms)
+    }
+
+    /// Why the whole change is under one deadline: each step (a retry while
+    /// another change commits, the forward, the commit, a learner's
+    /// catch-up) can wait indefinitely on a node that does not answer; an
+    /// operator must get an answer, and one that says what is left done.
+    async fn admin_until(&self, req: AdminRequest, deadline: Instant) -> Result<(), ClusterError> {
+        let attempts = self.admin_attempts(req.clone(), deadline);
+        match tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), attempts).await {
+            Ok(result) => result,
+            Err(_) => Err(self.admin_timed_out(&req)),
+        }
+    }
+
+    async fn admin_attempts(
+        &self,
+        req: AdminRequest,
+        deadline: Instant,
+    ) -> Result<(), ClusterError> {
         loop {
             let attempt = if self.is_leader() {
-                self.admin_local(req.clone()).await
+                self.admin_local(req.clone(), deadline).await
             } else if let Some((leader, addr)) = self.leader() {
-                match self.forward_admin(leader, &addr, req.clone()).await {
+                match self
+                    .forward_admin(leader, &addr, req.clone(), deadline)
+                    .await
+                {
                     Ok(Response::Admin(r)) => r,
                     Ok(other) => Err(ForwardError::Unavailable(format!(
                         "unexpected reply: {other:?}"
@@ -920,27 +962,105 @@ impl ClusterNode {
         }
     }
 
+    /// The error of a change cut off by the admin timeout: what it was
+    /// waiting for, and the membership it left, as this node sees it.
+    fn admin_timed_out(&self, req: &AdminRequest) -> ClusterError {
+        let ms = self.inner.config.admin_timeout_ms;
+        let m = self
+            .inner
+            .raft
+            .metrics()
+            .borrow_watched()
+            .membership_config
+            .clone();
+        let member = |id: &NodeId| m.get_node(id).is_some();
+        let voter = |id: &NodeId| m.voter_ids().any(|v| v == *id);
+        let message = match req {
+            AdminRequest::AddLearner { id, peer_addr }
+            | AdminRequest::AddVoter { id, peer_addr }
+                if member(id) && !voter(id) =>
+            {
+                format!(
+                    "timed out after {ms} ms (admin-timeout-ms): node {id} is a learner but has not caught up (is it running, and reachable from the leader at {peer_addr}?); remove it with CLUSTER REMOVENODE {id}, or promote it once it has caught up"
+                )
+            }
+            AdminRequest::AddLearner { id, .. } | AdminRequest::AddVoter { id, .. } => format!(
+                "timed out after {ms} ms (admin-timeout-ms) adding node {id} (no leader, or no quorum to commit the change); it may still commit: check CLUSTER NODES"
+            ),
+            AdminRequest::Promote { id } | AdminRequest::Remove { id } => format!(
+                "timed out after {ms} ms (admin-timeout-ms) changing the membership of node {id} (no leader, or no quorum of the old and new voters); it may still commit: check CLUSTER NODES"
+            ),
+        };
+        ClusterError::Refused(message)
+    }
+
     async fn forward_admin(
         &self,
         leader: NodeId,
         addr: &str,
         req: AdminRequest,
+        deadline: Instant,
     ) -> Result<Response, ForwardError> {
-        // Its own connection with a long timeout: adding a voter waits for
-        // it to catch up.
+        // Its own connection: adding a voter waits for it to catch up,
+        // which pooled forwarding connections must not be held for.
         let mut conn = PeerConn::connect(self.inner.id, leader, addr, self.secret())
             .await
             .map_err(|e| ForwardError::Unavailable(format!("leader {leader} unreachable: {e}")))?;
-        conn.call(
-            &Request::Admin(req),
-            Duration::from_millis(ADMIN_TIMEOUT_MS),
-        )
-        .await
-        .map_err(|e| ForwardError::Unavailable(format!("leader {leader}: {e}")))
+        let wait = deadline.saturating_duration_since(Instant::now());
+        conn.call(&Request::Admin(req), wait)
+            .await
+            .map_err(|e| ForwardError::Unavailable(format!("leader {leader}: {e}")))
     }
 
-    pub(crate) async fn admin_local(&self, req: AdminRequest) -> Result<(), ForwardError> {
+    /// Before a node that is not a member yet is added: it must answer a
+    /// status request at `peer_addr`, as node `id`. Otherwise the change
+    /// would commit and then wait for a catch-up that cannot happen (and
+    /// leave a member nobody can reach); refusing first changes nothing.
+    async fn check_new_member(
+        &self,
+        id: NodeId,
+        peer_addr: &str,
+        deadline: Instant,
+    ) -> Result<(), ForwardError> {
+        let wait = deadline
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_millis(2 * STATUS_TIMEOUT_MS));
+        let attempt = async {
+            let mut conn = PeerConn::connect(self.inner.id, id, peer_addr, self.secret()).await?;
+            conn.call(&Request::Status, wait).await
+        };
+        let refused = |why: String| {
+            ForwardError::Refused(format!(
+                "node {id} does not answer at {peer_addr} ({why}); nothing was changed: start it first, or check the address"
+            ))
+        };
+        match tokio::time::timeout(wait, attempt).await {
+            Ok(Ok(Response::Status(_))) => Ok(()),
+            Ok(Ok(other)) => Err(refused(format!("unexpected reply {other:?}"))),
+            Ok(Err(e)) => Err(refused(e.to_string())),
+            Err(_) => Err(refused(format!("no answer within {} ms", wait.as_millis()))),
+        }
+    }
+
+    pub(crate) async fn admin_local(
+        &self,
+        req: AdminRequest,
+        deadline: Instant,
+    ) -> Result<(), ForwardError> {
         let raft = &self.inner.raft;
+        if let AdminRequest::AddLearner { id, peer_addr }
+        | AdminRequest::AddVoter { id, peer_addr } = &req
+        {
+            let known = raft
+                .metrics()
+                .borrow_watched()
+                .membership_config
+                .get_node(id)
+                .is_some();
+            if !known {
+                self.check_new_member(*id, peer_addr, deadline).await?;
+            }
+        }
         let map = |e: RaftError<
             crate::types::TypeConfig,
             ClientWriteError<crate::types::TypeConfig>,

@@ -159,7 +159,7 @@ async fn dispatch(node: &ClusterNode, req: Request) -> Response {
             Response::ReadIndex(node.read_index_local(node.forward_timeout()).await)
         }
         Request::Status => Response::Status(node.node_status()),
-        Request::Admin(a) => Response::Admin(match node.admin(a).await {
+        Request::Admin(a) => Response::Admin(match node.admin_forwarded(a).await {
             Ok(()) => Ok(()),
             Err(crate::node::ClusterError::Refused(m)) => Err(ForwardError::Refused(m)),
             Err(e) => Err(ForwardError::Unavailable(e.to_string())),

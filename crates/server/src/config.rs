@@ -34,6 +34,17 @@ pub struct ConfigLayer {
     /// Close a connection idle this long; 0 disables.
     #[arg(long, env = "STRATA_IDLE_TIMEOUT_MS")]
     pub idle_timeout_ms: Option<u64>,
+    /// A request that has started arriving must be whole within this long,
+    /// or the connection is closed (slow clients holding a slot).
+    #[arg(long, env = "STRATA_REQUEST_TIMEOUT_MS")]
+    pub request_timeout_ms: Option<u64>,
+    /// Bytes held by all client connections' buffers together (partial
+    /// requests, unsent replies); past it the largest clients are closed.
+    #[arg(long, env = "STRATA_CLIENT_BUFFERS_SIZE_BYTES_MAX")]
+    pub client_buffers_size_bytes_max: Option<u64>,
+    /// Connections the kernel queues before the server accepts them.
+    #[arg(long, env = "STRATA_LISTEN_BACKLOG")]
+    pub listen_backlog: Option<u32>,
     /// Largest key.
     #[arg(long, env = "STRATA_KEY_SIZE_BYTES_MAX")]
     pub key_size_bytes_max: Option<usize>,
@@ -111,6 +122,10 @@ pub struct ConfigLayer {
     /// (there is no client password yet) and refuses others with -DENIED.
     #[arg(long, env = "STRATA_PROTECTED_MODE")]
     pub protected_mode: Option<String>,
+    /// Bound on a membership change (CLUSTER ADDLEARNER, ADDNODE, PROMOTE,
+    /// REMOVENODE) and on each attempt of `--join`.
+    #[arg(long, env = "STRATA_ADMIN_TIMEOUT_MS")]
+    pub admin_timeout_ms: Option<u64>,
 }
 
 /// Resolved configuration of a running server.
@@ -120,6 +135,9 @@ pub struct ServerConfig {
     pub text_listen: Option<SocketAddr>,
     pub connections_max: usize,
     pub idle_timeout_ms: u64,
+    pub request_timeout_ms: u64,
+    pub client_buffers_size_bytes_max: u64,
+    pub listen_backlog: u32,
     pub request_size_bytes_max: usize,
     pub request_args_max: usize,
     pub reply_elements_max: usize,
@@ -146,6 +164,7 @@ pub struct ClusterSettings {
     pub snapshot_logs: u64,
     pub forward_timeout_ms: u64,
     pub cluster_secret: ClusterSecret,
+    pub admin_timeout_ms: u64,
 }
 
 pub const DEFAULT_PEER_LISTEN: &str = "127.0.0.1:7380";
@@ -244,6 +263,14 @@ fn resolve_cluster(layer: &ConfigLayer) -> Result<Option<ClusterSettings>, Confi
             layer.forward_timeout_ms.unwrap_or(3_000),
             100,
         )?,
+        // At most 300 s: the CLI waits that long for a membership change,
+        // so its answer always arrives.
+        admin_timeout_ms: in_range(
+            "admin-timeout-ms",
+            layer.admin_timeout_ms.unwrap_or(DEFAULT_ADMIN_TIMEOUT_MS),
+            1_000,
+            300_000,
+        )?,
     }))
 }
 
@@ -302,6 +329,26 @@ pub enum ConfigError {
     Invalid { name: &'static str, message: String },
 }
 
+/// Why 30 s: a whole request of the default maximum size (64 MiB) still
+/// arrives at 2.2 MB/s, while a client trickling bytes holds its slot for
+/// at most half a minute (the idle timeout, minutes, counts from the last
+/// byte and so never fires for it).
+pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 30_000;
+/// Why 1 GiB and not a fraction of RAM: the bound must not depend on the
+/// machine the server happens to start on (a container sees the host's
+/// RAM). 1 GiB holds 16 requests of the maximum size (64 MiB) at once, far
+/// more than real traffic buffers, and is the order of the storage's own
+/// default caches; the 4,096 connections x 64 MiB it replaces is 256 GiB.
+pub const DEFAULT_CLIENT_BUFFERS_SIZE_BYTES_MAX: u64 = 1 << 30;
+/// Why 1024: a burst of connects beyond the backlog waits a SYN retransmit
+/// (1 s) each; Linux caps the value at `net.core.somaxconn` (4096 since
+/// 5.4).
+pub const DEFAULT_LISTEN_BACKLOG: u32 = 1024;
+/// Why 10 s: a membership change commits in milliseconds and a learner
+/// of a small store catches up in well under a second; an unreachable
+/// address should be reported while the operator still waits for it.
+pub const DEFAULT_ADMIN_TIMEOUT_MS: u64 = 10_000;
+
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7379";
 pub const DEFAULT_TEXT_LISTEN: &str = "127.0.0.1:7381";
 pub const DEFAULT_DATA_DIR: &str = "./strata-data";
@@ -327,6 +374,11 @@ impl ConfigLayer {
             fsync: self.fsync.or(lower.fsync),
             connections_max: self.connections_max.or(lower.connections_max),
             idle_timeout_ms: self.idle_timeout_ms.or(lower.idle_timeout_ms),
+            request_timeout_ms: self.request_timeout_ms.or(lower.request_timeout_ms),
+            client_buffers_size_bytes_max: self
+                .client_buffers_size_bytes_max
+                .or(lower.client_buffers_size_bytes_max),
+            listen_backlog: self.listen_backlog.or(lower.listen_backlog),
             key_size_bytes_max: self.key_size_bytes_max.or(lower.key_size_bytes_max),
             value_size_bytes_max: self.value_size_bytes_max.or(lower.value_size_bytes_max),
             request_size_bytes_max: self.request_size_bytes_max.or(lower.request_size_bytes_max),
@@ -350,6 +402,7 @@ impl ConfigLayer {
             forward_timeout_ms: self.forward_timeout_ms.or(lower.forward_timeout_ms),
             cluster_secret_file: self.cluster_secret_file.or(lower.cluster_secret_file),
             protected_mode: self.protected_mode.or(lower.protected_mode),
+            admin_timeout_ms: self.admin_timeout_ms.or(lower.admin_timeout_ms),
         }
     }
 }
@@ -372,6 +425,21 @@ fn parse_addr(name: &'static str, s: &str) -> Result<SocketAddr, ConfigError> {
         name,
         message: format!("{s:?} is not an address like 127.0.0.1:7379"),
     })
+}
+
+fn in_range<T: PartialOrd + std::fmt::Display + Copy>(
+    name: &'static str,
+    v: T,
+    min: T,
+    max: T,
+) -> Result<T, ConfigError> {
+    if v < min || v > max {
+        return Err(ConfigError::Invalid {
+            name,
+            message: format!("{v} is outside {min}..={max}"),
+        });
+    }
+    Ok(v)
 }
 
 fn at_least<T: PartialOrd + std::fmt::Display + Copy>(
@@ -453,6 +521,28 @@ impl ServerConfig {
             text_listen,
             connections_max: at_least("connections-max", layer.connections_max.unwrap_or(4096), 1)?,
             idle_timeout_ms: layer.idle_timeout_ms.unwrap_or(300_000),
+            request_timeout_ms: in_range(
+                "request-timeout-ms",
+                layer
+                    .request_timeout_ms
+                    .unwrap_or(DEFAULT_REQUEST_TIMEOUT_MS),
+                100,
+                3_600_000,
+            )?,
+            client_buffers_size_bytes_max: in_range(
+                "client-buffers-size-bytes-max",
+                layer
+                    .client_buffers_size_bytes_max
+                    .unwrap_or(DEFAULT_CLIENT_BUFFERS_SIZE_BYTES_MAX),
+                1 << 20,
+                1 << 50,
+            )?,
+            listen_backlog: in_range(
+                "listen-backlog",
+                layer.listen_backlog.unwrap_or(DEFAULT_LISTEN_BACKLOG),
+                16,
+                65_535,
+            )?,
             request_size_bytes_max,
             request_args_max: at_least(
                 "request-args-max",
@@ -498,6 +588,12 @@ impl ServerConfig {
             ("fsync", s.fsync.to_string()),
             ("connections-max", self.connections_max.to_string()),
             ("idle-timeout-ms", self.idle_timeout_ms.to_string()),
+            ("request-timeout-ms", self.request_timeout_ms.to_string()),
+            (
+                "client-buffers-size-bytes-max",
+                self.client_buffers_size_bytes_max.to_string(),
+            ),
+            ("listen-backlog", self.listen_backlog.to_string()),
             ("key-size-bytes-max", s.key_size_bytes_max.to_string()),
             ("value-size-bytes-max", s.value_size_bytes_max.to_string()),
             (
@@ -526,6 +622,12 @@ impl ServerConfig {
                 self.cluster
                     .as_ref()
                     .map_or_else(String::new, |c| c.node_id.to_string()),
+            ),
+            (
+                "admin-timeout-ms",
+                self.cluster
+                    .as_ref()
+                    .map_or_else(String::new, |c| c.admin_timeout_ms.to_string()),
             ),
         ]
     }
@@ -662,5 +764,56 @@ mod tests {
             request_size_bytes_max: Some(10),
             ..Default::default()
         }));
+        for l in [
+            ConfigLayer {
+                request_timeout_ms: Some(0),
+                ..Default::default()
+            },
+            ConfigLayer {
+                client_buffers_size_bytes_max: Some(1000),
+                ..Default::default()
+            },
+            ConfigLayer {
+                listen_backlog: Some(1),
+                ..Default::default()
+            },
+            ConfigLayer {
+                listen_backlog: Some(1 << 20),
+                ..Default::default()
+            },
+        ] {
+            assert!(bad(l));
+        }
+    }
+
+    #[test]
+    fn bounds_have_documented_defaults_and_are_shown() {
+        let c = ServerConfig::resolve(ConfigLayer::default()).unwrap();
+        assert_eq!(c.request_timeout_ms, 30_000);
+        assert_eq!(c.client_buffers_size_bytes_max, 1 << 30);
+        assert_eq!(c.listen_backlog, 1024);
+        let shown = c.settings();
+        for name in [
+            "request-timeout-ms",
+            "client-buffers-size-bytes-max",
+            "listen-backlog",
+            "admin-timeout-ms",
+        ] {
+            assert!(shown.iter().any(|(n, _)| *n == name), "{name}");
+        }
+        let cluster = ConfigLayer {
+            node_id: Some(1),
+            initial_cluster: Some("1=127.0.0.1:1".into()),
+            ..Default::default()
+        };
+        let c = ServerConfig::resolve(cluster.clone()).unwrap();
+        assert_eq!(c.cluster.unwrap().admin_timeout_ms, 10_000);
+        assert!(
+            ServerConfig::resolve(ConfigLayer {
+                admin_timeout_ms: Some(10),
+                ..cluster
+            })
+            .is_err()
+        );
     }
 }

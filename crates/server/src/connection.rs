@@ -14,6 +14,7 @@
 //! a read in a pipeline sees the writes sent before it.
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
@@ -25,8 +26,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use crate::client_buffers::{BufferCharge, BuffersFull};
 use crate::cmd::{self, Action, Ctx};
 use crate::idle::IdleTimer;
+use crate::request_timer::RequestTimer;
 use crate::shared::{Session, Shared};
 
 /// Queued writes per connection before the connection waits for them.
@@ -34,6 +37,12 @@ const PIPELINE_WRITES_MAX: usize = 1024;
 /// Reply bytes buffered before they are sent, whatever the pipeline holds.
 const REPLY_BUFFER_BYTES_MAX: usize = 1024 * 1024;
 const READ_BUFFER_BYTES_INITIAL: usize = 16 * 1024;
+/// A payload whose header announces at least this much gets its room
+/// charged and reserved at once (as Redis does past 32 KiB): growing by
+/// doubling copies the buffer at every step, and the allocator may keep
+/// each smaller copy; and a request the client buffers cannot hold is
+/// refused before its bytes arrive.
+const PRESIZE_BYTES_MIN: usize = 64 * 1024;
 
 struct Conn {
     stream: TcpStream,
@@ -63,11 +72,24 @@ struct Conn {
     /// Closes the connection after `--idle-timeout-ms` without reads or
     /// writes, and bounds how long a client may leave its replies unread.
     idle: IdleTimer,
+    /// Closes the connection when a request takes longer than
+    /// `--request-timeout-ms` to arrive.
+    request_timer: RequestTimer,
+    /// This connection's share of `--client-buffers-size-bytes-max`.
+    charge: BufferCharge,
+}
+
+/// Why a connection stopped waiting for bytes.
+enum Wake {
+    Read(usize),
+    Close,
+    RequestTimeout,
+    Evicted,
 }
 
 pub async fn serve(
     stream: TcpStream,
-    peer: String,
+    peer: SocketAddr,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -76,7 +98,9 @@ pub async fn serve(
     let id = shared.next_client_id();
     let mut conn = Conn {
         stream,
-        session: Session::new(id, peer),
+        session: Session::new(id, peer.to_string()),
+        request_timer: RequestTimer::new(Duration::from_millis(shared.config.request_timeout_ms)),
+        charge: BufferCharge::new(Arc::clone(&shared.client_buffers), id, peer),
         shared,
         read_buf: BytesMut::with_capacity(READ_BUFFER_BYTES_INITIAL),
         write_buf: BytesMut::with_capacity(READ_BUFFER_BYTES_INITIAL),
@@ -108,10 +132,16 @@ impl Conn {
         let mut parser = RequestParser::new();
         let inline_writes = self.shared.store.writes_inline();
         loop {
+            // Whether a request completed since the last wait: the partial
+            // one left in the buffer, if any, is then a new request.
+            let mut progressed = false;
             // Dispatch every complete request already buffered.
             loop {
                 let args = match parser.parse(&mut self.read_buf, &limits) {
-                    Ok(Some(args)) => args,
+                    Ok(Some(args)) => {
+                        progressed = true;
+                        args
+                    }
                     Ok(None) => break,
                     Err(e) => {
                         // The stream position is lost: answer, then close.
@@ -200,17 +230,29 @@ impl Conn {
             if *shutdown.borrow() {
                 return Ok(());
             }
+            self.before_wait(progressed, parser.pending_frame_bytes())?;
             // Wait for more bytes, an idle timeout, or shutdown.
             self.barrier_fresh = false;
-            let n = tokio::select! {
+            let wake = tokio::select! {
                 // Biased: no random branch order to draw per request.
                 biased;
-                r = self.stream.read_buf(&mut self.read_buf) => r?,
-                _ = self.idle.expired() => return Ok(()), // idle too long
-                _ = shutdown.changed() => return Ok(()),
+                r = self.stream.read_buf(&mut self.read_buf) => Wake::Read(r?),
+                _ = self.idle.expired() => Wake::Close, // idle too long
+                _ = self.request_timer.expired(), if self.request_timer.running() => {
+                    Wake::RequestTimeout
+                }
+                _ = self.charge.evicted(), if self.charge.is_large() => Wake::Evicted,
+                _ = shutdown.changed() => Wake::Close,
             };
-            if n == 0 {
-                return Ok(());
+            let n = match wake {
+                Wake::Read(0) | Wake::Close => return Ok(()),
+                Wake::Read(n) => n,
+                Wake::RequestTimeout => return Err(self.request_timed_out()),
+                Wake::Evicted => return Err(self.evicted()),
+            };
+            if !self.charge.covers(self.read_buf.len()) {
+                let held = self.read_buf.len();
+                self.charge.grow(held).map_err(|full| self.refuse(&full))?;
             }
             self.idle.touch();
             self.now_ms = None;
@@ -223,6 +265,74 @@ impl Conn {
 
     fn reply(&mut self, r: &strata_protocol::resp::Reply) {
         encode_reply(r, self.session.protocol, &mut self.write_buf);
+    }
+
+    /// Before waiting for bytes: a large payload announced by the partial
+    /// request in the buffer gets its room (charged first), a large charge
+    /// goes back to what the buffers hold (and grown buffers are replaced
+    /// by small ones), the request deadline starts or stops, and an
+    /// eviction is obeyed.
+    fn before_wait(&mut self, progressed: bool, pending_frame_bytes: usize) -> std::io::Result<()> {
+        if pending_frame_bytes >= PRESIZE_BYTES_MIN
+            && pending_frame_bytes > self.read_buf.capacity()
+        {
+            if !self.charge.covers(pending_frame_bytes) {
+                self.charge
+                    .grow(pending_frame_bytes)
+                    .map_err(|full| self.refuse(&full))?;
+            }
+            let additional = pending_frame_bytes.saturating_sub(self.read_buf.len());
+            self.read_buf.reserve(additional);
+        }
+        if self.charge.is_large() {
+            if self.charge.is_evicted() {
+                return Err(self.evicted());
+            }
+            if self
+                .charge
+                .shrink(self.read_buf.len().max(pending_frame_bytes))
+            {
+                // Same bytes at the same offsets: the parser's resume
+                // point stays valid.
+                let mut fresh =
+                    BytesMut::with_capacity(READ_BUFFER_BYTES_INITIAL.max(self.read_buf.len()));
+                fresh.extend_from_slice(&self.read_buf);
+                self.read_buf = fresh;
+                self.write_buf = BytesMut::with_capacity(READ_BUFFER_BYTES_INITIAL);
+            }
+        }
+        self.request_timer
+            .before_wait(!self.read_buf.is_empty(), progressed);
+        Ok(())
+    }
+
+    /// Sends `message` as an error reply if the socket takes it now (the
+    /// connection closes anyway; a client that does not read must not
+    /// delay that), and returns the error that closes the connection.
+    fn last_words(&mut self, message: String) -> std::io::Error {
+        self.write_buf.clear();
+        let reply = strata_protocol::resp::Reply::error(format!("ERR {message}"));
+        self.reply(&reply);
+        let _ = self.stream.try_write(&self.write_buf);
+        std::io::Error::other(message)
+    }
+
+    /// The bound on client buffers has no room for this connection's
+    /// request or reply.
+    fn refuse(&mut self, full: &BuffersFull) -> std::io::Error {
+        self.last_words(full.to_string())
+    }
+
+    /// Chosen for eviction: it held the most while client buffers were full.
+    fn evicted(&mut self) -> std::io::Error {
+        let message = self.charge.evicted_message();
+        self.last_words(message)
+    }
+
+    fn request_timed_out(&mut self) -> std::io::Error {
+        self.shared.stats.request_timeouts.fetch_add(1, Relaxed);
+        let message = crate::request_timer::timeout_message(self.shared.config.request_timeout_ms);
+        self.last_words(message)
     }
 
     /// Awaits the queued writes in order and encodes their replies. If
@@ -282,15 +392,27 @@ impl Conn {
             return Ok(());
         }
         let n = self.write_buf.len();
-        tokio::select! {
+        if !self.charge.covers(self.read_buf.len() + n) {
+            let held = self.read_buf.len() + n;
+            self.charge.grow(held).map_err(|full| self.refuse(&full))?;
+        }
+        let evicted = tokio::select! {
             biased;
-            r = self.stream.write_all(&self.write_buf) => r?,
+            r = self.stream.write_all(&self.write_buf) => {
+                r?;
+                false
+            }
             _ = self.idle.expired() => {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
                     "client did not read its replies in time",
                 ));
             }
+            _ = self.charge.evicted(), if self.charge.is_large() => true,
+        };
+        if evicted {
+            // Part of a reply may be out: no error reply after it.
+            return Err(std::io::Error::other(self.charge.evicted_message()));
         }
         self.idle.touch();
         self.shared

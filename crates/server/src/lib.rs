@@ -5,10 +5,12 @@
 //! command family lives in its own module under [`cmd`] (parse, then apply);
 //! all connections share one [`shared::Shared`].
 
+pub mod client_buffers;
 pub mod cmd;
 pub mod config;
 mod connection;
 mod idle;
+mod request_timer;
 pub mod server;
 pub mod shared;
 mod text;

@@ -15,7 +15,7 @@ use std::time::Duration;
 use strata_replication::{ClusterConfig, ClusterNode};
 use strata_storage::Store;
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 
 use crate::config::ServerConfig;
@@ -68,18 +68,9 @@ pub async fn run(
         fsync = %config.storage.fsync,
         "storage open"
     );
-    let resp = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| ServerError::Bind {
-            addr: config.listen,
-            source,
-        })?;
+    let resp = listen(config.listen, config.listen_backlog)?;
     let text = match config.text_listen {
-        Some(addr) => Some(
-            TcpListener::bind(addr)
-                .await
-                .map_err(|source| ServerError::Bind { addr, source })?,
-        ),
+        Some(addr) => Some(listen(addr, config.listen_backlog)?),
         None => None,
     };
     let resp_addr = resp.local_addr().map_err(|source| ServerError::Bind {
@@ -100,6 +91,7 @@ pub async fn run(
                 election_timeout_ms: c.election_timeout_ms,
                 snapshot_logs: c.snapshot_logs,
                 forward_timeout_ms: c.forward_timeout_ms,
+                admin_timeout_ms: c.admin_timeout_ms,
                 fsync: config.storage.fsync,
                 snapshot_dir: config.storage.data_dir.join("raft-snapshots"),
                 expiry_sweep_interval_ms: config.storage.expiry_sweep_interval_ms,
@@ -246,6 +238,24 @@ fn is_local_client(ip: std::net::IpAddr) -> bool {
     }
 }
 
+/// Binds a listener with `--listen-backlog`: tokio's `TcpListener::bind`
+/// fixes the backlog at 128 (mio's choice), and a burst of connects beyond
+/// it waits a SYN retransmit (1 s) each. `SO_REUSEADDR` as that `bind` sets
+/// it: a restart must not wait for the old connections' TIME_WAIT.
+fn listen(addr: SocketAddr, backlog: u32) -> Result<TcpListener, ServerError> {
+    let bind = || -> std::io::Result<TcpListener> {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(backlog)
+    };
+    bind().map_err(|source| ServerError::Bind { addr, source })
+}
+
 async fn accept_loop(
     listener: TcpListener,
     protocol: Protocol,
@@ -296,10 +306,9 @@ async fn accept_loop(
             let counted = ConnectionCounted::new(&shared.stats.connections_current);
             match protocol {
                 Protocol::Resp => {
-                    crate::connection::serve(stream, peer.to_string(), shared.clone(), shutdown)
-                        .await
+                    crate::connection::serve(stream, peer, shared.clone(), shutdown).await
                 }
-                Protocol::Text => crate::text::serve(stream, shared.clone(), shutdown).await,
+                Protocol::Text => crate::text::serve(stream, peer, shared.clone(), shutdown).await,
             }
             // Uncounted before the slot is freed, so the count never
             // exceeds the connections that hold a slot.

@@ -11,6 +11,7 @@ use strata_replication::{ClusterError, ClusterNode};
 use strata_storage::mutation::Limits;
 use strata_storage::{Mutation, Outcome, StorageError, Store};
 
+use crate::client_buffers::ClientBuffers;
 use crate::config::ServerConfig;
 
 /// Why a write or a read barrier failed: the local store, or the cluster
@@ -36,6 +37,8 @@ pub struct Shared {
     pub config: ServerConfig,
     pub started: Instant,
     pub stats: ServerStats,
+    /// The bound on all connections' buffers together.
+    pub client_buffers: std::sync::Arc<ClientBuffers>,
     next_client_id: AtomicU64,
     scan_cursors: Mutex<ScanCursors>,
 }
@@ -51,6 +54,9 @@ pub struct ServerStats {
     pub keyspace_misses: AtomicU64,
     pub net_input_bytes: AtomicU64,
     pub net_output_bytes: AtomicU64,
+    /// Connections closed because a request did not arrive whole within
+    /// `--request-timeout-ms`.
+    pub request_timeouts: AtomicU64,
 }
 
 struct ScanCursors {
@@ -67,9 +73,12 @@ impl Shared {
         Shared {
             store,
             cluster,
-            config,
             started: Instant::now(),
             stats: ServerStats::default(),
+            client_buffers: std::sync::Arc::new(ClientBuffers::new(
+                config.client_buffers_size_bytes_max,
+            )),
+            config,
             next_client_id: AtomicU64::new(1),
             scan_cursors: Mutex::new(ScanCursors {
                 next_id: seed,

@@ -4,6 +4,7 @@
 //! time, in order. Keys and values use the escapes of
 //! [`strata_protocol::text`], so any bytes can travel on one line.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
@@ -17,89 +18,181 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use crate::client_buffers::BufferCharge;
 use crate::idle::IdleTimer;
+use crate::request_timer::{RequestTimer, timeout_message};
 use crate::shared::{PathError, Shared};
 
 const REPLY_BUFFER_BYTES_MAX: usize = 1024 * 1024;
+const BUFFER_BYTES_INITIAL: usize = 16 * 1024;
 
-pub async fn serve(stream: TcpStream, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let _ = stream.set_nodelay(true);
-    if let Err(e) = run(stream, &shared, &mut shutdown).await {
-        tracing::debug!(error = %e, "text connection closed");
+    let idle_ms = shared.config.idle_timeout_ms;
+    let id = shared.next_client_id();
+    let mut conn = TextConn {
+        stream,
+        // One lazily re-armed timer per connection, as on RESP connections
+        // (idle.rs says why not a timeout around every read).
+        idle: IdleTimer::new((idle_ms > 0).then(|| Duration::from_millis(idle_ms))),
+        request_timer: RequestTimer::new(Duration::from_millis(shared.config.request_timeout_ms)),
+        charge: BufferCharge::new(Arc::clone(&shared.client_buffers), id, peer),
+        read_buf: BytesMut::with_capacity(BUFFER_BYTES_INITIAL),
+        out: Vec::with_capacity(BUFFER_BYTES_INITIAL),
+    };
+    if let Err(e) = conn.run(&shared, &mut shutdown).await {
+        tracing::debug!(client = id, error = %e, "text connection closed");
     }
 }
 
-async fn run(
-    mut stream: TcpStream,
-    shared: &Shared,
-    shutdown: &mut watch::Receiver<bool>,
-) -> std::io::Result<()> {
-    let idle_ms = shared.config.idle_timeout_ms;
-    // One lazily re-armed timer per connection, as on RESP connections
-    // (idle.rs says why not a timeout around every read).
-    let mut idle = IdleTimer::new((idle_ms > 0).then(|| Duration::from_millis(idle_ms)));
-    let line_max = shared.config.request_size_bytes_max;
-    let mut reader = LineReader::new();
-    let mut read_buf = BytesMut::with_capacity(16 * 1024);
-    let mut out: Vec<u8> = Vec::with_capacity(16 * 1024);
-    loop {
+struct TextConn {
+    stream: TcpStream,
+    idle: IdleTimer,
+    request_timer: RequestTimer,
+    charge: BufferCharge,
+    read_buf: BytesMut,
+    out: Vec<u8>,
+}
+
+/// Why a connection stopped waiting for bytes.
+enum Wake {
+    Read(usize),
+    Close,
+    RequestTimeout,
+    Evicted,
+}
+
+impl TextConn {
+    async fn run(
+        &mut self,
+        shared: &Shared,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> std::io::Result<()> {
+        let line_max = shared.config.request_size_bytes_max;
+        let mut reader = LineReader::new();
         loop {
-            match reader.take_line(&mut read_buf, line_max) {
-                Ok(Some(line)) => {
-                    shared.stats.commands_processed.fetch_add(1, Relaxed);
-                    handle_line(shared, &line, &mut out).await;
-                    if out.len() >= REPLY_BUFFER_BYTES_MAX {
-                        write_out(&mut stream, &mut out, &mut idle).await?;
+            let mut progressed = false;
+            loop {
+                match reader.take_line(&mut self.read_buf, line_max) {
+                    Ok(Some(line)) => {
+                        progressed = true;
+                        shared.stats.commands_processed.fetch_add(1, Relaxed);
+                        handle_line(shared, &line, &mut self.out).await;
+                        if self.out.len() >= REPLY_BUFFER_BYTES_MAX {
+                            self.write_out().await?;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        shared.stats.protocol_errors.fetch_add(1, Relaxed);
+                        error_line(&mut self.out, &e.to_string());
+                        self.write_out().await?;
+                        return Ok(());
                     }
                 }
-                Ok(None) => break,
-                Err(e) => {
-                    shared.stats.protocol_errors.fetch_add(1, Relaxed);
-                    error_line(&mut out, &e.to_string());
-                    write_out(&mut stream, &mut out, &mut idle).await?;
-                    return Ok(());
+            }
+            self.write_out().await?;
+            if *shutdown.borrow() {
+                return Ok(());
+            }
+            self.before_wait(progressed)?;
+            let n = match self.wait(shutdown).await? {
+                Wake::Read(0) | Wake::Close => return Ok(()),
+                Wake::Read(n) => n,
+                Wake::RequestTimeout => {
+                    shared.stats.request_timeouts.fetch_add(1, Relaxed);
+                    let message = timeout_message(shared.config.request_timeout_ms);
+                    return Err(self.last_words(message));
+                }
+                Wake::Evicted => return Err(self.last_words(self.charge.evicted_message())),
+            };
+            if !self.charge.covers(self.read_buf.len()) {
+                let held = self.read_buf.len();
+                if let Err(full) = self.charge.grow(held) {
+                    return Err(self.last_words(full.to_string()));
                 }
             }
+            self.idle.touch();
+            shared.stats.net_input_bytes.fetch_add(n as u64, Relaxed);
         }
-        write_out(&mut stream, &mut out, &mut idle).await?;
-        if *shutdown.borrow() {
-            return Ok(());
-        }
-        let n = tokio::select! {
-            biased;
-            r = stream.read_buf(&mut read_buf) => r?,
-            _ = idle.expired() => return Ok(()),
-            _ = shutdown.changed() => return Ok(()),
-        };
-        if n == 0 {
-            return Ok(());
-        }
-        idle.touch();
-        shared.stats.net_input_bytes.fetch_add(n as u64, Relaxed);
     }
-}
 
-async fn write_out(
-    stream: &mut TcpStream,
-    out: &mut Vec<u8>,
-    idle: &mut IdleTimer,
-) -> std::io::Result<()> {
-    if out.is_empty() {
-        return Ok(());
+    async fn wait(&mut self, shutdown: &mut watch::Receiver<bool>) -> std::io::Result<Wake> {
+        Ok(tokio::select! {
+            biased;
+            r = self.stream.read_buf(&mut self.read_buf) => Wake::Read(r?),
+            _ = self.idle.expired() => Wake::Close,
+            _ = self.request_timer.expired(), if self.request_timer.running() => {
+                Wake::RequestTimeout
+            }
+            _ = self.charge.evicted(), if self.charge.is_large() => Wake::Evicted,
+            _ = shutdown.changed() => Wake::Close,
+        })
     }
-    tokio::select! {
-        biased;
-        r = stream.write_all(out) => r?,
-        _ = idle.expired() => {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "client did not read its replies in time",
-            ));
+
+    /// As on RESP connections: release a large charge (and the grown
+    /// buffers), start or stop the request deadline, obey an eviction.
+    fn before_wait(&mut self, progressed: bool) -> std::io::Result<()> {
+        if self.charge.is_large() {
+            if self.charge.is_evicted() {
+                return Err(self.last_words(self.charge.evicted_message()));
+            }
+            if self.charge.shrink(self.read_buf.len()) {
+                // The line reader's scan offset stays valid: same bytes.
+                let mut fresh =
+                    BytesMut::with_capacity(BUFFER_BYTES_INITIAL.max(self.read_buf.len()));
+                fresh.extend_from_slice(&self.read_buf);
+                self.read_buf = fresh;
+                self.out = Vec::with_capacity(BUFFER_BYTES_INITIAL);
+            }
         }
+        self.request_timer
+            .before_wait(!self.read_buf.is_empty(), progressed);
+        Ok(())
     }
-    idle.touch();
-    out.clear();
-    Ok(())
+
+    /// An error line, sent only if the socket takes it now (the connection
+    /// closes anyway), and the error that closes the connection.
+    fn last_words(&mut self, message: String) -> std::io::Error {
+        self.out.clear();
+        error_line(&mut self.out, &message);
+        let _ = self.stream.try_write(&self.out);
+        std::io::Error::other(message)
+    }
+
+    async fn write_out(&mut self) -> std::io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let held = self.read_buf.len() + self.out.len();
+        if !self.charge.covers(held)
+            && let Err(full) = self.charge.grow(held)
+        {
+            return Err(self.last_words(full.to_string()));
+        }
+        tokio::select! {
+            biased;
+            r = self.stream.write_all(&self.out) => r?,
+            _ = self.idle.expired() => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "client did not read its replies in time",
+                ));
+            }
+            // Part of the replies may be out: no error line after them.
+            _ = self.charge.evicted(), if self.charge.is_large() => {
+                return Err(std::io::Error::other(self.charge.evicted_message()));
+            }
+        }
+        self.idle.touch();
+        self.out.clear();
+        Ok(())
+    }
 }
 
 fn error_line(out: &mut Vec<u8>, message: &str) {

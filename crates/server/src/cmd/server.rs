@@ -78,6 +78,10 @@ fn config_pairs(ctx: &Ctx<'_>) -> Vec<(String, String)> {
         ("maxclients".into(), c.connections_max.to_string()),
         ("timeout".into(), (c.idle_timeout_ms / 1000).to_string()),
         (
+            "maxmemory-clients".into(),
+            c.client_buffers_size_bytes_max.to_string(),
+        ),
+        (
             "proto-max-bulk-len".into(),
             c.storage.value_size_bytes_max.to_string(),
         ),
@@ -217,20 +221,29 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
             );
         }
         "clients" => {
+            let buffers = &shared.client_buffers;
             let _ = write!(
                 out,
-                "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nrejected_connections:{}\r\n",
+                "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nrejected_connections:{}\r\nclient_buffers_bytes:{}\r\nclient_buffers_bytes_max:{}\r\nevicted_clients:{}\r\nrequest_timeouts:{}\r\n",
                 stats.connections_current.load(Relaxed),
                 c.connections_max,
                 stats.connections_rejected.load(Relaxed),
+                buffers.used_bytes(),
+                buffers.size_bytes_max(),
+                buffers.evicted(),
+                stats.request_timeouts.load(Relaxed),
             );
         }
         "memory" => {
             let s = shared.store.stats();
             let _ = write!(
                 out,
-                "# Memory\r\nused_memory_cache:{}\r\ncache_capacity_bytes:{}\r\nwrite_buffer_bytes:{}\r\n",
-                s.cache_size_bytes, s.cache_capacity_bytes, s.write_buffer_size_bytes,
+                "# Memory\r\nused_memory_cache:{}\r\ncache_capacity_bytes:{}\r\nwrite_buffer_bytes:{}\r\nclient_buffers_bytes:{}\r\nclient_buffers_bytes_max:{}\r\n",
+                s.cache_size_bytes,
+                s.cache_capacity_bytes,
+                s.write_buffer_size_bytes,
+                shared.client_buffers.used_bytes(),
+                shared.client_buffers.size_bytes_max(),
             );
             let _ = write!(
                 out,
