@@ -627,3 +627,75 @@ fn check_refuses_a_directory_in_use_and_passes_a_clean_one() {
         "{info_after}"
     );
 }
+
+/// A cluster node whose journal is damaged refuses to start; the README's
+/// rebuild (remove it, move its data directory aside, join it again)
+/// brings it back with every acknowledged write, from its peers.
+#[test]
+fn damaged_cluster_node_is_rebuilt_from_its_peers() {
+    use common::cluster::{
+        CATCH_UP_TIMEOUT, JoinAs, LEADER_TIMEOUT, Reply, call_retry, cluster_nodes, config, others,
+        set, start, wait_for, wait_local_data,
+    };
+    let (mut cluster, leader) = start(config(3));
+    // A value pattern that is easy to find in the journal: a flip inside
+    // it fails its batch's checksum.
+    let pattern = "corruption-probe-value-".repeat(4);
+    let data: Vec<(String, String)> = (0..200)
+        .map(|i| (format!("rebuild:{i:04}"), format!("{pattern}{i}")))
+        .collect();
+    for (k, v) in &data {
+        set(cluster.node(leader), k, v);
+    }
+    let victim = others(&cluster, leader)[0];
+    wait_local_data(cluster.node(victim), &data, CATCH_UP_TIMEOUT);
+    cluster.node_mut(victim).kill9();
+
+    let dir = cluster.node(victim).data_dir.clone();
+    let journal = journals(&dir).pop().expect("a journal");
+    let bytes = std::fs::read(&journal).expect("read journal");
+    let hits: Vec<usize> = bytes
+        .windows(pattern.len())
+        .enumerate()
+        .filter(|(_, w)| *w == pattern.as_bytes())
+        .map(|(i, _)| i)
+        .collect();
+    assert!(!hits.is_empty(), "the values are in the journal");
+    let mut rng = StdRng::seed_from_u64(DEFAULT_SEED);
+    flip(&journal, hits[hits.len() / 2] + 3, &mut rng);
+    assert!(
+        cluster.node_mut(victim).start().is_err(),
+        "a node with a damaged journal must not start"
+    );
+    let log = cluster.node(victim).log();
+    assert!(log.contains("byte offset"), "{log}");
+
+    // The rebuild, as in README (Troubleshooting).
+    let reply = call_retry(
+        cluster.node(leader).resp_addr,
+        &["CLUSTER", "REMOVENODE", &victim.to_string()],
+        LEADER_TIMEOUT,
+    );
+    assert_eq!(reply, Reply::ok());
+    wait_for("the member list without the node", LEADER_TIMEOUT, || {
+        let nodes = cluster_nodes(cluster.node(leader));
+        (!nodes.iter().any(|n| n.0 == victim)).then_some(())
+    });
+    cluster.forget(victim);
+    std::fs::rename(&dir, dir.with_extension("damaged")).expect("move the data dir aside");
+    let node = cluster.join_node(victim, leader, JoinAs::Voter, &[]);
+    assert!(node.is_ok(), "the rebuilt node starts: {:?}", node.err());
+    wait_local_data(cluster.node(victim), &data, CATCH_UP_TIMEOUT);
+    wait_for(
+        "the rebuilt node is a voter again",
+        CATCH_UP_TIMEOUT,
+        || {
+            let nodes = cluster_nodes(cluster.node(leader));
+            nodes
+                .iter()
+                .any(|n| n.0 == victim && n.3 == "voter")
+                .then_some(())
+        },
+    );
+    set(cluster.node(victim), "after-rebuild", "ok");
+}

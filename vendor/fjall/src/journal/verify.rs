@@ -145,9 +145,20 @@ pub fn verify_journals(dir: &Path) -> crate::Result<Vec<JournalStatus>> {
     Ok(out)
 }
 
-/// The first damaged journal in `dir`, if any.
+/// The first damaged journal in `dir`, if any. Logs a torn tail (which
+/// recovery then drops) as a warning: it is a crash's trace, worth seeing.
 pub fn find_corruption(dir: &Path) -> crate::Result<Option<JournalCorruption>> {
-    Ok(verify_journals(dir)?.into_iter().find_map(|s| match s.end {
+    let statuses = verify_journals(dir)?;
+    for s in &statuses {
+        if s.end == JournalEnd::TornTail {
+            log::warn!(
+                "journal {}: dropping an incomplete last batch after byte {} (a crash while it was written)",
+                s.path.display(),
+                s.valid_size_bytes,
+            );
+        }
+    }
+    Ok(statuses.into_iter().find_map(|s| match s.end {
         JournalEnd::Corrupt { offset, reason } => Some(JournalCorruption {
             path: s.path,
             offset,
