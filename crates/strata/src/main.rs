@@ -47,7 +47,7 @@ enum Command {
     /// After a start refused over a damaged journal: copy the journals
     /// aside, then cut the damaged one at its last valid batch (losing the
     /// writes after it). Exit 0 repaired or nothing to do, 2 error.
-    Repair(offline::DataDirArgs),
+    Repair(offline::RepairArgs),
     #[command(flatten)]
     Client(cli::ClientCommand),
 }

@@ -7,11 +7,27 @@ use std::process::ExitCode;
 
 use strata_storage::{CheckReport, RepairReport};
 
+/// A cluster node's data directory holds this (`strata_server::run`
+/// puts Raft snapshots there): how `repair` recognizes one.
+const RAFT_SNAPSHOTS_DIR: &str = "raft-snapshots";
+
 #[derive(clap::Args, Debug)]
 pub struct DataDirArgs {
     /// The server's data directory (its --data-dir).
     #[arg(long, env = "STRATA_DATA_DIR")]
     data_dir: PathBuf,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RepairArgs {
+    #[command(flatten)]
+    dir: DataDirArgs,
+    /// Repair a cluster node's directory anyway. Without it, repair
+    /// refuses one: cutting its journal forgets log entries the node
+    /// acknowledged to the leader, which Raft's guarantees rely on;
+    /// rebuild the node from its peers instead (README, Troubleshooting).
+    #[arg(long)]
+    cluster_node: bool,
 }
 
 /// Exit 0: clean. 1: damage found. 2: could not check.
@@ -63,9 +79,20 @@ fn print_check(r: &CheckReport) {
     }
 }
 
-/// Exit 0: repaired, or nothing to repair. 2: error.
-pub fn repair(args: &DataDirArgs) -> ExitCode {
-    match strata_storage::repair_journals(&args.data_dir, strata_storage::now_ms()) {
+/// Exit 0: repaired, or nothing to repair. 2: error (or a cluster node's
+/// directory without `--cluster-node`).
+pub fn repair(args: &RepairArgs) -> ExitCode {
+    let dir = &args.dir.data_dir;
+    if dir.join(RAFT_SNAPSHOTS_DIR).is_dir() && !args.cluster_node {
+        eprintln!(
+            "error: {} belongs to a cluster node: rebuild it from its peers instead \
+             (remove it, move the directory aside, start it with --join; README, Troubleshooting), \
+             or pass --cluster-node to cut its journal anyway",
+            dir.display()
+        );
+        return ExitCode::from(2);
+    }
+    match strata_storage::repair_journals(dir, strata_storage::now_ms()) {
         Ok(report) => {
             print_repair(&report);
             ExitCode::SUCCESS

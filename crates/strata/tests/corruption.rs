@@ -669,6 +669,9 @@ fn damaged_cluster_node_is_rebuilt_from_its_peers() {
     );
     let log = cluster.node(victim).log();
     assert!(log.contains("byte offset"), "{log}");
+    let (code, out) = repair(&dir);
+    assert_eq!(code, 2, "repair refuses a cluster node's directory: {out}");
+    assert!(out.contains("rebuild it from its peers"), "{out}");
 
     // The rebuild, as in README (Troubleshooting).
     let reply = call_retry(

@@ -248,6 +248,8 @@ impl From<std::io::Error> for Fault {
 struct Cursor {
     inner: BufReader<File>,
     pos: u64,
+    /// Reused for every value streamed through the hasher.
+    scratch: Vec<u8>,
 }
 
 impl Cursor {
@@ -271,18 +273,28 @@ impl Cursor {
 
     /// Reads `len` bytes into the hasher, in bounded chunks.
     fn hash_bytes(&mut self, len: u64, hasher: &mut xxhash_rust::xxh3::Xxh3) -> Result<(), Fault> {
-        let mut buf = vec![0u8; CHUNK_BYTES];
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.resize(CHUNK_BYTES, 0);
         let mut left = len;
+        let mut result = Ok(());
         while left > 0 {
             let n = usize::try_from(left)
                 .unwrap_or(CHUNK_BYTES)
                 .min(CHUNK_BYTES);
-            let chunk = buf.get_mut(..n).ok_or(Fault::Eof)?;
-            self.read_exact(chunk)?;
+            let Some(chunk) = buf.get_mut(..n) else {
+                result = Err(Fault::Eof);
+                break;
+            };
+            if let Err(e) = self.inner.read_exact(chunk) {
+                result = Err(e.into());
+                break;
+            }
+            self.pos += n as u64;
             hasher.update(chunk);
             left -= n as u64;
         }
-        Ok(())
+        self.scratch = buf;
+        result
     }
 }
 
@@ -435,6 +447,7 @@ fn scan_file(
     let mut c = Cursor {
         inner: BufReader::with_capacity(CHUNK_BYTES, file),
         pos: 0,
+        scratch: Vec::new(),
     };
     let mut batches = 0u64;
     let mut valid = 0u64;
