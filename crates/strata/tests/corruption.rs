@@ -702,3 +702,26 @@ fn damaged_cluster_node_is_rebuilt_from_its_peers() {
     );
     set(cluster.node(victim), "after-rebuild", "ok");
 }
+
+/// A damaged version file (a tree's list of tables and their checksums) is
+/// reported by `strata check`, which then cannot trust that tree's list.
+#[test]
+fn check_reports_a_damaged_version_file() {
+    let mut rng = StdRng::seed_from_u64(DEFAULT_SEED ^ 0x66);
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path().join("data");
+    table_setup(&mut rng, &dir);
+    let table = largest_table(&dir);
+    let tree = table.parent().and_then(Path::parent).expect("tree dir");
+    let current = std::fs::read(tree.join("current")).expect("current");
+    let id = u64::from_le_bytes(current[..8].try_into().expect("8 bytes"));
+    let version = tree.join(format!("v{id}"));
+    let len = std::fs::metadata(&version).expect("version").len() as usize;
+    flip(&version, rng.random_range(0..len), &mut rng);
+    let (code, out) = check(&dir);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&version.display().to_string()) && out.contains("version file"),
+        "{out}"
+    );
+}
