@@ -155,9 +155,13 @@ mod allocator {
 fn init_logging() {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
-    // The engine logs every flush at info; ours is the useful level.
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,fjall=warn,lsm_tree=warn"));
+    // The engine logs every flush at info; ours is the useful level. And
+    // lsm-tree logs an ERROR on every read of a damaged block (thousands a
+    // second under load); strata_storage logs the same error rate-limited,
+    // with what to do (see its `corruption.rs`).
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new("info,fjall=warn,lsm_tree=warn,lsm_tree::table::block=off")
+    });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
