@@ -112,6 +112,14 @@ fn try_start(data_dir: &Path, args: &[&str]) -> Start {
     }
 }
 
+/// The server of a start that must succeed.
+fn ready(start: Start, what: &str) -> Proc {
+    match start {
+        Start::Ready(server) => server,
+        Start::Refused(code, log) => panic!("{what} did not start (exit {code:?}):\n{log}"),
+    }
+}
+
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
@@ -297,9 +305,7 @@ fn journal_trial(seed: u64, fault: JournalFault) -> Outcome {
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = tmp.path().join("data");
     let args = ["--fsync", "always"];
-    let Start::Ready(server) = try_start(&dir, &args) else {
-        panic!("fresh server did not start");
-    };
+    let server = ready(try_start(&dir, &args), "a fresh server");
     let acked = write_acked(server.resp_addr, &mut rng, 400, 24);
     drop(server); // kill -9
     let journal = journals(&dir).pop().expect("a journal");
@@ -401,9 +407,7 @@ fn repair_and_restart(
     );
     let (code, out) = check(dir);
     assert_eq!(code, 0, "clean after repair: {out}");
-    let Start::Ready(server) = try_start(dir, args) else {
-        panic!("no start after repair");
-    };
+    let server = ready(try_start(dir, args), "the server after repair");
     let reads = read_all(server.resp_addr, acked);
     assert!(
         reads.wrong.is_empty(),
@@ -484,9 +488,7 @@ fn section(path: &Path, names: &[&[u8]]) -> (u64, u64) {
 /// most of them are in table files, and stops it gracefully.
 fn table_setup(rng: &mut StdRng, dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let args = ["--fsync", "never", "--memtable-size-bytes", "1048576"];
-    let Start::Ready(mut server) = try_start(dir, &args) else {
-        panic!("fresh server did not start");
-    };
+    let mut server = ready(try_start(dir, &args), "a fresh server");
     let acked = write_acked(server.resp_addr, rng, 4000, 1024);
     // SAFETY: plain kill(2) on a pid we own.
     unsafe {
