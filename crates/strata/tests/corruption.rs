@@ -298,6 +298,37 @@ enum JournalFault {
     TornTail,
 }
 
+/// Damages the journal as `fault` says; returns its new content.
+fn apply_fault(fault: JournalFault, journal: &Path, dir: &Path, rng: &mut StdRng) -> Vec<u8> {
+    let bytes = std::fs::read(journal).expect("read journal");
+    let ends = batch_ends(&bytes);
+    let data_end = *ends.last().expect("batches written");
+    match fault {
+        JournalFault::Middle => {
+            let at = rng.random_range(data_end / 4..data_end * 3 / 4);
+            flip(journal, at, rng)
+        }
+        JournalFault::LastBatch => {
+            let start = ends.get(ends.len().wrapping_sub(2)).copied().unwrap_or(0);
+            let at = rng.random_range(start..data_end);
+            flip(journal, at, rng)
+        }
+        JournalFault::TornTail => {
+            // A prefix (not all) of the first batch, written again after
+            // the last one: what a crash in the middle of a write leaves.
+            let first = ends[0];
+            let cut = rng.random_range(1..first);
+            let mut torn = bytes.clone();
+            torn[data_end..data_end + cut].copy_from_slice(&bytes[..cut]);
+            std::fs::write(journal, &torn).expect("write journal");
+            let (code, out) = check(dir);
+            assert_eq!(code, 0, "a torn tail is not damage: {out}");
+            assert!(out.contains("incomplete last batch"), "{out}");
+            torn
+        }
+    }
+}
+
 /// One journal trial; returns its outcome after checking everything the
 /// outcome promises.
 fn journal_trial(seed: u64, fault: JournalFault) -> Outcome {
@@ -309,33 +340,7 @@ fn journal_trial(seed: u64, fault: JournalFault) -> Outcome {
     let acked = write_acked(server.resp_addr, &mut rng, 400, 24);
     drop(server); // kill -9
     let journal = journals(&dir).pop().expect("a journal");
-    let bytes = std::fs::read(&journal).expect("read journal");
-    let ends = batch_ends(&bytes);
-    let data_end = *ends.last().expect("batches written");
-    let flipped = match fault {
-        JournalFault::Middle => {
-            let at = rng.random_range(data_end / 4..data_end * 3 / 4);
-            flip(&journal, at, &mut rng)
-        }
-        JournalFault::LastBatch => {
-            let start = ends.get(ends.len().wrapping_sub(2)).copied().unwrap_or(0);
-            let at = rng.random_range(start..data_end);
-            flip(&journal, at, &mut rng)
-        }
-        JournalFault::TornTail => {
-            // A prefix (not all) of the first batch, written again after
-            // the last one: what a crash in the middle of a write leaves.
-            let first = ends[0];
-            let cut = rng.random_range(1..first);
-            let mut torn = bytes.clone();
-            torn[data_end..data_end + cut].copy_from_slice(&bytes[..cut]);
-            std::fs::write(&journal, &torn).expect("write journal");
-            let (code, out) = check(&dir);
-            assert_eq!(code, 0, "a torn tail is not damage: {out}");
-            assert!(out.contains("incomplete last batch"), "{out}");
-            torn
-        }
-    };
+    let flipped = apply_fault(fault, &journal, &dir, &mut rng);
     match try_start(&dir, &args) {
         Start::Ready(server) => {
             let reads = read_all(server.resp_addr, &acked);
