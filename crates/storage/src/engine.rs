@@ -131,10 +131,10 @@ pub(crate) fn due_expiry_range(now_ms: u64) -> std::ops::Range<Vec<u8>> {
 /// The user key of a stored key; zero-copy.
 pub(crate) fn user_key(key: &[u8], stored: Bytes) -> Result<Bytes> {
     if stored.first() != Some(&TAG_DATA) {
-        return Err(StorageError::Corrupt {
+        return Err(noted(StorageError::Corrupt {
             key: String::from_utf8_lossy(key).into_owned(),
             reason: "data key without its tag byte",
-        });
+        }));
     }
     Ok(stored.slice(1..))
 }
@@ -355,8 +355,17 @@ impl Engine {
 }
 
 pub(crate) fn decode(key: &[u8], raw: Bytes) -> Result<Record> {
-    Record::decode(raw).map_err(|reason| StorageError::Corrupt {
-        key: String::from_utf8_lossy(key).into_owned(),
-        reason,
+    Record::decode(raw).map_err(|reason| {
+        noted(StorageError::Corrupt {
+            key: String::from_utf8_lossy(key).into_owned(),
+            reason,
+        })
     })
+}
+
+/// Stored bytes that do not decode are corruption too: counted like the
+/// engine's own (see `corruption.rs`).
+fn noted(e: StorageError) -> StorageError {
+    crate::corruption::note(&e);
+    e
 }

@@ -5,7 +5,23 @@
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("storage engine error: {0}")]
-    Engine(#[from] fjall::Error),
+    Engine(fjall::Error),
+    /// The engine found damaged bytes (a block checksum, a bad tag): the
+    /// read is refused rather than answered with wrong data. Counted and
+    /// logged (see `corruption.rs`).
+    #[error(
+        "storage corruption detected ({0}); stop the server and run `strata check --data-dir DIR`"
+    )]
+    Corruption(fjall::Error),
+    /// A journal file is damaged in a way a crash cannot produce. Nothing
+    /// was opened and the file is untouched.
+    #[error(
+        "{0}. The file was left untouched. To start anyway, `strata repair --data-dir {dir}` \
+         copies the journal aside and cuts it at the last valid batch, losing the writes after it; \
+         a cluster node should instead be rebuilt from its peers (README, Troubleshooting)",
+        dir = .0.path.parent().unwrap_or(std::path::Path::new(".")).display()
+    )]
+    JournalCorrupt(fjall::JournalCorruption),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
     /// Bytes on disk that do not decode. Never silently ignored.
@@ -26,6 +42,20 @@ pub enum StorageError {
     Replicated,
     #[error("result too large: more than {limit} {what}")]
     ResultTooLarge { what: &'static str, limit: usize },
+}
+
+impl From<fjall::Error> for StorageError {
+    /// Every engine error passes here, so every corruption is counted.
+    fn from(e: fjall::Error) -> Self {
+        if let fjall::Error::JournalCorrupt(c) = e {
+            return StorageError::JournalCorrupt(c);
+        }
+        if crate::corruption::is_corruption(&e) {
+            crate::corruption::note(&e);
+            return StorageError::Corruption(e);
+        }
+        StorageError::Engine(e)
+    }
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;

@@ -13,8 +13,10 @@
 //!   the log itself in the same database ([`LogStore`]). Storage knows
 //!   nothing of Raft: the replication layer drives these calls.
 
+mod check;
 mod commit;
 mod config;
+mod corruption;
 mod engine;
 mod error;
 mod inline_round;
@@ -28,10 +30,14 @@ mod replicated;
 mod snapshot;
 mod store;
 
+pub use check::{
+    CheckError, CheckReport, Damage, JournalRepair, RepairReport, check_data_dir, repair_journals,
+};
 pub use config::{
     FsyncPolicy, KEY_SIZE_BYTES_LIMIT, READ_CACHE_SIZE_BYTES_LIMIT, StorageConfig,
     VALUE_SIZE_BYTES_LIMIT,
 };
+pub use corruption::corruption_errors;
 pub use error::{Result, StorageError};
 pub use mutation::{
     ExpireCondition, GetExChange, Limits, Mutation, MutationError, Op, Outcome, SetCondition,

@@ -66,6 +66,8 @@ pub struct StoreStats {
     pub read_cache_misses: u64,
     pub read_cache_fills_refused: u64,
     pub failed: Option<String>,
+    /// Reads refused because they hit damaged data (see `corruption.rs`).
+    pub corruption_errors: u64,
 }
 
 pub(crate) struct Inner {
@@ -529,6 +531,7 @@ impl Store {
             read_cache_misses: self.inner.read_cache.misses.load(Ordering::Relaxed),
             read_cache_fills_refused: self.inner.read_cache.fills_refused.load(Ordering::Relaxed),
             failed: self.inner.failed.get(),
+            corruption_errors: crate::corruption::corruption_errors(),
         }
     }
 

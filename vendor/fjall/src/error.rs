@@ -19,6 +19,10 @@ pub enum Error {
     /// Error during journal recovery
     JournalRecovery(JournalRecoveryError),
 
+    /// STRATA PATCH: a journal file is damaged (not a torn tail); the
+    /// database was not opened and the file was left untouched.
+    JournalCorrupt(crate::journal::verify::JournalCorruption),
+
     /// Invalid or unparsable data format version
     InvalidVersion(Option<FormatVersion>),
 

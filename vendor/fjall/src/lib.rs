@@ -152,6 +152,11 @@ pub use {
     guard::Guard,
     iter::Iter,
     journal::{error::RecoveryError as JournalRecoveryError, writer::PersistMode},
+    // STRATA PATCH: read-only journal verification (journal/verify.rs).
+    journal::verify::{
+        find_corruption as find_journal_corruption, list_journals,
+        verify_journals, JournalCorruption, JournalEnd, JournalStatus,
+    },
     keyspace::{options::CreateOptions as KeyspaceCreateOptions, Keyspace},
     readable::Readable,
     snapshot::Snapshot,

@@ -200,6 +200,19 @@ pub fn info(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
     }
 }
 
+/// One word for monitoring: `corrupt` once any read hit damaged data (it
+/// stays so until a restart: the damage is on disk), `failed` after a
+/// failed write or fsync, else `ok`.
+fn storage_status(s: &strata_storage::StoreStats) -> &'static str {
+    if s.corruption_errors > 0 {
+        "corrupt"
+    } else if s.failed.is_some() {
+        "failed"
+    } else {
+        "ok"
+    }
+}
+
 fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
     let shared = ctx.shared;
     let c = &shared.config;
@@ -261,7 +274,7 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
             let fsync_avg_us = s.fsync_micros_total.checked_div(s.fsyncs).unwrap_or(0);
             let _ = write!(
                 out,
-                "# Persistence\r\nloading:0\r\naof_enabled:1\r\nrdb_changes_since_last_save:0\r\nstrata_fsync:{}\r\nstrata_data_dir:{}\r\nstrata_disk_bytes:{}\r\nstrata_journal_count:{}\r\nstrata_journal_bytes:{}\r\nstrata_write_buffer_bytes:{}\r\nstrata_outstanding_flushes:{}\r\nstrata_active_compactions:{}\r\nstrata_compactions_completed:{}\r\nstrata_group_commits:{}\r\nstrata_mutations_committed:{}\r\nstrata_group_size_max:{}\r\nstrata_groups_prefetched:{}\r\nstrata_fsyncs:{}\r\nstrata_fsync_avg_us:{}\r\nstrata_fsync_max_us:{}\r\nstrata_storage_failed:{}\r\n",
+                "# Persistence\r\nloading:0\r\naof_enabled:1\r\nrdb_changes_since_last_save:0\r\nstrata_fsync:{}\r\nstrata_data_dir:{}\r\nstrata_disk_bytes:{}\r\nstrata_journal_count:{}\r\nstrata_journal_bytes:{}\r\nstrata_write_buffer_bytes:{}\r\nstrata_outstanding_flushes:{}\r\nstrata_active_compactions:{}\r\nstrata_compactions_completed:{}\r\nstrata_group_commits:{}\r\nstrata_mutations_committed:{}\r\nstrata_group_size_max:{}\r\nstrata_groups_prefetched:{}\r\nstrata_fsyncs:{}\r\nstrata_fsync_avg_us:{}\r\nstrata_fsync_max_us:{}\r\nstrata_storage_failed:{}\r\nstrata_storage_status:{}\r\nstrata_storage_corruption_errors:{}\r\n",
                 c.storage.fsync,
                 c.storage.data_dir.display(),
                 s.disk_space_bytes,
@@ -279,6 +292,8 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
                 fsync_avg_us,
                 s.fsync_micros_max,
                 s.failed.as_deref().unwrap_or("no"),
+                storage_status(&s),
+                s.corruption_errors,
             );
         }
         "stats" => {

@@ -187,7 +187,16 @@ impl Entry {
 
                 let value = match compression {
                     CompressionType::None => {
-                        debug_assert_eq!(value_len, on_disk_value_len);
+                        // STRATA PATCH: was `debug_assert_eq!`, which panicked
+                        // (in debug builds) on an item header cut by a crash
+                        // (value length written, stored length still zeros).
+                        // An error here ends the journal like any torn tail;
+                        // verify.rs has already decided that it is one.
+                        if value_len != on_disk_value_len {
+                            return Err(crate::Error::Storage(lsm_tree::Error::InvalidHeader(
+                                "JournalItem",
+                            )));
+                        }
                         Slice::from_reader(reader, on_disk_value_len as usize)?
                     }
 

@@ -8,6 +8,8 @@ pub mod error;
 pub mod manager;
 pub mod reader;
 mod recovery;
+// STRATA PATCH: read-only journal verification (see verify.rs).
+pub mod verify;
 pub mod writer;
 
 #[cfg(test)]

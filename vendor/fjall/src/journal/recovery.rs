@@ -22,6 +22,15 @@ pub fn recover_journals<P: AsRef<Path>>(
 ) -> crate::Result<RecoveryResult> {
     let path = path.as_ref();
 
+    // STRATA PATCH: refuse to open over a damaged journal, before anything
+    // below opens (and truncates) a journal file. Upstream treats every
+    // decode error as a torn tail and truncates there, silently dropping
+    // the batches after a damaged one. See verify.rs.
+    if let Some(corruption) = super::verify::find_corruption(path)? {
+        log::error!("{corruption}");
+        return Err(crate::Error::JournalCorrupt(corruption));
+    }
+
     let mut max_journal_id: JournalId = 0;
     let mut journal_fragments = Vec::<(JournalId, PathBuf)>::new();
 
