@@ -8,6 +8,7 @@
 pub mod cmd;
 pub mod config;
 mod connection;
+mod http_probe;
 mod idle;
 pub mod server;
 pub mod shared;
