@@ -13,6 +13,7 @@ mod idle;
 pub mod server;
 pub mod shared;
 mod text;
+pub mod units;
 
 pub use config::{ConfigError, ConfigLayer, ServerConfig};
 pub use server::{ServerError, run};
