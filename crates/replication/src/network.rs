@@ -542,6 +542,7 @@ mod tests {
             rpc_timeout_floor,
             snapshot_corrupt: Arc::new(tokio::sync::Notify::new()),
             secret: ClusterSecret::none(),
+            down_warnings: WarnEvery::new(PEER_DOWN_WARN_INTERVAL_MS),
         }
     }
 

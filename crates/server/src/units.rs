@@ -248,9 +248,10 @@ mod tests {
             let (name, m) = BYTE_UNITS[unit];
             match n.checked_mul(m) {
                 Some(v) => prop_assert_eq!(parse_size_bytes(&format!("{n}{name}")), Ok(v)),
-                None => prop_assert!(
-                    matches!(parse_size_bytes(&format!("{n}{name}")), Err(UnitError::TooLarge { .. }))
-                ),
+                None => {
+                    let refused = parse_size_bytes(&format!("{n}{name}"));
+                    prop_assert!(matches!(refused, Err(UnitError::TooLarge { .. })), "{:?}", refused);
+                }
             }
         }
 
