@@ -14,6 +14,16 @@
 pub mod resp;
 pub mod text;
 
+/// Whether a request's first word is `POST` or `Host:` (any case): the
+/// first words of an HTTP request, never of a real Strata command. A web
+/// page can make a browser send an HTTP POST to any loopback port, and its
+/// body lines would otherwise run as commands (cross-protocol scripting),
+/// so servers close such connections unread, as Redis's
+/// `securityWarningCommand` does.
+pub fn is_http_probe_word(word: &[u8]) -> bool {
+    word.eq_ignore_ascii_case(b"POST") || word.eq_ignore_ascii_case(b"Host:")
+}
+
 /// Index of the first `needle` byte in `haystack`.
 ///
 /// The line framers scan for `\n` in client data; a word-at-a-time scan is
@@ -47,7 +57,17 @@ pub(crate) fn find_byte(needle: u8, haystack: &[u8]) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::find_byte;
+    use super::{find_byte, is_http_probe_word};
+
+    #[test]
+    fn http_probe_words_match_in_any_case() {
+        for word in [&b"POST"[..], b"post", b"PoSt", b"Host:", b"HOST:", b"host:"] {
+            assert!(is_http_probe_word(word), "{word:?}");
+        }
+        for word in [&b"GET"[..], b"SET", b"Host", b"POSTS", b"", b"host: "] {
+            assert!(!is_http_probe_word(word), "{word:?}");
+        }
+    }
 
     #[test]
     fn find_byte_matches_naive_search() {

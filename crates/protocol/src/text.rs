@@ -296,6 +296,41 @@ pub fn parse_line(line: &[u8]) -> Result<Option<TextRequest>, TextError> {
     Ok(Some(request))
 }
 
+/// Whether a line is an HTTP request line (`<METHOD> <target> HTTP/<d>.<d>`,
+/// e.g. `PUT /x HTTP/1.1`) or starts with `Host:`. `PUT /x HTTP/1.1` is
+/// also a valid `PUT`, so without this check any web page could write to
+/// the text port through a browser; servers close such connections
+/// instead of running the line (see [`crate::is_http_probe_word`]).
+pub fn looks_like_http(line: &[u8]) -> bool {
+    let mut tokens = Tokens { line, pos: 0 };
+    let Some(first) = tokens.next_token() else {
+        return false;
+    };
+    if crate::is_http_probe_word(first) {
+        return true;
+    }
+    let (Some(_target), Some(version), None) = (
+        tokens.next_token(),
+        tokens.next_token(),
+        tokens.next_token(),
+    ) else {
+        return false;
+    };
+    let Some(number) = version
+        .get(..5)
+        .filter(|p| p.eq_ignore_ascii_case(b"HTTP/"))
+        .and_then(|_| version.get(5..))
+    else {
+        return false;
+    };
+    // `1.1`, `1.0`, `2.0`, and the bare `2` or `3` of newer versions.
+    match number {
+        [major] => major.is_ascii_digit(),
+        [major, b'.', minor] => major.is_ascii_digit() && minor.is_ascii_digit(),
+        _ => false,
+    }
+}
+
 fn single_key(tokens: &mut Tokens<'_>, usage: &'static str) -> Result<Bytes, TextError> {
     let key = tokens
         .next_token()
@@ -481,6 +516,35 @@ mod tests {
 
     fn b(s: &str) -> Bytes {
         Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    #[test]
+    fn http_request_lines_are_recognised() {
+        for line in [
+            "PUT /x HTTP/1.1",
+            "GET / HTTP/1.1",
+            "POST /k HTTP/1.0",
+            "post anything",
+            "Host: 127.0.0.1:7380",
+            "OPTIONS * http/1.1",
+            "PRI * HTTP/2.0",
+            "GET / HTTP/2",
+        ] {
+            assert!(looks_like_http(line.as_bytes()), "{line}");
+        }
+        for line in [
+            "",
+            "PUT /x v",
+            "PUT k HTTP/1.1 and more",
+            "PUT /x HTTP/",
+            "PUT /x HTTP/1.12",
+            "PUT /x HTTPS/1.1",
+            "READ /x",
+            "Host k",
+            "PUT /x HTTP/x.1",
+        ] {
+            assert!(!looks_like_http(line.as_bytes()), "{line}");
+        }
     }
 
     fn parse(line: &str) -> Result<Option<TextRequest>, TextError> {

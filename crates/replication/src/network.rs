@@ -33,6 +33,9 @@ const HANDSHAKE_TIMEOUT_MS: u64 = 5_000;
 /// Refusals by peers are logged at most this often.
 const REFUSAL_WARN_INTERVAL_MS: u64 = 1_000;
 static REFUSALS: WarnEvery = WarnEvery::new(REFUSAL_WARN_INTERVAL_MS);
+/// A peer that is down is reported at most this often (per peer): openraft
+/// retries it every heartbeat, and one line per retry drowns the log.
+const PEER_DOWN_WARN_INTERVAL_MS: u64 = 5_000;
 /// Bound on one snapshot chunk's send (a slow link fails instead of hanging).
 const SNAPSHOT_CHUNK_TIMEOUT_MS: u64 = 30_000;
 /// Bound on the receiver's install after the last chunk.
@@ -207,6 +210,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             rpc_timeout_floor: self.rpc_timeout_floor,
             snapshot_corrupt: Arc::clone(&self.snapshot_corrupt),
             secret: self.secret.clone(),
+            down_warnings: WarnEvery::new(PEER_DOWN_WARN_INTERVAL_MS),
         }
     }
 }
@@ -225,6 +229,8 @@ pub struct PeerClient {
     rpc_timeout_floor: Duration,
     snapshot_corrupt: Arc<tokio::sync::Notify>,
     secret: ClusterSecret,
+    /// Rate limit of the "peer unreachable" warning for this peer.
+    down_warnings: WarnEvery,
 }
 
 impl Drop for PeerClient {
@@ -272,8 +278,12 @@ impl PeerClient {
             let joined = task.await;
             self.connecting = None;
             let conn = joined
-                .map_err(|e| unreachable_err(&io::Error::other(e.to_string())))?
-                .map_err(|e| unreachable_err(&e))?;
+                .map_err(|e| io::Error::other(e.to_string()))
+                .and_then(|r| r)
+                .map_err(|e| {
+                    self.warn_down(&e);
+                    unreachable_err(&e)
+                })?;
             self.conn = Some(conn);
         }
         let Some(conn) = self.conn.as_mut() else {
@@ -287,6 +297,24 @@ impl PeerClient {
                 self.conn = None;
                 Err(network_err(&e))
             }
+        }
+    }
+
+    /// Logs that the peer cannot be reached, at most once per
+    /// [`PEER_DOWN_WARN_INTERVAL_MS`]. Refusals (a wrong secret) are
+    /// logged where they are found, by `PeerConn::connect`.
+    fn warn_down(&self, e: &io::Error) {
+        if e.kind() == io::ErrorKind::PermissionDenied {
+            return;
+        }
+        if let Some(left_out) = self.down_warnings.allow() {
+            tracing::warn!(
+                peer = %self.addr,
+                node = self.target,
+                error = %e,
+                similar_not_logged = left_out,
+                "peer unreachable; retrying"
+            );
         }
     }
 
@@ -514,6 +542,7 @@ mod tests {
             rpc_timeout_floor,
             snapshot_corrupt: Arc::new(tokio::sync::Notify::new()),
             secret: ClusterSecret::none(),
+            down_warnings: WarnEvery::new(PEER_DOWN_WARN_INTERVAL_MS),
         }
     }
 

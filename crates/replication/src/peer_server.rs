@@ -137,6 +137,19 @@ async fn handle(stream: TcpStream, node: ClusterNode) -> io::Result<()> {
 }
 
 async fn dispatch(node: &ClusterNode, req: Request) -> Response {
+    // Once this node is stopping, its Raft core may be gone, and openraft
+    // logs an ERROR for every call into a stopped core (a peer's
+    // leadership hand-over during a cluster-wide SIGTERM, say). Refusing
+    // here tells the peer the same without the false alarm.
+    if node.is_stopping() {
+        const STOPPING: &str = "node is shutting down";
+        match &req {
+            Request::Append(_) => return Response::Append(Err(STOPPING.into())),
+            Request::Vote(_) | Request::PreVote(_) => return Response::Vote(Err(STOPPING.into())),
+            Request::TransferLeader(_) => return Response::TransferLeader(Err(STOPPING.into())),
+            _ => {}
+        }
+    }
     let raft = node.raft();
     match req {
         Request::Append(rpc) => {

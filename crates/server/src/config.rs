@@ -17,22 +17,29 @@ use strata_storage::{FsyncPolicy, StorageConfig};
 #[serde(deny_unknown_fields)]
 pub struct ConfigLayer {
     /// RESP (Redis protocol) listen address.
+    /// [default: 127.0.0.1:7379]
     #[arg(long, env = "STRATA_LISTEN")]
     pub listen: Option<String>,
     /// Text line protocol listen address, or `off`.
+    /// [default: 127.0.0.1:7381]
     #[arg(long, env = "STRATA_TEXT_LISTEN")]
     pub text_listen: Option<String>,
     /// Data directory.
+    /// [default: ./strata-data]
     #[arg(long, env = "STRATA_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// Durability: always | periodic:<ms> | never.
+    /// [default: always]
     #[arg(long, env = "STRATA_FSYNC")]
     pub fsync: Option<String>,
     /// Most client connections at once (both protocols together).
+    /// [default: 4096]
     #[arg(long, env = "STRATA_CONNECTIONS_MAX")]
     pub connections_max: Option<usize>,
     /// Close a connection idle this long; 0 disables.
-    #[arg(long, env = "STRATA_IDLE_TIMEOUT_MS")]
+    /// [default: 5m]
+    #[arg(long, env = "STRATA_IDLE_TIMEOUT_MS", value_parser = crate::units::parse_duration_ms)]
+    #[serde(default, deserialize_with = "crate::units::de_duration_ms")]
     pub idle_timeout_ms: Option<u64>,
     /// A request that has started arriving must be whole within this long,
     /// or the connection is closed (slow clients holding a slot).
@@ -46,46 +53,67 @@ pub struct ConfigLayer {
     #[arg(long, env = "STRATA_LISTEN_BACKLOG")]
     pub listen_backlog: Option<u32>,
     /// Largest key.
-    #[arg(long, env = "STRATA_KEY_SIZE_BYTES_MAX")]
+    /// [default: 16KiB]
+    #[arg(long, env = "STRATA_KEY_SIZE_BYTES_MAX", value_parser = crate::units::parse_size_bytes_usize)]
+    #[serde(default, deserialize_with = "crate::units::de_size_bytes_usize")]
     pub key_size_bytes_max: Option<usize>,
     /// Largest value.
-    #[arg(long, env = "STRATA_VALUE_SIZE_BYTES_MAX")]
+    /// [default: 16MiB]
+    #[arg(long, env = "STRATA_VALUE_SIZE_BYTES_MAX", value_parser = crate::units::parse_size_bytes_usize)]
+    #[serde(default, deserialize_with = "crate::units::de_size_bytes_usize")]
     pub value_size_bytes_max: Option<usize>,
     /// Largest single request (a RESP frame or a text line).
-    #[arg(long, env = "STRATA_REQUEST_SIZE_BYTES_MAX")]
+    /// [default: 64MiB]
+    #[arg(long, env = "STRATA_REQUEST_SIZE_BYTES_MAX", value_parser = crate::units::parse_size_bytes_usize)]
+    #[serde(default, deserialize_with = "crate::units::de_size_bytes_usize")]
     pub request_size_bytes_max: Option<usize>,
     /// Most arguments in one request.
+    /// [default: 1048576]
     #[arg(long, env = "STRATA_REQUEST_ARGS_MAX")]
     pub request_args_max: Option<usize>,
     /// Most elements in one reply (KEYS, RANGE without LIMIT, MGET).
+    /// [default: 1000000]
     #[arg(long, env = "STRATA_REPLY_ELEMENTS_MAX")]
     pub reply_elements_max: Option<usize>,
     /// Block cache size.
-    #[arg(long, env = "STRATA_CACHE_SIZE_BYTES")]
+    /// [default: 256MiB]
+    #[arg(long, env = "STRATA_CACHE_SIZE_BYTES", value_parser = crate::units::parse_size_bytes)]
+    #[serde(default, deserialize_with = "crate::units::de_size_bytes")]
     pub cache_size_bytes: Option<u64>,
     /// Read cache of whole records for single-key reads, in front of the
     /// engine; 0 switches it off.
-    #[arg(long, env = "STRATA_READ_CACHE_SIZE_BYTES")]
+    /// [default: 64MiB]
+    #[arg(long, env = "STRATA_READ_CACHE_SIZE_BYTES", value_parser = crate::units::parse_size_bytes)]
+    #[serde(default, deserialize_with = "crate::units::de_size_bytes")]
     pub read_cache_size_bytes: Option<u64>,
     /// Memtable size before a flush to disk.
-    #[arg(long, env = "STRATA_MEMTABLE_SIZE_BYTES")]
+    /// [default: 32MiB]
+    #[arg(long, env = "STRATA_MEMTABLE_SIZE_BYTES", value_parser = crate::units::parse_size_bytes)]
+    #[serde(default, deserialize_with = "crate::units::de_size_bytes")]
     pub memtable_size_bytes: Option<u64>,
     /// Journal size that forces memtable flushes (bounds recovery time).
-    #[arg(long, env = "STRATA_JOURNAL_SIZE_BYTES_MAX")]
+    /// [default: 256MiB]
+    #[arg(long, env = "STRATA_JOURNAL_SIZE_BYTES_MAX", value_parser = crate::units::parse_size_bytes)]
+    #[serde(default, deserialize_with = "crate::units::de_size_bytes")]
     pub journal_size_bytes_max: Option<u64>,
     /// Writes queued for the group-commit writer before clients wait.
+    /// [default: 8192]
     #[arg(long, env = "STRATA_WRITE_QUEUE_LEN_MAX")]
     pub write_queue_len_max: Option<usize>,
     /// How long a graceful shutdown waits for in-flight requests.
-    #[arg(long, env = "STRATA_SHUTDOWN_TIMEOUT_MS")]
+    /// [default: 10s]
+    #[arg(long, env = "STRATA_SHUTDOWN_TIMEOUT_MS", value_parser = crate::units::parse_duration_ms)]
+    #[serde(default, deserialize_with = "crate::units::de_duration_ms")]
     pub shutdown_timeout_ms: Option<u64>,
     /// Network threads (the storage writer and engine threads come on top).
+    /// [default: cores - 1, at least 1]
     #[arg(long, env = "STRATA_IO_THREADS")]
     pub io_threads: Option<usize>,
     /// Cluster mode: this node's id (a positive integer, never reused).
     #[arg(long, env = "STRATA_NODE_ID")]
     pub node_id: Option<u64>,
     /// Cluster mode: the address peers connect to (Raft traffic).
+    /// [default: 127.0.0.1:7380]
     #[arg(long, env = "STRATA_PEER_LISTEN")]
     pub peer_listen: Option<String>,
     /// Cluster mode, bootstrap: `1=host:port,2=host:port,3=host:port`, the
@@ -99,17 +127,24 @@ pub struct ConfigLayer {
     #[arg(long, env = "STRATA_JOIN_AS")]
     pub join_as: Option<String>,
     /// Raft heartbeat interval.
-    #[arg(long, env = "STRATA_HEARTBEAT_MS")]
+    /// [default: 100ms]
+    #[arg(long, env = "STRATA_HEARTBEAT_MS", value_parser = crate::units::parse_duration_ms)]
+    #[serde(default, deserialize_with = "crate::units::de_duration_ms")]
     pub heartbeat_ms: Option<u64>,
     /// Raft election timeout (minimum; the maximum is twice this).
-    #[arg(long, env = "STRATA_ELECTION_TIMEOUT_MS")]
+    /// [default: 400ms]
+    #[arg(long, env = "STRATA_ELECTION_TIMEOUT_MS", value_parser = crate::units::parse_duration_ms)]
+    #[serde(default, deserialize_with = "crate::units::de_duration_ms")]
     pub election_timeout_ms: Option<u64>,
     /// Build a snapshot (and truncate the log) after this many entries.
+    /// [default: 100000]
     #[arg(long, env = "STRATA_SNAPSHOT_LOGS")]
     pub snapshot_logs: Option<u64>,
     /// How long a node keeps trying to reach a leader before it answers
     /// -CLUSTERDOWN.
-    #[arg(long, env = "STRATA_FORWARD_TIMEOUT_MS")]
+    /// [default: 3s]
+    #[arg(long, env = "STRATA_FORWARD_TIMEOUT_MS", value_parser = crate::units::parse_duration_ms)]
+    #[serde(default, deserialize_with = "crate::units::de_duration_ms")]
     pub forward_timeout_ms: Option<u64>,
     /// Cluster mode: a file holding the secret every member proves on
     /// every peer connection (the same file on every node), or `none` to
@@ -318,10 +353,12 @@ fn parse_yes_no(name: &'static str, v: &str) -> Result<bool, ConfigError> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
+    /// The cause is in the message and deliberately not a `source`: a
+    /// report that prints the chain (`{:#}`) would print it twice.
+    #[error("cannot read config file {path}: {cause}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("invalid config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
@@ -355,9 +392,9 @@ pub const DEFAULT_DATA_DIR: &str = "./strata-data";
 
 impl ConfigLayer {
     pub fn from_file(path: &std::path::Path) -> Result<ConfigLayer, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
         toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),

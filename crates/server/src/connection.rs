@@ -152,6 +152,18 @@ impl Conn {
                         return Ok(());
                     }
                 };
+                if args
+                    .first()
+                    .is_some_and(|name| strata_protocol::is_http_probe_word(name))
+                {
+                    // An HTTP request: run nothing more, not even what
+                    // follows it in this read (its body).
+                    crate::http_probe::warn(&self.session.peer);
+                    self.shared.stats.protocol_errors.fetch_add(1, Relaxed);
+                    self.drain_pending().await;
+                    self.flush().await?;
+                    return Ok(());
+                }
                 self.shared.stats.commands_processed.fetch_add(1, Relaxed);
                 let Some(spec) = args.first().and_then(|name| cmd::lookup(name)) else {
                     self.drain_pending().await;

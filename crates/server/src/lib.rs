@@ -9,11 +9,13 @@ pub mod client_buffers;
 pub mod cmd;
 pub mod config;
 mod connection;
+mod http_probe;
 mod idle;
 mod request_timer;
 pub mod server;
 pub mod shared;
 mod text;
+pub mod units;
 
 pub use config::{ConfigError, ConfigLayer, ServerConfig};
 pub use server::{ServerError, run};

@@ -52,7 +52,7 @@ enum Protocol {
 /// line `ready resp=<addr> text=<addr|off>` on stdout once it accepts
 /// connections, so scripts and tests can use ephemeral ports.
 pub async fn run(
-    config: ServerConfig,
+    mut config: ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
     let dir = config.storage.data_dir.display().to_string();
@@ -78,6 +78,12 @@ pub async fn run(
         source,
     })?;
     let text_addr = text.as_ref().and_then(|l| l.local_addr().ok());
+    // INFO (tcp_port), CONFIG GET and ROLE report the bound addresses, not
+    // the configured ones: with port 0 those say nothing useful.
+    config.listen = resp_addr;
+    if text_addr.is_some() {
+        config.text_listen = text_addr;
+    }
 
     let cluster = match &config.cluster {
         Some(c) => {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use strata_protocol::text::{
-    LineReader, TextError, TextRequest, escape_key, escape_value, parse_line,
+    LineReader, TextError, TextRequest, escape_key, escape_value, looks_like_http, parse_line,
 };
 use strata_storage::{Mutation, Op, Outcome, SetCondition, SetExpiry};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -79,6 +79,14 @@ impl TextConn {
             let mut progressed = false;
             loop {
                 match reader.take_line(&mut self.read_buf, line_max) {
+                    Ok(Some(line)) if looks_like_http(&line) => {
+                        // An HTTP request: run neither it nor what follows.
+                        let peer = self.stream.peer_addr().map(|a| a.to_string());
+                        crate::http_probe::warn(peer.as_deref().unwrap_or("unknown"));
+                        shared.stats.protocol_errors.fetch_add(1, Relaxed);
+                        self.write_out().await?;
+                        return Ok(());
+                    }
                     Ok(Some(line)) => {
                         progressed = true;
                         shared.stats.commands_processed.fetch_add(1, Relaxed);

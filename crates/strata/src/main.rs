@@ -24,13 +24,11 @@ use strata_server::{ConfigLayer, ServerConfig};
     about = "Strata: a durable, Redis-compatible key-value store"
 )]
 struct Cli {
-    /// Server address for client commands.
-    #[arg(
-        long,
-        global = true,
-        env = "STRATA_ADDR",
-        default_value = "127.0.0.1:7379"
-    )]
+    /// Server address for client commands (before the command:
+    /// `strata --addr HOST:PORT get k`).
+    // Not `global`: a global flag is listed in `strata server --help`,
+    // where it means nothing (the server's address is `--listen`).
+    #[arg(long, env = "STRATA_ADDR", default_value = "127.0.0.1:7379")]
     addr: String,
     #[command(subcommand)]
     command: Command,
@@ -39,6 +37,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the server.
+    #[command(after_help = UNITS_HELP)]
     Server(Box<ServerArgs>),
     /// Verify a stopped server's data directory: every journal, and every
     /// table file against its recorded checksum. Exit 0 clean, 1 damaged,
@@ -52,11 +51,19 @@ enum Command {
     Client(cli::ClientCommand),
 }
 
+const UNITS_HELP: &str = "Sizes (*-bytes*) take units: 64KiB, 256MiB, 1GiB, 10MB (a plain \
+number is bytes). Durations (*-ms) too: 500ms, 10s, 2m, 1h (a plain number is milliseconds). \
+The same in STRATA_* variables and the config file.";
+
 #[derive(clap::Args, Debug)]
 struct ServerArgs {
     /// TOML file with settings (same names as the flags, with underscores).
     #[arg(long, env = "STRATA_CONFIG")]
     config: Option<std::path::PathBuf>,
+    /// Log line format on stderr: `text` for people, `json` (one object
+    /// per line) for log shippers.
+    #[arg(long, env = "STRATA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(flatten)]
     settings: ConfigLayer,
 }
@@ -77,8 +84,14 @@ fn main() -> ExitCode {
     }
 }
 
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
 fn run_server(args: Box<ServerArgs>) -> anyhow::Result<()> {
-    init_logging();
+    init_logging(args.log_format);
     allocator::keep_freed_memory_longer();
     // Flags and STRATA_* variables (clap merges those two, flags first)
     // override the file; the file overrides the defaults.
@@ -152,21 +165,35 @@ mod allocator {
     }
 }
 
-fn init_logging() {
+fn init_logging(format: LogFormat) {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
-    // The engine logs every flush at info; ours is the useful level. And
+    // The engine logs every flush at info, and openraft every election,
+    // vote and membership step: ours is the useful level for both.
+    // openraft also warns on every failed heartbeat and replication call,
+    // ten lines a second for a peer that is down; the network layer logs
+    // that once every few seconds per peer instead (replication/network.rs).
     // lsm-tree logs an ERROR on every read of a damaged block (thousands a
     // second under load); strata_storage logs the same error rate-limited,
     // with what to do (see its `corruption.rs`).
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new("info,fjall=warn,lsm_tree=warn,lsm_tree::table::block=off")
+    // An empty RUST_LOG (`export RUST_LOG=`) means "not set", not "off".
+    let from_env = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .and_then(|v| EnvFilter::try_new(v).ok());
+    let filter = from_env.unwrap_or_else(|| {
+        EnvFilter::new(
+            "info,fjall=warn,lsm_tree=warn,lsm_tree::table::block=off,openraft=warn,\
+             openraft::core::heartbeat=error,openraft::replication=error",
+        )
     });
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.json().init(),
+    }
 }
 
 /// Registers SIGINT and SIGTERM handlers now; the returned future resolves
