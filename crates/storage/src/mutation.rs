@@ -280,9 +280,9 @@ impl Op {
     /// Runs `check` on every key the op names (stored, read or deleted),
     /// stopping at the first error: the checks that come before any key
     /// reaches the engine. No allocation: `apply` runs it on every write.
-    pub fn try_for_each_key<E>(
-        &self,
-        mut check: impl FnMut(&[u8]) -> Result<(), E>,
+    pub fn try_for_each_key<'a, E>(
+        &'a self,
+        mut check: impl FnMut(&'a Bytes) -> Result<(), E>,
     ) -> Result<(), E> {
         match self {
             Op::Set { key, .. }
@@ -295,7 +295,7 @@ impl Op {
             | Op::Expire { key, .. }
             | Op::Persist { key } => check(key),
             Op::MSet { pairs, .. } => pairs.iter().try_for_each(|(k, _)| check(k)),
-            Op::Delete { keys } => keys.iter().try_for_each(|k| check(k)),
+            Op::Delete { keys } => keys.iter().try_for_each(check),
             Op::SweepExpired { entries } => entries.iter().try_for_each(|(k, _)| check(k)),
             Op::Rename { from, to, .. } => check(from).and_then(|()| check(to)),
             Op::FlushAll => Ok(()),

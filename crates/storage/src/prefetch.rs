@@ -170,25 +170,10 @@ impl Prefetcher {
 
 /// The keys whose old records applying `op` reads.
 fn op_keys<'a>(op: &'a Op, out: &mut Vec<&'a Bytes>) {
-    match op {
-        Op::Set { key, .. }
-        | Op::GetDel { key }
-        | Op::GetEx { key, .. }
-        | Op::IncrBy { key, .. }
-        | Op::IncrByFloat { key, .. }
-        | Op::Append { key, .. }
-        | Op::SetRange { key, .. }
-        | Op::Expire { key, .. }
-        | Op::Persist { key } => out.push(key),
-        Op::MSet { pairs, .. } => out.extend(pairs.iter().map(|(k, _)| k)),
-        Op::Delete { keys } => out.extend(keys.iter()),
-        Op::Rename { from, to, .. } => {
-            out.push(from);
-            out.push(to);
-        }
-        Op::SweepExpired { entries } => out.extend(entries.iter().map(|(k, _)| k)),
-        Op::FlushAll => {}
-    }
+    let _ = op.try_for_each_key(|k| {
+        out.push(k);
+        Ok::<(), std::convert::Infallible>(())
+    });
 }
 
 #[cfg(test)]

@@ -39,7 +39,6 @@ const DEFAULT_TRIALS: u64 = 4;
 /// The journal's end-of-batch trailer (tag 3, checksum, then these bytes).
 const BATCH_END_MAGIC: &[u8] = b"FJL\x03";
 /// Bound on a `strata check` / `strata repair` run.
-const CLI_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A `strata server` that may refuse to start.
 struct Proc {
@@ -136,34 +135,8 @@ fn connect(addr: SocketAddr) -> redis::Connection {
 
 /// Runs `strata <args>` with a bounded wait: (exit code, stdout + stderr).
 fn run_strata(args: &[&str]) -> (i32, String) {
-    let child = Command::new(strata_bin())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn strata");
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let out = match rx.recv_timeout(CLI_TIMEOUT) {
-        Ok(out) => out.expect("output"),
-        Err(_) => {
-            // SAFETY: plain kill(2) on a pid we spawned.
-            unsafe {
-                libc::kill(pid as i32, libc::SIGKILL);
-            }
-            panic!("strata {args:?} did not finish within {CLI_TIMEOUT:?}");
-        }
-    };
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
+    let (code, stdout, stderr) = common::run_strata(args);
+    (code, format!("{stdout}{stderr}"))
 }
 
 fn check(dir: &Path) -> (i32, String) {

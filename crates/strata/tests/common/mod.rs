@@ -273,15 +273,28 @@ pub fn parse_ready_line(line: &str) -> Option<(SocketAddr, Option<SocketAddr>)> 
 
 /// Run the `strata` CLI with a bounded wait; returns (exit code, stdout, stderr).
 pub fn run_cli(args: &[&str], addr: SocketAddr) -> (i32, String, String) {
+    let addr = addr.to_string();
+    let mut all = vec!["--addr", addr.as_str()];
+    all.extend_from_slice(args);
+    run_strata(&all)
+}
+
+/// How long a `strata` command that must end by itself may take (`check`
+/// reads a whole data directory).
+pub const CLI_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs `strata <args>` to its end, without the caller's `STRATA_ADDR` or
+/// `STRATA_CONFIG`, killed past [`CLI_TIMEOUT`]; (exit code, stdout, stderr).
+pub fn run_strata(args: &[&str]) -> (i32, String, String) {
     let child = Command::new(strata_bin())
-        .args(["--addr", &addr.to_string()])
         .args(args)
         .env_remove("STRATA_ADDR")
+        .env_remove("STRATA_CONFIG")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn strata cli");
+        .expect("spawn strata");
     // Read the output on another thread so a large output never blocks the
     // child on a full pipe, and bound the wait.
     let pid = child.id();
@@ -289,14 +302,14 @@ pub fn run_cli(args: &[&str], addr: SocketAddr) -> (i32, String, String) {
     std::thread::spawn(move || {
         let _ = tx.send(child.wait_with_output());
     });
-    let out = match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(out) => out.expect("cli output"),
+    let out = match rx.recv_timeout(CLI_TIMEOUT) {
+        Ok(out) => out.expect("strata output"),
         Err(_) => {
-            // SAFETY: plain kill(2) on a pid we spawned.
+            // SAFETY: plain kill(2) on a pid we spawned and have not reaped.
             unsafe {
                 libc::kill(pid as i32, libc::SIGKILL);
             }
-            panic!("cli {args:?} did not finish within 30 s");
+            panic!("strata {args:?} did not finish within {CLI_TIMEOUT:?}");
         }
     };
     (
