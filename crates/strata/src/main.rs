@@ -170,8 +170,9 @@ fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     // The engine logs every flush at info, and openraft every election,
     // vote and membership step: ours is the useful level for both.
-    // openraft also warns on every failed heartbeat and replication call,
-    // ten lines a second for a peer that is down; the network layer logs
+    // openraft also warns on every failed heartbeat and replication call
+    // (ten lines a second for a peer that is down) and on every failed
+    // progress update (one a second); the network layer logs
     // that once every few seconds per peer instead (replication/network.rs).
     // lsm-tree logs an ERROR on every read of a damaged block (thousands a
     // second under load); strata_storage logs the same error rate-limited,
@@ -184,7 +185,8 @@ fn init_logging(format: LogFormat) {
     let filter = from_env.unwrap_or_else(|| {
         EnvFilter::new(
             "info,fjall=warn,lsm_tree=warn,lsm_tree::table::block=off,openraft=warn,\
-             openraft::core::heartbeat=error,openraft::replication=error",
+             openraft::core::heartbeat=error,openraft::replication=error,\
+             openraft::engine::handler::replication_handler=error",
         )
     });
     let builder = tracing_subscriber::fmt()
