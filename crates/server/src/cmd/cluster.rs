@@ -11,14 +11,23 @@ use strata_protocol::resp::Reply;
 use strata_replication::{AdminRequest, ClusterNode, ClusterStatus, NodeId};
 
 use super::args::{self, is};
+use super::redis_cluster::{self, View};
 use super::{Action, Ctx};
 use crate::shared::Shared;
 
 /// A parsed cluster request, run by the connection.
 pub enum ClusterCall {
-    Info { with_followers: bool },
+    Info {
+        with_followers: bool,
+    },
     Leader,
+    /// Strata's membership view (one line per member).
+    Members,
+    /// The Redis Cluster emulation (see `redis_cluster`).
     Nodes,
+    Slots,
+    Shards,
+    MyId,
     Role,
     Admin(AdminRequest),
 }
@@ -56,6 +65,13 @@ pub fn cluster(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
             )))
         }
     };
+    if is(sub, "keyslot") {
+        // Pure computation: answered here, no cluster round trip.
+        return match want(3) {
+            Ok(()) => Reply::Integer(i64::from(redis_cluster::key_slot(&a[2]))).into(),
+            Err(r) => r.into(),
+        };
+    }
     let call = (|| -> Result<ClusterCall, Reply> {
         Ok(if is(sub, "info") {
             want(2)?;
@@ -70,9 +86,21 @@ pub fn cluster(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
         } else if is(sub, "leader") {
             want(2)?;
             ClusterCall::Leader
+        } else if is(sub, "members") {
+            want(2)?;
+            ClusterCall::Members
         } else if is(sub, "nodes") {
             want(2)?;
             ClusterCall::Nodes
+        } else if is(sub, "slots") {
+            want(2)?;
+            ClusterCall::Slots
+        } else if is(sub, "shards") {
+            want(2)?;
+            ClusterCall::Shards
+        } else if is(sub, "myid") {
+            want(2)?;
+            ClusterCall::MyId
         } else if is(sub, "addlearner") {
             want(4)?;
             ClusterCall::Admin(AdminRequest::AddLearner {
@@ -97,7 +125,7 @@ pub fn cluster(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
             })
         } else {
             return Err(Reply::error(format!(
-                "ERR unknown subcommand '{}'. Try CLUSTER INFO, STATUS, LEADER, NODES, ADDLEARNER, ADDNODE, PROMOTE, REMOVENODE.",
+                "ERR unknown subcommand '{}'. Try CLUSTER INFO, STATUS, LEADER, MEMBERS, NODES, SLOTS, SHARDS, MYID, KEYSLOT, ADDLEARNER, ADDNODE, PROMOTE, REMOVENODE.",
                 args::show(sub, 64)
             )));
         })
@@ -128,7 +156,10 @@ pub async fn run(shared: &Shared, call: ClusterCall) -> Reply {
     };
     match call {
         ClusterCall::Info { with_followers } => {
-            Reply::Bulk(Bytes::from(info_text(&node.status(), with_followers)))
+            let s = node.status();
+            let mut text = info_text(&s, with_followers);
+            redis_cluster::info_fields(&s, &mut text);
+            Reply::Bulk(Bytes::from(text))
         }
         ClusterCall::Leader => {
             let s = node.status();
@@ -145,6 +176,17 @@ pub async fn run(shared: &Shared, call: ClusterCall) -> Reply {
             }
         }
         ClusterCall::Nodes => {
+            let view = View::gather(node, &node.status(), true).await;
+            Reply::Bulk(Bytes::from(view.nodes_text()))
+        }
+        ClusterCall::Slots => View::gather(node, &node.status(), false)
+            .await
+            .slots_reply(),
+        ClusterCall::Shards => View::gather(node, &node.status(), false)
+            .await
+            .shards_reply(),
+        ClusterCall::MyId => Reply::bulk(redis_cluster::node_name(node.id())),
+        ClusterCall::Members => {
             let s = node.status();
             let mut text = String::new();
             for (id, peer) in &s.nodes {
