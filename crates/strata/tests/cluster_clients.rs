@@ -316,12 +316,14 @@ fn redis_py_cluster_client_survives_leader_kill() {
     let lines = line_reader(&mut child);
     let mut acked = BTreeMap::new();
     let started = Instant::now();
-    let mut next_line = |acked: &mut BTreeMap<String, String>| -> Option<String> {
+    let next_line = |acked: &mut BTreeMap<String, String>| -> Option<String> {
         let left = DRIVER_TIMEOUT.saturating_sub(started.elapsed());
         let line = lines.recv_timeout(left).ok()?;
         if let Some(kv) = line.strip_prefix("acked ") {
             let (k, v) = kv.split_once(' ').expect("acked <key> <value>");
             acked.insert(k.to_string(), v.to_string());
+        } else {
+            println!("driver: {line}");
         }
         Some(line)
     };

@@ -25,6 +25,8 @@ PHASE2_KEYS = 100
 # about a second on the test cluster's timeouts).
 OP_DEADLINE_S = 30.0
 RETRY_PAUSE_S = 0.1
+# Errors the driver retried past, reported for the test's log.
+errors_seen = []
 
 
 def retried(what, op):
@@ -37,6 +39,7 @@ def retried(what, op):
             return op()
         except Exception as e:  # connection errors, CLUSTERDOWN, ...
             last = e
+            errors_seen.append(f"{what}: {e!r}")
             time.sleep(RETRY_PAUSE_S)
     raise RuntimeError(f"{what}: no success within {OP_DEADLINE_S}s; last error: {last!r}")
 
@@ -77,6 +80,7 @@ def main():
     for i in range(PHASE1_KEYS, PHASE1_KEYS + PHASE2_KEYS):
         write(client, acked, f"py:{i}", f"v{i}", with_retries=True)
     check_all(client, acked)
+    print(f"errors retried: {len(errors_seen)}, first: {errors_seen[:3]}", flush=True)
     print("phase2 ok", flush=True)
 
 
