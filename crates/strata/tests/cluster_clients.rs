@@ -180,6 +180,27 @@ fn redis_cluster_commands_answer_in_redis_format() {
             }
         }
     }
+    // Strata's own view moved to CLUSTER MEMBERS; the CLI prints it for
+    // `cluster nodes` and its alias `cluster members`.
+    for sub in ["nodes", "members"] {
+        let addr = cluster.node(leader).resp_addr.to_string();
+        let out = run_bounded(
+            Command::new(common::strata_bin()).args(["--addr", &addr, "cluster", sub]),
+            CHECK_TIMEOUT,
+        )
+        .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "strata cluster {sub}: {out:?}");
+        let lines: Vec<Vec<&str>> = stdout.lines().map(|l| l.split(' ').collect()).collect();
+        assert_eq!(lines.len(), 3, "{stdout}");
+        for (f, id) in lines.iter().zip(1..) {
+            assert_eq!(
+                f[..2],
+                [id.to_string(), cluster.node(id).peer_addr.to_string()]
+            );
+            assert_eq!(f[3], "voter", "{stdout}");
+        }
+    }
     // CLUSTER SLOTS names the leader's client address first.
     let leader_addr = cluster.node(leader).resp_addr;
     match cluster.node(leader).call(&["CLUSTER", "SLOTS"]).unwrap() {
