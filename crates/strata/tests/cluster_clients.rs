@@ -303,6 +303,68 @@ fn rust_cluster_client_survives_leader_kill() {
     }
 }
 
+/// A client whose map still names a deposed leader (paused past an
+/// election, then resumed as a follower) keeps being served: the old
+/// leader forwards instead of answering -MOVED, and its CLUSTER SLOTS names
+/// the new leader for clients that refresh.
+#[test]
+fn rust_cluster_client_served_by_a_deposed_leader() {
+    let (mut cluster, leader) = start(config(3));
+    let urls: Vec<String> = seeds(&cluster)
+        .iter()
+        .map(|a| format!("redis://{a}"))
+        .collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = redis::cluster::ClusterClient::new(urls).unwrap();
+    let mut conn = rt.block_on(client.get_async_connection()).unwrap();
+    rt.block_on(set_retried(&mut conn, "before", "1"));
+
+    cluster.node(leader).pause();
+    let survivors = others(&cluster, leader);
+    let new_leader = must!(
+        cluster,
+        cluster.wait_for_leader_among(&survivors, LEADER_TIMEOUT),
+        "new leader while the old one is paused"
+    );
+    cluster.node(leader).resume();
+    must!(
+        cluster,
+        cluster.wait_converged(&[1, 2, 3], CATCH_UP_TIMEOUT),
+        "old leader rejoins as a follower"
+    );
+    assert_ne!(new_leader, leader);
+
+    // The old leader, now a follower, names the new one.
+    let slots = cluster.node(leader).call(&["CLUSTER", "SLOTS"]).unwrap();
+    let new_addr = cluster.node(new_leader).resp_addr;
+    let port = Reply::Integer(i64::from(new_addr.port()));
+    assert!(
+        matches!(&slots, Reply::Array(r) if matches!(&r[0], Reply::Array(range)
+            if matches!(&range[2], Reply::Array(m) if m[1] == port))),
+        "CLUSTER SLOTS on the deposed leader: {slots:?}"
+    );
+    // The client never saw an error, so its map still names the old
+    // leader: the writes go there and are forwarded.
+    let processed = |id: u64| -> u64 {
+        let stats = cluster.node(id).info("stats").unwrap();
+        stats["total_commands_processed"].parse().unwrap()
+    };
+    let before = processed(leader);
+    for i in 0..20 {
+        let key = format!("after:{i}");
+        rt.block_on(set_retried(&mut conn, &key, "2"));
+        assert_eq!(get(cluster.node(new_leader), &key).as_deref(), Some("2"));
+    }
+    assert_eq!(rt.block_on(get_retried(&mut conn, "before")), "1");
+    assert!(
+        processed(leader) >= before + 20,
+        "the writes did not go through the deposed leader"
+    );
+}
+
 /// Reads the driver's stdout lines into a channel, so that waits on it
 /// are bounded.
 fn line_reader(child: &mut Child) -> mpsc::Receiver<String> {
