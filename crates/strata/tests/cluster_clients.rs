@@ -470,3 +470,22 @@ fn redis_cli_cluster_check_passes() {
         );
     }
 }
+
+/// A single node says it is no cluster, as Redis does, so that cluster
+/// clients refuse it instead of inventing a topology.
+#[test]
+fn a_single_node_reports_cluster_disabled() {
+    let server = common::TestServer::start();
+    let mut c = connect(server.resp_addr, Duration::from_secs(10)).unwrap();
+    let info = match c.call(&["INFO", "cluster"]).unwrap() {
+        Reply::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),
+        other => panic!("INFO cluster: {other:?}"),
+    };
+    assert_eq!(info, "# Cluster\r\ncluster_enabled:0\r\n");
+    for sub in ["SLOTS", "NODES", "MYID"] {
+        match c.call(&["CLUSTER", sub]).unwrap() {
+            Reply::Error(e) => assert!(e.contains("cluster support disabled"), "{e}"),
+            other => panic!("CLUSTER {sub}: {other:?}"),
+        }
+    }
+}

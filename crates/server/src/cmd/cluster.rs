@@ -50,6 +50,33 @@ fn peer_addr(raw: &Bytes) -> Result<String, Reply> {
     }
 }
 
+/// The subcommands that only read (no argument after the name).
+fn query_call(sub: &[u8]) -> Option<ClusterCall> {
+    Some(if is(sub, "info") {
+        ClusterCall::Info {
+            with_followers: false,
+        }
+    } else if is(sub, "status") {
+        ClusterCall::Info {
+            with_followers: true,
+        }
+    } else if is(sub, "leader") {
+        ClusterCall::Leader
+    } else if is(sub, "members") {
+        ClusterCall::Members
+    } else if is(sub, "nodes") {
+        ClusterCall::Nodes
+    } else if is(sub, "slots") {
+        ClusterCall::Slots
+    } else if is(sub, "shards") {
+        ClusterCall::Shards
+    } else if is(sub, "myid") {
+        ClusterCall::MyId
+    } else {
+        return None;
+    })
+}
+
 pub fn cluster(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
     if ctx.shared.cluster.is_none() {
         return disabled();
@@ -72,36 +99,14 @@ pub fn cluster(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
             Err(r) => r.into(),
         };
     }
+    if let Some(call) = query_call(sub) {
+        return match want(2) {
+            Ok(()) => Action::Cluster(call),
+            Err(r) => r.into(),
+        };
+    }
     let call = (|| -> Result<ClusterCall, Reply> {
-        Ok(if is(sub, "info") {
-            want(2)?;
-            ClusterCall::Info {
-                with_followers: false,
-            }
-        } else if is(sub, "status") {
-            want(2)?;
-            ClusterCall::Info {
-                with_followers: true,
-            }
-        } else if is(sub, "leader") {
-            want(2)?;
-            ClusterCall::Leader
-        } else if is(sub, "members") {
-            want(2)?;
-            ClusterCall::Members
-        } else if is(sub, "nodes") {
-            want(2)?;
-            ClusterCall::Nodes
-        } else if is(sub, "slots") {
-            want(2)?;
-            ClusterCall::Slots
-        } else if is(sub, "shards") {
-            want(2)?;
-            ClusterCall::Shards
-        } else if is(sub, "myid") {
-            want(2)?;
-            ClusterCall::MyId
-        } else if is(sub, "addlearner") {
+        Ok(if is(sub, "addlearner") {
             want(4)?;
             ClusterCall::Admin(AdminRequest::AddLearner {
                 id: node_id(&a[2])?,
@@ -186,31 +191,34 @@ pub async fn run(shared: &Shared, call: ClusterCall) -> Reply {
             .await
             .shards_reply(),
         ClusterCall::MyId => Reply::bulk(redis_cluster::node_name(node.id())),
-        ClusterCall::Members => {
-            let s = node.status();
-            let mut text = String::new();
-            for (id, peer) in &s.nodes {
-                let probe = node.probe(*id).await;
-                let client = probe
-                    .as_ref()
-                    .map(|p| p.client_addr.clone())
-                    .unwrap_or_else(|| "-".into());
-                let kind = if s.voters.contains(id) {
-                    "voter"
-                } else {
-                    "learner"
-                };
-                let role = probe.map(|p| p.role).unwrap_or_else(|| "unknown".into());
-                let _ = writeln!(text, "{id} {peer} {client} {kind} {role}");
-            }
-            Reply::Bulk(Bytes::from(text))
-        }
+        ClusterCall::Members => Reply::Bulk(Bytes::from(members_text(node).await)),
         ClusterCall::Role => role_reply(node).await,
         ClusterCall::Admin(req) => match node.admin(req).await {
             Ok(()) => Reply::ok(),
             Err(e) => Reply::error(e.to_string()),
         },
     }
+}
+
+/// CLUSTER MEMBERS: `id peer client voter|learner role` per member.
+async fn members_text(node: &ClusterNode) -> String {
+    let s = node.status();
+    let mut text = String::new();
+    for (id, peer) in &s.nodes {
+        let probe = node.probe(*id).await;
+        let client = probe
+            .as_ref()
+            .map(|p| p.client_addr.clone())
+            .unwrap_or_else(|| "-".into());
+        let kind = if s.voters.contains(id) {
+            "voter"
+        } else {
+            "learner"
+        };
+        let role = probe.map(|p| p.role).unwrap_or_else(|| "unknown".into());
+        let _ = writeln!(text, "{id} {peer} {client} {kind} {role}");
+    }
+    text
 }
 
 async fn client_addr_of(node: &ClusterNode, id: NodeId) -> Option<String> {
