@@ -100,7 +100,9 @@ pub enum ClusterCommand {
     /// Print the node's Raft state as `key:value` lines (CLUSTER INFO).
     Info,
     /// Print one line per member: `<id> <peer_addr> <client_addr|->
-    /// <voter|learner> <role>` (CLUSTER NODES).
+    /// <voter|learner> <role>` (CLUSTER MEMBERS; CLUSTER NODES is the
+    /// Redis Cluster format, for cluster-aware clients).
+    #[command(alias = "members")]
     Nodes,
     /// Print `<id> <peer_addr> <client_addr>` of the leader (CLUSTER
     /// LEADER). Exit 1 if no leader is known.
@@ -286,7 +288,7 @@ fn cluster(
     let args: Vec<&str> = match &command {
         ClusterCommand::Status => vec!["CLUSTER", "STATUS"],
         ClusterCommand::Info => vec!["CLUSTER", "INFO"],
-        ClusterCommand::Nodes => vec!["CLUSTER", "NODES"],
+        ClusterCommand::Nodes => vec!["CLUSTER", "MEMBERS"],
         ClusterCommand::Leader => vec!["CLUSTER", "LEADER"],
         ClusterCommand::AddLearner {
             id: n,

@@ -449,7 +449,7 @@ fn membership_changes_end_within_the_admin_timeout() {
         }
         assert!(took < bound, "took {took:?}");
     }
-    let nodes = cluster.node(leader).call(&["CLUSTER", "NODES"]).unwrap();
+    let nodes = cluster.node(leader).call(&["CLUSTER", "MEMBERS"]).unwrap();
     let text = cl::reply_text(&nodes).unwrap_or_default();
     assert_eq!(text.lines().count(), 3, "membership changed: {text}");
     drop(silent);

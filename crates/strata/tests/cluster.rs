@@ -6,7 +6,7 @@
 //! * a node whose Raft stops on a storage error exits 2, and recovers;
 //! * a corrupt snapshot is refused on arrival; the follower stays up;
 //! * replication, forwarding, linearizable and READONLY reads on every
-//!   node; CLUSTER INFO / STATUS / NODES / LEADER, ROLE, INFO replication
+//!   node; CLUSTER INFO / STATUS / MEMBERS / LEADER, ROLE, INFO replication
 //!   and the `strata cluster ...` CLI;
 //! * kill -9 of the leader under 4 concurrent writers: failover time, no
 //!   acknowledged write lost, the old leader rejoins and catches up;
@@ -135,7 +135,7 @@ fn replicates_and_serves_every_node() {
         );
     }
 
-    // CLUSTER NODES: every member, exactly one leader.
+    // CLUSTER MEMBERS: every member, exactly one leader.
     for id in cluster.ids() {
         let nodes = cluster_nodes(cluster.node(id));
         let ids: Vec<u64> = nodes.iter().map(|n| n.0).collect();
@@ -551,7 +551,7 @@ fn removed_node_leaves_and_writes_continue() {
     assert_eq!((code, out.as_str()), (0, "OK\n"), "{err}");
     for id in [leader, keep] {
         wait_for(
-            "CLUSTER NODES without the removed node",
+            "CLUSTER MEMBERS without the removed node",
             LEADER_TIMEOUT,
             || {
                 let nodes = cluster_nodes(cluster.node(id));

@@ -11,14 +11,23 @@ use strata_protocol::resp::Reply;
 use strata_replication::{AdminRequest, ClusterNode, ClusterStatus, NodeId};
 
 use super::args::{self, is};
+use super::redis_cluster::{self, View};
 use super::{Action, Ctx};
 use crate::shared::Shared;
 
 /// A parsed cluster request, run by the connection.
 pub enum ClusterCall {
-    Info { with_followers: bool },
+    Info {
+        with_followers: bool,
+    },
     Leader,
+    /// Strata's membership view (one line per member).
+    Members,
+    /// The Redis Cluster emulation (see `redis_cluster`).
     Nodes,
+    Slots,
+    Shards,
+    MyId,
     Role,
     Admin(AdminRequest),
 }
@@ -41,6 +50,33 @@ fn peer_addr(raw: &Bytes) -> Result<String, Reply> {
     }
 }
 
+/// The subcommands that only read (no argument after the name).
+fn query_call(sub: &[u8]) -> Option<ClusterCall> {
+    Some(if is(sub, "info") {
+        ClusterCall::Info {
+            with_followers: false,
+        }
+    } else if is(sub, "status") {
+        ClusterCall::Info {
+            with_followers: true,
+        }
+    } else if is(sub, "leader") {
+        ClusterCall::Leader
+    } else if is(sub, "members") {
+        ClusterCall::Members
+    } else if is(sub, "nodes") {
+        ClusterCall::Nodes
+    } else if is(sub, "slots") {
+        ClusterCall::Slots
+    } else if is(sub, "shards") {
+        ClusterCall::Shards
+    } else if is(sub, "myid") {
+        ClusterCall::MyId
+    } else {
+        return None;
+    })
+}
+
 pub fn cluster(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
     if ctx.shared.cluster.is_none() {
         return disabled();
@@ -56,24 +92,21 @@ pub fn cluster(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
             )))
         }
     };
+    if is(sub, "keyslot") {
+        // Pure computation: answered here, no cluster round trip.
+        return match want(3) {
+            Ok(()) => Reply::Integer(i64::from(redis_cluster::key_slot(&a[2]))).into(),
+            Err(r) => r.into(),
+        };
+    }
+    if let Some(call) = query_call(sub) {
+        return match want(2) {
+            Ok(()) => Action::Cluster(call),
+            Err(r) => r.into(),
+        };
+    }
     let call = (|| -> Result<ClusterCall, Reply> {
-        Ok(if is(sub, "info") {
-            want(2)?;
-            ClusterCall::Info {
-                with_followers: false,
-            }
-        } else if is(sub, "status") {
-            want(2)?;
-            ClusterCall::Info {
-                with_followers: true,
-            }
-        } else if is(sub, "leader") {
-            want(2)?;
-            ClusterCall::Leader
-        } else if is(sub, "nodes") {
-            want(2)?;
-            ClusterCall::Nodes
-        } else if is(sub, "addlearner") {
+        Ok(if is(sub, "addlearner") {
             want(4)?;
             ClusterCall::Admin(AdminRequest::AddLearner {
                 id: node_id(&a[2])?,
@@ -97,7 +130,7 @@ pub fn cluster(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
             })
         } else {
             return Err(Reply::error(format!(
-                "ERR unknown subcommand '{}'. Try CLUSTER INFO, STATUS, LEADER, NODES, ADDLEARNER, ADDNODE, PROMOTE, REMOVENODE.",
+                "ERR unknown subcommand '{}'. Try CLUSTER INFO, STATUS, LEADER, MEMBERS, NODES, SLOTS, SHARDS, MYID, KEYSLOT, ADDLEARNER, ADDNODE, PROMOTE, REMOVENODE.",
                 args::show(sub, 64)
             )));
         })
@@ -128,7 +161,10 @@ pub async fn run(shared: &Shared, call: ClusterCall) -> Reply {
     };
     match call {
         ClusterCall::Info { with_followers } => {
-            Reply::Bulk(Bytes::from(info_text(&node.status(), with_followers)))
+            let s = node.status();
+            let mut text = info_text(&s, with_followers);
+            redis_cluster::info_fields(&s, &mut text);
+            Reply::Bulk(Bytes::from(text))
         }
         ClusterCall::Leader => {
             let s = node.status();
@@ -145,30 +181,44 @@ pub async fn run(shared: &Shared, call: ClusterCall) -> Reply {
             }
         }
         ClusterCall::Nodes => {
-            let s = node.status();
-            let mut text = String::new();
-            for (id, peer) in &s.nodes {
-                let probe = node.probe(*id).await;
-                let client = probe
-                    .as_ref()
-                    .map(|p| p.client_addr.clone())
-                    .unwrap_or_else(|| "-".into());
-                let kind = if s.voters.contains(id) {
-                    "voter"
-                } else {
-                    "learner"
-                };
-                let role = probe.map(|p| p.role).unwrap_or_else(|| "unknown".into());
-                let _ = writeln!(text, "{id} {peer} {client} {kind} {role}");
-            }
-            Reply::Bulk(Bytes::from(text))
+            let view = View::gather(node, &node.status(), true).await;
+            Reply::Bulk(Bytes::from(view.nodes_text()))
         }
+        ClusterCall::Slots => View::gather(node, &node.status(), false)
+            .await
+            .slots_reply(),
+        ClusterCall::Shards => View::gather(node, &node.status(), false)
+            .await
+            .shards_reply(),
+        ClusterCall::MyId => Reply::bulk(redis_cluster::node_name(node.id())),
+        ClusterCall::Members => Reply::Bulk(Bytes::from(members_text(node).await)),
         ClusterCall::Role => role_reply(node).await,
         ClusterCall::Admin(req) => match node.admin(req).await {
             Ok(()) => Reply::ok(),
             Err(e) => Reply::error(e.to_string()),
         },
     }
+}
+
+/// CLUSTER MEMBERS: `id peer client voter|learner role` per member.
+async fn members_text(node: &ClusterNode) -> String {
+    let s = node.status();
+    let mut text = String::new();
+    for (id, peer) in &s.nodes {
+        let probe = node.probe(*id).await;
+        let client = probe
+            .as_ref()
+            .map(|p| p.client_addr.clone())
+            .unwrap_or_else(|| "-".into());
+        let kind = if s.voters.contains(id) {
+            "voter"
+        } else {
+            "learner"
+        };
+        let role = probe.map(|p| p.role).unwrap_or_else(|| "unknown".into());
+        let _ = writeln!(text, "{id} {peer} {client} {kind} {role}");
+    }
+    text
 }
 
 async fn client_addr_of(node: &ClusterNode, id: NodeId) -> Option<String> {

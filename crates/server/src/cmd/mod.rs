@@ -13,6 +13,7 @@ mod connection;
 mod expiry;
 mod keys;
 mod range;
+pub mod redis_cluster;
 mod server;
 mod strings;
 
@@ -92,6 +93,7 @@ pub static TABLE: &[Spec] = &[
     spec!("client", -2, false, F, (0, 0, 0), connection::client),
     spec!("readonly", 1, false, F, (0, 0, 0), connection::readonly),
     spec!("readwrite", 1, false, F, (0, 0, 0), connection::readonly),
+    spec!("asking", 1, false, F, (0, 0, 0), redis_cluster::asking),
     // Server
     spec!("command", -1, false, &[], (0, 0, 0), server::command),
     spec!("config", -2, false, &[], (0, 0, 0), server::config),

@@ -164,6 +164,7 @@ const SECTIONS: &[&str] = &[
     "persistence",
     "stats",
     "replication",
+    "cluster",
     "keyspace",
 ];
 
@@ -314,6 +315,7 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
             Some(node) => super::cluster::info_replication(node, &node.status(), out),
             None => out.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n"),
         },
+        "cluster" => super::redis_cluster::info_section(shared.cluster.is_some(), out),
         "keyspace" => {
             out.push_str("# Keyspace\r\n");
             let s = shared.store.stats();

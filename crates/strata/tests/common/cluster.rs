@@ -214,16 +214,16 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
     }
 }
 
-/// `CLUSTER NODES` of `node`, parsed: (id, peer, client, kind, role).
+/// `CLUSTER MEMBERS` of `node`, parsed: (id, peer, client, kind, role).
 pub fn cluster_nodes(node: &Node) -> Vec<(u64, String, String, String, String)> {
     let text = node
-        .call_text(&["CLUSTER", "NODES"])
-        .unwrap_or_else(|e| panic!("CLUSTER NODES on node {}: {e:#}", node.id));
+        .call_text(&["CLUSTER", "MEMBERS"])
+        .unwrap_or_else(|e| panic!("CLUSTER MEMBERS on node {}: {e:#}", node.id));
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|line| {
             let f: Vec<&str> = line.split_whitespace().collect();
-            assert_eq!(f.len(), 5, "CLUSTER NODES line {line:?}");
+            assert_eq!(f.len(), 5, "CLUSTER MEMBERS line {line:?}");
             (
                 f[0].parse()
                     .unwrap_or_else(|_| panic!("node id in {line:?}")),
