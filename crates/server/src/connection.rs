@@ -153,7 +153,19 @@ impl Conn {
                     }
                 };
                 self.shared.stats.commands_processed.fetch_add(1, Relaxed);
-                let Some(spec) = args.first().and_then(|name| cmd::lookup(name)) else {
+                let spec = args.first().and_then(|name| cmd::lookup(name));
+                // Inside MULTI: queue (one branch for connections that never
+                // use it).
+                if let Some(tx) = self.session.tx.as_mut()
+                    && !spec.is_some_and(cmd::tx::runs_in_multi)
+                {
+                    let max = self.shared.config.request_size_bytes_max;
+                    let reply = cmd::tx::queue(tx, spec, &args, max);
+                    self.drain_pending().await;
+                    self.reply(&reply);
+                    continue;
+                }
+                let Some(spec) = spec else {
                     self.drain_pending().await;
                     self.reply(&cmd::unknown_command(&args));
                     continue;
@@ -208,6 +220,14 @@ impl Conn {
                         let r = cmd::cluster::run(&self.shared, call).await;
                         self.now_ms = None;
                         self.reply(&r);
+                    }
+                    Action::Exec(plan) => {
+                        self.drain_pending().await;
+                        // A read after it needs a read point after it.
+                        self.barrier_fresh = false;
+                        let result = self.shared.write(plan.mutation).await;
+                        self.now_ms = None;
+                        self.reply(&cmd::tx::exec_reply(plan.replies, result));
                     }
                     Action::Close(r) => {
                         self.drain_pending().await;

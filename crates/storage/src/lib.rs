@@ -35,7 +35,7 @@ pub use config::{
 pub use error::{Result, StorageError};
 pub use mutation::{
     ExpireCondition, GetExChange, Limits, Mutation, MutationError, Op, Outcome, SetCondition,
-    SetExpiry,
+    SetExpiry, Step, Watched, record_digest,
 };
 pub use raft_log::LogStore;
 pub use record::Record;

@@ -129,6 +129,48 @@ pub enum Op {
     SweepExpired {
         entries: Vec<(Bytes, u64)>,
     },
+    /// A transaction (MULTI ... EXEC): every step applied in order, in one
+    /// mutation, so in one group and one log entry, with nothing between
+    /// them. Aborted whole (`Outcome::Aborted`) if a watched key's record
+    /// is not what it was when WATCH read it. Answers `Outcome::Many`.
+    Exec {
+        steps: Vec<Step>,
+        watched: Vec<Watched>,
+    },
+}
+
+/// One command of a transaction.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Step {
+    /// A write; refused inside a transaction: `FlushAll`, `SweepExpired`
+    /// and `Exec` (they are applied outside groups or are not commands).
+    Write(Op),
+    /// The live records of `keys`, seeing the transaction's earlier
+    /// writes; answers `Outcome::Records`, which the server renders as the
+    /// read command it stands for.
+    Read { keys: Vec<Bytes> },
+}
+
+/// A key under WATCH and the digest of its live record then (None when it
+/// did not exist), see [`record_digest`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Watched {
+    pub key: Bytes,
+    pub digest: Option<[u8; 32]>,
+}
+
+/// What WATCH remembers of a live record: SHA-256 of its expiry and value.
+/// Why a digest and not a version: records carry no version, and a
+/// digest is computed alike on every replica from the state alone, so the
+/// check at apply time is deterministic. A write of the identical value
+/// and expiry is therefore not seen as a change (Redis would abort).
+pub fn record_digest(record: Option<&Record>) -> Option<[u8; 32]> {
+    use sha2::{Digest, Sha256};
+    let r = record?;
+    let mut h = Sha256::new();
+    h.update(r.expire_at_ms.to_le_bytes());
+    h.update(&r.value);
+    Some(h.finalize().into())
 }
 
 impl Mutation {
@@ -148,6 +190,20 @@ impl Mutation {
             | Op::Persist { key } => key.len(),
             Op::Rename { from, to, .. } => from.len() + to.len(),
             Op::FlushAll => 0,
+            Op::Exec { steps, watched } => {
+                let steps: usize = steps
+                    .iter()
+                    .map(|s| match s {
+                        Step::Write(op) => Mutation {
+                            now_ms: 0,
+                            op: op.clone(),
+                        }
+                        .payload_size_bytes(),
+                        Step::Read { keys } => keys.iter().map(Bytes::len).sum(),
+                    })
+                    .sum();
+                steps + watched.iter().map(|w| w.key.len() + 32).sum::<usize>()
+            }
         }
     }
 
@@ -170,6 +226,12 @@ pub enum Outcome {
     Int(i64),
     Bulk(Bytes),
     Refused(MutationError),
+    /// A transaction's answers, one per step.
+    Many(Vec<Outcome>),
+    /// A transaction not applied because a watched key changed.
+    Aborted,
+    /// A read step's live records (value, expiry in Unix ms; 0 = none).
+    Records(Vec<Option<(Bytes, u64)>>),
 }
 
 /// A mutation refused by the state machine. Nothing was changed.
@@ -189,6 +251,8 @@ pub enum MutationError {
     KeyTooLarge { len: usize, max: usize },
     #[error("value too large ({len} bytes; the limit is {max}, see value-size-bytes-max)")]
     ValueTooLarge { len: usize, max: usize },
+    #[error("Command not allowed inside a transaction")]
+    NotInTransaction,
 }
 
 /// Read and write access to the state, as seen by one mutation.
@@ -284,6 +348,12 @@ impl Op {
         &self,
         mut check: impl FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<(), E> {
+        self.keys_dyn(&mut check)
+    }
+
+    /// Behind a `dyn` so that a transaction's steps reuse it without a
+    /// new instantiation per level.
+    fn keys_dyn<E>(&self, check: &mut dyn FnMut(&[u8]) -> Result<(), E>) -> Result<(), E> {
         match self {
             Op::Set { key, .. }
             | Op::GetDel { key }
@@ -299,6 +369,18 @@ impl Op {
             Op::SweepExpired { entries } => entries.iter().try_for_each(|(k, _)| check(k)),
             Op::Rename { from, to, .. } => check(from).and_then(|()| check(to)),
             Op::FlushAll => Ok(()),
+            Op::Exec { steps, watched } => {
+                for step in steps {
+                    match step {
+                        // Refused by `apply_exec` before any key is used;
+                        // not descended into, so the depth stays one.
+                        Step::Write(Op::Exec { .. }) => {}
+                        Step::Write(op) => op.keys_dyn(check)?,
+                        Step::Read { keys } => keys.iter().try_for_each(|k| check(k))?,
+                    }
+                }
+                watched.iter().try_for_each(|w| check(&w.key))
+            }
         }
     }
 }
@@ -314,12 +396,11 @@ impl Op {
 pub fn apply(state: &mut impl State, m: &Mutation, limits: &Limits) -> crate::Result<Outcome> {
     let limits = &limits.within_engine();
     refuse!(m.op.try_for_each_key(|k| Limits::engine().key(k)));
-    apply_op(state, m, limits)
+    apply_op(state, m.now_ms, &m.op, limits)
 }
 
-fn apply_op(state: &mut impl State, m: &Mutation, limits: &Limits) -> crate::Result<Outcome> {
-    let now = m.now_ms;
-    match &m.op {
+fn apply_op(state: &mut impl State, now: u64, op: &Op, limits: &Limits) -> crate::Result<Outcome> {
+    match op {
         Op::Set {
             key,
             value,
@@ -555,6 +636,7 @@ fn apply_op(state: &mut impl State, m: &Mutation, limits: &Limits) -> crate::Res
             state.clear()?;
             Ok(Outcome::Ok)
         }
+        Op::Exec { steps, watched } => apply_exec(state, now, steps, watched, limits),
         Op::SweepExpired { entries } => {
             let mut removed = 0i64;
             for (key, at) in entries {
@@ -569,6 +651,49 @@ fn apply_op(state: &mut impl State, m: &Mutation, limits: &Limits) -> crate::Res
             Ok(Outcome::Int(removed))
         }
     }
+}
+
+/// A transaction: the watch check, then every step in order through the
+/// same `state`, so a step sees the earlier steps' writes. A refused step
+/// changed nothing and the others still apply (Redis has no rollback).
+fn apply_exec(
+    state: &mut impl State,
+    now: u64,
+    steps: &[Step],
+    watched: &[Watched],
+    limits: &Limits,
+) -> crate::Result<Outcome> {
+    // Ops that are not applied through a group's state (FLUSHALL runs
+    // between groups), or nested transactions: refused whole, before any
+    // step runs, so the result does not depend on where they stand.
+    let unfit = |s: &Step| {
+        matches!(
+            s,
+            Step::Write(Op::FlushAll | Op::SweepExpired { .. } | Op::Exec { .. })
+        )
+    };
+    if steps.iter().any(unfit) {
+        return Ok(Outcome::Refused(MutationError::NotInTransaction));
+    }
+    for w in watched {
+        if record_digest(live(state, &w.key, now)?.as_ref()) != w.digest {
+            return Ok(Outcome::Aborted);
+        }
+    }
+    let mut outcomes = Vec::with_capacity(steps.len());
+    for step in steps {
+        outcomes.push(match step {
+            Step::Write(op) => apply_op(state, now, op, limits)?,
+            Step::Read { keys } => {
+                let mut records = Vec::with_capacity(keys.len());
+                for k in keys {
+                    records.push(live(state, k, now)?.map(|r| (r.value, r.expire_at_ms)));
+                }
+                Outcome::Records(records)
+            }
+        });
+    }
+    Ok(Outcome::Many(outcomes))
 }
 
 /// Redis's `string2ll`: optional '-', no '+', no spaces, no leading zeros.

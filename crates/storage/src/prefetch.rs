@@ -188,6 +188,17 @@ fn op_keys<'a>(op: &'a Op, out: &mut Vec<&'a Bytes>) {
         }
         Op::SweepExpired { entries } => out.extend(entries.iter().map(|(k, _)| k)),
         Op::FlushAll => {}
+        Op::Exec { steps, watched } => {
+            out.extend(watched.iter().map(|w| &w.key));
+            for step in steps {
+                match step {
+                    // Refused when applied; not descended into.
+                    crate::mutation::Step::Write(Op::Exec { .. }) => {}
+                    crate::mutation::Step::Write(op) => op_keys(op, out),
+                    crate::mutation::Step::Read { keys } => out.extend(keys.iter()),
+                }
+            }
+        }
     }
 }
 
