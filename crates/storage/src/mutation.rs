@@ -1107,6 +1107,165 @@ mod tests {
         assert!(s.0.is_empty());
     }
 
+    fn exec(steps: Vec<Step>, watched: Vec<Watched>) -> Op {
+        Op::Exec { steps, watched }
+    }
+
+    #[test]
+    fn exec_applies_steps_in_order_and_reads_its_writes() {
+        let mut s = MapState::default();
+        run(&mut s, 1, set("t", "abc"));
+        let op = exec(
+            vec![
+                Step::Write(set("a", "1")),
+                Step::Write(Op::IncrBy {
+                    key: b("a"),
+                    delta: 2,
+                }),
+                Step::Write(Op::IncrBy {
+                    key: b("t"),
+                    delta: 1,
+                }),
+                Step::Read {
+                    keys: vec![b("a"), b("missing")],
+                },
+            ],
+            vec![],
+        );
+        assert_eq!(
+            run(&mut s, 1, op),
+            Outcome::Many(vec![
+                Outcome::Ok,
+                Outcome::Int(3),
+                Outcome::Refused(MutationError::NotInteger),
+                Outcome::Records(vec![Some((b("3"), 0)), None]),
+            ])
+        );
+        assert_eq!(s.0[&b("t")].value, b("abc"));
+    }
+
+    #[test]
+    fn exec_aborts_whole_when_a_watched_record_changed() {
+        let mut s = MapState::default();
+        run(&mut s, 1, set("w", "v"));
+        let then = record_digest(s.0.get(&b("w")));
+        let watched = vec![
+            Watched {
+                key: b("w"),
+                digest: then,
+            },
+            Watched {
+                key: b("absent"),
+                digest: None,
+            },
+        ];
+        let op = exec(vec![Step::Write(set("x", "1"))], watched.clone());
+        // Unchanged: applied.
+        assert_eq!(run(&mut s, 1, op.clone()), Outcome::Many(vec![Outcome::Ok]));
+        // A new value, a new expiry, a deletion, expiry itself, or a
+        // created key: aborted, nothing applied.
+        let changes = [
+            set("w", "v2"),
+            Op::Expire {
+                key: b("w"),
+                at_ms: 1000,
+                condition: ExpireCondition::Always,
+            },
+            Op::Delete { keys: vec![b("w")] },
+            set("absent", "now"),
+        ];
+        for change in changes {
+            let mut s = MapState::default();
+            run(&mut s, 1, set("w", "v"));
+            run(&mut s, 1, change.clone());
+            let op = exec(vec![Step::Write(set("x", "1"))], watched.clone());
+            assert_eq!(run(&mut s, 1, op), Outcome::Aborted, "{change:?}");
+            assert!(!s.0.contains_key(&b("x")), "{change:?}");
+        }
+        let mut s = MapState::default();
+        run(
+            &mut s,
+            1,
+            Op::Set {
+                key: b("w"),
+                value: b("v"),
+                condition: SetCondition::Always,
+                expiry: SetExpiry::At(50),
+                return_old: false,
+            },
+        );
+        let watched = vec![Watched {
+            key: b("w"),
+            digest: record_digest(s.0.get(&b("w"))),
+        }];
+        let op = exec(vec![Step::Write(set("x", "1"))], watched);
+        assert_eq!(
+            run(&mut s, 49, op.clone()),
+            Outcome::Many(vec![Outcome::Ok])
+        );
+        assert_eq!(run(&mut s, 50, op), Outcome::Aborted);
+    }
+
+    #[test]
+    fn exec_refuses_unfit_steps_and_checks_every_key() {
+        let mut s = MapState::default();
+        for unfit in [
+            Op::FlushAll,
+            exec(vec![], vec![]),
+            Op::SweepExpired { entries: vec![] },
+        ] {
+            let op = exec(vec![Step::Write(set("a", "1")), Step::Write(unfit)], vec![]);
+            assert_eq!(
+                run(&mut s, 1, op),
+                Outcome::Refused(MutationError::NotInTransaction)
+            );
+        }
+        assert!(s.0.is_empty());
+        // A key past the engine's bound anywhere refuses the whole op.
+        let huge = Bytes::from(vec![b'k'; KEY_SIZE_BYTES_LIMIT + 1]);
+        for op in [
+            exec(
+                vec![Step::Read {
+                    keys: vec![huge.clone()],
+                }],
+                vec![],
+            ),
+            exec(
+                vec![],
+                vec![Watched {
+                    key: huge.clone(),
+                    digest: None,
+                }],
+            ),
+        ] {
+            assert!(matches!(
+                run(&mut s, 1, op),
+                Outcome::Refused(MutationError::KeyTooLarge { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn exec_serialises() {
+        let m = Mutation {
+            now_ms: 7,
+            op: exec(
+                vec![
+                    Step::Write(set("a", "1")),
+                    Step::Read { keys: vec![b("a")] },
+                ],
+                vec![Watched {
+                    key: b("a"),
+                    digest: Some([3; 32]),
+                }],
+            ),
+        };
+        assert_eq!(Mutation::from_bytes(&m.to_bytes().unwrap()).unwrap(), m);
+        let o = Outcome::Many(vec![Outcome::Aborted, Outcome::Records(vec![None])]);
+        let raw = postcard::to_stdvec(&o).unwrap();
+        assert_eq!(postcard::from_bytes::<Outcome>(&raw).unwrap(), o);
+    }
+
     #[test]
     fn mutation_serialises() {
         let m = Mutation {

@@ -77,12 +77,28 @@ fn finish(mut child: Child) -> Summary {
     }
     let mut out = String::new();
     let mut err = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     let line = out.lines().last().unwrap_or_default();
-    assert!(line.starts_with('{'), "driver output: {out:?} stderr: {err}");
+    assert!(
+        line.starts_with('{'),
+        "driver output: {out:?} stderr: {err}"
+    );
     // Violations the driver saw must be none.
-    assert!(line.contains("\"bad_sums\": []"), "wrong snapshot sums: {line}");
+    assert!(
+        line.contains("\"bad_sums\": []"),
+        "wrong snapshot sums: {line}"
+    );
     assert!(line.contains("\"errors\": []"), "driver errors: {line}");
     Summary {
         acked: field(line, "acked"),
@@ -95,9 +111,17 @@ fn finish(mut child: Child) -> Summary {
 /// An integer field of the driver's flat JSON line.
 fn field(line: &str, name: &str) -> i64 {
     let tag = format!("\"{name}\": ");
-    let start = line.find(&tag).unwrap_or_else(|| panic!("{name} in {line}")) + tag.len();
-    let digits: String = line[start..].chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().unwrap_or_else(|_| panic!("{name} in {line}"))
+    let start = line
+        .find(&tag)
+        .unwrap_or_else(|| panic!("{name} in {line}"))
+        + tag.len();
+    let digits: String = line[start..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("{name} in {line}"))
 }
 
 fn init_accounts(c: &mut redis::Connection) {
@@ -123,7 +147,10 @@ fn bank_transfers_keep_the_sum() {
     let summary = finish(spawn_driver(server.resp_addr.port(), 4));
     let (sum, transfers) = totals(&mut c);
     assert_eq!(sum, ACCOUNTS as i64 * TOTAL_PER_ACCOUNT);
-    assert_eq!(transfers, summary.acked, "every acknowledged transfer, no other");
+    assert_eq!(
+        transfers, summary.acked,
+        "every acknowledged transfer, no other"
+    );
     assert!(summary.acked > 0, "no transfer went through");
     assert!(summary.snapshots > 0, "no MGET snapshot was taken");
     // Concurrent transfers on 8 accounts must have collided sometimes;

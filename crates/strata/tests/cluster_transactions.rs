@@ -94,7 +94,11 @@ fn exec_across_leader_kill(change: bool) {
         other => panic!("EXEC: {other:?}"),
     };
     // Bring the old leader back so every node can be compared.
-    must!(cluster, cluster.node_mut(leader).restart(), "restart old leader");
+    must!(
+        cluster,
+        cluster.node_mut(leader).restart(),
+        "restart old leader"
+    );
     let a = get(cluster.node(new_leader), "a");
     let b = get(cluster.node(new_leader), "b");
     assert_eq!(a, b, "half a transaction: a={a:?} b={b:?} (EXEC {reply:?})");
