@@ -335,6 +335,22 @@ fn watch_passes_when_nothing_changed() {
     assert_eq!(c.call(&["EXEC"]), arr(vec![int(2)]));
 }
 
+/// The one documented difference from Redis: WATCH compares a digest of
+/// the record, so a write that leaves it identical (same value, same
+/// expiry) is not seen; Redis would abort. README, "Transactions".
+#[test]
+fn strata_watch_does_not_see_an_identical_rewrite() {
+    let server = TestServer::start();
+    let mut c = connect(&server, false);
+    let mut other = connect(&server, false);
+    assert_eq!(c.call(&["SET", "same:k", "v"]), ok());
+    assert_eq!(c.call(&["WATCH", "same:k"]), ok());
+    assert_eq!(other.call(&["SET", "same:k", "v"]), ok());
+    assert_eq!(c.call(&["MULTI"]), ok());
+    assert_eq!(c.call(&["INCR", "same:n"]), queued());
+    assert_eq!(c.call(&["EXEC"]), arr(vec![int(1)]));
+}
+
 #[test]
 fn unwatch_and_discard_forget_watches() {
     let server = TestServer::start();

@@ -83,9 +83,11 @@ fn kind(spec: &Spec) -> Kind {
         "pexpiretime" => {
             Kind::Read(|_, r, now| ttl_reply(TtlKind::PexpireTime, first(r).as_ref(), now))
         }
-        "ping" | "echo" | "time" | "select" => Kind::Local,
-        // Admin, cluster, connection state, and scans (which would not see
-        // the transaction's own writes).
+        "ping" | "echo" | "time" | "select" | "hello" | "client" | "config" | "command"
+        | "info" | "readonly" | "readwrite" | "unwatch" => Kind::Local,
+        // CLUSTER and ROLE wait on the network; KEYS, SCAN, RANGE and
+        // DBSIZE read the published state, which would not show the
+        // transaction's own writes.
         _ => Kind::Refused,
     }
 }
