@@ -161,6 +161,12 @@ impl Conn {
                 {
                     let max = self.shared.config.request_size_bytes_max;
                     let reply = cmd::tx::queue(tx, spec, &args, max);
+                    // The queue holds its arguments past this request: it
+                    // counts against the client buffers bound.
+                    let held = self.read_buf.len() + self.tx_bytes();
+                    if !self.charge.covers(held) {
+                        self.charge.grow(held).map_err(|full| self.refuse(&full))?;
+                    }
                     self.drain_pending().await;
                     self.reply(&reply);
                     continue;
@@ -283,6 +289,11 @@ impl Conn {
         }
     }
 
+    /// Bytes held by an open transaction's queue (0 outside MULTI).
+    fn tx_bytes(&self) -> usize {
+        self.session.tx.as_ref().map_or(0, |tx| tx.queued_bytes())
+    }
+
     fn reply(&mut self, r: &strata_protocol::resp::Reply) {
         encode_reply(r, self.session.protocol, &mut self.write_buf);
     }
@@ -310,7 +321,7 @@ impl Conn {
             }
             if self
                 .charge
-                .shrink(self.read_buf.len().max(pending_frame_bytes))
+                .shrink(self.read_buf.len().max(pending_frame_bytes) + self.tx_bytes())
             {
                 // Same bytes at the same offsets: the parser's resume
                 // point stays valid.

@@ -429,6 +429,34 @@ fn queue_limits() {
     assert_eq!(c.call(&["EXISTS", "lim:n"]), int(0));
 }
 
+/// A queue holds its arguments after their requests were read: it counts
+/// against `--client-buffers-size-bytes-max` like a partial request, so
+/// many connections each queuing up to the request size cannot exceed the
+/// bound.
+#[test]
+fn queued_bytes_count_against_the_client_buffers_bound() {
+    let server = TestServer::start_with(&[
+        "--client-buffers-size-bytes-max",
+        "2097152",
+        "--value-size-bytes-max",
+        "1000000",
+        "--request-size-bytes-max",
+        "8000000",
+    ]);
+    let mut c = connect(&server, false);
+    assert_eq!(c.call(&["MULTI"]), ok());
+    let big = "x".repeat(900_000);
+    assert_eq!(c.call(&["SET", "buf:a", &big]), queued());
+    assert_eq!(c.call(&["SET", "buf:b", &big]), queued());
+    c.send(&encode(&["SET", "buf:c", &big]));
+    let closed = c.read_until_closed();
+    let text = String::from_utf8_lossy(&closed);
+    assert!(text.starts_with("-ERR client buffers are full"), "{text:?}");
+    // Nothing was applied; the server serves others.
+    let mut other = connect(&server, false);
+    assert_eq!(other.call(&["EXISTS", "buf:a", "buf:b", "buf:c"]), int(0));
+}
+
 #[test]
 fn command_info_lists_transaction_commands() {
     let server = TestServer::start();

@@ -42,6 +42,14 @@ pub struct Transaction {
     failed: bool,
 }
 
+impl Transaction {
+    /// Bytes held by the queued commands: charged to the connection's
+    /// share of the client buffers, as a partial request would be.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes
+    }
+}
+
 /// Renders a read step's live records as the read command would reply.
 type Render = fn(&[Bytes], Vec<Option<Record>>, u64) -> Reply;
 
