@@ -176,7 +176,23 @@ pub fn record_digest(record: Option<&Record>) -> Option<[u8; 32]> {
 impl Mutation {
     /// Bytes of payload, for group-commit size limits.
     pub fn payload_size_bytes(&self) -> usize {
-        match &self.op {
+        self.op.payload_size_bytes()
+    }
+
+    /// Serialises for a log or the network (postcard: compact, versionable).
+    pub fn to_bytes(&self) -> Result<Vec<u8>, postcard::Error> {
+        postcard::to_stdvec(self)
+    }
+
+    pub fn from_bytes(raw: &[u8]) -> Result<Mutation, postcard::Error> {
+        postcard::from_bytes(raw)
+    }
+}
+
+impl Op {
+    /// Bytes of payload, for group-commit size limits.
+    pub fn payload_size_bytes(&self) -> usize {
+        match self {
             Op::Set { key, value, .. } | Op::Append { key, value } => key.len() + value.len(),
             Op::SetRange { key, value, .. } => key.len() + value.len(),
             Op::MSet { pairs, .. } => pairs.iter().map(|(k, v)| k.len() + v.len()).sum(),
@@ -194,26 +210,15 @@ impl Mutation {
                 let steps: usize = steps
                     .iter()
                     .map(|s| match s {
-                        Step::Write(op) => Mutation {
-                            now_ms: 0,
-                            op: op.clone(),
-                        }
-                        .payload_size_bytes(),
+                        // Not descended into: refused when applied.
+                        Step::Write(Op::Exec { .. }) => 0,
+                        Step::Write(op) => op.payload_size_bytes(),
                         Step::Read { keys } => keys.iter().map(Bytes::len).sum(),
                     })
                     .sum();
                 steps + watched.iter().map(|w| w.key.len() + 32).sum::<usize>()
             }
         }
-    }
-
-    /// Serialises for a log or the network (postcard: compact, versionable).
-    pub fn to_bytes(&self) -> Result<Vec<u8>, postcard::Error> {
-        postcard::to_stdvec(self)
-    }
-
-    pub fn from_bytes(raw: &[u8]) -> Result<Mutation, postcard::Error> {
-        postcard::from_bytes(raw)
     }
 }
 
