@@ -165,7 +165,25 @@ impl Conn {
                     return Ok(());
                 }
                 self.shared.stats.commands_processed.fetch_add(1, Relaxed);
-                let Some(spec) = args.first().and_then(|name| cmd::lookup(name)) else {
+                let spec = args.first().and_then(|name| cmd::lookup(name));
+                // Inside MULTI: queue (one branch for connections that never
+                // use it).
+                if let Some(tx) = self.session.tx.as_mut()
+                    && !spec.is_some_and(cmd::tx::runs_in_multi)
+                {
+                    let max = self.shared.config.request_size_bytes_max;
+                    let reply = cmd::tx::queue(tx, spec, &args, max);
+                    // The queue holds its arguments past this request: it
+                    // counts against the client buffers bound.
+                    let held = self.read_buf.len() + self.tx_bytes();
+                    if !self.charge.covers(held) {
+                        self.charge.grow(held).map_err(|full| self.refuse(&full))?;
+                    }
+                    self.drain_pending().await;
+                    self.reply(&reply);
+                    continue;
+                }
+                let Some(spec) = spec else {
                     self.drain_pending().await;
                     self.reply(&cmd::unknown_command(&args));
                     continue;
@@ -221,6 +239,14 @@ impl Conn {
                         self.now_ms = None;
                         self.reply(&r);
                     }
+                    Action::Exec(plan) => {
+                        self.drain_pending().await;
+                        // A read after it needs a read point after it.
+                        self.barrier_fresh = false;
+                        let result = self.shared.write(plan.mutation).await;
+                        self.now_ms = None;
+                        self.reply(&cmd::tx::exec_reply(plan.replies, result));
+                    }
                     Action::Close(r) => {
                         self.drain_pending().await;
                         self.reply(&r);
@@ -275,6 +301,11 @@ impl Conn {
         }
     }
 
+    /// Bytes held by an open transaction's queue (0 outside MULTI).
+    fn tx_bytes(&self) -> usize {
+        self.session.tx.as_ref().map_or(0, |tx| tx.queued_bytes())
+    }
+
     fn reply(&mut self, r: &strata_protocol::resp::Reply) {
         encode_reply(r, self.session.protocol, &mut self.write_buf);
     }
@@ -302,7 +333,7 @@ impl Conn {
             }
             if self
                 .charge
-                .shrink(self.read_buf.len().max(pending_frame_bytes))
+                .shrink(self.read_buf.len().max(pending_frame_bytes) + self.tx_bytes())
             {
                 // Same bytes at the same offsets: the parser's resume
                 // point stays valid.

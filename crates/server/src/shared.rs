@@ -177,6 +177,10 @@ pub struct Session {
     /// READONLY: serve reads from this node's state without a ReadIndex
     /// round (fast, possibly stale). Cluster mode only.
     pub readonly: bool,
+    /// Set between MULTI and EXEC/DISCARD: commands are queued.
+    pub tx: Option<Box<crate::cmd::tx::Transaction>>,
+    /// WATCHed keys and their digests, until EXEC, DISCARD or UNWATCH.
+    pub watched: Vec<strata_storage::Watched>,
 }
 
 impl Session {
@@ -190,6 +194,8 @@ impl Session {
             peer,
             created: Instant::now(),
             readonly: false,
+            tx: None,
+            watched: Vec::new(),
         }
     }
 }

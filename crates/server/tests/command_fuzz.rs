@@ -7,7 +7,9 @@
 //! * nothing panics, in parsing or in applying what was parsed;
 //! * a mutation that parsing produces never names a key over the key limit
 //!   (the check that keeps an oversized key out of the Raft log);
-//! * applying it ends as an outcome, never a storage error.
+//! * applying it ends as an outcome, never a storage error;
+//! * the same for transactions: MULTI, commands queued, EXEC's one
+//!   mutation applied and its reply rendered.
 //!
 //! The end-to-end fuzz over a socket is `tests/bad_input.rs` of the
 //! `strata` crate; this one reaches far more calls per second.
@@ -95,6 +97,17 @@ fn call() -> impl Strategy<Value = Vec<Bytes>> {
     })
 }
 
+/// Random calls, with MULTI and EXEC (without arguments) often enough
+/// that transactions of random commands are applied.
+fn call_or_transaction() -> impl Strategy<Value = Vec<Bytes>> {
+    let word = |w: &'static str| vec![Bytes::from_static(w.as_bytes())];
+    prop_oneof![
+        12 => call(),
+        1 => Just(word("MULTI")),
+        1 => Just(word("EXEC")),
+    ]
+}
+
 fn shared(dir: &std::path::Path) -> Shared {
     let layer = ConfigLayer {
         data_dir: Some(dir.to_path_buf()),
@@ -121,7 +134,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(cases()))]
     #[test]
     fn any_arguments_to_any_command_parse_and_apply_without_panic(
-        calls in prop::collection::vec(call(), 1..64),
+        calls in prop::collection::vec(call_or_transaction(), 1..64),
     ) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let dir = tempfile::tempdir().unwrap();
@@ -129,9 +142,19 @@ proptest! {
         let mut session = Session::new(1, "fuzz".into());
         for args in calls {
             let spec = cmd::lookup(&args[0]).expect("every table name is found");
-            let mut ctx = Ctx { shared: &shared, session: &mut session, now_ms: 1_000_000 };
-            let Action::Write(mutation) = cmd::execute(spec, &mut ctx, &args) else {
+            // Inside MULTI, commands are queued as the connection does;
+            // EXEC then parses them all and applies one mutation.
+            if let Some(tx) = session.tx.as_mut()
+                && !cmd::tx::runs_in_multi(spec)
+            {
+                let _ = cmd::tx::queue(tx, Some(spec), &args, 1 << 20);
                 continue;
+            }
+            let mut ctx = Ctx { shared: &shared, session: &mut session, now_ms: 1_000_000 };
+            let (mutation, replies) = match cmd::execute(spec, &mut ctx, &args) {
+                Action::Write(mutation) => (mutation, None),
+                Action::Exec(plan) => (plan.mutation, Some(plan.replies)),
+                _ => continue,
             };
             mutation.op.try_for_each_key(|k| {
                 prop_assert!(k.len() <= KEY_BYTES_MAX, "{} parsed a {}-byte key", spec.name, k.len());
@@ -139,6 +162,10 @@ proptest! {
             })?;
             let outcome = rt.block_on(shared.store.submit(mutation));
             prop_assert!(outcome.is_ok(), "{}: {:?}", spec.name, outcome);
+            if let (Some(replies), Ok(outcome)) = (replies, outcome) {
+                // Rendering EXEC's reply must not panic either.
+                let _ = cmd::tx::exec_reply(replies, Ok(outcome));
+            }
         }
     }
 }

@@ -129,12 +129,70 @@ pub enum Op {
     SweepExpired {
         entries: Vec<(Bytes, u64)>,
     },
+    /// A transaction (MULTI ... EXEC): every step applied in order, in one
+    /// mutation, so in one group and one log entry, with nothing between
+    /// them. Aborted whole (`Outcome::Aborted`) if a watched key's record
+    /// is not what it was when WATCH read it. Answers `Outcome::Many`.
+    Exec {
+        steps: Vec<Step>,
+        watched: Vec<Watched>,
+    },
+}
+
+/// One command of a transaction.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Step {
+    /// A write; refused inside a transaction: `FlushAll`, `SweepExpired`
+    /// and `Exec` (they are applied outside groups or are not commands).
+    Write(Op),
+    /// The live records of `keys`, seeing the transaction's earlier
+    /// writes; answers `Outcome::Records`, which the server renders as the
+    /// read command it stands for.
+    Read { keys: Vec<Bytes> },
+}
+
+/// A key under WATCH and the digest of its live record then (None when it
+/// did not exist), see [`record_digest`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Watched {
+    pub key: Bytes,
+    pub digest: Option<[u8; 32]>,
+}
+
+/// What WATCH remembers of a live record: SHA-256 of its expiry and value.
+/// Why a digest and not a version: records carry no version, and a
+/// digest is computed alike on every replica from the state alone, so the
+/// check at apply time is deterministic. A write of the identical value
+/// and expiry is therefore not seen as a change (Redis would abort).
+pub fn record_digest(record: Option<&Record>) -> Option<[u8; 32]> {
+    use sha2::{Digest, Sha256};
+    let r = record?;
+    let mut h = Sha256::new();
+    h.update(r.expire_at_ms.to_le_bytes());
+    h.update(&r.value);
+    Some(h.finalize().into())
 }
 
 impl Mutation {
     /// Bytes of payload, for group-commit size limits.
     pub fn payload_size_bytes(&self) -> usize {
-        match &self.op {
+        self.op.payload_size_bytes()
+    }
+
+    /// Serialises for a log or the network (postcard: compact, versionable).
+    pub fn to_bytes(&self) -> Result<Vec<u8>, postcard::Error> {
+        postcard::to_stdvec(self)
+    }
+
+    pub fn from_bytes(raw: &[u8]) -> Result<Mutation, postcard::Error> {
+        postcard::from_bytes(raw)
+    }
+}
+
+impl Op {
+    /// Bytes of payload, for group-commit size limits.
+    pub fn payload_size_bytes(&self) -> usize {
+        match self {
             Op::Set { key, value, .. } | Op::Append { key, value } => key.len() + value.len(),
             Op::SetRange { key, value, .. } => key.len() + value.len(),
             Op::MSet { pairs, .. } => pairs.iter().map(|(k, v)| k.len() + v.len()).sum(),
@@ -148,16 +206,19 @@ impl Mutation {
             | Op::Persist { key } => key.len(),
             Op::Rename { from, to, .. } => from.len() + to.len(),
             Op::FlushAll => 0,
+            Op::Exec { steps, watched } => {
+                let steps: usize = steps
+                    .iter()
+                    .map(|s| match s {
+                        // Not descended into: refused when applied.
+                        Step::Write(Op::Exec { .. }) => 0,
+                        Step::Write(op) => op.payload_size_bytes(),
+                        Step::Read { keys } => keys.iter().map(Bytes::len).sum(),
+                    })
+                    .sum();
+                steps + watched.iter().map(|w| w.key.len() + 32).sum::<usize>()
+            }
         }
-    }
-
-    /// Serialises for a log or the network (postcard: compact, versionable).
-    pub fn to_bytes(&self) -> Result<Vec<u8>, postcard::Error> {
-        postcard::to_stdvec(self)
-    }
-
-    pub fn from_bytes(raw: &[u8]) -> Result<Mutation, postcard::Error> {
-        postcard::from_bytes(raw)
     }
 }
 
@@ -170,6 +231,12 @@ pub enum Outcome {
     Int(i64),
     Bulk(Bytes),
     Refused(MutationError),
+    /// A transaction's answers, one per step.
+    Many(Vec<Outcome>),
+    /// A transaction not applied because a watched key changed.
+    Aborted,
+    /// A read step's live records (value, expiry in Unix ms; 0 = none).
+    Records(Vec<Option<(Bytes, u64)>>),
 }
 
 /// A mutation refused by the state machine. Nothing was changed.
@@ -189,6 +256,8 @@ pub enum MutationError {
     KeyTooLarge { len: usize, max: usize },
     #[error("value too large ({len} bytes; the limit is {max}, see value-size-bytes-max)")]
     ValueTooLarge { len: usize, max: usize },
+    #[error("Command not allowed inside a transaction")]
+    NotInTransaction,
 }
 
 /// Read and write access to the state, as seen by one mutation.
@@ -284,6 +353,15 @@ impl Op {
         &'a self,
         mut check: impl FnMut(&'a Bytes) -> Result<(), E>,
     ) -> Result<(), E> {
+        self.keys_dyn(&mut check)
+    }
+
+    /// Behind a `dyn` so that a transaction's steps reuse it without a
+    /// new instantiation per level.
+    fn keys_dyn<'a, E>(
+        &'a self,
+        check: &mut dyn FnMut(&'a Bytes) -> Result<(), E>,
+    ) -> Result<(), E> {
         match self {
             Op::Set { key, .. }
             | Op::GetDel { key }
@@ -299,6 +377,18 @@ impl Op {
             Op::SweepExpired { entries } => entries.iter().try_for_each(|(k, _)| check(k)),
             Op::Rename { from, to, .. } => check(from).and_then(|()| check(to)),
             Op::FlushAll => Ok(()),
+            Op::Exec { steps, watched } => {
+                for step in steps {
+                    match step {
+                        // Refused by `apply_exec` before any key is used;
+                        // not descended into, so the depth stays one.
+                        Step::Write(Op::Exec { .. }) => {}
+                        Step::Write(op) => op.keys_dyn(check)?,
+                        Step::Read { keys } => keys.iter().try_for_each(|k| check(k))?,
+                    }
+                }
+                watched.iter().try_for_each(|w| check(&w.key))
+            }
         }
     }
 }
@@ -314,12 +404,11 @@ impl Op {
 pub fn apply(state: &mut impl State, m: &Mutation, limits: &Limits) -> crate::Result<Outcome> {
     let limits = &limits.within_engine();
     refuse!(m.op.try_for_each_key(|k| Limits::engine().key(k)));
-    apply_op(state, m, limits)
+    apply_op(state, m.now_ms, &m.op, limits)
 }
 
-fn apply_op(state: &mut impl State, m: &Mutation, limits: &Limits) -> crate::Result<Outcome> {
-    let now = m.now_ms;
-    match &m.op {
+fn apply_op(state: &mut impl State, now: u64, op: &Op, limits: &Limits) -> crate::Result<Outcome> {
+    match op {
         Op::Set {
             key,
             value,
@@ -555,6 +644,7 @@ fn apply_op(state: &mut impl State, m: &Mutation, limits: &Limits) -> crate::Res
             state.clear()?;
             Ok(Outcome::Ok)
         }
+        Op::Exec { steps, watched } => apply_exec(state, now, steps, watched, limits),
         Op::SweepExpired { entries } => {
             let mut removed = 0i64;
             for (key, at) in entries {
@@ -569,6 +659,49 @@ fn apply_op(state: &mut impl State, m: &Mutation, limits: &Limits) -> crate::Res
             Ok(Outcome::Int(removed))
         }
     }
+}
+
+/// A transaction: the watch check, then every step in order through the
+/// same `state`, so a step sees the earlier steps' writes. A refused step
+/// changed nothing and the others still apply (Redis has no rollback).
+fn apply_exec(
+    state: &mut impl State,
+    now: u64,
+    steps: &[Step],
+    watched: &[Watched],
+    limits: &Limits,
+) -> crate::Result<Outcome> {
+    // Ops that are not applied through a group's state (FLUSHALL runs
+    // between groups), or nested transactions: refused whole, before any
+    // step runs, so the result does not depend on where they stand.
+    let unfit = |s: &Step| {
+        matches!(
+            s,
+            Step::Write(Op::FlushAll | Op::SweepExpired { .. } | Op::Exec { .. })
+        )
+    };
+    if steps.iter().any(unfit) {
+        return Ok(Outcome::Refused(MutationError::NotInTransaction));
+    }
+    for w in watched {
+        if record_digest(live(state, &w.key, now)?.as_ref()) != w.digest {
+            return Ok(Outcome::Aborted);
+        }
+    }
+    let mut outcomes = Vec::with_capacity(steps.len());
+    for step in steps {
+        outcomes.push(match step {
+            Step::Write(op) => apply_op(state, now, op, limits)?,
+            Step::Read { keys } => {
+                let mut records = Vec::with_capacity(keys.len());
+                for k in keys {
+                    records.push(live(state, k, now)?.map(|r| (r.value, r.expire_at_ms)));
+                }
+                Outcome::Records(records)
+            }
+        });
+    }
+    Ok(Outcome::Many(outcomes))
 }
 
 /// Redis's `string2ll`: optional '-', no '+', no spaces, no leading zeros.
@@ -980,6 +1113,165 @@ mod tests {
             Outcome::Int(1)
         );
         assert!(s.0.is_empty());
+    }
+
+    fn exec(steps: Vec<Step>, watched: Vec<Watched>) -> Op {
+        Op::Exec { steps, watched }
+    }
+
+    #[test]
+    fn exec_applies_steps_in_order_and_reads_its_writes() {
+        let mut s = MapState::default();
+        run(&mut s, 1, set("t", "abc"));
+        let op = exec(
+            vec![
+                Step::Write(set("a", "1")),
+                Step::Write(Op::IncrBy {
+                    key: b("a"),
+                    delta: 2,
+                }),
+                Step::Write(Op::IncrBy {
+                    key: b("t"),
+                    delta: 1,
+                }),
+                Step::Read {
+                    keys: vec![b("a"), b("missing")],
+                },
+            ],
+            vec![],
+        );
+        assert_eq!(
+            run(&mut s, 1, op),
+            Outcome::Many(vec![
+                Outcome::Ok,
+                Outcome::Int(3),
+                Outcome::Refused(MutationError::NotInteger),
+                Outcome::Records(vec![Some((b("3"), 0)), None]),
+            ])
+        );
+        assert_eq!(s.0[&b("t")].value, b("abc"));
+    }
+
+    #[test]
+    fn exec_aborts_whole_when_a_watched_record_changed() {
+        let mut s = MapState::default();
+        run(&mut s, 1, set("w", "v"));
+        let then = record_digest(s.0.get(&b("w")));
+        let watched = vec![
+            Watched {
+                key: b("w"),
+                digest: then,
+            },
+            Watched {
+                key: b("absent"),
+                digest: None,
+            },
+        ];
+        let op = exec(vec![Step::Write(set("x", "1"))], watched.clone());
+        // Unchanged: applied.
+        assert_eq!(run(&mut s, 1, op.clone()), Outcome::Many(vec![Outcome::Ok]));
+        // A new value, a new expiry, a deletion, expiry itself, or a
+        // created key: aborted, nothing applied.
+        let changes = [
+            set("w", "v2"),
+            Op::Expire {
+                key: b("w"),
+                at_ms: 1000,
+                condition: ExpireCondition::Always,
+            },
+            Op::Delete { keys: vec![b("w")] },
+            set("absent", "now"),
+        ];
+        for change in changes {
+            let mut s = MapState::default();
+            run(&mut s, 1, set("w", "v"));
+            run(&mut s, 1, change.clone());
+            let op = exec(vec![Step::Write(set("x", "1"))], watched.clone());
+            assert_eq!(run(&mut s, 1, op), Outcome::Aborted, "{change:?}");
+            assert!(!s.0.contains_key(&b("x")), "{change:?}");
+        }
+        let mut s = MapState::default();
+        run(
+            &mut s,
+            1,
+            Op::Set {
+                key: b("w"),
+                value: b("v"),
+                condition: SetCondition::Always,
+                expiry: SetExpiry::At(50),
+                return_old: false,
+            },
+        );
+        let watched = vec![Watched {
+            key: b("w"),
+            digest: record_digest(s.0.get(&b("w"))),
+        }];
+        let op = exec(vec![Step::Write(set("x", "1"))], watched);
+        assert_eq!(
+            run(&mut s, 49, op.clone()),
+            Outcome::Many(vec![Outcome::Ok])
+        );
+        assert_eq!(run(&mut s, 50, op), Outcome::Aborted);
+    }
+
+    #[test]
+    fn exec_refuses_unfit_steps_and_checks_every_key() {
+        let mut s = MapState::default();
+        for unfit in [
+            Op::FlushAll,
+            exec(vec![], vec![]),
+            Op::SweepExpired { entries: vec![] },
+        ] {
+            let op = exec(vec![Step::Write(set("a", "1")), Step::Write(unfit)], vec![]);
+            assert_eq!(
+                run(&mut s, 1, op),
+                Outcome::Refused(MutationError::NotInTransaction)
+            );
+        }
+        assert!(s.0.is_empty());
+        // A key past the engine's bound anywhere refuses the whole op.
+        let huge = Bytes::from(vec![b'k'; KEY_SIZE_BYTES_LIMIT + 1]);
+        for op in [
+            exec(
+                vec![Step::Read {
+                    keys: vec![huge.clone()],
+                }],
+                vec![],
+            ),
+            exec(
+                vec![],
+                vec![Watched {
+                    key: huge.clone(),
+                    digest: None,
+                }],
+            ),
+        ] {
+            assert!(matches!(
+                run(&mut s, 1, op),
+                Outcome::Refused(MutationError::KeyTooLarge { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn exec_serialises() {
+        let m = Mutation {
+            now_ms: 7,
+            op: exec(
+                vec![
+                    Step::Write(set("a", "1")),
+                    Step::Read { keys: vec![b("a")] },
+                ],
+                vec![Watched {
+                    key: b("a"),
+                    digest: Some([3; 32]),
+                }],
+            ),
+        };
+        assert_eq!(Mutation::from_bytes(&m.to_bytes().unwrap()).unwrap(), m);
+        let o = Outcome::Many(vec![Outcome::Aborted, Outcome::Records(vec![None])]);
+        let raw = postcard::to_stdvec(&o).unwrap();
+        assert_eq!(postcard::from_bytes::<Outcome>(&raw).unwrap(), o);
     }
 
     #[test]

@@ -18,7 +18,8 @@ use proptest::prelude::*;
 use strata_storage::mutation::{State, apply};
 use strata_storage::{
     ExpireCondition, FsyncPolicy, GetExChange, KEY_SIZE_BYTES_LIMIT, Limits, LogEntry, Mutation,
-    Op, Outcome, Record, SetCondition, SetExpiry, StorageConfig, Store,
+    Op, Outcome, Record, SetCondition, SetExpiry, Step, StorageConfig, Store, Watched,
+    record_digest,
 };
 
 /// The engine's own key-length bound, which it enforces by panicking.
@@ -100,7 +101,7 @@ fn limits() -> impl Strategy<Value = Limits> {
     ])
 }
 
-fn op() -> impl Strategy<Value = Op> {
+fn base_op() -> impl Strategy<Value = Op> {
     let offset = prop::sample::select(vec![0u64, 3, 1 << 20, 1 << 40, u64::MAX]);
     let at_ms = prop::sample::select(vec![i64::MIN, -1, 0, 1, 2_000_000_000_000, i64::MAX]);
     let when = prop::sample::select(vec![0u64, 1, 2_000_000_000_000, u64::MAX]);
@@ -155,6 +156,32 @@ fn op() -> impl Strategy<Value = Op> {
         key().prop_map(|key| Op::Persist { key }),
         Just(Op::FlushAll),
         prop::collection::vec((key(), when), 0..3).prop_map(|entries| Op::SweepExpired { entries }),
+    ]
+}
+
+/// Any op, transactions included: steps of any op (so also the refused
+/// ones: FLUSHALL, a sweep, a nested transaction), reads, and watches
+/// whose digest may or may not match.
+fn op() -> impl Strategy<Value = Op> {
+    let step = prop_oneof![
+        4 => base_op().prop_map(Step::Write),
+        2 => prop::collection::vec(key(), 0..3).prop_map(|keys| Step::Read { keys }),
+        1 => Just(Step::Write(Op::Exec { steps: vec![], watched: vec![] })),
+    ];
+    let digest = prop::sample::select(vec![
+        None,
+        record_digest(Some(&Record::new(Bytes::from_static(b"1"), 0))),
+        record_digest(Some(&Record::new(Bytes::from_static(b"v"), 0))),
+    ]);
+    let watched = prop::collection::vec((key(), digest), 0..2).prop_map(|w| {
+        w.into_iter()
+            .map(|(key, digest)| Watched { key, digest })
+            .collect::<Vec<_>>()
+    });
+    prop_oneof![
+        6 => base_op(),
+        1 => (prop::collection::vec(step, 0..4), watched)
+            .prop_map(|(steps, watched)| Op::Exec { steps, watched }),
     ]
 }
 

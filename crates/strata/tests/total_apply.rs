@@ -25,7 +25,7 @@ use common::cluster::*;
 use common::peer;
 use strata_replication::Command;
 use strata_replication::wire::{Request, Response};
-use strata_storage::{Limits, Mutation, MutationError, Op, Outcome};
+use strata_storage::{Limits, Mutation, MutationError, Op, Outcome, Step, Watched};
 
 /// The key lengths of the finding: the engine's 65,535 and past it, and
 /// the default limit plus one.
@@ -44,6 +44,7 @@ fn hostile_commands(key: &str) -> Vec<Vec<&str>> {
         vec!["DELETE", key],
         vec!["GET", key],
         vec!["EXISTS", "a", key],
+        vec!["WATCH", key],
     ]
 }
 
@@ -111,6 +112,61 @@ fn hostile_entries() -> Vec<Command> {
             offset: u64::MAX - 1,
             value: Bytes::from_static(b"v"),
         },
+        // Transactions: a huge key in a step, a read or a watch refuses
+        // the whole transaction (its DEL of "a" included).
+        Op::Exec {
+            steps: vec![
+                Step::Write(Op::Delete {
+                    keys: vec![Bytes::from_static(b"a")],
+                }),
+                Step::Write(Op::GetDel { key: huge.clone() }),
+            ],
+            watched: vec![],
+        },
+        Op::Exec {
+            steps: vec![
+                Step::Write(Op::Delete {
+                    keys: vec![Bytes::from_static(b"a")],
+                }),
+                Step::Read {
+                    keys: vec![huge.clone()],
+                },
+            ],
+            watched: vec![],
+        },
+        Op::Exec {
+            steps: vec![Step::Write(Op::Delete {
+                keys: vec![Bytes::from_static(b"a")],
+            })],
+            watched: vec![Watched {
+                key: huge.clone(),
+                digest: None,
+            }],
+        },
+        // A nested transaction (no parser builds one), and FLUSHALL in a
+        // transaction (applied between groups, never inside one): refused.
+        Op::Exec {
+            steps: vec![
+                Step::Write(Op::Delete {
+                    keys: vec![Bytes::from_static(b"a")],
+                }),
+                Step::Write(Op::Exec {
+                    steps: vec![Step::Write(Op::Set {
+                        key: huge.clone(),
+                        value: Bytes::from_static(b"v"),
+                        condition: strata_storage::SetCondition::Always,
+                        expiry: strata_storage::SetExpiry::Clear,
+                        return_old: false,
+                    })],
+                    watched: vec![],
+                }),
+            ],
+            watched: vec![],
+        },
+        Op::Exec {
+            steps: vec![Step::Write(Op::FlushAll)],
+            watched: vec![],
+        },
     ];
     ops.into_iter()
         .map(|op| Command {
@@ -152,13 +208,14 @@ fn oversized_keys_through_a_follower_and_in_the_log_kill_no_replica() {
     let Response::WriteBatch(Ok(outcomes)) = response else {
         panic!("forwarded batch: {response:?}\n{}", cluster.logs_tail(40));
     };
-    assert_eq!(outcomes.len(), 5, "{outcomes:?}");
+    assert_eq!(outcomes.len(), 10, "{outcomes:?}");
     for outcome in &outcomes {
         assert!(
             matches!(
                 outcome,
                 Outcome::Refused(MutationError::KeyTooLarge { .. })
                     | Outcome::Refused(MutationError::ValueTooLarge { .. })
+                    | Outcome::Refused(MutationError::NotInTransaction)
             ),
             "{outcomes:?}"
         );

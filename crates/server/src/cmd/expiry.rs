@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use strata_protocol::resp::Reply;
-use strata_storage::{ExpireCondition, Mutation, Op};
+use strata_storage::{ExpireCondition, Mutation, Op, Record};
 
 use super::args::{self, is};
 use super::strings::resolve_expiry;
@@ -77,45 +77,53 @@ pub fn pexpireat(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
 }
 
 /// -2 when the key does not exist, -1 when it has no expiry.
-fn remaining_ms(ctx: &Ctx<'_>, key: &[u8]) -> Result<i64, Reply> {
+/// The TTL family's answers from the live record (None when missing),
+/// shared with the same commands inside EXEC.
+#[derive(Clone, Copy)]
+pub enum TtlKind {
+    Ttl,
+    Pttl,
+    ExpireTime,
+    PexpireTime,
+}
+
+pub fn ttl_reply(kind: TtlKind, record: Option<&Record>, now_ms: u64) -> Reply {
+    let Some(r) = record else {
+        return Reply::Integer(-2);
+    };
+    if !r.has_expiry() {
+        return Reply::Integer(-1);
+    }
+    let remaining_ms = r.expire_at_ms.saturating_sub(now_ms) as i64;
+    Reply::Integer(match kind {
+        TtlKind::Ttl => (remaining_ms + 500) / 1000,
+        TtlKind::Pttl => remaining_ms,
+        TtlKind::ExpireTime => (r.expire_at_ms / 1000) as i64,
+        TtlKind::PexpireTime => r.expire_at_ms as i64,
+    })
+}
+
+fn ttl_family(ctx: &Ctx<'_>, key: &[u8], kind: TtlKind) -> Action {
     match ctx.shared.store.get(key, ctx.now_ms) {
-        Ok(None) => Ok(-2),
-        Ok(Some(r)) if !r.has_expiry() => Ok(-1),
-        Ok(Some(r)) => Ok(r.expire_at_ms.saturating_sub(ctx.now_ms) as i64),
-        Err(e) => Err(storage_error(&e)),
-    }
-}
-
-pub fn ttl(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
-    match remaining_ms(ctx, &a[1]) {
-        Ok(ms) if ms < 0 => Reply::Integer(ms).into(),
-        Ok(ms) => Reply::Integer((ms + 500) / 1000).into(),
-        Err(e) => e.into(),
-    }
-}
-
-pub fn pttl(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
-    match remaining_ms(ctx, &a[1]) {
-        Ok(ms) => Reply::Integer(ms).into(),
-        Err(e) => e.into(),
-    }
-}
-
-fn expire_time(ctx: &Ctx<'_>, key: &[u8], unit_ms: u64) -> Action {
-    match ctx.shared.store.get(key, ctx.now_ms) {
-        Ok(None) => Reply::Integer(-2).into(),
-        Ok(Some(r)) if !r.has_expiry() => Reply::Integer(-1).into(),
-        Ok(Some(r)) => Reply::Integer((r.expire_at_ms / unit_ms) as i64).into(),
+        Ok(r) => ttl_reply(kind, r.as_ref(), ctx.now_ms).into(),
         Err(e) => storage_error(&e).into(),
     }
 }
 
+pub fn ttl(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
+    ttl_family(ctx, &a[1], TtlKind::Ttl)
+}
+
+pub fn pttl(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
+    ttl_family(ctx, &a[1], TtlKind::Pttl)
+}
+
 pub fn expiretime(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
-    expire_time(ctx, &a[1], 1000)
+    ttl_family(ctx, &a[1], TtlKind::ExpireTime)
 }
 
 pub fn pexpiretime(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
-    expire_time(ctx, &a[1], 1)
+    ttl_family(ctx, &a[1], TtlKind::PexpireTime)
 }
 
 pub fn persist(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {

@@ -22,17 +22,25 @@ pub fn del(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
 
 pub fn exists(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
     match ctx.shared.store.get_many(&a[1..], ctx.now_ms) {
-        Ok(found) => Reply::Integer(found.iter().filter(|r| r.is_some()).count() as i64).into(),
+        Ok(found) => exists_reply(found.iter().map(Option::is_some)).into(),
         Err(e) => storage_error(&e).into(),
     }
 }
 
 pub fn type_of(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
     match ctx.shared.store.get(&a[1], ctx.now_ms) {
-        Ok(Some(_)) => Reply::status("string").into(),
-        Ok(None) => Reply::status("none").into(),
+        Ok(r) => type_reply(r.is_some()).into(),
         Err(e) => storage_error(&e).into(),
     }
+}
+
+/// EXISTS's reply: how many of the keys (repeats included) are live.
+pub fn exists_reply(found: impl Iterator<Item = bool>) -> Reply {
+    Reply::Integer(found.filter(|&f| f).count() as i64)
+}
+
+pub fn type_reply(found: bool) -> Reply {
+    Reply::status(if found { "string" } else { "none" })
 }
 
 fn rename_op(ctx: &Ctx<'_>, a: &[Bytes], if_absent: bool) -> Action {

@@ -16,6 +16,7 @@ mod range;
 pub mod redis_cluster;
 mod server;
 mod strings;
+pub mod tx;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -38,6 +39,9 @@ pub enum Action {
     /// A cluster request; the connection runs it (it may wait on the
     /// network) and replies.
     Cluster(cluster::ClusterCall),
+    /// EXEC: one mutation through the write path; the reply is derived
+    /// from its outcome (`tx::exec_reply`).
+    Exec(tx::ExecPlan),
 }
 
 impl From<Reply> for Action {
@@ -68,6 +72,8 @@ pub struct Spec {
 const W: &[&str] = &["write"];
 const R: &[&str] = &["readonly", "fast"];
 const F: &[&str] = &["fast"];
+/// Redis's flags for MULTI, DISCARD, WATCH, UNWATCH.
+const TX: &[&str] = &["noscript", "loading", "stale", "fast", "allow_busy"];
 
 macro_rules! spec {
     ($name:literal, $arity:expr, $write:expr, $flags:expr, $keys:expr, $handler:path) => {
@@ -94,6 +100,19 @@ pub static TABLE: &[Spec] = &[
     spec!("readonly", 1, false, F, (0, 0, 0), connection::readonly),
     spec!("readwrite", 1, false, F, (0, 0, 0), connection::readonly),
     spec!("asking", 1, false, F, (0, 0, 0), redis_cluster::asking),
+    // Transactions
+    spec!("multi", 1, false, TX, (0, 0, 0), tx::multi),
+    spec!(
+        "exec",
+        1,
+        false,
+        &["noscript", "loading", "stale", "skip_slowlog"],
+        (0, 0, 0),
+        tx::exec
+    ),
+    spec!("discard", 1, false, TX, (0, 0, 0), tx::discard),
+    spec!("watch", -2, false, TX, (1, -1, 1), tx::watch),
+    spec!("unwatch", 1, false, TX, (0, 0, 0), tx::unwatch),
     // Server
     spec!("command", -1, false, &[], (0, 0, 0), server::command),
     spec!("config", -2, false, &[], (0, 0, 0), server::config),
@@ -200,23 +219,32 @@ pub fn unknown_command(args: &[Bytes]) -> Reply {
 
 /// Checks arity, then runs the handler.
 pub fn execute(spec: &Spec, ctx: &mut Ctx<'_>, args: &[Bytes]) -> Action {
-    let n = args.len() as i32;
-    let ok = if spec.arity >= 0 {
+    if !arity_ok(spec, args.len()) {
+        return Action::Reply(args::wrong_arity(spec.name));
+    }
+    if let Some(refusal) = check_keys(spec, ctx, args) {
+        return Action::Reply(refusal);
+    }
+    (spec.handler)(ctx, args)
+}
+
+/// Redis's arity convention: positive = exact, negative = at least.
+pub fn arity_ok(spec: &Spec, args_len: usize) -> bool {
+    let n = args_len as i32;
+    if spec.arity >= 0 {
         n == spec.arity
     } else {
         n >= -spec.arity
-    };
-    if !ok {
-        return Action::Reply(args::wrong_arity(spec.name));
     }
+}
+
+/// The refusal of a key over `key-size-bytes-max`, if any.
+fn check_keys(spec: &Spec, ctx: &Ctx<'_>, args: &[Bytes]) -> Option<Reply> {
     let key_max = ctx.shared.config.storage.key_size_bytes_max;
-    if let Some(len) = key_positions(spec, args.len())
+    key_positions(spec, args.len())
         .map(|i| args[i].len())
         .find(|&len| len > key_max)
-    {
-        return Action::Reply(key_too_large(len, key_max));
-    }
-    (spec.handler)(ctx, args)
+        .map(|len| key_too_large(len, key_max))
 }
 
 /// The argument positions that hold keys, from the table's (first, last,
@@ -251,6 +279,17 @@ pub fn outcome_reply(result: Result<Outcome, StorageError>) -> Reply {
         Ok(Outcome::Int(n)) => Reply::Integer(n),
         Ok(Outcome::Bulk(b)) => Reply::Bulk(b),
         Ok(Outcome::Refused(e)) => Reply::error(format!("ERR {e}")),
+        // EXEC renders these itself (`tx::exec_reply`); generic forms here.
+        Ok(Outcome::Many(outcomes)) => {
+            Reply::Array(outcomes.into_iter().map(|o| outcome_reply(Ok(o))).collect())
+        }
+        Ok(Outcome::Aborted) => Reply::NullArray,
+        Ok(Outcome::Records(records)) => Reply::Array(
+            records
+                .into_iter()
+                .map(|r| r.map_or(Reply::Null, |(value, _)| Reply::Bulk(value)))
+                .collect(),
+        ),
         Err(e) => storage_error(&e),
     }
 }
@@ -273,9 +312,10 @@ pub fn write_reply(result: Result<Outcome, crate::shared::PathError>) -> Reply {
 }
 
 /// Whether a command reads keyspace data (and so needs a read barrier in
-/// cluster mode).
+/// cluster mode). WATCH does: the digest it keeps must be of a state at
+/// least as new as any write acknowledged before it.
 pub fn reads_data(spec: &Spec) -> bool {
-    !spec.write && spec.flags.contains(&"readonly")
+    !spec.write && (spec.flags.contains(&"readonly") || spec.name == "watch")
 }
 
 pub fn storage_error(e: &StorageError) -> Reply {

@@ -253,15 +253,14 @@ pub fn mget(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
         return args::err("ERR too many keys for one MGET (reply-elements-max)").into();
     }
     match ctx.shared.store.get_many(keys, ctx.now_ms) {
-        Ok(values) => Reply::Array(
-            values
-                .into_iter()
-                .map(|v| v.map_or(Reply::Null, |r| Reply::Bulk(r.value)))
-                .collect(),
-        )
-        .into(),
+        Ok(values) => mget_reply(values.into_iter().map(|r| r.map(|r| r.value))).into(),
         Err(e) => storage_error(&e).into(),
     }
+}
+
+/// MGET's reply for the live values, in key order.
+pub fn mget_reply(values: impl Iterator<Item = Option<Bytes>>) -> Reply {
+    Reply::Array(values.map(|v| v.map_or(Reply::Null, Reply::Bulk)).collect())
 }
 
 /// Key-value pairs of MSET and its aliases; the arity error names the
@@ -317,9 +316,13 @@ pub fn append(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
 
 pub fn strlen(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
     match read_value(ctx, &a[1]) {
-        Ok(v) => Reply::Integer(v.map_or(0, |v| v.len() as i64)).into(),
+        Ok(v) => strlen_reply(v.as_ref()).into(),
         Err(e) => e.into(),
     }
+}
+
+pub fn strlen_reply(value: Option<&Bytes>) -> Reply {
+    Reply::Integer(value.map_or(0, |v| v.len() as i64))
 }
 
 fn incr_by(ctx: &Ctx<'_>, key: &Bytes, delta: i64) -> Action {
@@ -371,16 +374,29 @@ pub fn incrbyfloat(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
 }
 
 pub fn getrange(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
-    let (mut start, mut end) = match (args::int(&a[2]), args::int(&a[3])) {
-        (Ok(s), Ok(e)) => (s, e),
-        (Err(e), _) | (_, Err(e)) => return e.into(),
+    if let Err(e) = range_bounds(a) {
+        return e.into();
+    }
+    match read_value(ctx, &a[1]) {
+        Ok(v) => getrange_reply(a, v).into(),
+        Err(e) => e.into(),
+    }
+}
+
+fn range_bounds(a: &[Bytes]) -> Result<(i64, i64), Reply> {
+    Ok((args::int(&a[2])?, args::int(&a[3])?))
+}
+
+/// GETRANGE's reply for the live value (None when the key is missing):
+/// shared with GETRANGE inside EXEC so both answer alike.
+pub fn getrange_reply(a: &[Bytes], value: Option<Bytes>) -> Reply {
+    let (mut start, mut end) = match range_bounds(a) {
+        Ok(bounds) => bounds,
+        Err(e) => return e,
     };
-    let value = match read_value(ctx, &a[1]) {
-        Ok(v) => v.unwrap_or_default(),
-        Err(e) => return e.into(),
-    };
+    let value = value.unwrap_or_default();
     let len = value.len() as i64;
-    let empty = || Reply::Bulk(Bytes::new()).into();
+    let empty = || Reply::Bulk(Bytes::new());
     if start < 0 && end < 0 && start > end {
         return empty();
     }
@@ -398,7 +414,7 @@ pub fn getrange(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
     if len == 0 || start > end {
         return empty();
     }
-    Reply::Bulk(value.slice(start as usize..=end as usize)).into()
+    Reply::Bulk(value.slice(start as usize..=end as usize))
 }
 
 pub fn setrange(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
