@@ -309,13 +309,28 @@ pub fn looks_like_http(line: &[u8]) -> bool {
     if crate::is_http_probe_word(first) {
         return true;
     }
-    let (Some(_target), Some(version), None) = (
+    let (Some(target), Some(version), None) = (
         tokens.next_token(),
         tokens.next_token(),
         tokens.next_token(),
     ) else {
         return false;
     };
+    // An HTTP target is a path (`/x`), `*`, an absolute URL, or CONNECT's
+    // `host:port`: `PUT mykey HTTP/1.1` stays an ordinary PUT of a value.
+    let is_url = |scheme: &[u8]| {
+        target
+            .get(..scheme.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(scheme))
+    };
+    let http_target = target.starts_with(b"/")
+        || target == b"*"
+        || is_url(b"http://")
+        || is_url(b"https://")
+        || first.eq_ignore_ascii_case(b"CONNECT");
+    if !http_target {
+        return false;
+    }
     let Some(number) = version
         .get(..5)
         .filter(|p| p.eq_ignore_ascii_case(b"HTTP/"))
@@ -529,6 +544,8 @@ mod tests {
             "OPTIONS * http/1.1",
             "PRI * HTTP/2.0",
             "GET / HTTP/2",
+            "GET http://example.com/ HTTP/1.1",
+            "CONNECT example.com:443 HTTP/1.1",
         ] {
             assert!(looks_like_http(line.as_bytes()), "{line}");
         }
@@ -542,6 +559,9 @@ mod tests {
             "READ /x",
             "Host k",
             "PUT /x HTTP/x.1",
+            // A value that reads like a version, with a key that is no
+            // HTTP target, is an ordinary PUT.
+            "PUT mykey HTTP/1.1",
         ] {
             assert!(!looks_like_http(line.as_bytes()), "{line}");
         }

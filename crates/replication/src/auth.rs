@@ -16,8 +16,12 @@
 //! `proof_r = HMAC-SHA256(secret, magic ++ role r ++ n_o ++ n_a ++ from ++
 //! acceptor id)`. The secret never travels; both nonces make every proof
 //! single-use (no replay), the role label makes the acceptor's proof
-//! useless as the opener's (no reflection), and the ids bind the proof to
-//! this link. The opener proves first, so the acceptor computes nothing
+//! useless as the opener's, and both ends refuse a link to their own id
+//! (no reflection of a node's handshake back to itself). The ids bind the
+//! proof to the two node ids, not to the TCP connection: a stranger on the
+//! path, or one that a joining node (`--join`, which does not know the
+//! acceptor's id) connects to, can relay a handshake; without TLS nothing
+//! stops an on-path attacker anyway (README, Securing a cluster). The opener proves first, so the acceptor computes nothing
 //! for a stranger that a stranger could use. Proofs are compared in
 //! constant time (`hmac`'s `verify_slice`).
 //!
@@ -248,7 +252,9 @@ pub async fn open<S: AsyncRead + AsyncWrite + Unpin>(
     stream.read_exact(&mut hello).await?;
     let (id, acceptor_nonce) = hello.split_at(8);
     let acceptor = u64::from_le_bytes(id.try_into().unwrap_or_default());
-    if to != 0 && acceptor != to {
+    // An acceptor claiming our own id is our own acceptor reflected back
+    // (a stranger relaying our nonce to it): never sign for that link.
+    if (to != 0 && acceptor != to) || acceptor == from {
         return Err(HandshakeError::WrongNode { to, acceptor });
     }
     let acceptor_nonce: [u8; NONCE_BYTES] = acceptor_nonce.try_into().unwrap_or_default();
@@ -284,7 +290,9 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     let (from, to) = parse_preamble(&raw_preamble)?;
     // A connection meant for another node id (an address now used by a
     // different node) must not reach this node's Raft.
-    if to != 0 && to != local {
+    // An opener claiming this node's own id is a reflection (a stranger
+    // relaying this node's own outgoing handshake): no node opens to itself.
+    if (to != 0 && to != local) || from == local {
         return Err(HandshakeError::WrongNode {
             to,
             acceptor: local,

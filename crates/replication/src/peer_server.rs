@@ -28,8 +28,14 @@ const PEER_IDLE_TIMEOUT_MS: u64 = 300_000;
 /// Bound on one snapshot chunk's arrival.
 const SNAPSHOT_CHUNK_TIMEOUT_MS: u64 = 30_000;
 
+/// Handshakes under way at once. Apart from the connection slots, so that
+/// strangers holding sockets open without proving anything (each for up to
+/// the handshake timeout) cannot take the slots real peers reconnect into.
+const HANDSHAKES_MAX: usize = 64;
+
 pub(crate) async fn serve(listener: TcpListener, node: ClusterNode) {
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(PEER_CONNECTIONS_MAX));
+    let handshakes = std::sync::Arc::new(tokio::sync::Semaphore::new(HANDSHAKES_MAX));
     loop {
         if node.is_stopping() {
             return;
@@ -42,14 +48,21 @@ pub(crate) async fn serve(listener: TcpListener, node: ClusterNode) {
                 continue;
             }
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "too many peer connections; refusing one");
+        let Ok(handshake) = handshakes.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "too many peer handshakes under way; refusing one");
             continue;
         };
         let node = node.clone();
+        let slots = slots.clone();
         tokio::spawn(async move {
-            match authenticate(stream, &node, peer).await {
+            let authenticated = authenticate(stream, &node, peer).await;
+            drop(handshake);
+            match authenticated {
                 Ok(stream) => {
+                    let Ok(_permit) = slots.try_acquire_owned() else {
+                        tracing::warn!(%peer, "too many peer connections; refusing one");
+                        return;
+                    };
                     if let Err(e) = handle(stream, node).await {
                         tracing::debug!(%peer, error = %e, "peer connection closed");
                     }
@@ -66,7 +79,6 @@ pub(crate) async fn serve(listener: TcpListener, node: ClusterNode) {
                 }
                 Err(e) => tracing::debug!(%peer, error = %e, "peer handshake failed"),
             }
-            drop(permit);
         });
     }
 }

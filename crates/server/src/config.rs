@@ -464,6 +464,9 @@ fn parse_addr(name: &'static str, s: &str) -> Result<SocketAddr, ConfigError> {
     })
 }
 
+/// 30 days: longer than any client should sit idle, far from overflow.
+const IDLE_TIMEOUT_MS_MAX: u64 = 30 * 24 * 3_600_000;
+
 fn in_range<T: PartialOrd + std::fmt::Display + Copy>(
     name: &'static str,
     v: T,
@@ -557,7 +560,14 @@ impl ServerConfig {
             listen,
             text_listen,
             connections_max: at_least("connections-max", layer.connections_max.unwrap_or(4096), 1)?,
-            idle_timeout_ms: layer.idle_timeout_ms.unwrap_or(300_000),
+            // Bounded: a deadline is `now + timeout`, which must not
+            // overflow (0 switches the idle timeout off).
+            idle_timeout_ms: in_range(
+                "idle-timeout-ms",
+                layer.idle_timeout_ms.unwrap_or(300_000),
+                0,
+                IDLE_TIMEOUT_MS_MAX,
+            )?,
             request_timeout_ms: in_range(
                 "request-timeout-ms",
                 layer
@@ -591,7 +601,12 @@ impl ServerConfig {
                 layer.reply_elements_max.unwrap_or(1_000_000),
                 1,
             )?,
-            shutdown_timeout_ms: layer.shutdown_timeout_ms.unwrap_or(10_000),
+            shutdown_timeout_ms: in_range(
+                "shutdown-timeout-ms",
+                layer.shutdown_timeout_ms.unwrap_or(10_000),
+                0,
+                3_600_000,
+            )?,
             io_threads: match layer.io_threads {
                 Some(n) if !(1..=256).contains(&n) => {
                     return Err(ConfigError::Invalid {

@@ -394,6 +394,16 @@ impl Writer {
             self.prefetch
                 .observe_serial_reads(state.engine_reads, state.engine_read_ns);
         }
+        if outcomes.iter().any(Result::is_err) {
+            // A mutation failed half-way (a read of a damaged block after
+            // an earlier step wrote, inside EXEC): its first steps are in
+            // the overlay. Nothing of the group is committed, and every
+            // member says so; the store itself stays writable.
+            return outcomes
+                .into_iter()
+                .map(|o| o.and_then(|_| Err(StorageError::NotCommitted)))
+                .collect();
+        }
         let clear_requested = state.clear_requested;
         let counts = state.counts;
         let (mut batch, changed) = state.into_batch();

@@ -40,6 +40,10 @@ pub enum StorageError {
     /// applying committed Raft log entries, or replicas would diverge.
     #[error("this store is replicated; writes go through the Raft log")]
     Replicated,
+    /// Another write of the same group failed on a storage error, so the
+    /// group, this write included, was not committed. Nothing changed.
+    #[error("not applied: a write committed with it failed on a storage error; retry")]
+    NotCommitted,
     #[error("result too large: more than {limit} {what}")]
     ResultTooLarge { what: &'static str, limit: usize },
 }

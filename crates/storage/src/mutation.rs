@@ -258,6 +258,44 @@ pub enum MutationError {
     ValueTooLarge { len: usize, max: usize },
     #[error("Command not allowed inside a transaction")]
     NotInTransaction,
+    /// A transaction's reads would answer more than this many bytes of
+    /// values: every replica keeps a write's answer for retries, so the
+    /// answer of one log entry is bounded.
+    #[error(
+        "the reads of this transaction answer more than {max} bytes; read in smaller transactions"
+    )]
+    ReadResultTooLarge { max: usize },
+    /// Recorded for a retry instead of a large answer: the write was
+    /// applied, but its answer was too large to keep for a resend.
+    #[error(
+        "applied, but the answer was too large to keep for a retry; read the key to see the result"
+    )]
+    OutcomeNotKept,
+}
+
+/// Bytes of values that the reads of one transaction may answer. Why a
+/// fixed number: the answer of a log entry is part of the replicated
+/// state (retry records), so the bound must be the same on every replica,
+/// whatever each one's configuration.
+pub const EXEC_READ_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+impl Outcome {
+    /// Bytes of values in the answer: what a retry record of it costs.
+    pub fn size_bytes(&self) -> usize {
+        match self {
+            Outcome::Bulk(b) => b.len(),
+            Outcome::Many(outcomes) => outcomes.iter().map(Outcome::size_bytes).sum(),
+            Outcome::Records(records) => records
+                .iter()
+                .map(|r| r.as_ref().map_or(0, |(v, _)| v.len()))
+                .sum(),
+            Outcome::Ok
+            | Outcome::Nil
+            | Outcome::Int(_)
+            | Outcome::Refused(_)
+            | Outcome::Aborted => 0,
+        }
+    }
 }
 
 /// Read and write access to the state, as seen by one mutation.
@@ -384,7 +422,7 @@ impl Op {
                         // not descended into, so the depth stays one.
                         Step::Write(Op::Exec { .. }) => {}
                         Step::Write(op) => op.keys_dyn(check)?,
-                        Step::Read { keys } => keys.iter().try_for_each(|k| check(k))?,
+                        Step::Read { keys } => keys.iter().try_for_each(&mut *check)?,
                     }
                 }
                 watched.iter().try_for_each(|w| check(&w.key))
@@ -689,6 +727,7 @@ fn apply_exec(
         }
     }
     let mut outcomes = Vec::with_capacity(steps.len());
+    let mut read_bytes = 0usize;
     for step in steps {
         outcomes.push(match step {
             Step::Write(op) => apply_op(state, now, op, limits)?,
@@ -697,7 +736,15 @@ fn apply_exec(
                 for k in keys {
                     records.push(live(state, k, now)?.map(|r| (r.value, r.expire_at_ms)));
                 }
-                Outcome::Records(records)
+                let read = Outcome::Records(records);
+                read_bytes = read_bytes.saturating_add(read.size_bytes());
+                if read_bytes > EXEC_READ_BYTES_MAX {
+                    Outcome::Refused(MutationError::ReadResultTooLarge {
+                        max: EXEC_READ_BYTES_MAX,
+                    })
+                } else {
+                    read
+                }
             }
         });
     }
@@ -1150,6 +1197,28 @@ mod tests {
             ])
         );
         assert_eq!(s.0[&b("t")].value, b("abc"));
+    }
+
+    #[test]
+    fn exec_reads_answer_at_most_their_byte_bound() {
+        let mut s = MapState::default();
+        let big = Bytes::from(vec![b'v'; EXEC_READ_BYTES_MAX / 2 + 1]);
+        s.0.insert(b("big"), Record::new(big.clone(), 0));
+        let read = || Step::Read {
+            keys: vec![b("big")],
+        };
+        let op = exec(vec![read(), Step::Write(set("a", "1")), read()], vec![]);
+        assert_eq!(
+            run(&mut s, 1, op),
+            Outcome::Many(vec![
+                Outcome::Records(vec![Some((big, 0))]),
+                Outcome::Ok,
+                Outcome::Refused(MutationError::ReadResultTooLarge {
+                    max: EXEC_READ_BYTES_MAX
+                }),
+            ])
+        );
+        assert_eq!(s.0[&b("a")].value, b("1"), "the writes still apply");
     }
 
     #[test]

@@ -37,7 +37,7 @@ use crate::engine::{
     decode, dedupe_key, dedupe_range_before, is_dedupe_key, split_expiry_key,
 };
 use crate::error::{Result, StorageError};
-use crate::mutation::{self, Limits, Mutation, Op, Outcome};
+use crate::mutation::{self, Limits, Mutation, MutationError, Op, Outcome};
 use crate::raft_log::LogStore;
 use crate::read_cache::ReadCache;
 use crate::snapshot::Snapshot;
@@ -94,6 +94,15 @@ pub(crate) enum ReplicatedMsg {
         reply: oneshot::Sender<Result<usize>>,
     },
 }
+
+/// The largest answer a retry record keeps (bytes of values); a larger
+/// one is recorded as `OutcomeNotKept`. Fixed, not configured: the record
+/// is replicated state, the same on every replica.
+const RECORDED_OUTCOME_BYTES_MAX: usize = 16 * 1024;
+/// A group's whole retry record past this (a group of very many writes
+/// with answers near the limit above) keeps no answer with values at all,
+/// so that it always stays far below the engine's 4 GiB value limit.
+const RECORD_BYTES_MAX: usize = 256 * 1024 * 1024;
 
 /// Snapshot installation writes in batches of at most this many entries or
 /// bytes, so that a large snapshot never sits in memory whole.
@@ -234,12 +243,20 @@ impl<'a> LogGroup<'a> {
 
     fn record(&mut self, key: RequestKey, outcome: &Outcome) {
         self.record_time_ms = self.record_time_ms.max(key.now_ms);
+        // A large answer (GETDEL of a big value, the reads of EXEC) is
+        // not kept: a group's record holds up to thousands of answers, and
+        // one over the engine's value size would stop every replica.
+        let kept = if outcome.size_bytes() > RECORDED_OUTCOME_BYTES_MAX {
+            Outcome::Refused(MutationError::OutcomeNotKept)
+        } else {
+            outcome.clone()
+        };
         if let Some(recorded) = self.recorded.as_mut() {
-            recorded.insert(key, outcome.clone());
+            recorded.insert(key, kept.clone());
         }
         self.record.push(Recorded {
             request: key,
-            outcome: outcome.clone(),
+            outcome: kept,
         });
     }
 
@@ -255,7 +272,15 @@ impl<'a> LogGroup<'a> {
             first.request.session,
             first.request.seq,
         );
-        let raw = encode_record(&key, &self.record)?;
+        let mut raw = encode_record(&key, &self.record)?;
+        if raw.len() > RECORD_BYTES_MAX {
+            for r in &mut self.record {
+                if r.outcome.size_bytes() > 0 {
+                    r.outcome = Outcome::Refused(MutationError::OutcomeNotKept);
+                }
+            }
+            raw = encode_record(&key, &self.record)?;
+        }
         check_value_size(raw.len())?;
         self.state.batch.insert(self.engine.dedupe()?, key, raw);
         Ok(())

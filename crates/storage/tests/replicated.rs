@@ -352,6 +352,48 @@ fn a_resend_finds_requests_recorded_before_and_after_the_groups_first_lookup() {
     rt.block_on(store.shutdown()).unwrap();
 }
 
+/// A retry record keeps small answers only: a large one (GETDEL of a big
+/// value, the reads of EXEC) would make the record of a group of such
+/// writes larger than the engine stores, and stop every replica.
+#[test]
+fn a_large_answer_is_not_kept_for_a_resend() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(dir.path(), true)).unwrap();
+    let wide = |op: Op, request, mark: &str| LogEntry {
+        limits: Limits {
+            key_size_bytes_max: 64,
+            value_size_bytes_max: 1 << 20,
+        },
+        ..entry(Some(op), 300, request, mark)
+    };
+    let big = b(&"v".repeat(20 * 1024));
+    let out = rt
+        .block_on(store.apply_log(vec![wide(
+            Op::Set {
+                key: b("k"),
+                value: big.clone(),
+                condition: SetCondition::Always,
+                expiry: SetExpiry::Clear,
+                return_old: false,
+            },
+            None,
+            "1",
+        )]))
+        .unwrap();
+    assert_eq!(out, vec![Outcome::Ok]);
+    let id = RequestId { session: 3, seq: 1 };
+    let getdel = || wide(Op::GetDel { key: b("k") }, Some(id), "2");
+    let out = rt.block_on(store.apply_log(vec![getdel()])).unwrap();
+    assert_eq!(out, vec![Outcome::Bulk(big)], "the first answer is whole");
+    let out = rt.block_on(store.apply_log(vec![getdel()])).unwrap();
+    assert_eq!(
+        out,
+        vec![Outcome::Refused(MutationError::OutcomeNotKept)],
+        "a resend is not applied again, and says its answer was not kept"
+    );
+}
+
 #[test]
 fn dedupe_applies_a_request_once() {
     let rt = runtime();

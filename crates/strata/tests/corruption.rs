@@ -38,8 +38,6 @@ const DEFAULT_SEED: u64 = 0xC0_2202_7001;
 const DEFAULT_TRIALS: u64 = 4;
 /// The journal's end-of-batch trailer (tag 3, checksum, then these bytes).
 const BATCH_END_MAGIC: &[u8] = b"FJL\x03";
-/// Bound on a `strata check` / `strata repair` run.
-
 /// A `strata server` that may refuse to start.
 struct Proc {
     child: Child,

@@ -92,7 +92,12 @@ impl View {
     pub async fn gather(node: &ClusterNode, s: &ClusterStatus, probe: bool) -> View {
         let mut members = Vec::with_capacity(s.nodes.len());
         for (id, peer) in &s.nodes {
-            let wants_probe = probe || (Some(*id) == s.leader && *id != s.id);
+            // The leader is asked only while its client address is not
+            // known yet: clients call SLOTS on every refresh, and a probe
+            // is a new peer connection and handshake each time (a storm of
+            // them would use up the leader's peer connection slots).
+            let wants_probe = probe
+                || (Some(*id) == s.leader && *id != s.id && node.known_client_addr(*id).is_none());
             let (client_addr, reachable) = if *id == s.id {
                 (Some(node.client_addr().to_string()), true)
             } else if wants_probe {

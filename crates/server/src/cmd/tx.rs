@@ -128,7 +128,13 @@ pub fn queue(
         tx.failed = true;
         return reply;
     }
-    let bytes: usize = args.iter().map(Bytes::len).sum();
+    // What the queue really holds: each argument's bytes and its handle,
+    // and the command's own entry (empty arguments are not free).
+    let bytes = size_of::<(&Spec, Vec<Bytes>)>()
+        + args
+            .iter()
+            .map(|a| a.len() + size_of::<Bytes>())
+            .sum::<usize>();
     if tx.queued.len() >= QUEUED_COMMANDS_MAX
         || tx.queued_bytes.saturating_add(bytes) > queued_bytes_max
     {
@@ -140,7 +146,13 @@ pub fn queue(
     }
     if let Some(spec) = spec {
         tx.queued_bytes += bytes;
-        tx.queued.push((spec, args.to_vec()));
+        // Copied out of the read buffer: a slice would keep that buffer's
+        // whole block alive while the transaction is open, unseen by the
+        // charge above.
+        tx.queued.push((
+            spec,
+            args.iter().map(|a| Bytes::copy_from_slice(a)).collect(),
+        ));
     }
     Reply::status("QUEUED")
 }
