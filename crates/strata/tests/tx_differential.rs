@@ -27,7 +27,9 @@ fn find_in_path(name: &str) -> Option<std::path::PathBuf> {
     })
 }
 
-/// The path of redis-server, installing Debian's package if needed.
+/// The path of redis-server, installing Debian's package if needed (with
+/// `apt-get update` first when the install alone fails: a fresh machine
+/// may have no package lists yet).
 fn redis_server_bin() -> std::path::PathBuf {
     if let Some(path) = find_in_path("redis-server") {
         return path;
@@ -36,14 +38,20 @@ fn redis_server_bin() -> std::path::PathBuf {
         find_in_path("apt-get").is_some(),
         "redis-server is missing and there is no apt-get: install redis-server (7.x) in PATH"
     );
-    let status = Command::new("apt-get")
-        .args(["install", "-y", "redis-server"])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .stdout(Stdio::null())
-        .status()
-        .expect("run apt-get");
+    // Bounded by coreutils' `timeout`: 5 minutes per apt-get call.
+    let apt = |args: &[&str]| {
+        Command::new("timeout")
+            .args(["300", "apt-get"])
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let installed = apt(&["install", "-y", "-qq", "redis-server"])
+        || (apt(&["update", "-qq"]) && apt(&["install", "-y", "-qq", "redis-server"]));
     assert!(
-        status.success(),
+        installed,
         "apt-get install -y redis-server failed (root is needed): install redis-server (7.x) in PATH"
     );
     find_in_path("redis-server").expect("redis-server after apt-get install")
