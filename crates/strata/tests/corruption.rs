@@ -23,11 +23,9 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{READY_TIMEOUT, TestServer, env_u64, strata_bin};
@@ -75,19 +73,7 @@ fn try_start(data_dir: &Path, args: &[&str]) -> Start {
         .stderr(Stdio::from(log))
         .spawn()
         .expect("spawn strata server");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(stdout);
-        let mut line = String::new();
-        let _ = reader.read_line(&mut line);
-        let _ = tx.send(line);
-        let mut sink = String::new();
-        while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
-            sink.clear();
-        }
-    });
-    let line = rx.recv_timeout(READY_TIMEOUT).unwrap_or_default();
+    let line = common::first_stdout_line(&mut child, READY_TIMEOUT).unwrap_or_default();
     match common::parse_ready_line(&line) {
         Some((resp_addr, _)) => Start::Ready(Proc { child, resp_addr }),
         None => {

@@ -7,10 +7,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use common::cluster::{self, Cluster};
@@ -38,19 +36,7 @@ impl EnvServer {
             .stderr(Stdio::from(log))
             .spawn()
             .expect("spawn strata server");
-        let stdout = child.stdout.take().expect("stdout piped");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let _ = reader.read_line(&mut line);
-            let _ = tx.send(line);
-            let mut sink = String::new();
-            while reader.read_line(&mut sink).is_ok_and(|n| n > 0) {
-                sink.clear();
-            }
-        });
-        let line = rx.recv_timeout(common::READY_TIMEOUT);
+        let line = common::first_stdout_line(&mut child, common::READY_TIMEOUT);
         let parsed = line.as_deref().ok().and_then(common::parse_ready_line);
         let Some((resp_addr, _)) = parsed else {
             let _ = child.kill();

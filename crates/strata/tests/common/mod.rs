@@ -214,20 +214,7 @@ fn launch(
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log));
     let mut child = cmd.spawn().expect("spawn strata server");
-    let stdout = child.stdout.take().expect("stdout piped");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(stdout);
-        let mut line = String::new();
-        let _ = reader.read_line(&mut line);
-        let _ = tx.send(line);
-        // Keep draining so the server never blocks on a full pipe.
-        let mut sink = String::new();
-        while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
-            sink.clear();
-        }
-    });
-    let line = match rx.recv_timeout(READY_TIMEOUT) {
+    let line = match first_stdout_line(&mut child, READY_TIMEOUT) {
         Ok(line) => line,
         Err(_) => {
             let _ = child.kill();
@@ -269,6 +256,28 @@ pub fn parse_ready_line(line: &str) -> Option<(SocketAddr, Option<SocketAddr>)> 
         }
     }
     Some((resp?, text))
+}
+
+/// The first line a spawned server prints on its piped stdout (the ready
+/// line), waiting at most `timeout`; the rest is drained on a thread so the
+/// server never blocks on a full pipe.
+pub fn first_stdout_line(
+    child: &mut Child,
+    timeout: Duration,
+) -> Result<String, mpsc::RecvTimeoutError> {
+    let stdout = child.stdout.take().expect("stdout piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        let _ = reader.read_line(&mut line);
+        let _ = tx.send(line);
+        let mut sink = String::new();
+        while reader.read_line(&mut sink).is_ok_and(|n| n > 0) {
+            sink.clear();
+        }
+    });
+    rx.recv_timeout(timeout)
 }
 
 /// Run the `strata` CLI with a bounded wait; returns (exit code, stdout, stderr).
