@@ -14,6 +14,7 @@
 pub mod auth;
 mod log_cache;
 pub mod log_store;
+mod member_health;
 pub mod network;
 pub mod node;
 mod peer_server;

@@ -196,6 +196,8 @@ struct Inner {
     /// Write batches on their way into the log (`proposer.rs`).
     proposer: mpsc::Sender<Submission>,
     reads: ReadConfirmations,
+    /// Which members are failed, for the Redis Cluster emulation.
+    health: crate::member_health::MemberHealth,
 }
 
 /// How this node, as leader, confirmed linearizable reads (INFO
@@ -369,6 +371,7 @@ impl ClusterNode {
                     log_only_until_ms: AtomicU64::new(0),
                     epoch: Instant::now(),
                 },
+                health: Default::default(),
             }),
         };
         tokio::spawn(crate::peer_server::serve(listener, node.clone()));
@@ -376,6 +379,7 @@ impl ClusterNode {
         tokio::spawn(node.clone().expiry_loop());
         tokio::spawn(node.clone().dedupe_eviction_loop());
         tokio::spawn(node.clone().client_addr_loop());
+        tokio::spawn(node.clone().failed_members_loop());
         Ok((node, peer_local))
     }
 
@@ -1228,6 +1232,70 @@ impl ClusterNode {
             return Some(self.inner.client_addr.clone());
         }
         self.inner.client_addrs.lock().ok()?.get(&id).cloned()
+    }
+
+    /// Members that are failed as far as this node knows: on the leader,
+    /// those it has not heard from lately; on a follower, the leader's last
+    /// answer while fresh (nobody otherwise). See `member_health`.
+    pub fn failed_members(&self) -> BTreeSet<NodeId> {
+        match self.failed_members_as_leader() {
+            Ok(failed) => failed.into_iter().collect(),
+            Err(_) => self.inner.health.learned(),
+        }
+    }
+
+    /// The leader's judgement; `NotLeader` elsewhere.
+    pub(crate) fn failed_members_as_leader(&self) -> Result<Vec<NodeId>, ForwardError> {
+        let m = self.inner.raft.metrics().borrow_watched().clone();
+        let (ServerState::Leader, Some(heard)) = (m.state, m.heartbeat.as_ref()) else {
+            return Err(ForwardError::NotLeader {
+                leader: m.current_leader,
+            });
+        };
+        let me = self.inner.id;
+        let last_heard = heard
+            .iter()
+            .filter(|(id, _)| **id != me)
+            .map(|(id, at)| (*id, at.as_ref().map(|t| t.elapsed())));
+        let failed = self.inner.health.judge_as_leader(
+            m.current_term,
+            self.inner.config.election_timeout_ms,
+            last_heard,
+        );
+        Ok(failed.into_iter().collect())
+    }
+
+    /// On a follower: asks the leader which members are failed, every
+    /// `member_health::ASK_INTERVAL_MS`.
+    async fn failed_members_loop(self) {
+        let interval = Duration::from_millis(crate::member_health::ASK_INTERVAL_MS);
+        let mut stop = self.inner.stop_tx.subscribe();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = stop.changed() => return,
+            }
+            let status = self.status();
+            let Some(leader) = status.leader.filter(|l| *l != self.inner.id) else {
+                continue;
+            };
+            let Some(addr) = status.nodes.get(&leader).cloned() else {
+                continue;
+            };
+            let ask = async {
+                let mut conn =
+                    PeerConn::connect(self.inner.id, leader, &addr, self.secret()).await?;
+                conn.call(
+                    &Request::FailedMembers,
+                    Duration::from_millis(STATUS_TIMEOUT_MS),
+                )
+                .await
+            };
+            let answer = tokio::time::timeout(interval, ask).await;
+            if let Ok(Ok(Response::FailedMembers(Ok(failed)))) = answer {
+                self.inner.health.learn(failed.into_iter().collect());
+            }
+        }
     }
 
     /// Keeps the client-address cache filled: probes members whose address

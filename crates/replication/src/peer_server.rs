@@ -184,6 +184,7 @@ async fn dispatch(node: &ClusterNode, req: Request) -> Response {
             Response::ReadIndex(node.read_index_local(node.forward_timeout()).await)
         }
         Request::Status => Response::Status(node.node_status()),
+        Request::FailedMembers => Response::FailedMembers(node.failed_members_as_leader()),
         Request::Admin(a) => Response::Admin(match node.admin_forwarded(a).await {
             Ok(()) => Ok(()),
             Err(crate::node::ClusterError::Refused(m)) => Err(ForwardError::Refused(m)),

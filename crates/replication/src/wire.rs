@@ -93,6 +93,9 @@ pub enum Request {
     Status,
     /// A membership change, forwarded to the leader.
     Admin(AdminRequest),
+    /// Asks the leader which members it has not heard from lately
+    /// (`member_health`). Appended last: variants are encoded by position.
+    FailedMembers,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -124,6 +127,8 @@ pub enum Response {
     ReadIndex(Result<u64, ForwardError>),
     Status(NodeStatus),
     Admin(Result<(), ForwardError>),
+    /// The members the leader has not heard from lately.
+    FailedMembers(Result<Vec<NodeId>, ForwardError>),
 }
 
 /// Why a forwarded request was not served.

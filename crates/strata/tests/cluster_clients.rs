@@ -489,3 +489,118 @@ fn a_single_node_reports_cluster_disabled() {
         }
     }
 }
+
+/// The client addresses CLUSTER SLOTS lists on `node` (master first), or
+/// None when it answers anything but one slot range.
+fn slots_addrs(node: &Node) -> Option<Vec<String>> {
+    let Ok(Reply::Array(ranges)) = node.call(&["CLUSTER", "SLOTS"]) else {
+        return None;
+    };
+    let [Reply::Array(range)] = &ranges[..] else {
+        return None;
+    };
+    range[2..]
+        .iter()
+        .map(|n| match n {
+            Reply::Array(f) => Some(format!(
+                "{}:{}",
+                reply_text(&f[0])?,
+                match f[1] {
+                    Reply::Integer(p) => p,
+                    _ => return None,
+                }
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A map's pairs, as RESP3 sends them or as RESP2 flattens them.
+fn pairs(reply: &Reply) -> Vec<(Reply, Reply)> {
+    match reply {
+        Reply::Map(p) => p.clone(),
+        Reply::Array(flat) => flat
+            .chunks(2)
+            .filter_map(|kv| Some((kv.first()?.clone(), kv.get(1)?.clone())))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn field(fields: &[(Reply, Reply)], name: &str) -> Option<Reply> {
+    fields
+        .iter()
+        .find(|(k, _)| reply_text(k).as_deref() == Some(name))
+        .map(|(_, v)| v.clone())
+}
+
+/// The `health` of each node CLUSTER SHARDS lists on `node`, by node name.
+fn shards_health(node: &Node) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let Ok(Reply::Array(shards)) = node.call(&["CLUSTER", "SHARDS"]) else {
+        return out;
+    };
+    for shard in &shards {
+        let Some(Reply::Array(nodes)) = field(&pairs(shard), "nodes") else {
+            continue;
+        };
+        for n in &nodes {
+            let f = pairs(n);
+            let text = |name| field(&f, name).and_then(|v| reply_text(&v));
+            if let (Some(id), Some(health)) = (text("id"), text("health")) {
+                out.insert(id, health);
+            }
+        }
+    }
+    out
+}
+
+/// A replica that dies is left out of CLUSTER SLOTS on every live node
+/// (so cluster clients stop routing to it, as with Redis's failed nodes),
+/// SHARDS marks it `fail`, and it is listed again once it is back.
+#[test]
+fn a_dead_replica_leaves_cluster_slots_and_comes_back() {
+    let (mut cluster, leader) = start(config(3));
+    must!(
+        cluster,
+        cluster.wait_converged(&[1, 2, 3], CATCH_UP_TIMEOUT),
+        "converged"
+    );
+    let followers = others(&cluster, leader);
+    let (dead, live) = (followers[0], followers[1]);
+    let dead_addr = cluster.node(dead).resp_addr.to_string();
+    for id in [leader, live] {
+        let listed = wait_for("every member in SLOTS", LEADER_TIMEOUT, || {
+            slots_addrs(cluster.node(id)).filter(|a| a.len() == 3)
+        });
+        assert!(listed.contains(&dead_addr), "{listed:?}");
+    }
+    cluster.node_mut(dead).kill9();
+    for id in [leader, live] {
+        let listed = wait_for("the dead replica gone from SLOTS", LEADER_TIMEOUT, || {
+            slots_addrs(cluster.node(id)).filter(|a| a.len() == 2)
+        });
+        assert_eq!(
+            listed[0],
+            cluster.node(leader).resp_addr.to_string(),
+            "the master first"
+        );
+        assert!(!listed.contains(&dead_addr), "{listed:?}");
+    }
+    let health = shards_health(cluster.node(leader));
+    assert_eq!(
+        health.get(&node_name(dead)).map(String::as_str),
+        Some("fail")
+    );
+    assert_eq!(
+        health.get(&node_name(live)).map(String::as_str),
+        Some("online")
+    );
+    must!(cluster, cluster.node_mut(dead).restart(), "restart");
+    for id in [leader, live] {
+        let listed = wait_for("the replica back in SLOTS", LEADER_TIMEOUT, || {
+            slots_addrs(cluster.node(id)).filter(|a| a.len() == 3)
+        });
+        assert!(listed.contains(&dead_addr), "{listed:?}");
+    }
+}

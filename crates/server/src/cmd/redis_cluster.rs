@@ -90,6 +90,7 @@ impl View {
     /// `probe` also asks every other member directly (CLUSTER NODES wants
     /// link states; SLOTS and SHARDS stay fast on the cache).
     pub async fn gather(node: &ClusterNode, s: &ClusterStatus, probe: bool) -> View {
+        let failed = node.failed_members();
         let mut members = Vec::with_capacity(s.nodes.len());
         for (id, peer) in &s.nodes {
             // The leader is asked only while its client address is not
@@ -114,7 +115,10 @@ impl View {
                 id: *id,
                 client_addr,
                 peer_addr: peer.clone(),
-                reachable,
+                // The leader's judgement wins over a probe: a member that
+                // answers a status probe but has not acknowledged the
+                // leader lately is not a replica a client should use.
+                reachable: reachable && !failed.contains(id),
             });
         }
         View {
@@ -132,7 +136,7 @@ impl View {
             .find(|m| m.id == leader && m.client_addr.is_some())
     }
 
-    /// The replicas shown: every other member whose address is known.
+    /// Every other member whose address is known, failed or not.
     fn replicas(&self) -> impl Iterator<Item = &Member> {
         let leader = self.leader;
         self.members
@@ -150,7 +154,9 @@ impl View {
             Reply::Integer(i64::from(SLOT_COUNT - 1)),
             slots_node(leader),
         ];
-        range.extend(self.replicas().map(slots_node));
+        // As Redis does: a failed replica is left out of SLOTS (SHARDS and
+        // NODES show it, marked failed).
+        range.extend(self.replicas().filter(|m| m.reachable).map(slots_node));
         Reply::Array(vec![Reply::Array(range)])
     }
 
@@ -376,7 +382,45 @@ mod tests {
                 Reply::bulk(node_name(1)),
             ])
         );
-        assert_eq!(range.len(), 5);
+        // Node 3 is failed: left out.
+        assert_eq!(range.len(), 4);
+        assert_eq!(
+            range[3],
+            Reply::Array(vec![
+                Reply::bulk("127.0.0.1"),
+                Reply::Integer(7302),
+                Reply::bulk(node_name(2)),
+            ])
+        );
+    }
+
+    #[test]
+    fn shards_mark_a_failed_replica() {
+        let Reply::Array(shards) = view().shards_reply() else {
+            panic!("not an array");
+        };
+        let Reply::Map(shard) = &shards[0] else {
+            panic!("shard not a map");
+        };
+        let Reply::Array(nodes) = &shard[1].1 else {
+            panic!("nodes not an array");
+        };
+        let health = |n: &Reply| match n {
+            Reply::Map(fields) => fields
+                .iter()
+                .find(|(k, _)| *k == Reply::bulk("health"))
+                .map(|(_, v)| v.clone()),
+            _ => None,
+        };
+        let healths: Vec<_> = nodes.iter().map(health).collect();
+        assert_eq!(
+            healths,
+            vec![
+                Some(Reply::bulk("online")),
+                Some(Reply::bulk("online")),
+                Some(Reply::bulk("fail")),
+            ]
+        );
     }
 
     #[test]
