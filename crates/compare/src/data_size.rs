@@ -2,7 +2,7 @@
 //! latency against the number of keys already stored.
 //!
 //! Why it reads the markdown report instead of its own JSON: the report is
-//! what the script writes and what BENCHMARKS.md links, so the chart is
+//! what the script writes and what BENCHMARKS.md and docs/perf-log link, so the chart is
 //! always drawn from the committed numbers, and it can be redrawn for any
 //! earlier report (`strata-compare --plot-data-size <report.md>`). A report
 //! is a file on disk, so the parser refuses anything malformed with a

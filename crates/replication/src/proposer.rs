@@ -7,7 +7,7 @@
 //! command: openraft's bookkeeping on the leader and every follower, the
 //! log append, the AppendEntries payload, the applied mark. Proposing each
 //! command as its own entry made a 3-node cluster spend 14 µs of CPU per
-//! pipelined SET; see BENCHMARKS.md ("Proposals").
+//! pipelined SET; see docs/perf-log/2026-11-23-cluster-proposals.md.
 //!
 //! Order: the task takes batches in arrival order and hands each gather to
 //! the Raft core in one message, so commands enter the log in arrival order
@@ -38,7 +38,7 @@ const GATHER_COMMANDS_MAX: usize = 4096;
 /// commit: while a gather replicates, the next one fills up. Measured on a
 /// 3-node loopback cluster (redis-benchmark -c 50, SET), against no limit:
 /// pipelined 223k vs 196k requests/s, unpipelined 38.6k vs 29.8k; limits
-/// of 2, 4 and 8 fell in between (BENCHMARKS.md, "Proposals").
+/// of 2, 4 and 8 fell in between (docs/perf-log/2026-11-23-cluster-proposals.md).
 const GATHERS_IN_FLIGHT_MAX: usize = 1;
 
 /// Where a batch's outcomes go: all of them, or why they are unknown.

@@ -68,7 +68,7 @@ pub const PROPOSAL_PAYLOAD_BYTES_MAX: usize = 256 * 1024;
 /// entry to its log and sends it to every follower, and openraft clones an
 /// entry each time it reads one; with the commands themselves as the
 /// payload, each of those was a deep copy and a fresh encoding (a fifth of
-/// the leader's CPU under pipelined SETs, BENCHMARKS.md "Encoded once").
+/// the leader's CPU under pipelined SETs, docs/perf-log/2026-11-24-cluster-encoded-once.md).
 /// Now a clone is two reference counts and a serialization is a copy of
 /// bytes. Both halves are immutable and set together: `encoded` is the
 /// commands' encoding for a proposal made here, and for one read from the

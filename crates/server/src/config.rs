@@ -447,7 +447,7 @@ impl ConfigLayer {
 /// One network thread per core but one, at least one: the storage writer
 /// thread needs a core of its own (it applies every write, and compactions
 /// run beside it). Measured on 2 cores with redis-benchmark -c 50 on the
-/// same machine (BENCHMARKS.md, "Network threads"): 1 thread beat 2 on
+/// same machine (docs/perf-log/2026-11-23-network-threads.md): 1 thread beat 2 on
 /// GET (+25% with -P 16, +7% without) and on unpipelined SET (+6% with
 /// fsync always, +20% with periodic), and tied on SET -P 16: two network
 /// threads and the writer on two cores spend their time waking each other.

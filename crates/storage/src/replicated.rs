@@ -175,7 +175,8 @@ struct LogGroup<'a> {
     /// lookup and kept up to date from then on. Why lazily: only resends
     /// look up, and they are rare, while hashing every request of every
     /// group cost 7 to 9% of a 3-node cluster's CPU under pipelined SETs
-    /// (BENCHMARKS.md, "Dedupe records indexed only when a resend looks").
+    /// (docs/perf-log/2026-11-24-cluster-encoded-once.md, "Dedupe records
+    /// indexed only when a resend looks").
     recorded: Option<HashMap<RequestKey, Outcome>>,
     record_time_ms: u64,
     /// Committed records loaded for resend lookups: every record whose

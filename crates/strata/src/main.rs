@@ -8,7 +8,7 @@ mod offline;
 
 /// mimalloc instead of glibc's malloc. Why: under YCSB-A the server spent
 /// 9% of its network thread in glibc `malloc`/`free` (including
-/// `malloc_consolidate`); see BENCHMARKS.md ("Allocator").
+/// `malloc_consolidate`); see docs/perf-log/2026-11-23-allocator.md.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -141,7 +141,8 @@ mod allocator {
     /// 3-node cluster under pipelined SETs, 16,000 to 32,000 faults per
     /// 3 million SETs on the leader, and `clear_page_erms` up to 11% of its
     /// CPU. With 10 s: 290 to 2,000 faults, 3.5% less CPU on all nodes and
-    /// 5% more SETs per second (BENCHMARKS.md, "mimalloc's purge delay").
+    /// 5% more SETs per second (docs/perf-log/2026-11-24-cluster-encoded-once.md,
+    /// "mimalloc's purge delay").
     /// Memory still goes back to the kernel, 10 s after it was freed.
     pub(crate) fn keep_freed_memory_longer() {
         // An operator's own setting wins (mimalloc reads it itself).
