@@ -92,7 +92,7 @@ fn a_cluster_with_a_secret_replicates_and_fails_over() {
 fn a_node_with_the_wrong_secret_cannot_join_and_both_sides_log_it() {
     let (mut cluster, leader) = secret_cluster();
     let wrong = cluster.base_dir().join("wrong-secret");
-    strata_chaos::cluster::write_secret_file(&wrong, "not-the-cluster-secret-at-all").unwrap();
+    strata_test_kit::cluster::write_secret_file(&wrong, "not-the-cluster-secret-at-all").unwrap();
     let via = cluster.node(leader).peer_addr.to_string();
     let args = [
         "--join",
@@ -349,8 +349,11 @@ fn a_non_loopback_peer_address_needs_a_secret_or_an_explicit_none() {
     server.stop_graceful();
 
     let secret = dir.path().join("secret");
-    strata_chaos::cluster::write_secret_file(&secret, &strata_chaos::cluster::random_secret())
-        .unwrap();
+    strata_test_kit::cluster::write_secret_file(
+        &secret,
+        &strata_test_kit::cluster::random_secret(),
+    )
+    .unwrap();
     let secret = secret.display().to_string();
     let with_secret = [&exposed[..], &["--cluster-secret-file", &secret]].concat();
     let server = TestServer::start_with(&with_secret);

@@ -2,8 +2,8 @@
 //! processes on loopback, in temp dirs, with ports chosen before they start
 //! (so a restarted node comes back on the same RESP and peer ports).
 //!
-//! The process management lives in `strata_chaos::cluster` (shared with
-//! the `strata-chaos` tool); this module binds it to the binary under test
+//! The process management lives in `strata_test_kit::cluster` (shared with
+//! the tools); this module binds it to the binary under test
 //! and adds the helpers the tests use. Every wait is bounded; waits poll
 //! instead of sleeping. Dropping a [`Cluster`] kills every node.
 #![allow(dead_code)]
@@ -11,15 +11,15 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+pub use strata_client::Client;
+pub use strata_client::resp::Reply;
 #[allow(unused_imports)]
-pub use strata_chaos::cluster::{
+pub use strata_test_kit::cluster::{
     Cluster, ClusterConfig, JoinAs, LeaderView, Node, POLL, call_once, connect, free_addr,
     parse_fields, reply_text,
 };
 #[allow(unused_imports)]
-pub use strata_chaos::proxy::Proxy;
-pub use strata_client::Client;
-pub use strata_client::resp::Reply;
+pub use strata_test_kit::proxy::Proxy;
 
 use super::strata_bin;
 

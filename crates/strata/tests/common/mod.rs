@@ -171,21 +171,8 @@ fn connect(url: &str) -> redis::Connection {
     conn
 }
 
-/// A u64 from the environment (decimal or 0x-hex), for seeds and run
-/// lengths of the long modes; panics on a malformed value.
-pub fn env_u64(name: &str) -> Option<u64> {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .map(|v| {
-            let v = v.trim();
-            if let Some(hex) = v.strip_prefix("0x") {
-                u64::from_str_radix(hex, 16).unwrap_or_else(|_| panic!("bad {name}={v}"))
-            } else {
-                v.parse().unwrap_or_else(|_| panic!("bad {name}={v}"))
-            }
-        })
-}
+#[allow(unused_imports)]
+pub use strata_test_kit::env_u64;
 
 fn launch(
     data_dir: &Path,

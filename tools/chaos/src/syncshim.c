@@ -1,7 +1,7 @@
 /*
  * libstrata_syncshim: an LD_PRELOAD shim that records which file contents
  * a process made durable, for strata-chaos's `powerloss` fault (see
- * crates/chaos/src/powerloss.rs and the crate README).
+ * tools/chaos/src/powerloss.rs and the crate README).
  *
  * Build: cc -shared -fPIC -O2 -o libstrata_syncshim.so syncshim.c -ldl
  * Use:   LD_PRELOAD=/abs/libstrata_syncshim.so STRATA_SYNC_LOG=/abs/synced.log prog

@@ -7,9 +7,9 @@
 //! * [`checker`]: a linearizability checker (Wing & Gong / Porcupine
 //!   style) for per-key histories of SET / GET / INCR / DEL with
 //!   unknown-outcome operations.
-//! * [`cluster`]: real `strata server` processes on loopback: start, find
-//!   the leader, kill -9 / SIGTERM / SIGSTOP / restart, read INFO fields.
-//!   Also used by the end-to-end tests in `crates/strata/tests`.
+//! * [`cluster`], [`proxy`] and [`rng`] live in `strata-test-kit`
+//!   (`tools/test-kit`), shared with the product's end-to-end tests;
+//!   re-exported here under their old paths.
 //! * [`powerloss`]: the `powerloss` fault: an `LD_PRELOAD` shim that logs
 //!   every fsync, and the rewind of a dead node's files to what was synced.
 //! * [`run`]: one chaos run (a seed): cluster behind the proxy, random
@@ -17,8 +17,7 @@
 //! * [`rng`]: the seeded PRNG that makes schedules replayable.
 
 pub mod checker;
-pub mod cluster;
 pub mod powerloss;
-pub mod proxy;
-pub mod rng;
 pub mod run;
+
+pub use strata_test_kit::{cluster, proxy, rng};

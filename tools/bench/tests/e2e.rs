@@ -10,89 +10,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use strata_test_kit::binary::strata_bin;
+
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const BENCH_TIMEOUT: Duration = Duration::from_secs(60);
-/// A cold build of the server (only if nothing is built yet) on 2 cores.
-const BUILD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 fn bench_bin() -> &'static str {
     env!("CARGO_BIN_EXE_strata-bench")
-}
-
-/// Finds the `strata` server binary, building it only if it is missing.
-///
-/// `CARGO_BIN_EXE_strata` only exists for tests of the `strata` crate, and a
-/// binary-only crate cannot be a (dev-)dependency, so:
-/// 1. `$STRATA_BIN` if set (an explicit choice wins);
-/// 2. `strata` next to our own binary, if it exists. `cargo test
-///    --workspace` (what CI runs) builds every binary there before any test
-///    starts, so it is present and current. (After changing the server and
-///    running only `cargo test -p strata-bench`, it may be stale: build it
-///    or use the workspace tests.) We deliberately do not rebuild an
-///    existing binary: `cargo build -p strata` resolves features differently
-///    from `cargo test --workspace`, so it would compile the server again
-///    and swap the binary the `strata` crate's own tests use;
-/// 3. otherwise `cargo build -p strata` into the same target directory with
-///    the profile `cargo test` uses. Cargo does not hold the target
-///    directory's lock while tests run, so this does not wait for ourselves
-///    (it may wait for someone else's build, hence the bound).
-fn strata_bin() -> PathBuf {
-    if let Some(path) = std::env::var_os("STRATA_BIN") {
-        return PathBuf::from(path);
-    }
-    // <target-dir>/<profile-dir>/strata-bench
-    let profile_dir = Path::new(bench_bin())
-        .parent()
-        .expect("the bench binary has a parent directory");
-    let sibling = profile_dir.join("strata");
-    if sibling.is_file() {
-        return sibling;
-    }
-    let target_dir = profile_dir
-        .parent()
-        .expect("the profile directory has a parent");
-    // `cargo test` builds with the test profile, `cargo test --release`
-    // with the bench profile; both write to debug/ and release/.
-    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-        Some("debug") | None => "test",
-        Some("release") => "bench",
-        Some(other) => other,
-    };
-    let log_dir = tempfile::tempdir().expect("temp dir");
-    let log_path = log_dir.path().join("cargo-build.log");
-    let log = std::fs::File::create(&log_path).expect("create build log");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    eprintln!("no {}; running cargo build -p strata", sibling.display());
-    let mut child = Command::new(cargo)
-        .args([
-            "build",
-            "-p",
-            "strata",
-            "--profile",
-            profile,
-            "--target-dir",
-        ])
-        .arg(target_dir)
-        .env_remove("CARGO_TARGET_DIR")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
-        .spawn()
-        .expect("run cargo (or set STRATA_BIN to a strata binary)");
-    let status = wait_bounded(&mut child, BUILD_TIMEOUT)
-        .unwrap_or_else(|| panic!("cargo build -p strata took over {BUILD_TIMEOUT:?}"));
-    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-    assert!(
-        status.success(),
-        "cargo build -p strata failed ({status}):\n{log}"
-    );
-    assert!(
-        sibling.is_file(),
-        "no strata binary at {} after the build:\n{log}",
-        sibling.display()
-    );
-    sibling
 }
 
 fn wait_bounded(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {

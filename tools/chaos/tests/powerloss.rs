@@ -17,7 +17,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -25,58 +25,10 @@ use std::time::{Duration, Instant};
 use strata_chaos::cluster::{connect, parse_ready_line};
 use strata_chaos::powerloss::{self, LossReport, SyncLog};
 use strata_client::resp::Reply;
+use strata_test_kit::binary::strata_bin;
 
 const KEYS: usize = 2000;
 const BATCH: usize = 100;
-
-fn strata_bin() -> PathBuf {
-    if let Some(bin) = std::env::var_os("STRATA_BIN") {
-        return PathBuf::from(bin);
-    }
-    // <target>/<profile>/deps/powerloss-<hash> -> <target>/<profile>/strata
-    let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test binary in <target>/<profile>/deps");
-    let bin = profile_dir.join(format!("strata{}", std::env::consts::EXE_SUFFIX));
-    if bin.is_file() {
-        return bin;
-    }
-    eprintln!(
-        "{} missing: cargo build -p strata --bin strata",
-        bin.display()
-    );
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "-p", "strata", "--bin", "strata"]);
-    if profile_dir.file_name().is_some_and(|p| p == "release") {
-        cmd.arg("--release");
-    }
-    if let Some(target) = profile_dir.parent() {
-        cmd.env("CARGO_TARGET_DIR", target);
-    }
-    let mut child = cmd.spawn().expect("spawn cargo build");
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        if let Some(status) = child.try_wait().expect("wait for cargo") {
-            assert!(status.success(), "cargo build -p strata failed: {status}");
-            break;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("cargo build -p strata took over 600 s; build it first");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    assert!(
-        bin.is_file(),
-        "{} still missing after the build",
-        bin.display()
-    );
-    bin
-}
 
 /// One `strata server` under the shim.
 struct Server {

@@ -1,23 +1,22 @@
-//! A bounded chaos run in CI: `strata-chaos` (crates/chaos) against the
-//! binary under test, 3 seeds x 20 s. Each seed starts 3 nodes behind the
+//! A bounded chaos run in CI: `strata-chaos` (this crate) against the
+//! server binary (`strata_test_kit::binary::strata_bin`), 3 seeds x 20 s. Each seed starts 3 nodes behind the
 //! fault proxy, runs 5 random clients while partitions, delays, message
 //! loss, kill -9 and SIGSTOP hit the cluster, heals, and then requires
 //! every register/counter history to be linearizable, every acknowledged
 //! write to be present, and all replicas to agree.
 //!
 //! The long mode is the tool itself: `strata-chaos --seeds 200
-//! --duration-s 30` (crates/chaos/README.md). A failing seed here replays
+//! --duration-s 30` (tools/chaos/README.md). A failing seed here replays
 //! with `strata-chaos --seed <seed> --duration-s 20`.
 //!
 //! Env: STRATA_CHAOS_SEEDS (comma-separated, default 1,2,3),
 //! STRATA_CHAOS_DURATION_S (default 20).
 
-mod common;
-
 use std::time::Duration;
 
-use common::{env_u64, strata_bin};
 use strata_chaos::run::{ChaosConfig, KeepDir, run};
+use strata_test_kit::binary::strata_bin;
+use strata_test_kit::env_u64;
 
 #[test]
 fn chaos_seeds_are_linearizable_and_lose_nothing() {
