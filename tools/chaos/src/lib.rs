@@ -12,11 +12,14 @@
 //!   re-exported here under their old paths.
 //! * [`powerloss`]: the `powerloss` fault: an `LD_PRELOAD` shim that logs
 //!   every fsync, and the rewind of a dead node's files to what was synced.
+//! * [`iofault`]: the I/O fault: an `LD_PRELOAD` shim that fails the data
+//!   directory's writes or syncs with EIO or ENOSPC from a chosen moment.
 //! * [`run`]: one chaos run (a seed): cluster behind the proxy, random
 //!   clients, a seeded fault schedule, heal, converge, check.
 //! * [`rng`]: the seeded PRNG that makes schedules replayable.
 
 pub mod checker;
+pub mod iofault;
 pub mod powerloss;
 pub mod run;
 

@@ -65,17 +65,29 @@ pub const SYNC_LOG_FILE: &str = "synced.log";
 /// the absolute path of the library. Fails when `cc` is missing or the
 /// compilation fails.
 pub fn build_shim(dir: &Path) -> anyhow::Result<PathBuf> {
+    compile_shim(dir, "syncshim.c", SHIM_SOURCE, SHIM_FILE)
+}
+
+/// Compiles an `LD_PRELOAD` shim's C `source` into `dir/lib_file`; returns
+/// the library's absolute path.
+pub fn compile_shim(
+    dir: &Path,
+    source_file: &str,
+    source: &str,
+    lib_file: &str,
+) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     let dir = dir
         .canonicalize()
         .with_context(|| format!("canonicalize {}", dir.display()))?;
-    let source = dir.join("syncshim.c");
-    std::fs::write(&source, SHIM_SOURCE).with_context(|| format!("write {}", source.display()))?;
-    let lib = dir.join(SHIM_FILE);
+    let source_path = dir.join(source_file);
+    std::fs::write(&source_path, source)
+        .with_context(|| format!("write {}", source_path.display()))?;
+    let lib = dir.join(lib_file);
     let out = Command::new("cc")
         .args(["-shared", "-fPIC", "-O2", "-o"])
         .arg(&lib)
-        .arg(&source)
+        .arg(&source_path)
         .arg("-ldl")
         .output()
         .context("run cc (is a C compiler installed?)")?;

@@ -15,94 +15,36 @@
 //! directory, else it is built with `cargo build -p strata --bin strata`
 //! (bounded: 600 s; build it first if that is too slow).
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use strata_chaos::cluster::{connect, parse_ready_line};
+use strata_chaos::cluster::connect;
 use strata_chaos::powerloss::{self, LossReport, SyncLog};
 use strata_client::resp::Reply;
 use strata_test_kit::binary::strata_bin;
+use strata_test_kit::server::Server;
 
 const KEYS: usize = 2000;
 const BATCH: usize = 100;
 
-/// One `strata server` under the shim.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// One `strata server` under the sync shim.
 fn start(bin: &Path, dir: &Path, shim: &Path, fsync: &str) -> Server {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("server.log"))
-        .expect("open server.log");
-    let mut cmd = Command::new(bin);
-    cmd.arg("server")
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--text-listen",
-            "off",
-            "--fsync",
-            fsync,
-        ])
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .env("RUST_LOG", "info")
-        .env("LD_PRELOAD", shim)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(log));
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("STRATA_") {
-            cmd.env_remove(name);
-        }
-    }
-    // Set after the removal above (the last setting of a name wins).
-    cmd.env(powerloss::SYNC_LOG_ENV, dir.join(powerloss::SYNC_LOG_FILE));
-    let mut child = cmd.spawn().expect("spawn strata server");
-    let stdout = child.stdout.take().expect("stdout piped");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(stdout);
-        let mut line = String::new();
-        let _ = reader.read_line(&mut line);
-        let _ = tx.send(line);
-        let mut sink = Vec::new();
-        while reader
-            .read_until(b'\n', &mut sink)
-            .map(|n| n > 0)
-            .unwrap_or(false)
-        {
-            sink.clear();
-        }
-    });
-    let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_default();
-    let Some(ready) = parse_ready_line(&line) else {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!(
-            "no ready line ({line:?}); server.log:\n{}",
-            std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
-        );
-    };
-    Server {
-        child,
-        addr: ready.resp,
-    }
+    let env = [
+        ("LD_PRELOAD", shim.into()),
+        (
+            powerloss::SYNC_LOG_ENV,
+            dir.join(powerloss::SYNC_LOG_FILE).into(),
+        ),
+    ];
+    Server::start(
+        bin,
+        &dir.join("data"),
+        &dir.join("server.log"),
+        &["--fsync", fsync],
+        &env,
+    )
+    .unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 fn key(i: usize) -> String {
@@ -176,8 +118,7 @@ fn cycle(fsync: &str) -> (LossReport, SyncLog, usize) {
     write_all(server.addr);
     assert_eq!(count_present(server.addr), KEYS, "before the crash");
     // The power loss.
-    let _ = server.child.kill();
-    let _ = server.child.wait();
+    server.kill9();
     let log = SyncLog::read(&dir.join(powerloss::SYNC_LOG_FILE)).expect("read the sync log");
     assert!(log.lines > 0, "the shim recorded nothing: is it loaded?");
     let lost = powerloss::lose_unsynced(&dir.join("data"), &log).expect("rewind");

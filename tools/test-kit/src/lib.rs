@@ -9,12 +9,14 @@
 //! * [`proxy`]: a TCP proxy for peer links that partitions, delays and
 //!   cuts connections, per directed link.
 //! * [`rng`]: the seeded PRNG that makes fault schedules replayable.
+//! * [`server`]: one single-node server process.
 //! * [`binary`]: where the `strata` binary under test is.
 
 pub mod binary;
 pub mod cluster;
 pub mod proxy;
 pub mod rng;
+pub mod server;
 
 /// A number from the environment (decimal, or hex after `0x`), for test
 /// knobs such as seeds and durations. Absent or empty is None; anything
