@@ -83,17 +83,7 @@ pub(crate) async fn run(
             },
             _ = stop.changed() => return,
         };
-        let mut commands_len = first.commands.len();
-        let mut gathered = vec![first];
-        while commands_len < GATHER_COMMANDS_MAX {
-            match queue.try_recv() {
-                Ok(s) => {
-                    commands_len += s.commands.len();
-                    gathered.push(s);
-                }
-                Err(_) => break,
-            }
-        }
+        let (gathered, commands_len) = gather(first, &mut queue);
         let term = raft.metrics().borrow_watched().current_term;
         let (commands, waiters) = prepare(gathered, term, commands_len);
         if commands.is_empty() {
@@ -104,10 +94,7 @@ pub(crate) async fn run(
             Err(e) => {
                 // Never seen (every command type encodes); answered rather
                 // than assumed away.
-                let e = ForwardError::Unavailable(format!("cannot encode a proposal: {e}"));
-                for (_, reply) in waiters {
-                    let _ = reply.send(Err(e.clone()));
-                }
+                fail_all(waiters, &format!("cannot encode a proposal: {e}"));
                 continue;
             }
         };
@@ -126,13 +113,33 @@ pub(crate) async fn run(
                     drop(permit);
                 });
             }
-            Err(fatal) => {
-                let e = ForwardError::Unavailable(fatal.to_string());
-                for (_, reply) in waiters {
-                    let _ = reply.send(Err(e.clone()));
-                }
-            }
+            Err(fatal) => fail_all(waiters, &fatal.to_string()),
         }
+    }
+}
+
+/// `first` and whatever else is queued now, up to `GATHER_COMMANDS_MAX`
+/// commands (a submission is never split), with their command count.
+fn gather(first: Submission, queue: &mut mpsc::Receiver<Submission>) -> (Vec<Submission>, usize) {
+    let mut commands_len = first.commands.len();
+    let mut gathered = vec![first];
+    while commands_len < GATHER_COMMANDS_MAX {
+        match queue.try_recv() {
+            Ok(s) => {
+                commands_len += s.commands.len();
+                gathered.push(s);
+            }
+            Err(_) => break,
+        }
+    }
+    (gathered, commands_len)
+}
+
+/// Answers every waiter with the same "unavailable" error.
+fn fail_all<T>(waiters: Vec<(T, Reply)>, why: &str) {
+    let e = ForwardError::Unavailable(why.to_string());
+    for (_, reply) in waiters {
+        let _ = reply.send(Err(e.clone()));
     }
 }
 

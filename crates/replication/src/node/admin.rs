@@ -154,97 +154,92 @@ impl ClusterNode {
         }
     }
 
+    /// Runs a membership change on this node, the leader (`NotLeader`
+    /// otherwise). A new member is first checked: it must answer on its
+    /// peer address with the cluster secret.
     pub(crate) async fn admin_local(
         &self,
         req: AdminRequest,
         deadline: Instant,
     ) -> Result<(), ForwardError> {
         let raft = &self.inner.raft;
-        if let AdminRequest::AddLearner { id, peer_addr }
-        | AdminRequest::AddVoter { id, peer_addr } = &req
-        {
-            let known = raft
-                .metrics()
-                .borrow_watched()
-                .membership_config
-                .get_node(id)
-                .is_some();
-            if !known {
-                self.check_new_member(*id, peer_addr, deadline).await?;
-            }
-        }
-        let map = |e: RaftError<
-            crate::types::TypeConfig,
-            ClientWriteError<crate::types::TypeConfig>,
-        >| match e {
-            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => ForwardError::NotLeader {
-                leader: f.leader_id,
-            },
-            // Transient: another change (often this node's own join) is
-            // still committing, or a leader change dropped the entry. The
-            // caller retries until its deadline.
-            RaftError::APIError(ClientWriteError::ChangeMembershipError(
-                openraft::error::ChangeMembershipError::InProgress(p),
-            )) => ForwardError::Unavailable(p.to_string()),
-            RaftError::APIError(ClientWriteError::LogEntryDiscarded(f)) => {
-                ForwardError::Unavailable(f.to_string())
-            }
-            RaftError::APIError(other) => ForwardError::Refused(other.to_string()),
-            RaftError::Fatal(f) => ForwardError::Unavailable(f.to_string()),
-        };
+        let membership = raft.metrics().borrow_watched().membership_config.clone();
+        let is_member = |id: &NodeId| membership.get_node(id).is_some();
+        let is_voter = |id: NodeId| membership.voter_ids().any(|v| v == id);
         match req {
             AdminRequest::AddLearner { id, peer_addr } => {
+                if !is_member(&id) {
+                    self.check_new_member(id, &peer_addr, deadline).await?;
+                }
                 raft.add_learner(id, BasicNode::new(peer_addr), true)
                     .await
-                    .map_err(map)?;
+                    .map_err(admin_error)?;
             }
             AdminRequest::AddVoter { id, peer_addr } => {
-                let is_voter = raft
-                    .metrics()
-                    .borrow_watched()
-                    .membership_config
-                    .voter_ids()
-                    .any(|v| v == id);
-                if !is_voter {
+                if !is_member(&id) {
+                    self.check_new_member(id, &peer_addr, deadline).await?;
+                }
+                if !is_voter(id) {
                     raft.add_learner(id, BasicNode::new(peer_addr), true)
                         .await
-                        .map_err(map)?;
-                    raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
-                        .await
-                        .map_err(map)?;
+                        .map_err(admin_error)?;
+                    change(raft, ChangeMembers::AddVoterIds(BTreeSet::from([id]))).await?;
                 }
             }
             AdminRequest::Promote { id } => {
-                let m = raft.metrics().borrow_watched().membership_config.clone();
-                if m.get_node(&id).is_none() {
+                if !is_member(&id) {
                     return Err(ForwardError::Refused(format!(
                         "node {id} is not a member; add it as a learner first"
                     )));
                 }
-                raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
-                    .await
-                    .map_err(map)?;
+                change(raft, ChangeMembers::AddVoterIds(BTreeSet::from([id]))).await?;
             }
             AdminRequest::Remove { id } => {
-                let m = raft.metrics().borrow_watched().membership_config.clone();
-                let is_voter = m.voter_ids().any(|v| v == id);
-                if m.get_node(&id).is_none() {
+                if !is_member(&id) {
                     return Err(ForwardError::Refused(format!("node {id} is not a member")));
                 }
-                if is_voter {
-                    raft.change_membership(
-                        ChangeMembers::RemoveVoters(BTreeSet::from([id])),
-                        false,
-                    )
-                    .await
-                    .map_err(map)?;
+                let ids = BTreeSet::from([id]);
+                let members = if is_voter(id) {
+                    ChangeMembers::RemoveVoters(ids)
                 } else {
-                    raft.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])), false)
-                        .await
-                        .map_err(map)?;
-                }
+                    ChangeMembers::RemoveNodes(ids)
+                };
+                change(raft, members).await?;
             }
         }
         Ok(())
+    }
+}
+
+/// One membership change, keeping the learners it does not name.
+async fn change(
+    raft: &Raft,
+    members: ChangeMembers<NodeId, BasicNode>,
+) -> Result<(), ForwardError> {
+    raft.change_membership(members, false)
+        .await
+        .map(|_| ())
+        .map_err(admin_error)
+}
+
+/// What a failed membership change tells the node that asked for it.
+fn admin_error(
+    e: RaftError<crate::types::TypeConfig, ClientWriteError<crate::types::TypeConfig>>,
+) -> ForwardError {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => ForwardError::NotLeader {
+            leader: f.leader_id,
+        },
+        // Transient: another change (often this node's own join) is still
+        // committing, or a leader change dropped the entry. The caller
+        // retries until its deadline.
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(
+            openraft::error::ChangeMembershipError::InProgress(p),
+        )) => ForwardError::Unavailable(p.to_string()),
+        RaftError::APIError(ClientWriteError::LogEntryDiscarded(f)) => {
+            ForwardError::Unavailable(f.to_string())
+        }
+        RaftError::APIError(other) => ForwardError::Refused(other.to_string()),
+        RaftError::Fatal(f) => ForwardError::Unavailable(f.to_string()),
     }
 }

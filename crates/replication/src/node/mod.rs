@@ -281,6 +281,60 @@ fn role_name(s: ServerState) -> &'static str {
     }
 }
 
+/// openraft's configuration for this node's settings.
+fn raft_config(config: &ClusterConfig) -> Result<Arc<Config>, std::io::Error> {
+    let raft_config = Config {
+        cluster_name: "strata".into(),
+        heartbeat_interval: config.heartbeat_ms,
+        election_timeout_min: config.election_timeout_ms,
+        election_timeout_max: config.election_timeout_ms * 2,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_logs),
+        // Keep some log behind a snapshot so a briefly lagging follower
+        // catches up from the log instead of a whole snapshot.
+        max_in_snapshot_log_to_keep: (config.snapshot_logs / 2).min(10_000),
+        max_payload_entries: 1024,
+        // Installing a large snapshot takes a while; the receiver
+        // answers only after the install.
+        install_snapshot_timeout: 600_000,
+        // Standard Raft: a restarted leader must win a new election.
+        // openraft's default restores leadership at startup without
+        // one; after a power loss that took the leader's last
+        // un-fsynced entries (already durable and committed on the
+        // followers), it would then append new, different entries under
+        // the SAME log ids, and replicas would diverge. Found by the
+        // power-loss fault of strata-chaos (seed 4).
+        enable_leader_restore: Some(false),
+        ..Default::default()
+    };
+    let validated = raft_config
+        .validate()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+    Ok(Arc::new(validated))
+}
+
+/// The advertised peer address: what `--initial-cluster` says for this
+/// node, or the bound address.
+fn advertised_peer_addr(config: &ClusterConfig, peer_local: SocketAddr) -> String {
+    config
+        .initial_cluster
+        .iter()
+        .find(|(id, _)| *id == config.node_id)
+        .map(|(_, a)| a.clone())
+        .unwrap_or_else(|| peer_local.to_string())
+}
+
+impl ReadConfirmations {
+    fn new() -> ReadConfirmations {
+        ReadConfirmations {
+            by_heartbeat: AtomicU64::new(0),
+            by_log: AtomicU64::new(0),
+            heartbeat_timeouts: AtomicU64::new(0),
+            log_only_until_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+}
+
 impl ClusterNode {
     /// Binds the peer listener, opens Raft over `store`, starts serving
     /// peers, and bootstraps or joins. Returns once the node is running;
@@ -295,33 +349,7 @@ impl ClusterNode {
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let listener = TcpListener::bind(config.peer_listen).await?;
         let peer_local = listener.local_addr()?;
-        let raft_config = Config {
-            cluster_name: "strata".into(),
-            heartbeat_interval: config.heartbeat_ms,
-            election_timeout_min: config.election_timeout_ms,
-            election_timeout_max: config.election_timeout_ms * 2,
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_logs),
-            // Keep some log behind a snapshot so a briefly lagging follower
-            // catches up from the log instead of a whole snapshot.
-            max_in_snapshot_log_to_keep: (config.snapshot_logs / 2).min(10_000),
-            max_payload_entries: 1024,
-            // Installing a large snapshot takes a while; the receiver
-            // answers only after the install.
-            install_snapshot_timeout: 600_000,
-            // Standard Raft: a restarted leader must win a new election.
-            // openraft's default restores leadership at startup without
-            // one; after a power loss that took the leader's last
-            // un-fsynced entries (already durable and committed on the
-            // followers), it would then append new, different entries under
-            // the SAME log ids, and replicas would diverge. Found by the
-            // power-loss fault of strata-chaos (seed 4).
-            enable_leader_restore: Some(false),
-            ..Default::default()
-        };
-        let raft_config =
-            Arc::new(raft_config.validate().map_err(|e| {
-                std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string())
-            })?);
+        let raft_config = raft_config(&config)?;
         let sm_stats = Arc::new(SmStats::default());
         let sm = StateMachine::open(store.clone(), config.snapshot_dir.clone(), sm_stats.clone())
             .await?;
@@ -336,14 +364,7 @@ impl ClusterNode {
         let raft = Raft::new(config.node_id, raft_config, network, log, sm)
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))?;
-        // The advertised peer address: what --initial-cluster says for us,
-        // or the bound address.
-        let peer_addr = config
-            .initial_cluster
-            .iter()
-            .find(|(id, _)| *id == config.node_id)
-            .map(|(_, a)| a.clone())
-            .unwrap_or_else(|| peer_local.to_string());
+        let peer_addr = advertised_peer_addr(&config, peer_local);
         let (stop_tx, _) = watch::channel(false);
         tokio::spawn(rebuild_corrupt_snapshots(
             raft.clone(),
@@ -374,13 +395,7 @@ impl ClusterNode {
                 stop_tx,
                 proposer,
                 config,
-                reads: ReadConfirmations {
-                    by_heartbeat: AtomicU64::new(0),
-                    by_log: AtomicU64::new(0),
-                    heartbeat_timeouts: AtomicU64::new(0),
-                    log_only_until_ms: AtomicU64::new(0),
-                    epoch: Instant::now(),
-                },
+                reads: ReadConfirmations::new(),
                 health: Default::default(),
             }),
         };

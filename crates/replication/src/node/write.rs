@@ -46,34 +46,7 @@ impl ClusterNode {
             if self.inner.stopping.load(Ordering::Acquire) {
                 return vec![Err(ClusterError::Again("node is shutting down".into())); n];
             }
-            let attempt = if self.is_leader() {
-                // Bounded: a leader that lost its quorum keeps the entries
-                // but cannot commit them; the client gets an "outcome
-                // unknown" error at the deadline instead of hanging.
-                let remaining = deadline.saturating_duration_since(Instant::now());
-                match tokio::time::timeout(remaining, self.submit_local(commands.clone())).await {
-                    Ok(r) => r,
-                    Err(_) => Err(ForwardError::Unavailable(
-                        "the leader could not commit within the forward timeout (no quorum?); outcome unknown".into(),
-                    )),
-                }
-            } else if let Some((leader, addr)) = self.leader() {
-                self.forward(
-                    leader,
-                    &addr,
-                    Request::WriteBatch(commands.clone()),
-                    deadline,
-                )
-                .await
-                .and_then(|r| match r {
-                    Response::WriteBatch(r) => r,
-                    other => Err(ForwardError::Unavailable(format!(
-                        "unexpected reply to a forwarded write: {other:?}"
-                    ))),
-                })
-            } else {
-                Err(ForwardError::NotLeader { leader: None })
-            };
+            let attempt = self.attempt(&commands, deadline).await;
             match attempt {
                 Ok(outcomes) if outcomes.len() == n => {
                     return outcomes.into_iter().map(Ok).collect();
@@ -109,6 +82,37 @@ impl ClusterNode {
                 c.retry = true;
             }
             tokio::time::sleep(pause).await;
+        }
+    }
+
+    /// One try of a batch: on this node if it leads, else forwarded to the
+    /// leader it knows.
+    async fn attempt(
+        &self,
+        commands: &[Command],
+        deadline: Instant,
+    ) -> Result<Vec<Outcome>, ForwardError> {
+        if self.is_leader() {
+            // Bounded: a leader that lost its quorum keeps the entries but
+            // cannot commit them; the client gets an "outcome unknown"
+            // error at the deadline instead of hanging.
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(remaining, self.submit_local(commands.to_vec())).await {
+                Ok(r) => r,
+                Err(_) => Err(ForwardError::Unavailable(
+                    "the leader could not commit within the forward timeout (no quorum?); outcome unknown".into(),
+                )),
+            }
+        } else if let Some((leader, addr)) = self.leader() {
+            let request = Request::WriteBatch(commands.to_vec());
+            match self.forward(leader, &addr, request, deadline).await? {
+                Response::WriteBatch(r) => r,
+                other => Err(ForwardError::Unavailable(format!(
+                    "unexpected reply to a forwarded write: {other:?}"
+                ))),
+            }
+        } else {
+            Err(ForwardError::NotLeader { leader: None })
         }
     }
 
