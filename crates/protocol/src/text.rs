@@ -224,6 +224,8 @@ impl<'a> Tokens<'a> {
 
 /// Parses one line (without its line ending). `Ok(None)` for an empty or
 /// whitespace-only line, which the server ignores.
+// Why ~70 lines: one match over the verbs is the grammar of the text
+// protocol; each arm is a few lines.
 pub fn parse_line(line: &[u8]) -> Result<Option<TextRequest>, TextError> {
     let mut tokens = Tokens { line, pos: 0 };
     let Some(command) = tokens.next_token() else {

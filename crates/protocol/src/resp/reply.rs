@@ -267,6 +267,8 @@ impl DoubleText {
 
     /// Re-lays out Rust's shortest round-trip digits (`{:e}`) the way
     /// fpconv's `emit_digits` does.
+    // Why ~70 lines: one numeric layout with its cases (exponent ranges)
+    // in the order fpconv has them, so the two can be compared line by line.
     fn format_shortest(&mut self, value: f64) {
         let mut scientific = FmtBuf::default();
         if fmt::write(&mut scientific, format_args!("{:e}", value.abs())).is_err() {

@@ -209,138 +209,164 @@ fn read_header(
     let Some(&marker) = buf.get(pos) else {
         return Ok(None);
     };
-    let too_large = |size_bytes: u64| ProtocolError::ReplyTooLarge {
-        size_bytes,
-        size_bytes_max: limits.reply_size_bytes_max,
-    };
     match marker {
-        b'$' | b'!' | b'=' => {
-            let err = ProtocolError::InvalidReply("bulk length");
-            let Some((len, data_start)) = read_length_line(buf, pos + 1, err.clone())? else {
-                return Ok(None);
-            };
-            if len < 0 {
-                return if len == -1 && marker == b'$' {
-                    Ok(Some((Header::Null, data_start)))
-                } else {
-                    Err(err)
-                };
-            }
-            let end = (data_start as u64)
-                .saturating_add(len.unsigned_abs())
-                .saturating_add(2);
-            if end > limits.reply_size_bytes_max as u64 {
-                return Err(too_large(end));
-            }
-            let end = end as usize;
-            let data_end = end - 2;
-            if buf.len() < end {
-                return Ok(None);
-            }
-            if buf.get(data_end..end) != Some(b"\r\n".as_slice()) {
-                return Err(ProtocolError::InvalidReply("bulk terminator"));
-            }
-            let header = match marker {
-                b'$' => Header::Bulk(data_start, data_end),
-                b'!' => Header::Error(data_start, data_end),
-                _ => match buf.get(data_start..data_end) {
-                    Some([f0, f1, f2, b':', ..]) => {
-                        Header::Verbatim([*f0, *f1, *f2], data_start + 4, data_end)
-                    }
-                    _ => return Err(ProtocolError::InvalidReply("verbatim string")),
-                },
-            };
-            Ok(Some((header, end)))
-        }
-        b'*' | b'%' | b'~' | b'>' | b'|' => {
-            let err = ProtocolError::InvalidReply("aggregate length");
-            let Some((count, next)) = read_length_line(buf, pos + 1, err.clone())? else {
-                return Ok(None);
-            };
-            if count < 0 {
-                return if count == -1 && marker == b'*' {
-                    Ok(Some((Header::NullArray, next)))
-                } else {
-                    Err(err)
-                };
-            }
-            let count = count.unsigned_abs();
-            let elements = if matches!(marker, b'%' | b'|') {
-                count.saturating_mul(2)
-            } else {
-                count
-            };
-            if elements > limits.elements_count_max as u64 {
-                return Err(ProtocolError::TooManyElements {
-                    count: elements,
-                    count_max: limits.elements_count_max,
-                });
-            }
-            // Every element takes at least 3 bytes (`_\r\n`), so a count
-            // the size limit cannot hold is rejected before it is trusted.
-            let size_min = (next as u64).saturating_add(elements.saturating_mul(3));
-            if size_min > limits.reply_size_bytes_max as u64 {
-                return Err(too_large(size_min));
-            }
-            let header = match marker {
-                b'*' => Header::Array(count),
-                b'%' => Header::Map(count),
-                b'~' => Header::Set(count),
-                b'>' => Header::Push(count),
-                _ => Header::Attribute(count),
-            };
-            Ok(Some((header, next)))
-        }
+        b'$' | b'!' | b'=' => read_blob_header(buf, pos, marker, limits),
+        b'*' | b'%' | b'~' | b'>' | b'|' => read_aggregate_header(buf, pos, marker, limits),
         b'+' | b'-' | b':' | b',' | b'(' | b'_' | b'#' => {
-            let start = pos + 1;
-            let search_end = buf.len().min(limits.reply_size_bytes_max.saturating_add(1));
-            let newline = buf
-                .get(start..search_end)
-                .and_then(|window| find_byte(b'\n', window))
-                .map(|offset| start + offset);
-            let Some(newline) = newline else {
-                if buf.len() > limits.reply_size_bytes_max {
-                    return Err(too_large(buf.len() as u64));
-                }
-                return Ok(None);
-            };
-            let end = newline + 1;
-            if end > limits.reply_size_bytes_max {
-                return Err(too_large(end as u64));
-            }
-            let Some(line_end) = newline
-                .checked_sub(1)
-                .filter(|&cr| cr >= start && buf.get(cr) == Some(&b'\r'))
-            else {
-                return Err(ProtocolError::InvalidReply("line terminator"));
-            };
-            let line = buf.get(start..line_end).unwrap_or_default();
-            let header = match marker {
-                b'+' => Header::Status(start, line_end),
-                b'-' => Header::Error(start, line_end),
-                b':' => {
-                    Header::Integer(parse_i64(line).ok_or(ProtocolError::InvalidReply("integer"))?)
-                }
-                b',' => {
-                    Header::Double(parse_double(line).ok_or(ProtocolError::InvalidReply("double"))?)
-                }
-                b'(' => {
-                    let digits = line.strip_prefix(b"-").unwrap_or(line);
-                    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-                        return Err(ProtocolError::InvalidReply("big number"));
-                    }
-                    Header::BigNumber(start, line_end)
-                }
-                b'_' if line.is_empty() => Header::Null,
-                b'#' if line == b"t" => Header::Boolean(true),
-                b'#' if line == b"f" => Header::Boolean(false),
-                b'_' => return Err(ProtocolError::InvalidReply("null")),
-                _ => return Err(ProtocolError::InvalidReply("boolean")),
-            };
-            Ok(Some((header, end)))
+            read_line_header(buf, pos, marker, limits)
         }
         other => Err(ProtocolError::InvalidReplyType(other)),
     }
+}
+
+fn too_large(size_bytes: u64, limits: &ReplyLimits) -> ProtocolError {
+    ProtocolError::ReplyTooLarge {
+        size_bytes,
+        size_bytes_max: limits.reply_size_bytes_max,
+    }
+}
+
+/// A length-prefixed blob: bulk string `$`, blob error `!`, verbatim `=`.
+fn read_blob_header(
+    buf: &[u8],
+    pos: usize,
+    marker: u8,
+    limits: &ReplyLimits,
+) -> Result<Option<(Header, usize)>, ProtocolError> {
+    let err = ProtocolError::InvalidReply("bulk length");
+    let Some((len, data_start)) = read_length_line(buf, pos + 1, err.clone())? else {
+        return Ok(None);
+    };
+    if len < 0 {
+        return if len == -1 && marker == b'$' {
+            Ok(Some((Header::Null, data_start)))
+        } else {
+            Err(err)
+        };
+    }
+    let end = (data_start as u64)
+        .saturating_add(len.unsigned_abs())
+        .saturating_add(2);
+    if end > limits.reply_size_bytes_max as u64 {
+        return Err(too_large(end, limits));
+    }
+    let end = end as usize;
+    let data_end = end - 2;
+    if buf.len() < end {
+        return Ok(None);
+    }
+    if buf.get(data_end..end) != Some(b"\r\n".as_slice()) {
+        return Err(ProtocolError::InvalidReply("bulk terminator"));
+    }
+    let header = match marker {
+        b'$' => Header::Bulk(data_start, data_end),
+        b'!' => Header::Error(data_start, data_end),
+        _ => match buf.get(data_start..data_end) {
+            Some([f0, f1, f2, b':', ..]) => {
+                Header::Verbatim([*f0, *f1, *f2], data_start + 4, data_end)
+            }
+            _ => return Err(ProtocolError::InvalidReply("verbatim string")),
+        },
+    };
+    Ok(Some((header, end)))
+}
+
+/// An aggregate's count line: array, map, set, push, attribute.
+fn read_aggregate_header(
+    buf: &[u8],
+    pos: usize,
+    marker: u8,
+    limits: &ReplyLimits,
+) -> Result<Option<(Header, usize)>, ProtocolError> {
+    let err = ProtocolError::InvalidReply("aggregate length");
+    let Some((count, next)) = read_length_line(buf, pos + 1, err.clone())? else {
+        return Ok(None);
+    };
+    if count < 0 {
+        return if count == -1 && marker == b'*' {
+            Ok(Some((Header::NullArray, next)))
+        } else {
+            Err(err)
+        };
+    }
+    let count = count.unsigned_abs();
+    let elements = if matches!(marker, b'%' | b'|') {
+        count.saturating_mul(2)
+    } else {
+        count
+    };
+    if elements > limits.elements_count_max as u64 {
+        return Err(ProtocolError::TooManyElements {
+            count: elements,
+            count_max: limits.elements_count_max,
+        });
+    }
+    // Every element takes at least 3 bytes (`_\r\n`), so a count
+    // the size limit cannot hold is rejected before it is trusted.
+    let size_min = (next as u64).saturating_add(elements.saturating_mul(3));
+    if size_min > limits.reply_size_bytes_max as u64 {
+        return Err(too_large(size_min, limits));
+    }
+    let header = match marker {
+        b'*' => Header::Array(count),
+        b'%' => Header::Map(count),
+        b'~' => Header::Set(count),
+        b'>' => Header::Push(count),
+        _ => Header::Attribute(count),
+    };
+    Ok(Some((header, next)))
+}
+
+/// A one-line scalar: status, error, integer, double, big number, null,
+/// boolean.
+fn read_line_header(
+    buf: &[u8],
+    pos: usize,
+    marker: u8,
+    limits: &ReplyLimits,
+) -> Result<Option<(Header, usize)>, ProtocolError> {
+    let start = pos + 1;
+    let search_end = buf.len().min(limits.reply_size_bytes_max.saturating_add(1));
+    let newline = buf
+        .get(start..search_end)
+        .and_then(|window| find_byte(b'\n', window))
+        .map(|offset| start + offset);
+    let Some(newline) = newline else {
+        if buf.len() > limits.reply_size_bytes_max {
+            return Err(too_large(buf.len() as u64, limits));
+        }
+        return Ok(None);
+    };
+    let end = newline + 1;
+    if end > limits.reply_size_bytes_max {
+        return Err(too_large(end as u64, limits));
+    }
+    let Some(line_end) = newline
+        .checked_sub(1)
+        .filter(|&cr| cr >= start && buf.get(cr) == Some(&b'\r'))
+    else {
+        return Err(ProtocolError::InvalidReply("line terminator"));
+    };
+    let line = buf.get(start..line_end).unwrap_or_default();
+    let header = match marker {
+        b'+' => Header::Status(start, line_end),
+        b'-' => Header::Error(start, line_end),
+        b':' => Header::Integer(parse_i64(line).ok_or(ProtocolError::InvalidReply("integer"))?),
+        b',' => Header::Double(parse_double(line).ok_or(ProtocolError::InvalidReply("double"))?),
+        b'(' => {
+            let digits = line.strip_prefix(b"-").unwrap_or(line);
+            if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+                return Err(ProtocolError::InvalidReply("big number"));
+            }
+            Header::BigNumber(start, line_end)
+        }
+        b'_' if line.is_empty() => Header::Null,
+        b'#' if line == b"t" => Header::Boolean(true),
+        b'#' if line == b"f" => Header::Boolean(false),
+        b'_' => return Err(ProtocolError::InvalidReply("null")),
+        _ => return Err(ProtocolError::InvalidReply("boolean")),
+    };
+    Ok(Some((header, end)))
 }
 
 /// Strict decimal i64 (optional leading `-` or `+`, at least one digit).
