@@ -169,30 +169,9 @@ pub fn run(addr: &str, command: ClientCommand) -> ExitCode {
 fn execute(addr: &str, command: ClientCommand) -> anyhow::Result<Outcome> {
     // Validate arguments before connecting, so usage errors do not depend on
     // the server being up.
-    let batch = match &command {
-        ClientCommand::Batchput { keys, values } => Some(parse_batch(keys, values)?),
-        ClientCommand::Put { key, .. } if key.is_empty() => bail!("the key must not be empty"),
-        _ => None,
-    };
+    let batch = validate(&command)?;
 
-    let io_timeout_ms = match &command {
-        ClientCommand::Cluster {
-            command:
-                ClusterCommand::AddLearner { .. }
-                | ClusterCommand::AddNode { .. }
-                | ClusterCommand::Promote { .. }
-                | ClusterCommand::RemoveNode { .. },
-        } => MEMBERSHIP_TIMEOUT_MS,
-        _ => REQUEST_TIMEOUT_MS,
-    };
-    let mut client = Client::connect_with(
-        addr,
-        ClientOptions {
-            connect_timeout_ms: CONNECT_TIMEOUT_MS,
-            io_timeout_ms,
-            ..ClientOptions::default()
-        },
-    )?;
+    let mut client = connect(addr, &command)?;
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
 
@@ -210,14 +189,11 @@ fn execute(addr: &str, command: ClientCommand) -> anyhow::Result<Outcome> {
             }
             None => not_found(&key),
         },
-        ClientCommand::Delete { key } => {
-            if client.del(key.as_bytes())? > 0 {
-                writeln!(out, "OK")?;
-                Outcome::Done
-            } else {
-                not_found(&key)
-            }
+        ClientCommand::Delete { key } if client.del(key.as_bytes())? > 0 => {
+            writeln!(out, "OK")?;
+            Outcome::Done
         }
+        ClientCommand::Delete { key } => not_found(&key),
         ClientCommand::Batchput { .. } => {
             let pairs = batch.unwrap_or_default();
             client.mset(&pairs)?;
@@ -226,45 +202,27 @@ fn execute(addr: &str, command: ClientCommand) -> anyhow::Result<Outcome> {
         }
         ClientCommand::Range { start, end, limit } => {
             let pairs = client.range(start.as_bytes(), end.as_bytes(), limit)?;
-            let mut line = Vec::new();
-            for (key, value) in pairs {
-                line.clear();
-                text::escape_key(&key, &mut line);
-                line.extend_from_slice(b": ");
-                text::escape_value(&value, &mut line);
-                line.push(b'\n');
-                out.write_all(&line)?;
-            }
+            print_pairs(&pairs, &mut out)?;
             Outcome::Done
         }
         ClientCommand::Exists { key } => {
-            if client.exists(key.as_bytes())? {
-                writeln!(out, "true")?;
+            let exists = client.exists(key.as_bytes())?;
+            writeln!(out, "{exists}")?;
+            if exists {
                 Outcome::Done
             } else {
-                writeln!(out, "false")?;
                 Outcome::NotFound
             }
         }
         ClientCommand::Keys { pattern } => {
             let pattern = pattern.unwrap_or_else(|| OsString::from("*"));
-            let mut line = Vec::new();
-            for key in client.keys(pattern.as_bytes())? {
-                line.clear();
-                text::escape_key(&key, &mut line);
-                line.push(b'\n');
-                out.write_all(&line)?;
-            }
+            print_keys(&client.keys(pattern.as_bytes())?, &mut out)?;
             Outcome::Done
         }
         ClientCommand::Stats => {
-            let info = client.info(None)?;
             // INFO uses CRLF line endings; print native ones.
-            let info = info.replace("\r\n", "\n");
-            out.write_all(info.as_bytes())?;
-            if !info.ends_with('\n') {
-                out.write_all(b"\n")?;
-            }
+            let info = client.info(None)?.replace("\r\n", "\n");
+            writeln!(out, "{}", info.trim_end_matches('\n'))?;
             Outcome::Done
         }
         ClientCommand::Ping => {
@@ -276,6 +234,62 @@ fn execute(addr: &str, command: ClientCommand) -> anyhow::Result<Outcome> {
     };
     out.flush()?;
     Ok(outcome)
+}
+
+/// Checks what can be checked without a server; returns BATCHPUT's pairs.
+fn validate(command: &ClientCommand) -> anyhow::Result<Option<Pairs>> {
+    Ok(match command {
+        ClientCommand::Batchput { keys, values } => Some(parse_batch(keys, values)?),
+        ClientCommand::Put { key, .. } if key.is_empty() => bail!("the key must not be empty"),
+        _ => None,
+    })
+}
+
+/// A client for `command`: membership changes may wait for a learner to
+/// catch up, so they get a longer reply timeout than anything else.
+fn connect(addr: &str, command: &ClientCommand) -> anyhow::Result<Client> {
+    let io_timeout_ms = match command {
+        ClientCommand::Cluster {
+            command:
+                ClusterCommand::AddLearner { .. }
+                | ClusterCommand::AddNode { .. }
+                | ClusterCommand::Promote { .. }
+                | ClusterCommand::RemoveNode { .. },
+        } => MEMBERSHIP_TIMEOUT_MS,
+        _ => REQUEST_TIMEOUT_MS,
+    };
+    let options = ClientOptions {
+        connect_timeout_ms: CONNECT_TIMEOUT_MS,
+        io_timeout_ms,
+        ..ClientOptions::default()
+    };
+    Ok(Client::connect_with(addr, options)?)
+}
+
+/// `key: value` lines, escaped as the text protocol escapes them.
+fn print_pairs(pairs: &[(bytes::Bytes, bytes::Bytes)], out: &mut impl Write) -> io::Result<()> {
+    let mut line = Vec::new();
+    for (key, value) in pairs {
+        line.clear();
+        text::escape_key(key, &mut line);
+        line.extend_from_slice(b": ");
+        text::escape_value(value, &mut line);
+        line.push(b'\n');
+        out.write_all(&line)?;
+    }
+    Ok(())
+}
+
+/// One escaped key per line.
+fn print_keys(keys: &[bytes::Bytes], out: &mut impl Write) -> io::Result<()> {
+    let mut line = Vec::new();
+    for key in keys {
+        line.clear();
+        text::escape_key(key, &mut line);
+        line.push(b'\n');
+        out.write_all(&line)?;
+    }
+    Ok(())
 }
 
 /// Runs one `strata cluster ...` command.
@@ -396,7 +410,10 @@ fn not_found(key: &OsString) -> Outcome {
 
 /// Splits and unescapes the `batchput` lists; errors on count mismatch or
 /// an empty key.
-fn parse_batch(keys: &OsString, values: &OsString) -> anyhow::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+/// Keys and values, unescaped.
+type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+fn parse_batch(keys: &OsString, values: &OsString) -> anyhow::Result<Pairs> {
     let unescape_all = |list: &OsString, what: &str| -> anyhow::Result<Vec<Vec<u8>>> {
         text::split_list(list.as_bytes())
             .map(|item| text::unescape(item).with_context(|| format!("in the {what} list")))
