@@ -5,9 +5,9 @@
 //! opens, one when it closes, through [`Registered`]'s drop, so every exit
 //! path unregisters). Per request, nothing is locked: the command being run
 //! is one relaxed store (`set_cmd`), and the rest (idle time, query buffer,
-//! MULTI state, flags) is published with relaxed stores when the
-//! connection waits for bytes ([`ClientInfo::at_wait`]), once per batch of
-//! requests. Names (CLIENT SETNAME, SETINFO) change rarely and sit behind
+//! MULTI state, flags) is published with relaxed stores once per batch
+//! of requests, when the connection has handled what it read and is about
+//! to send the replies and wait for more ([`ClientInfo::at_wait`]). Names (CLIENT SETNAME, SETINFO) change rarely and sit behind
 //! a per-connection mutex.
 //!
 //! CLIENT KILL sets a connection's kill switch and wakes it: a connection
@@ -129,8 +129,7 @@ pub struct ClientInfo {
     names: Mutex<Names>,
     /// Command being run or last run: `cmd::cmd_code` (0: none yet).
     cmd: AtomicU32,
-    /// Wall-clock ms of the connection's last activity, published when it
-    /// waits.
+    /// Wall-clock ms when the connection's last command started.
     active_ms: AtomicU64,
     qbuf_bytes: AtomicU64,
     qbuf_free_bytes: AtomicU64,
@@ -149,7 +148,7 @@ pub struct ClientInfo {
     wake: AtomicWaker,
 }
 
-/// What a connection publishes when it waits for bytes.
+/// What a connection publishes once per batch of requests.
 pub struct AtWait {
     pub active_ms: u64,
     pub qbuf_bytes: usize,
@@ -242,7 +241,7 @@ impl ClientInfo {
         self.cmd.store(code, Relaxed);
     }
 
-    /// Publishes the connection's state before it waits for bytes.
+    /// Publishes the connection's state (once per batch of requests).
     pub fn at_wait(&self, w: &AtWait) {
         self.active_ms.store(w.active_ms, Relaxed);
         self.qbuf_bytes.store(w.qbuf_bytes as u64, Relaxed);

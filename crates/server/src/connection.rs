@@ -275,6 +275,11 @@ impl Conn {
                 }
             }
             self.drain_pending().await;
+            // CLIENT LIST's view, before the replies go out: a client that
+            // has its reply sees the state it left in CLIENT LIST.
+            let charged = self.charge.charged_bytes();
+            self.session
+                .publish_at_wait(&self.read_buf, charged, self.clock_ms);
             self.flush().await?;
             if *shutdown.borrow() {
                 return Ok(());
@@ -358,9 +363,6 @@ impl Conn {
         }
         self.request_timer
             .before_wait(!self.read_buf.is_empty(), progressed);
-        let charged = self.charge.charged_bytes();
-        self.session
-            .publish_at_wait(&self.read_buf, charged, self.clock_ms);
         Ok(())
     }
 

@@ -194,8 +194,8 @@ impl Session {
         Session::for_client(std::sync::Arc::new(client))
     }
 
-    /// Publishes what CLIENT LIST shows of this connection, before it
-    /// waits for bytes: a few relaxed stores, once per batch of requests.
+    /// Publishes what CLIENT LIST shows of this connection, once per batch
+    /// of requests, before their replies go out: a few relaxed stores.
     /// `active_ms`: when its last command started.
     pub fn publish_at_wait(&self, read_buf: &bytes::BytesMut, charged_bytes: u64, active_ms: u64) {
         let tx = self.tx.as_deref();

@@ -5,7 +5,7 @@
 //! CLIENT LIST uses Redis 7.2's line format. Fields Strata has are real:
 //! `id addr laddr fd name age idle flags multi qbuf qbuf-free argv-mem
 //! multi-mem rbs tot-mem cmd resp lib-name lib-ver` (other connections'
-//! `idle`, `qbuf`, `multi`, `flags` as of their last wait for bytes).
+//! `idle`, `qbuf`, `multi`, `flags` as of their last batch of requests).
 //! The rest are fixed: `db=0 sub=0 psub=0 ssub=0 obl=0 oll=0 omem=0
 //! events=r user=default redir=-1` (one database, no pub/sub, replies are
 //! flushed before a connection waits, one user, no tracking), and `rbp`
