@@ -48,6 +48,8 @@ struct LargeClient {
     /// Wakes the connection if it is waiting (for bytes, or for its client
     /// to read replies) when it is chosen.
     wake: Notify,
+    /// CLIENT NO-EVICT ON: never chosen.
+    no_evict: Arc<AtomicBool>,
 }
 
 /// A request the bound has no room for: answered with this, then the
@@ -102,7 +104,9 @@ impl ClientBuffers {
         while excess > 0 {
             let victim = large
                 .iter()
-                .filter(|(id, c)| **id != me && !c.evicting.load(Relaxed))
+                .filter(|(id, c)| {
+                    **id != me && !c.evicting.load(Relaxed) && !c.no_evict.load(Relaxed)
+                })
                 .map(|(id, c)| (c.charged_bytes.load(Relaxed), *id, c))
                 .max_by_key(|(charged, id, _)| (*charged, std::cmp::Reverse(*id)));
             let Some((charged, _, client)) = victim.filter(|(charged, ..)| *charged > mine) else {
@@ -139,6 +143,8 @@ pub(crate) struct BufferCharge {
     slot: Option<Arc<LargeClient>>,
     /// Listed in the registry (charged more than one step).
     listed: bool,
+    /// Set by CLIENT NO-EVICT (shared with the connection's `ClientInfo`).
+    no_evict: Arc<AtomicBool>,
 }
 
 /// What `held` bytes are charged: whole steps, at least one.
@@ -159,7 +165,14 @@ impl BufferCharge {
             charged_bytes: CHARGE_STEP_BYTES,
             slot: None,
             listed: false,
+            no_evict: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Makes CLIENT NO-EVICT's flag the one eviction consults.
+    pub(crate) fn with_no_evict(mut self, flag: Arc<AtomicBool>) -> BufferCharge {
+        self.no_evict = flag;
+        self
     }
 
     /// Whether `held` bytes are within the charge: the one check on the
@@ -167,6 +180,12 @@ impl BufferCharge {
     #[inline]
     pub(crate) fn covers(&self, held_bytes: usize) -> bool {
         held_bytes as u64 <= self.charged_bytes
+    }
+
+    /// What the connection is charged now (CLIENT LIST's `tot-mem`).
+    #[inline]
+    pub(crate) fn charged_bytes(&self) -> u64 {
+        self.charged_bytes
     }
 
     /// Charged more than the first step (so listed and evictable).
@@ -260,6 +279,7 @@ impl BufferCharge {
                     charged_bytes: AtomicU64::new(0),
                     evicting: AtomicBool::new(false),
                     wake: Notify::new(),
+                    no_evict: Arc::clone(&self.no_evict),
                 })
             });
             slot.charged_bytes.store(self.charged_bytes, Relaxed);
@@ -348,6 +368,20 @@ mod tests {
         assert!(!mid.is_evicted() && !small.is_evicted());
         drop(big);
         assert_eq!(buffers.used_bytes(), charge_for(MIB as u64) * 2);
+    }
+
+    #[test]
+    fn a_no_evict_client_is_never_chosen() {
+        let buffers = Arc::new(ClientBuffers::new(4 * MIB as u64));
+        let flag = Arc::new(AtomicBool::new(true));
+        let mut big = BufferCharge::new(Arc::clone(&buffers), 1, addr(1)).with_no_evict(flag);
+        let mut mid = BufferCharge::new(Arc::clone(&buffers), 2, addr(2));
+        let mut asker = BufferCharge::new(Arc::clone(&buffers), 3, addr(3));
+        big.grow(2 * MIB).unwrap();
+        mid.grow(3 * MIB / 2).unwrap();
+        asker.grow(MIB).unwrap();
+        assert!(!big.is_evicted(), "protected by CLIENT NO-EVICT ON");
+        assert!(mid.is_evicted(), "the largest unprotected client is chosen");
     }
 
     #[test]

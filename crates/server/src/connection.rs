@@ -27,6 +27,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::client_buffers::{BufferCharge, BuffersFull};
+use crate::clients::{ClientInfo, Protocol};
 use crate::cmd::{self, Action, Ctx};
 use crate::idle::IdleTimer;
 use crate::request_timer::RequestTimer;
@@ -69,6 +70,9 @@ struct Conn {
     /// back without a wait are microseconds apart, below the millisecond
     /// resolution that expiry uses.
     now_ms: Option<u64>,
+    /// The clock when the last command started (CLIENT LIST's `idle`, with
+    /// no clock read of its own).
+    clock_ms: u64,
     /// Closes the connection after `--idle-timeout-ms` without reads or
     /// writes, and bounds how long a client may leave its replies unread.
     idle: IdleTimer,
@@ -96,11 +100,15 @@ pub async fn serve(
     let _ = stream.set_nodelay(true);
     let idle_ms = shared.config.idle_timeout_ms;
     let id = shared.next_client_id();
+    let client = Arc::new(ClientInfo::for_stream(id, Protocol::Resp, &stream, peer));
+    // Listed in CLIENT LIST until this function returns, however it does.
+    let _registered = shared.clients.register(Arc::clone(&client));
     let mut conn = Conn {
         stream,
-        session: Session::new(id, peer.to_string()),
+        charge: BufferCharge::new(Arc::clone(&shared.client_buffers), id, peer)
+            .with_no_evict(client.no_evict_flag()),
+        session: Session::for_client(client),
         request_timer: RequestTimer::new(Duration::from_millis(shared.config.request_timeout_ms)),
-        charge: BufferCharge::new(Arc::clone(&shared.client_buffers), id, peer),
         shared,
         read_buf: BytesMut::with_capacity(READ_BUFFER_BYTES_INITIAL),
         write_buf: BytesMut::with_capacity(READ_BUFFER_BYTES_INITIAL),
@@ -109,6 +117,7 @@ pub async fn serve(
         pending_cluster: Vec::new(),
         barrier_fresh: false,
         now_ms: None,
+        clock_ms: strata_storage::now_ms(),
         idle: IdleTimer::new((idle_ms > 0).then(|| Duration::from_millis(idle_ms))),
     };
     match conn.run(&mut shutdown).await {
@@ -201,10 +210,12 @@ impl Conn {
                         self.barrier_fresh = true;
                     }
                 }
+                let now_ms = *self.now_ms.get_or_insert_with(strata_storage::now_ms);
+                self.clock_ms = now_ms;
                 let mut ctx = Ctx {
                     shared: &self.shared,
                     session: &mut self.session,
-                    now_ms: *self.now_ms.get_or_insert_with(strata_storage::now_ms),
+                    now_ms,
                 };
                 let action = cmd::execute(spec, &mut ctx, &args);
                 // A command that may take long (KEYS, SCAN, RANGE, INFO: not
@@ -264,6 +275,11 @@ impl Conn {
                 }
             }
             self.drain_pending().await;
+            // CLIENT LIST's view, before the replies go out: a client that
+            // has its reply sees the state it left in CLIENT LIST.
+            let charged = self.charge.charged_bytes();
+            self.session
+                .publish_at_wait(&self.read_buf, charged, self.clock_ms);
             self.flush().await?;
             if *shutdown.borrow() {
                 return Ok(());
@@ -274,6 +290,7 @@ impl Conn {
             let wake = tokio::select! {
                 // Biased: no random branch order to draw per request.
                 biased;
+                _ = self.session.client.killed() => Wake::Close, // CLIENT KILL
                 r = self.stream.read_buf(&mut self.read_buf) => Wake::Read(r?),
                 _ = self.idle.expired() => Wake::Close, // idle too long
                 _ = self.request_timer.expired(), if self.request_timer.running() => {
@@ -452,6 +469,10 @@ impl Conn {
                 ));
             }
             _ = self.charge.evicted(), if self.charge.is_large() => true,
+            // CLIENT KILL while the client leaves its replies unread.
+            _ = self.session.client.killed() => {
+                return Err(std::io::Error::other("closed by CLIENT KILL"));
+            }
         };
         if evicted {
             // Part of a reply may be out: no error reply after it.

@@ -6,6 +6,7 @@
 //! all connections share one [`shared::Shared`].
 
 pub mod client_buffers;
+pub mod clients;
 pub mod cmd;
 pub mod config;
 mod connection;

@@ -12,6 +12,7 @@ use strata_storage::mutation::Limits;
 use strata_storage::{Mutation, Outcome, StorageError, Store};
 
 use crate::client_buffers::ClientBuffers;
+use crate::clients::{ClientInfo, Clients, Protocol};
 use crate::config::ServerConfig;
 
 /// Why a write or a read barrier failed: the local store, or the cluster
@@ -39,6 +40,8 @@ pub struct Shared {
     pub stats: ServerStats,
     /// The bound on all connections' buffers together.
     pub client_buffers: std::sync::Arc<ClientBuffers>,
+    /// Every open client connection (CLIENT LIST, CLIENT KILL).
+    pub clients: std::sync::Arc<Clients>,
     next_client_id: AtomicU64,
     scan_cursors: Mutex<ScanCursors>,
 }
@@ -78,6 +81,7 @@ impl Shared {
             client_buffers: std::sync::Arc::new(ClientBuffers::new(
                 config.client_buffers_size_bytes_max,
             )),
+            clients: std::sync::Arc::new(Clients::default()),
             config,
             next_client_id: AtomicU64::new(1),
             scan_cursors: Mutex::new(ScanCursors {
@@ -168,10 +172,10 @@ impl Shared {
 /// Per-connection state.
 pub struct Session {
     pub id: u64,
-    pub name: Option<Bytes>,
+    /// What CLIENT LIST shows of this connection; also holds its names
+    /// and its kill switch.
+    pub client: std::sync::Arc<ClientInfo>,
     pub protocol: strata_protocol::resp::ProtocolVersion,
-    pub lib_name: Option<Bytes>,
-    pub lib_version: Option<Bytes>,
     pub peer: String,
     pub created: Instant,
     /// READONLY: serve reads from this node's state without a ReadIndex
@@ -184,14 +188,36 @@ pub struct Session {
 }
 
 impl Session {
+    /// A session outside any connection registry (tests, fuzzing).
     pub fn new(id: u64, peer: String) -> Session {
+        let client = ClientInfo::new(id, Protocol::Resp, peer, String::new(), -1);
+        Session::for_client(std::sync::Arc::new(client))
+    }
+
+    /// Publishes what CLIENT LIST shows of this connection, once per batch
+    /// of requests, before their replies go out: a few relaxed stores.
+    /// `active_ms`: when its last command started.
+    pub fn publish_at_wait(&self, read_buf: &bytes::BytesMut, charged_bytes: u64, active_ms: u64) {
+        let tx = self.tx.as_deref();
+        self.client.at_wait(&crate::clients::AtWait {
+            active_ms,
+            qbuf_bytes: read_buf.len(),
+            qbuf_free_bytes: read_buf.capacity() - read_buf.len(),
+            multi: tx.map_or(-1, |t| t.queued_count() as i64),
+            multi_mem_bytes: tx.map_or(0, |t| t.queued_bytes()),
+            tot_mem_bytes: charged_bytes,
+            flags: crate::clients::flags(tx.is_some(), self.readonly),
+            resp: crate::clients::resp_number(self.protocol),
+        });
+    }
+
+    /// The session of a registered connection.
+    pub fn for_client(client: std::sync::Arc<ClientInfo>) -> Session {
         Session {
-            id,
-            name: None,
+            id: client.id,
+            peer: client.addr.clone(),
+            client,
             protocol: strata_protocol::resp::ProtocolVersion::Resp2,
-            lib_name: None,
-            lib_version: None,
-            peer,
             created: Instant::now(),
             readonly: false,
             tx: None,

@@ -5,8 +5,8 @@
 //! [`strata_protocol::text`], so any bytes can travel on one line.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -19,6 +19,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::client_buffers::BufferCharge;
+use crate::clients::{AtWait, ClientInfo, Protocol};
 use crate::idle::IdleTimer;
 use crate::request_timer::{RequestTimer, timeout_message};
 use crate::shared::{PathError, Shared};
@@ -35,15 +36,20 @@ pub async fn serve(
     let _ = stream.set_nodelay(true);
     let idle_ms = shared.config.idle_timeout_ms;
     let id = shared.next_client_id();
+    let client = Arc::new(ClientInfo::for_stream(id, Protocol::Text, &stream, peer));
+    // Listed in CLIENT LIST until this function returns, however it does.
+    let _registered = shared.clients.register(Arc::clone(&client));
     let mut conn = TextConn {
         stream,
         // One lazily re-armed timer per connection, as on RESP connections
         // (idle.rs says why not a timeout around every read).
         idle: IdleTimer::new((idle_ms > 0).then(|| Duration::from_millis(idle_ms))),
         request_timer: RequestTimer::new(Duration::from_millis(shared.config.request_timeout_ms)),
-        charge: BufferCharge::new(Arc::clone(&shared.client_buffers), id, peer),
+        charge: BufferCharge::new(Arc::clone(&shared.client_buffers), id, peer)
+            .with_no_evict(client.no_evict_flag()),
         read_buf: BytesMut::with_capacity(BUFFER_BYTES_INITIAL),
         out: Vec::with_capacity(BUFFER_BYTES_INITIAL),
+        client,
     };
     if let Err(e) = conn.run(&shared, &mut shutdown).await {
         tracing::debug!(client = id, error = %e, "text connection closed");
@@ -57,6 +63,8 @@ struct TextConn {
     charge: BufferCharge,
     read_buf: BytesMut,
     out: Vec<u8>,
+    /// This connection in CLIENT LIST (`resp=0`), and its kill switch.
+    client: Arc<ClientInfo>,
 }
 
 /// Why a connection stopped waiting for bytes.
@@ -90,7 +98,7 @@ impl TextConn {
                     Ok(Some(line)) => {
                         progressed = true;
                         shared.stats.commands_processed.fetch_add(1, Relaxed);
-                        handle_line(shared, &line, &mut self.out).await;
+                        handle_line(shared, &self.client, &line, &mut self.out).await;
                         if self.out.len() >= REPLY_BUFFER_BYTES_MAX {
                             self.write_out().await?;
                         }
@@ -133,6 +141,7 @@ impl TextConn {
     async fn wait(&mut self, shutdown: &mut watch::Receiver<bool>) -> std::io::Result<Wake> {
         Ok(tokio::select! {
             biased;
+            _ = self.client.killed() => Wake::Close, // CLIENT KILL
             r = self.stream.read_buf(&mut self.read_buf) => Wake::Read(r?),
             _ = self.idle.expired() => Wake::Close,
             _ = self.request_timer.expired(), if self.request_timer.running() => {
@@ -161,6 +170,16 @@ impl TextConn {
         }
         self.request_timer
             .before_wait(!self.read_buf.is_empty(), progressed);
+        self.client.at_wait(&AtWait {
+            active_ms: strata_storage::now_ms(),
+            qbuf_bytes: self.read_buf.len(),
+            qbuf_free_bytes: self.read_buf.capacity() - self.read_buf.len(),
+            multi: -1,
+            multi_mem_bytes: 0,
+            tot_mem_bytes: self.charge.charged_bytes(),
+            flags: 0,
+            resp: 0,
+        });
         Ok(())
     }
 
@@ -196,6 +215,10 @@ impl TextConn {
             _ = self.charge.evicted(), if self.charge.is_large() => {
                 return Err(std::io::Error::other(self.charge.evicted_message()));
             }
+            // CLIENT KILL while the client leaves its replies unread.
+            _ = self.client.killed() => {
+                return Err(std::io::Error::other("closed by CLIENT KILL"));
+            }
         }
         self.idle.touch();
         self.out.clear();
@@ -226,12 +249,30 @@ async fn write(shared: &Shared, op: Op) -> Result<Outcome, PathError> {
         .await
 }
 
-async fn handle_line(shared: &Shared, line: &Bytes, out: &mut Vec<u8>) {
+/// The RESP alias of a text request (CLIENT LIST's `cmd=`).
+fn cmd_code(request: &TextRequest) -> u32 {
+    static CODES: OnceLock<[u32; 5]> = OnceLock::new();
+    let codes = CODES.get_or_init(|| {
+        ["put", "batchput", "read", "readrange", "delete"].map(|name| {
+            crate::cmd::lookup(name.as_bytes()).map_or(0, |s| crate::cmd::cmd_code(s, None))
+        })
+    });
+    codes[match request {
+        TextRequest::Put { .. } => 0,
+        TextRequest::BatchPut { .. } => 1,
+        TextRequest::Read { .. } => 2,
+        TextRequest::ReadRange { .. } => 3,
+        TextRequest::Delete { .. } => 4,
+    }]
+}
+
+async fn handle_line(shared: &Shared, client: &ClientInfo, line: &Bytes, out: &mut Vec<u8>) {
     let request = match parse_line(line) {
         Ok(Some(r)) => r,
         Ok(None) => return,
         Err(e) => return error_line(out, &e.to_string()),
     };
+    client.set_cmd(cmd_code(&request));
     let key_max = shared.config.storage.key_size_bytes_max;
     if let Some(len) = request.keys().map(Bytes::len).find(|&len| len > key_max) {
         let e = strata_storage::MutationError::KeyTooLarge { len, max: key_max };

@@ -5,116 +5,15 @@
 //! reply must be identical.
 //!
 //! redis-server is taken from PATH; if missing it is installed with
-//! `apt-get install -y redis-server` (as `strata-compare` does), which
-//! needs root: without it the test fails and says so.
+//! `apt-get install -y redis-server` (`common::redis_server`).
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
 
 use common::TestServer;
 use common::raw::{R, Raw};
-
-const REDIS_READY_TIMEOUT: Duration = Duration::from_secs(20);
-
-fn find_in_path(name: &str) -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(name))
-            .find(|p| p.is_file())
-    })
-}
-
-/// The path of redis-server, installing Debian's package if needed (with
-/// `apt-get update` first when the install alone fails: a fresh machine
-/// may have no package lists yet).
-fn redis_server_bin() -> std::path::PathBuf {
-    if let Some(path) = find_in_path("redis-server") {
-        return path;
-    }
-    assert!(
-        find_in_path("apt-get").is_some(),
-        "redis-server is missing and there is no apt-get: install redis-server (7.x) in PATH"
-    );
-    // Bounded by coreutils' `timeout`: 5 minutes per apt-get call.
-    let apt = |args: &[&str]| {
-        Command::new("timeout")
-            .args(["300", "apt-get"])
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    let installed = apt(&["install", "-y", "-qq", "redis-server"])
-        || (apt(&["update", "-qq"]) && apt(&["install", "-y", "-qq", "redis-server"]));
-    assert!(
-        installed,
-        "apt-get install -y redis-server failed (root is needed): install redis-server (7.x) in PATH"
-    );
-    find_in_path("redis-server").expect("redis-server after apt-get install")
-}
-
-/// A redis-server on an ephemeral loopback port, without persistence,
-/// killed on drop.
-struct RedisServer {
-    child: Child,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl RedisServer {
-    fn start() -> RedisServer {
-        let bin = redis_server_bin();
-        let dir = tempfile::tempdir().expect("temp dir");
-        // The port is free now; a race with another process is possible
-        // but only makes the start fail loudly below.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let child = Command::new(bin)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .arg("--dir")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn redis-server");
-        let mut server = RedisServer {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            _dir: dir,
-        };
-        server.wait_ready();
-        server
-    }
-
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + REDIS_READY_TIMEOUT;
-        loop {
-            if std::net::TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok()
-            {
-                return;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("redis-server exited: {status}");
-            }
-            assert!(Instant::now() < deadline, "redis-server not ready");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::redis_server::RedisServer;
 
 /// One step of a stream: which connection (0 or 1) sends which command.
 type Stream = &'static [(usize, &'static [&'static str])];

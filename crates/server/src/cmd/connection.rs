@@ -1,4 +1,4 @@
-//! PING, ECHO, HELLO, SELECT, QUIT, CLIENT.
+//! PING, ECHO, HELLO, SELECT, QUIT, READONLY (CLIENT is `client.rs`).
 
 use bytes::Bytes;
 use strata_protocol::resp::{ProtocolVersion, Reply};
@@ -43,7 +43,7 @@ pub fn readonly(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
     Reply::ok().into()
 }
 
-fn valid_client_name(name: &[u8]) -> bool {
+pub(super) fn valid_client_name(name: &[u8]) -> bool {
     name.iter().all(|b| (b'!'..=b'~').contains(b))
 }
 
@@ -86,8 +86,10 @@ pub fn hello(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
         }
     }
     ctx.session.protocol = protocol;
-    if name.is_some() {
-        ctx.session.name = name;
+    if let Some(name) = name {
+        ctx.session
+            .client
+            .update_names(|n| n.name = (!name.is_empty()).then_some(name));
     }
     let proto = if protocol == ProtocolVersion::Resp3 {
         3
@@ -106,93 +108,4 @@ pub fn hello(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
         (s("strata_version"), s(crate::VERSION)),
     ])
     .into()
-}
-
-pub fn client(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
-    let sub = &a[1];
-    if is(sub, "SETNAME") {
-        if a.len() != 3 {
-            return args::wrong_arity("client|setname").into();
-        }
-        if !valid_client_name(&a[2]) {
-            return args::err(
-                "ERR Client names cannot contain spaces, newlines or special characters.",
-            )
-            .into();
-        }
-        ctx.session.name = (!a[2].is_empty()).then(|| a[2].clone());
-        Reply::ok().into()
-    } else if is(sub, "GETNAME") {
-        if a.len() != 2 {
-            return args::wrong_arity("client|getname").into();
-        }
-        match &ctx.session.name {
-            Some(n) => Reply::Bulk(n.clone()).into(),
-            None => Reply::Null.into(),
-        }
-    } else if is(sub, "ID") {
-        if a.len() != 2 {
-            return args::wrong_arity("client|id").into();
-        }
-        Reply::Integer(ctx.session.id as i64).into()
-    } else if is(sub, "SETINFO") {
-        if a.len() != 4 {
-            return args::wrong_arity("client|setinfo").into();
-        }
-        let known = is(&a[2], "LIB-NAME") || is(&a[2], "LIB-VER");
-        if known && !valid_client_name(&a[3]) {
-            return Reply::error(format!(
-                "ERR {} cannot contain spaces, newlines or special characters.",
-                args::show(&a[2], 16)
-            ))
-            .into();
-        }
-        if is(&a[2], "LIB-NAME") {
-            ctx.session.lib_name = Some(a[3].clone());
-        } else if is(&a[2], "LIB-VER") {
-            ctx.session.lib_version = Some(a[3].clone());
-        } else {
-            return Reply::error(format!(
-                "ERR Unrecognized option '{}'",
-                args::show(&a[2], 64)
-            ))
-            .into();
-        }
-        Reply::ok().into()
-    } else if is(sub, "INFO") {
-        Reply::Verbatim {
-            format: *b"txt",
-            text: Bytes::from(client_line(ctx) + "\n"),
-        }
-        .into()
-    } else {
-        Reply::error(format!(
-            "ERR unknown subcommand '{}'. Try CLIENT HELP.",
-            args::show(sub, 64)
-        ))
-        .into()
-    }
-}
-
-fn client_line(ctx: &Ctx<'_>) -> String {
-    let s = &ctx.session;
-    let text = |b: &Option<Bytes>| {
-        b.as_ref()
-            .map(|v| String::from_utf8_lossy(v).into_owned())
-            .unwrap_or_default()
-    };
-    format!(
-        "id={} addr={} name={} age={} db=0 resp={} lib-name={} lib-ver={}",
-        s.id,
-        s.peer,
-        text(&s.name),
-        s.created.elapsed().as_secs(),
-        if s.protocol == ProtocolVersion::Resp3 {
-            3
-        } else {
-            2
-        },
-        text(&s.lib_name),
-        text(&s.lib_version),
-    )
 }

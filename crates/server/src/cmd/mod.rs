@@ -8,8 +8,10 @@
 //! changes state is a `Mutation`, which is what a replicated log will carry.
 
 mod args;
+mod client;
 pub mod cluster;
 mod connection;
+pub mod docs;
 mod expiry;
 mod keys;
 mod range;
@@ -67,16 +69,57 @@ pub struct Spec {
     /// First key, last key, step (COMMAND INFO); 0 when no keys.
     pub keys: (i64, i64, i64),
     pub handler: Handler,
+    /// A container's subcommands (CLIENT KILL...): their arity is checked
+    /// before the handler runs, and COMMAND INFO/DOCS list them.
+    pub subcommands: &'static [SubSpec],
 }
 
+/// One subcommand of a container command, as COMMAND INFO shows it
+/// (`client|kill`). Subcommands take no keys.
+pub struct SubSpec {
+    /// Lowercase, without the container's name.
+    pub name: &'static str,
+    pub arity: i32,
+    pub flags: &'static [&'static str],
+}
+
+// Flag sets, as Redis 7 reports them for the same commands (checked
+// against a real redis-server by tests/clients.rs). Some describe Redis
+// machinery Strata lacks (`denyoom`: refused past maxmemory; `noscript`,
+// `loading`, `stale`, `allow_busy`, `no_auth`): they are kept identical so
+// that clients which key off flags behave the same; they promise nothing
+// Strata breaks.
 const W: &[&str] = &["write"];
+/// Writes that may add data.
+const WD: &[&str] = &["write", "denyoom"];
+const WDF: &[&str] = &["write", "denyoom", "fast"];
+const WF: &[&str] = &["write", "fast"];
 const R: &[&str] = &["readonly", "fast"];
+const RO: &[&str] = &["readonly"];
 const F: &[&str] = &["fast"];
+const LSF: &[&str] = &["loading", "stale", "fast"];
+const LS: &[&str] = &["loading", "stale"];
+const NLSF: &[&str] = &["noscript", "loading", "stale", "fast"];
+const NLS: &[&str] = &["noscript", "loading", "stale"];
+const ANLS: &[&str] = &["admin", "noscript", "loading", "stale"];
+/// HELLO and QUIT.
+const HANDSHAKE: &[&str] = &[
+    "noscript",
+    "loading",
+    "stale",
+    "fast",
+    "no_auth",
+    "allow_busy",
+];
 /// Redis's flags for MULTI, DISCARD, WATCH, UNWATCH.
 const TX: &[&str] = &["noscript", "loading", "stale", "fast", "allow_busy"];
+const NONE: &[&str] = &[];
 
 macro_rules! spec {
     ($name:literal, $arity:expr, $write:expr, $flags:expr, $keys:expr, $handler:path) => {
+        spec!($name, $arity, $write, $flags, $keys, $handler, &[])
+    };
+    ($name:literal, $arity:expr, $write:expr, $flags:expr, $keys:expr, $handler:path, $subs:expr) => {
         Spec {
             name: $name,
             arity: $arity,
@@ -84,21 +127,41 @@ macro_rules! spec {
             flags: $flags,
             keys: $keys,
             handler: $handler,
+            subcommands: $subs,
         }
     };
 }
 
-/// Every command Strata knows. Names are lowercase.
+macro_rules! sub {
+    ($name:literal, $arity:expr, $flags:expr) => {
+        SubSpec {
+            name: $name,
+            arity: $arity,
+            flags: $flags,
+        }
+    };
+}
+
+/// Every command Strata knows. Names are lowercase. Each has an entry in
+/// `docs::DOCS` too (a test checks both ways).
 pub static TABLE: &[Spec] = &[
     // Connection
     spec!("ping", -1, false, F, (0, 0, 0), connection::ping),
-    spec!("echo", 2, false, F, (0, 0, 0), connection::echo),
-    spec!("hello", -1, false, F, (0, 0, 0), connection::hello),
-    spec!("select", 2, false, F, (0, 0, 0), connection::select),
-    spec!("quit", -1, false, F, (0, 0, 0), connection::quit),
-    spec!("client", -2, false, F, (0, 0, 0), connection::client),
-    spec!("readonly", 1, false, F, (0, 0, 0), connection::readonly),
-    spec!("readwrite", 1, false, F, (0, 0, 0), connection::readonly),
+    spec!("echo", 2, false, LSF, (0, 0, 0), connection::echo),
+    spec!("hello", -1, false, HANDSHAKE, (0, 0, 0), connection::hello),
+    spec!("select", 2, false, LSF, (0, 0, 0), connection::select),
+    spec!("quit", -1, false, HANDSHAKE, (0, 0, 0), connection::quit),
+    spec!(
+        "client",
+        -2,
+        false,
+        NONE,
+        (0, 0, 0),
+        client::client,
+        CLIENT_SUBS
+    ),
+    spec!("readonly", 1, false, LSF, (0, 0, 0), connection::readonly),
+    spec!("readwrite", 1, false, LSF, (0, 0, 0), connection::readonly),
     spec!("asking", 1, false, F, (0, 0, 0), redis_cluster::asking),
     // Transactions
     spec!("multi", 1, false, TX, (0, 0, 0), tx::multi),
@@ -114,70 +177,144 @@ pub static TABLE: &[Spec] = &[
     spec!("watch", -2, false, TX, (1, -1, 1), tx::watch),
     spec!("unwatch", 1, false, TX, (0, 0, 0), tx::unwatch),
     // Server
-    spec!("command", -1, false, &[], (0, 0, 0), server::command),
-    spec!("config", -2, false, &[], (0, 0, 0), server::config),
-    spec!("info", -1, false, &[], (0, 0, 0), server::info),
+    spec!(
+        "command",
+        -1,
+        false,
+        LS,
+        (0, 0, 0),
+        server::command,
+        COMMAND_SUBS
+    ),
+    spec!(
+        "config",
+        -2,
+        false,
+        NONE,
+        (0, 0, 0),
+        server::config,
+        CONFIG_SUBS
+    ),
+    spec!("info", -1, false, LS, (0, 0, 0), server::info),
     spec!("dbsize", 1, false, R, (0, 0, 0), server::dbsize),
     spec!("flushdb", -1, true, W, (0, 0, 0), server::flushall),
     spec!("flushall", -1, true, W, (0, 0, 0), server::flushall),
-    spec!("time", 1, false, F, (0, 0, 0), server::time),
-    spec!("cluster", -2, false, &[], (0, 0, 0), cluster::cluster),
-    spec!("role", 1, false, F, (0, 0, 0), cluster::role),
+    spec!("time", 1, false, LSF, (0, 0, 0), server::time),
+    spec!(
+        "cluster",
+        -2,
+        false,
+        NONE,
+        (0, 0, 0),
+        cluster::cluster,
+        CLUSTER_SUBS
+    ),
+    spec!("role", 1, false, NLSF, (0, 0, 0), cluster::role),
     // Strings
     spec!("get", 2, false, R, (1, 1, 1), strings::get),
-    spec!("set", -3, true, W, (1, 1, 1), strings::set),
-    spec!("setnx", 3, true, W, (1, 1, 1), strings::setnx),
-    spec!("setex", 4, true, W, (1, 1, 1), strings::setex),
-    spec!("psetex", 4, true, W, (1, 1, 1), strings::psetex),
-    spec!("getset", 3, true, W, (1, 1, 1), strings::getset),
-    spec!("getdel", 2, true, W, (1, 1, 1), strings::getdel),
-    spec!("getex", -2, true, W, (1, 1, 1), strings::getex),
+    spec!("set", -3, true, WD, (1, 1, 1), strings::set),
+    spec!("setnx", 3, true, WDF, (1, 1, 1), strings::setnx),
+    spec!("setex", 4, true, WD, (1, 1, 1), strings::setex),
+    spec!("psetex", 4, true, WD, (1, 1, 1), strings::psetex),
+    spec!("getset", 3, true, WDF, (1, 1, 1), strings::getset),
+    spec!("getdel", 2, true, WF, (1, 1, 1), strings::getdel),
+    spec!("getex", -2, true, WF, (1, 1, 1), strings::getex),
     spec!("mget", -2, false, R, (1, -1, 1), strings::mget),
-    spec!("mset", -3, true, W, (1, -1, 2), strings::mset),
-    spec!("msetnx", -3, true, W, (1, -1, 2), strings::msetnx),
-    spec!("append", 3, true, W, (1, 1, 1), strings::append),
+    spec!("mset", -3, true, WD, (1, -1, 2), strings::mset),
+    spec!("msetnx", -3, true, WD, (1, -1, 2), strings::msetnx),
+    spec!("append", 3, true, WDF, (1, 1, 1), strings::append),
     spec!("strlen", 2, false, R, (1, 1, 1), strings::strlen),
-    spec!("incr", 2, true, W, (1, 1, 1), strings::incr),
-    spec!("decr", 2, true, W, (1, 1, 1), strings::decr),
-    spec!("incrby", 3, true, W, (1, 1, 1), strings::incrby),
-    spec!("decrby", 3, true, W, (1, 1, 1), strings::decrby),
-    spec!("incrbyfloat", 3, true, W, (1, 1, 1), strings::incrbyfloat),
-    spec!("getrange", 4, false, R, (1, 1, 1), strings::getrange),
-    spec!("substr", 4, false, R, (1, 1, 1), strings::getrange),
-    spec!("setrange", 4, true, W, (1, 1, 1), strings::setrange),
+    spec!("incr", 2, true, WDF, (1, 1, 1), strings::incr),
+    spec!("decr", 2, true, WDF, (1, 1, 1), strings::decr),
+    spec!("incrby", 3, true, WDF, (1, 1, 1), strings::incrby),
+    spec!("decrby", 3, true, WDF, (1, 1, 1), strings::decrby),
+    spec!("incrbyfloat", 3, true, WDF, (1, 1, 1), strings::incrbyfloat),
+    spec!("getrange", 4, false, RO, (1, 1, 1), strings::getrange),
+    spec!("substr", 4, false, RO, (1, 1, 1), strings::getrange),
+    spec!("setrange", 4, true, WD, (1, 1, 1), strings::setrange),
     // Keys
     spec!("del", -2, true, W, (1, -1, 1), keys::del),
-    spec!("unlink", -2, true, W, (1, -1, 1), keys::del),
+    spec!("unlink", -2, true, WF, (1, -1, 1), keys::del),
     spec!("exists", -2, false, R, (1, -1, 1), keys::exists),
     spec!("type", 2, false, R, (1, 1, 1), keys::type_of),
     spec!("rename", 3, true, W, (1, 2, 1), keys::rename),
-    spec!("renamenx", 3, true, W, (1, 2, 1), keys::renamenx),
-    spec!("keys", 2, false, &["readonly"], (0, 0, 0), keys::keys),
-    spec!("scan", -2, false, &["readonly"], (0, 0, 0), keys::scan),
+    spec!("renamenx", 3, true, WF, (1, 2, 1), keys::renamenx),
+    spec!("keys", 2, false, RO, (0, 0, 0), keys::keys),
+    spec!("scan", -2, false, RO, (0, 0, 0), keys::scan),
     // Expiry
-    spec!("expire", -3, true, W, (1, 1, 1), expiry::expire),
-    spec!("pexpire", -3, true, W, (1, 1, 1), expiry::pexpire),
-    spec!("expireat", -3, true, W, (1, 1, 1), expiry::expireat),
-    spec!("pexpireat", -3, true, W, (1, 1, 1), expiry::pexpireat),
+    spec!("expire", -3, true, WF, (1, 1, 1), expiry::expire),
+    spec!("pexpire", -3, true, WF, (1, 1, 1), expiry::pexpire),
+    spec!("expireat", -3, true, WF, (1, 1, 1), expiry::expireat),
+    spec!("pexpireat", -3, true, WF, (1, 1, 1), expiry::pexpireat),
     spec!("ttl", 2, false, R, (1, 1, 1), expiry::ttl),
     spec!("pttl", 2, false, R, (1, 1, 1), expiry::pttl),
     spec!("expiretime", 2, false, R, (1, 1, 1), expiry::expiretime),
     spec!("pexpiretime", 2, false, R, (1, 1, 1), expiry::pexpiretime),
-    spec!("persist", 2, true, W, (1, 1, 1), expiry::persist),
+    spec!("persist", 2, true, WF, (1, 1, 1), expiry::persist),
     // Strata's own, and the text protocol's names as RESP aliases
-    spec!("range", -3, false, &["readonly"], (1, 2, 1), range::range),
-    spec!(
-        "readrange",
-        -3,
-        false,
-        &["readonly"],
-        (1, 2, 1),
-        range::range
-    ),
-    spec!("put", 3, true, W, (1, 1, 1), strings::put),
+    spec!("range", -3, false, RO, (1, 2, 1), range::range),
+    spec!("readrange", -3, false, RO, (1, 2, 1), range::range),
+    spec!("put", 3, true, WD, (1, 1, 1), strings::put),
     spec!("read", 2, false, R, (1, 1, 1), strings::get),
     spec!("delete", -2, true, W, (1, -1, 1), keys::del),
-    spec!("batchput", -3, true, W, (1, -1, 2), strings::mset),
+    spec!("batchput", -3, true, WD, (1, -1, 2), strings::mset),
+];
+
+/// CLIENT's subcommands. PAUSE is refused (not supported by Strata) and so
+/// not listed; REPLY and TRACKING accept only what changes nothing (ON,
+/// OFF): see `client.rs`.
+static CLIENT_SUBS: &[SubSpec] = &[
+    sub!("caching", 3, NLS),
+    sub!("getname", 2, NLS),
+    sub!("getredir", 2, NLS),
+    sub!("help", 2, LS),
+    sub!("id", 2, NLS),
+    sub!("info", 2, NLS),
+    sub!("kill", -3, ANLS),
+    sub!("list", -2, ANLS),
+    sub!("no-evict", 3, ANLS),
+    sub!("no-touch", 3, NLS),
+    sub!("reply", 3, NLS),
+    sub!("setinfo", 4, NLS),
+    sub!("setname", 3, NLS),
+    sub!("tracking", -3, NLS),
+    sub!("trackinginfo", 2, NLS),
+    sub!("unblock", -3, ANLS),
+    sub!("unpause", 2, ANLS),
+];
+
+static COMMAND_SUBS: &[SubSpec] = &[
+    sub!("count", 2, LS),
+    sub!("docs", -2, LS),
+    sub!("getkeys", -4, LS),
+    sub!("help", 2, LS),
+    sub!("info", -2, LS),
+    sub!("list", -2, LS),
+];
+
+static CONFIG_SUBS: &[SubSpec] = &[
+    sub!("get", -3, ANLS),
+    sub!("help", 2, LS),
+    sub!("resetstat", 2, ANLS),
+    sub!("set", -4, ANLS),
+];
+
+/// Redis Cluster's subcommands Strata answers, then Strata's own
+/// (membership: see `cluster.rs`).
+static CLUSTER_SUBS: &[SubSpec] = &[
+    sub!("info", 2, &["stale"]),
+    sub!("keyslot", 3, &["stale"]),
+    sub!("myid", 2, &["stale"]),
+    sub!("nodes", 2, &["stale"]),
+    sub!("shards", 2, &["stale"]),
+    sub!("slots", 2, &["stale"]),
+    sub!("addlearner", 4, &["admin", "stale"]),
+    sub!("addnode", 4, &["admin", "stale"]),
+    sub!("leader", 2, &["stale"]),
+    sub!("members", 2, &["stale"]),
+    sub!("promote", 3, &["admin", "stale"]),
+    sub!("removenode", 3, &["admin", "stale"]),
+    sub!("status", 2, &["stale"]),
 ];
 
 fn index() -> &'static HashMap<&'static [u8], &'static Spec> {
@@ -217,10 +354,28 @@ pub fn unknown_command(args: &[Bytes]) -> Reply {
     ))
 }
 
-/// Checks arity, then runs the handler.
-pub fn execute(spec: &Spec, ctx: &mut Ctx<'_>, args: &[Bytes]) -> Action {
-    if !arity_ok(spec, args.len()) {
-        return Action::Reply(args::wrong_arity(spec.name));
+/// Checks arity (a subcommand's too), records the command for CLIENT
+/// LIST, then runs the handler.
+pub fn execute(spec: &'static Spec, ctx: &mut Ctx<'_>, args: &[Bytes]) -> Action {
+    let sub = subcommand(spec, args);
+    ctx.session.client.set_cmd(cmd_code(spec, sub));
+    run_checked(spec, sub, ctx, args)
+}
+
+/// [`execute`] without recording the command: EXEC's queued commands (CLIENT
+/// LIST shows `cmd=exec`, as Redis does).
+pub fn execute_queued(spec: &'static Spec, ctx: &mut Ctx<'_>, args: &[Bytes]) -> Action {
+    run_checked(spec, subcommand(spec, args), ctx, args)
+}
+
+fn run_checked(
+    spec: &'static Spec,
+    sub: Option<usize>,
+    ctx: &mut Ctx<'_>,
+    args: &[Bytes],
+) -> Action {
+    if let Some(refusal) = arity_error(spec, sub, args.len()) {
+        return Action::Reply(refusal);
     }
     if let Some(refusal) = check_keys(spec, ctx, args) {
         return Action::Reply(refusal);
@@ -228,14 +383,81 @@ pub fn execute(spec: &Spec, ctx: &mut Ctx<'_>, args: &[Bytes]) -> Action {
     (spec.handler)(ctx, args)
 }
 
-/// Redis's arity convention: positive = exact, negative = at least.
-pub fn arity_ok(spec: &Spec, args_len: usize) -> bool {
-    let n = args_len as i32;
-    if spec.arity >= 0 {
-        n == spec.arity
-    } else {
-        n >= -spec.arity
+/// Redis's refusal of a wrong number of arguments, the command's or its
+/// subcommand's (`sub`: from [`subcommand`]).
+fn arity_error(spec: &Spec, sub: Option<usize>, args_len: usize) -> Option<Reply> {
+    if !arity_ok(spec.arity, args_len) {
+        return Some(args::wrong_arity(spec.name));
     }
+    let sub = &spec.subcommands[sub?];
+    (!arity_ok(sub.arity, args_len))
+        .then(|| args::wrong_arity(&format!("{}|{}", spec.name, sub.name)))
+}
+
+/// [`arity_error`] for a command about to be queued by MULTI.
+pub fn queue_arity_error(spec: &Spec, args: &[Bytes]) -> Option<Reply> {
+    arity_error(spec, subcommand(spec, args), args.len())
+}
+
+/// The index of a container's subcommand named by `args[1]`, if known.
+/// Costs nothing for other commands (their list is empty).
+fn subcommand(spec: &Spec, args: &[Bytes]) -> Option<usize> {
+    if spec.subcommands.is_empty() {
+        return None;
+    }
+    let name = args.get(1)?;
+    spec.subcommands
+        .iter()
+        .position(|s| name.eq_ignore_ascii_case(s.name.as_bytes()))
+}
+
+/// A command (and subcommand) as one number, for a relaxed atomic store
+/// per request: table index + 1, shifted, then subcommand index + 1
+/// (0: none). 0 is "no command yet".
+pub fn cmd_code(spec: &'static Spec, sub: Option<usize>) -> u32 {
+    let index =
+        (spec as *const Spec as usize).wrapping_sub(TABLE.as_ptr() as usize) / size_of::<Spec>();
+    let sub = sub.map_or(0, |i| i as u32 + 1) & 0xff;
+    ((index as u32 + 1) << 8) | sub
+}
+
+/// The name a [`cmd_code`] stands for (`get`, `client|list`), as CLIENT
+/// LIST's `cmd=` shows it; `NULL` before the first command, as in Redis.
+pub fn cmd_name(code: u32) -> String {
+    let spec = (code >> 8)
+        .checked_sub(1)
+        .and_then(|i| TABLE.get(i as usize));
+    let Some(spec) = spec else {
+        return "NULL".into();
+    };
+    match (code & 0xff)
+        .checked_sub(1)
+        .and_then(|i| spec.subcommands.get(i as usize))
+    {
+        Some(sub) => format!("{}|{}", spec.name, sub.name),
+        None => spec.name.into(),
+    }
+}
+
+/// Finds `name` or `container|sub` (COMMAND INFO, COMMAND DOCS).
+pub fn lookup_full(name: &[u8]) -> Option<(&'static Spec, Option<&'static SubSpec>)> {
+    match name.iter().position(|&b| b == b'|') {
+        None => lookup(name).map(|spec| (spec, None)),
+        Some(bar) => {
+            let spec = lookup(&name[..bar])?;
+            let sub = spec
+                .subcommands
+                .iter()
+                .find(|s| name[bar + 1..].eq_ignore_ascii_case(s.name.as_bytes()))?;
+            Some((spec, Some(sub)))
+        }
+    }
+}
+
+/// Redis's arity convention: positive = exact, negative = at least.
+pub fn arity_ok(arity: i32, args_len: usize) -> bool {
+    let n = i32::try_from(args_len).unwrap_or(i32::MAX);
+    if arity >= 0 { n == arity } else { n >= -arity }
 }
 
 /// The refusal of a key over `key-size-bytes-max`, if any.

@@ -9,24 +9,45 @@ use strata_storage::pattern::glob_match;
 use strata_storage::{FsyncPolicy, Mutation, Op};
 
 use super::args::{self, is};
-use super::{Action, Ctx, Spec, TABLE, lookup};
+use super::{Action, Ctx, Spec, TABLE, lookup_full};
 
 fn bulk(s: impl Into<String>) -> Reply {
     Reply::Bulk(Bytes::from(s.into()))
 }
 
+/// COMMAND INFO's entry: name, arity, flags, first/last/step key, ACL
+/// categories (none: Strata has no ACLs), tips, key specs (none), and a
+/// container's subcommands.
 fn command_info(spec: &Spec) -> Reply {
+    let subs = spec
+        .subcommands
+        .iter()
+        .map(|sub| {
+            let name = format!("{}|{}", spec.name, sub.name);
+            info_entry(&name, sub.arity, sub.flags, (0, 0, 0), Vec::new())
+        })
+        .collect();
+    info_entry(spec.name, spec.arity, spec.flags, spec.keys, subs)
+}
+
+fn info_entry(
+    name: &str,
+    arity: i32,
+    flags: &[&'static str],
+    keys: (i64, i64, i64),
+    subcommands: Vec<Reply>,
+) -> Reply {
     Reply::Array(vec![
-        bulk(spec.name),
-        Reply::Integer(spec.arity as i64),
-        Reply::Set(spec.flags.iter().map(|f| Reply::status(*f)).collect()),
-        Reply::Integer(spec.keys.0),
-        Reply::Integer(spec.keys.1),
-        Reply::Integer(spec.keys.2),
+        bulk(name),
+        Reply::Integer(arity as i64),
+        Reply::Set(flags.iter().map(|f| Reply::status(*f)).collect()),
+        Reply::Integer(keys.0),
+        Reply::Integer(keys.1),
+        Reply::Integer(keys.2),
         Reply::Set(vec![]),
         Reply::Set(vec![]),
         Reply::Array(vec![]),
-        Reply::Array(vec![]),
+        Reply::Array(subcommands),
     ])
 }
 
@@ -35,23 +56,36 @@ pub fn command(_: &mut Ctx<'_>, a: &[Bytes]) -> Action {
         return Reply::Array(TABLE.iter().map(command_info).collect()).into();
     };
     if is(sub, "COUNT") {
-        if a.len() != 2 {
-            return args::wrong_arity("command|count").into();
-        }
         Reply::Integer(TABLE.len() as i64).into()
     } else if is(sub, "DOCS") {
-        // Documentation is optional for clients; redis-cli only uses it for hints.
-        Reply::Map(vec![]).into()
+        command_docs(&a[2..]).into()
     } else if is(sub, "INFO") {
+        if a.len() == 2 {
+            return Reply::Array(TABLE.iter().map(command_info).collect()).into();
+        }
         Reply::Array(
             a[2..]
                 .iter()
-                .map(|name| lookup(name).map_or(Reply::NullArray, command_info))
+                .map(|name| match lookup_full(name) {
+                    Some((spec, None)) => command_info(spec),
+                    Some((spec, Some(sub))) => info_entry(
+                        &format!("{}|{}", spec.name, sub.name),
+                        sub.arity,
+                        sub.flags,
+                        (0, 0, 0),
+                        Vec::new(),
+                    ),
+                    None => Reply::NullArray,
+                })
                 .collect(),
         )
         .into()
     } else if is(sub, "LIST") {
-        Reply::Array(TABLE.iter().map(|s| bulk(s.name)).collect()).into()
+        command_list(&a[2..]).into()
+    } else if is(sub, "GETKEYS") {
+        command_getkeys(&a[2..]).into()
+    } else if is(sub, "HELP") {
+        command_help().into()
     } else {
         Reply::error(format!(
             "ERR unknown subcommand '{}'. Try COMMAND HELP.",
@@ -59,6 +93,94 @@ pub fn command(_: &mut Ctx<'_>, a: &[Bytes]) -> Action {
         ))
         .into()
     }
+}
+
+/// COMMAND DOCS [name ...]: every command (subcommands nested), or those
+/// named (`client|kill` too); unknown names are left out, as in Redis.
+fn command_docs(names: &[Bytes]) -> Reply {
+    if names.is_empty() {
+        return Reply::Map(
+            TABLE
+                .iter()
+                .filter_map(|spec| Some((bulk(spec.name), super::docs::command_docs(spec)?)))
+                .collect(),
+        );
+    }
+    let mut out = Vec::new();
+    for name in names {
+        match lookup_full(name) {
+            Some((spec, None)) => {
+                if let Some(entry) = super::docs::command_docs(spec) {
+                    out.push((bulk(spec.name), entry));
+                }
+            }
+            Some((spec, Some(sub))) => out.extend(super::docs::sub_docs(spec, sub)),
+            None => {}
+        }
+    }
+    Reply::Map(out)
+}
+
+/// COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN glob]:
+/// commands and subcommands (`client|kill`), as Redis lists them. Strata
+/// has no modules and no ACL categories: those filters match nothing.
+fn command_list(filter: &[Bytes]) -> Reply {
+    let pattern = match filter {
+        [] => None,
+        [by, kind, value] if is(by, "FILTERBY") => {
+            if is(kind, "PATTERN") {
+                Some(value.to_ascii_lowercase())
+            } else if is(kind, "MODULE") || is(kind, "ACLCAT") {
+                return Reply::Array(vec![]);
+            } else {
+                return args::syntax();
+            }
+        }
+        _ => return args::syntax(),
+    };
+    let names = super::docs::documented_names()
+        .filter(|n| pattern.as_ref().is_none_or(|p| glob_match(p, n.as_bytes())));
+    Reply::Array(names.map(bulk).collect())
+}
+
+/// COMMAND GETKEYS <command> [arg ...]: the keys at the command's key
+/// positions (what cluster clients ask to route a command).
+fn command_getkeys(call: &[Bytes]) -> Reply {
+    let Some(spec) = call.first().and_then(|name| super::lookup(name)) else {
+        return args::err("ERR Invalid command specified");
+    };
+    if !super::arity_ok(spec.arity, call.len()) {
+        return args::err("ERR Invalid number of arguments specified for command");
+    }
+    let keys: Vec<Reply> = super::key_positions(spec, call.len())
+        .map(|i| Reply::Bulk(call[i].clone()))
+        .collect();
+    if keys.is_empty() {
+        return args::err("ERR The command has no key arguments");
+    }
+    Reply::Array(keys)
+}
+
+fn command_help() -> Reply {
+    const LINES: &[&str] = &[
+        "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "(no subcommand)",
+        "    Return details about all Strata commands.",
+        "COUNT",
+        "    Return the total number of commands in this Strata server.",
+        "LIST [FILTERBY (MODULE <module-name>|ACLCAT <category>|PATTERN <pattern>)]",
+        "    Return the names of all commands and subcommands (Strata has no modules or ACL categories).",
+        "INFO [<command-name> ...]",
+        "    Return details about the named commands (all, if none is named).",
+        "DOCS [<command-name> ...]",
+        "    Return documentation about the named commands (all, if none is named).",
+        "    Strata's own commands are in group 'strata'.",
+        "GETKEYS <full-command>",
+        "    Return the keys from a full command.",
+        "HELP",
+        "    Print this help.",
+    ];
+    Reply::Array(LINES.iter().map(|l| Reply::status(*l)).collect())
 }
 
 /// Settings CONFIG GET answers: Redis's names that clients and tools ask
@@ -125,6 +247,19 @@ pub fn config(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
             c.store(0, Relaxed);
         }
         Reply::ok().into()
+    } else if is(sub, "HELP") {
+        const LINES: &[&str] = &[
+            "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "GET <pattern> [<pattern> ...]",
+            "    Return the settings matching the glob-like patterns, Redis's names and Strata's.",
+            "SET <directive> <value> [<directive> <value> ...]",
+            "    Refused: set the flag, STRATA_* variable or config file entry, then restart.",
+            "RESETSTAT",
+            "    Reset the statistics reported by the INFO command.",
+            "HELP",
+            "    Print this help.",
+        ];
+        Reply::Array(LINES.iter().map(|l| Reply::status(*l)).collect()).into()
     } else {
         Reply::error(format!(
             "ERR unknown subcommand '{}'. Try CONFIG HELP.",

@@ -48,6 +48,11 @@ impl Transaction {
     pub fn queued_bytes(&self) -> usize {
         self.queued_bytes
     }
+
+    /// Commands queued so far (CLIENT LIST's `multi=`).
+    pub fn queued_count(&self) -> usize {
+        self.queued.len()
+    }
 }
 
 /// Renders a read step's live records as the read command would reply.
@@ -120,9 +125,8 @@ pub fn queue(
 ) -> Reply {
     let refusal = match spec {
         None => Some(super::unknown_command(args)),
-        Some(spec) if !super::arity_ok(spec, args.len()) => Some(args::wrong_arity(spec.name)),
-        Some(spec) if matches!(kind(spec), Kind::Refused) => Some(args::err(ERR_NOT_ALLOWED)),
-        Some(_) => None,
+        Some(spec) => super::queue_arity_error(spec, args)
+            .or_else(|| matches!(kind(spec), Kind::Refused).then(|| args::err(ERR_NOT_ALLOWED))),
     };
     if let Some(reply) = refusal {
         tx.failed = true;
@@ -261,7 +265,7 @@ fn plan_one(
     steps: &mut Vec<Step>,
 ) -> Slot {
     match kind(spec) {
-        Kind::Write => match super::execute(spec, ctx, &args) {
+        Kind::Write => match super::execute_queued(spec, ctx, &args) {
             Action::Write(m) => {
                 steps.push(Step::Write(m.op));
                 Slot::Write
@@ -284,8 +288,9 @@ fn plan_one(
             steps.push(Step::Read { keys });
             Slot::Read { render, args }
         }
-        Kind::Local => match super::execute(spec, ctx, &args) {
-            Action::Reply(r) => Slot::Local(r),
+        Kind::Local => match super::execute_queued(spec, ctx, &args) {
+            // CLIENT KILL of this very connection: it closes after EXEC.
+            Action::Reply(r) | Action::Close(r) => Slot::Local(r),
             _ => Slot::Local(args::err(ERR_NOT_ALLOWED)),
         },
         Kind::Refused => Slot::Local(args::err(ERR_NOT_ALLOWED)),

@@ -9,6 +9,7 @@
 pub mod cluster;
 pub mod peer;
 pub mod raw;
+pub mod redis_server;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
