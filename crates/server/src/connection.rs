@@ -27,7 +27,9 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::client_buffers::{BufferCharge, BuffersFull};
+use crate::cmd::slowlog::Client;
 use crate::cmd::{self, Action, Ctx};
+use crate::command_stats::Tally;
 use crate::idle::IdleTimer;
 use crate::request_timer::RequestTimer;
 use crate::shared::{Session, Shared};
@@ -77,6 +79,8 @@ struct Conn {
     request_timer: RequestTimer,
     /// This connection's share of `--client-buffers-size-bytes-max`.
     charge: BufferCharge,
+    /// Its command statistics, added into the shared ones before it waits.
+    tally: Tally,
 }
 
 /// Why a connection stopped waiting for bytes.
@@ -101,6 +105,7 @@ pub async fn serve(
         session: Session::new(id, peer.to_string()),
         request_timer: RequestTimer::new(Duration::from_millis(shared.config.request_timeout_ms)),
         charge: BufferCharge::new(Arc::clone(&shared.client_buffers), id, peer),
+        tally: Tally::new(Arc::clone(&shared)),
         shared,
         read_buf: BytesMut::with_capacity(READ_BUFFER_BYTES_INITIAL),
         write_buf: BytesMut::with_capacity(READ_BUFFER_BYTES_INITIAL),
@@ -164,8 +169,10 @@ impl Conn {
                     self.flush().await?;
                     return Ok(());
                 }
-                self.shared.stats.commands_processed.fetch_add(1, Relaxed);
                 let spec = args.first().and_then(|name| cmd::lookup(name));
+                let (in_multi, fresh) = (self.session.tx.is_some(), self.now_ms.is_some());
+                let client = Client::from(&self.session);
+                self.tally.start(spec, in_multi, fresh, &client);
                 // Inside MULTI: queue (one branch for connections that never
                 // use it).
                 if let Some(tx) = self.session.tx.as_mut()
@@ -207,6 +214,7 @@ impl Conn {
                     now_ms: *self.now_ms.get_or_insert_with(strata_storage::now_ms),
                 };
                 let action = cmd::execute(spec, &mut ctx, &args);
+                self.tally.ran(args, &action, &Client::from(&self.session));
                 // A command that may take long (KEYS, SCAN, RANGE, INFO: not
                 // flagged `fast`) makes the cached time stale for the next
                 // one. Writes only build their mutation here.
@@ -264,6 +272,7 @@ impl Conn {
                 }
             }
             self.drain_pending().await;
+            self.tally.flush(Some(&Client::from(&self.session)));
             self.flush().await?;
             if *shutdown.borrow() {
                 return Ok(());
@@ -307,6 +316,7 @@ impl Conn {
     }
 
     fn reply(&mut self, r: &strata_protocol::resp::Reply) {
+        self.tally.replied(r, &Client::from(&self.session));
         encode_reply(r, self.session.protocol, &mut self.write_buf);
     }
 

@@ -15,6 +15,7 @@ mod keys;
 mod range;
 pub mod redis_cluster;
 mod server;
+pub mod slowlog;
 mod strings;
 pub mod tx;
 
@@ -106,7 +107,9 @@ pub static TABLE: &[Spec] = &[
         "exec",
         1,
         false,
-        &["noscript", "loading", "stale", "skip_slowlog"],
+        // Not Redis's `skip_slowlog`: Strata cannot time the commands
+        // inside a transaction one by one, so it logs EXEC instead.
+        &["noscript", "loading", "stale"],
         (0, 0, 0),
         tx::exec
     ),
@@ -121,6 +124,7 @@ pub static TABLE: &[Spec] = &[
     spec!("flushdb", -1, true, W, (0, 0, 0), server::flushall),
     spec!("flushall", -1, true, W, (0, 0, 0), server::flushall),
     spec!("time", 1, false, F, (0, 0, 0), server::time),
+    spec!("slowlog", -2, false, &[], (0, 0, 0), slowlog::slowlog),
     spec!("cluster", -2, false, &[], (0, 0, 0), cluster::cluster),
     spec!("role", 1, false, F, (0, 0, 0), cluster::role),
     // Strings
@@ -196,6 +200,16 @@ pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
     lower.copy_from_slice(name);
     lower.make_ascii_lowercase();
     index().get(&*lower).copied()
+}
+
+/// A command's position in [`TABLE`] (its statistics slot). Every
+/// `&'static Spec` handed out comes from the table.
+pub fn spec_index(spec: &'static Spec) -> Option<u16> {
+    let offset = (spec as *const Spec as usize).wrapping_sub(TABLE.as_ptr() as usize);
+    let idx = offset / std::mem::size_of::<Spec>();
+    (idx < TABLE.len() && offset % std::mem::size_of::<Spec>() == 0)
+        .then(|| u16::try_from(idx).ok())
+        .flatten()
 }
 
 /// Redis's reply to an unknown command, naming its first arguments: the
