@@ -529,10 +529,10 @@ impl Tally {
         match (entry.kind, entry.started) {
             (Kind::Queued, _) => match reply {
                 Reply::Error(_) => self.local(entry.idx).rejected += 1,
-                Reply::Status(s) if s == "QUEUED" => {
-                    if self.queued.len() < cmd::tx::QUEUED_COMMANDS_MAX {
-                        self.queued.push(entry.idx);
-                    }
+                Reply::Status(s)
+                    if s == "QUEUED" && self.queued.len() < cmd::tx::QUEUED_COMMANDS_MAX =>
+                {
+                    self.queued.push(entry.idx);
                 }
                 _ => {}
             },

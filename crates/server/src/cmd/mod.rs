@@ -207,7 +207,7 @@ pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
 pub fn spec_index(spec: &'static Spec) -> Option<u16> {
     let offset = (spec as *const Spec as usize).wrapping_sub(TABLE.as_ptr() as usize);
     let idx = offset / std::mem::size_of::<Spec>();
-    (idx < TABLE.len() && offset % std::mem::size_of::<Spec>() == 0)
+    (idx < TABLE.len() && offset.is_multiple_of(std::mem::size_of::<Spec>()))
         .then(|| u16::try_from(idx).ok())
         .flatten()
 }

@@ -120,7 +120,7 @@ pub fn config(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
         }
         Reply::Map(out).into()
     } else if is(sub, "SET") {
-        if a.len() < 4 || a.len() % 2 != 0 {
+        if a.len() < 4 || !a.len().is_multiple_of(2) {
             return args::wrong_arity("config|set").into();
         }
         config_set(ctx, &a[2..]).into()
