@@ -161,6 +161,19 @@ pub struct ConfigLayer {
     /// REMOVENODE) and on each attempt of `--join`.
     #[arg(long, env = "STRATA_ADMIN_TIMEOUT_MS")]
     pub admin_timeout_ms: Option<u64>,
+    /// SLOWLOG: log commands that take at least this long, in
+    /// microseconds (or with a unit: 10ms); negative turns the log off, 0
+    /// logs every command. Also CONFIG SET slowlog-log-slower-than.
+    /// [default: 10000]
+    #[arg(long, env = "STRATA_SLOWLOG_LOG_SLOWER_THAN", allow_hyphen_values = true,
+          value_parser = crate::units::parse_duration_us_signed)]
+    #[serde(default, deserialize_with = "crate::units::de_duration_us_signed")]
+    pub slowlog_log_slower_than: Option<i64>,
+    /// SLOWLOG: entries kept (the oldest go first), at most 10000; 0 turns
+    /// the log off. Also CONFIG SET slowlog-max-len.
+    /// [default: 128]
+    #[arg(long, env = "STRATA_SLOWLOG_MAX_LEN")]
+    pub slowlog_max_len: Option<usize>,
 }
 
 /// Resolved configuration of a running server.
@@ -184,6 +197,11 @@ pub struct ServerConfig {
     /// Refuse clients from other hosts on non-loopback listeners
     /// (`--protected-mode`).
     pub protected_mode: bool,
+    /// SLOWLOG's threshold at start-up, µs (negative: off); CONFIG SET
+    /// changes the live value in `Shared::slowlog`.
+    pub slowlog_log_slower_than_us: i64,
+    /// SLOWLOG's length at start-up.
+    pub slowlog_max_len: usize,
 }
 
 /// Cluster settings as configured (see `ClusterConfig` for their use).
@@ -440,6 +458,10 @@ impl ConfigLayer {
             cluster_secret_file: self.cluster_secret_file.or(lower.cluster_secret_file),
             protected_mode: self.protected_mode.or(lower.protected_mode),
             admin_timeout_ms: self.admin_timeout_ms.or(lower.admin_timeout_ms),
+            slowlog_log_slower_than: self
+                .slowlog_log_slower_than
+                .or(lower.slowlog_log_slower_than),
+            slowlog_max_len: self.slowlog_max_len.or(lower.slowlog_max_len),
         }
     }
 }
@@ -623,6 +645,17 @@ impl ServerConfig {
                 None => true,
                 Some(v) => parse_yes_no("protected-mode", v)?,
             },
+            slowlog_log_slower_than_us: layer
+                .slowlog_log_slower_than
+                .unwrap_or(crate::cmd::slowlog::DEFAULT_SLOWER_THAN_US),
+            slowlog_max_len: in_range(
+                "slowlog-max-len",
+                layer
+                    .slowlog_max_len
+                    .unwrap_or(crate::cmd::slowlog::DEFAULT_LEN_MAX),
+                0,
+                crate::cmd::slowlog::LEN_MAX,
+            )?,
         })
     }
 
@@ -681,6 +714,13 @@ impl ServerConfig {
                     .as_ref()
                     .map_or_else(String::new, |c| c.admin_timeout_ms.to_string()),
             ),
+            // Redis's names and units (µs); CONFIG GET shows the live
+            // values, which CONFIG SET may have changed.
+            (
+                "slowlog-log-slower-than",
+                self.slowlog_log_slower_than_us.to_string(),
+            ),
+            ("slowlog-max-len", self.slowlog_max_len.to_string()),
         ]
     }
 }
@@ -836,6 +876,45 @@ mod tests {
         ] {
             assert!(bad(l));
         }
+    }
+
+    #[test]
+    fn slowlog_settings_come_from_flags_env_and_file() {
+        let c = ServerConfig::resolve(ConfigLayer::default()).unwrap();
+        assert_eq!(
+            (c.slowlog_log_slower_than_us, c.slowlog_max_len),
+            (10_000, 128)
+        );
+        let file: ConfigLayer =
+            toml::from_str("slowlog_log_slower_than = \"5ms\"\nslowlog_max_len = 7\n").unwrap();
+        let c = ServerConfig::resolve(file.clone()).unwrap();
+        assert_eq!(
+            (c.slowlog_log_slower_than_us, c.slowlog_max_len),
+            (5_000, 7)
+        );
+        let file: ConfigLayer = toml::from_str("slowlog_log_slower_than = -1\n").unwrap();
+        let c = ServerConfig::resolve(file).unwrap();
+        assert_eq!(c.slowlog_log_slower_than_us, -1);
+        let shown = c.settings();
+        assert!(shown.contains(&("slowlog-log-slower-than", "-1".to_string())));
+        assert!(shown.contains(&("slowlog-max-len", "128".to_string())));
+        assert!(
+            ServerConfig::resolve(ConfigLayer {
+                slowlog_max_len: Some(1_000_000),
+                ..Default::default()
+            })
+            .is_err()
+        );
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            layer: ConfigLayer,
+        }
+        use clap::Parser as _;
+        let flags = Flags::try_parse_from(["x", "--slowlog-log-slower-than", "-1"]).unwrap();
+        assert_eq!(flags.layer.slowlog_log_slower_than, Some(-1));
+        let flags = Flags::try_parse_from(["x", "--slowlog-log-slower-than", "2ms"]).unwrap();
+        assert_eq!(flags.layer.slowlog_log_slower_than, Some(2_000));
     }
 
     #[test]

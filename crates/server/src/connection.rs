@@ -28,7 +28,9 @@ use tokio::sync::watch;
 
 use crate::client_buffers::{BufferCharge, BuffersFull};
 use crate::clients::{ClientInfo, Protocol};
+use crate::cmd::slowlog::Client;
 use crate::cmd::{self, Action, Ctx};
+use crate::command_stats::Tally;
 use crate::idle::IdleTimer;
 use crate::request_timer::RequestTimer;
 use crate::shared::{Session, Shared};
@@ -81,6 +83,8 @@ struct Conn {
     request_timer: RequestTimer,
     /// This connection's share of `--client-buffers-size-bytes-max`.
     charge: BufferCharge,
+    /// Its command statistics, added into the shared ones before it waits.
+    tally: Tally,
 }
 
 /// Why a connection stopped waiting for bytes.
@@ -109,6 +113,7 @@ pub async fn serve(
             .with_no_evict(client.no_evict_flag()),
         session: Session::for_client(client),
         request_timer: RequestTimer::new(Duration::from_millis(shared.config.request_timeout_ms)),
+        tally: Tally::new(Arc::clone(&shared)),
         shared,
         read_buf: BytesMut::with_capacity(READ_BUFFER_BYTES_INITIAL),
         write_buf: BytesMut::with_capacity(READ_BUFFER_BYTES_INITIAL),
@@ -173,8 +178,10 @@ impl Conn {
                     self.flush().await?;
                     return Ok(());
                 }
-                self.shared.stats.commands_processed.fetch_add(1, Relaxed);
                 let spec = args.first().and_then(|name| cmd::lookup(name));
+                let (in_multi, fresh) = (self.session.tx.is_some(), self.now_ms.is_some());
+                let client = Client::from(&self.session);
+                self.tally.start(spec, in_multi, fresh, &client);
                 // Inside MULTI: queue (one branch for connections that never
                 // use it).
                 if let Some(tx) = self.session.tx.as_mut()
@@ -218,6 +225,7 @@ impl Conn {
                     now_ms,
                 };
                 let action = cmd::execute(spec, &mut ctx, &args);
+                self.tally.ran(args, &action, &Client::from(&self.session));
                 // A command that may take long (KEYS, SCAN, RANGE, INFO: not
                 // flagged `fast`) makes the cached time stale for the next
                 // one. Writes only build their mutation here.
@@ -280,6 +288,7 @@ impl Conn {
             let charged = self.charge.charged_bytes();
             self.session
                 .publish_at_wait(&self.read_buf, charged, self.clock_ms);
+            self.tally.flush(Some(&Client::from(&self.session)));
             self.flush().await?;
             if *shutdown.borrow() {
                 return Ok(());
@@ -324,6 +333,7 @@ impl Conn {
     }
 
     fn reply(&mut self, r: &strata_protocol::resp::Reply) {
+        self.tally.replied(r, &Client::from(&self.session));
         encode_reply(r, self.session.protocol, &mut self.write_buf);
     }
 

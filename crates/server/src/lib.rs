@@ -8,10 +8,12 @@
 pub mod client_buffers;
 pub mod clients;
 pub mod cmd;
+pub mod command_stats;
 pub mod config;
 mod connection;
 mod http_probe;
 mod idle;
+pub mod memory;
 mod request_timer;
 pub mod server;
 pub mod shared;

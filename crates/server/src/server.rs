@@ -134,6 +134,11 @@ pub async fn run(
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
 
     warn_if_exposed(&shared.config, resp_addr, text_addr);
+    // INFO's instantaneous_* rates: a sample every 100 ms, as Redis does.
+    tokio::spawn(crate::command_stats::sample_rates(
+        shared.clone(),
+        shutdown_rx.clone(),
+    ));
     let mut accept_tasks = Vec::new();
     accept_tasks.push(tokio::spawn(accept_loop(
         resp,

@@ -38,6 +38,8 @@ pub struct Shared {
     pub config: ServerConfig,
     pub started: Instant,
     pub stats: ServerStats,
+    /// SLOWLOG's entries and settings (`slowlog-*`).
+    pub slowlog: crate::cmd::slowlog::Slowlog,
     /// The bound on all connections' buffers together.
     pub client_buffers: std::sync::Arc<ClientBuffers>,
     /// Every open client connection (CLIENT LIST, CLIENT KILL).
@@ -60,6 +62,9 @@ pub struct ServerStats {
     /// Connections closed because a request did not arrive whole within
     /// `--request-timeout-ms`.
     pub request_timeouts: AtomicU64,
+    /// Per-command counts and times, errors, rates (INFO commandstats,
+    /// errorstats, latencystats, `instantaneous_*`).
+    pub commands: crate::command_stats::CommandStats,
 }
 
 struct ScanCursors {
@@ -78,6 +83,10 @@ impl Shared {
             cluster,
             started: Instant::now(),
             stats: ServerStats::default(),
+            slowlog: crate::cmd::slowlog::Slowlog::new(
+                config.slowlog_log_slower_than_us,
+                config.slowlog_max_len,
+            ),
             client_buffers: std::sync::Arc::new(ClientBuffers::new(
                 config.client_buffers_size_bytes_max,
             )),

@@ -20,6 +20,9 @@ use tokio::sync::watch;
 
 use crate::client_buffers::BufferCharge;
 use crate::clients::{AtWait, ClientInfo, Protocol};
+use crate::cmd::Spec;
+use crate::cmd::slowlog::Client;
+use crate::command_stats::{Tally, TextOutcome};
 use crate::idle::IdleTimer;
 use crate::request_timer::{RequestTimer, timeout_message};
 use crate::shared::{PathError, Shared};
@@ -47,6 +50,8 @@ pub async fn serve(
         request_timer: RequestTimer::new(Duration::from_millis(shared.config.request_timeout_ms)),
         charge: BufferCharge::new(Arc::clone(&shared.client_buffers), id, peer)
             .with_no_evict(client.no_evict_flag()),
+        tally: Tally::new(Arc::clone(&shared)),
+        peer: peer.to_string(),
         read_buf: BytesMut::with_capacity(BUFFER_BYTES_INITIAL),
         out: Vec::with_capacity(BUFFER_BYTES_INITIAL),
         client,
@@ -61,6 +66,9 @@ struct TextConn {
     idle: IdleTimer,
     request_timer: RequestTimer,
     charge: BufferCharge,
+    /// Its command statistics (under the commands' RESP names).
+    tally: Tally,
+    peer: String,
     read_buf: BytesMut,
     out: Vec<u8>,
     /// This connection in CLIENT LIST (`resp=0`), and its kill switch.
@@ -85,34 +93,57 @@ impl TextConn {
         let mut reader = LineReader::new();
         loop {
             let mut progressed = false;
+            // Nothing awaited since the tally's last clock reading.
+            let mut fresh = false;
             loop {
                 match reader.take_line(&mut self.read_buf, line_max) {
                     Ok(Some(line)) if looks_like_http(&line) => {
                         // An HTTP request: run neither it nor what follows.
-                        let peer = self.stream.peer_addr().map(|a| a.to_string());
-                        crate::http_probe::warn(peer.as_deref().unwrap_or("unknown"));
+                        crate::http_probe::warn(&self.peer);
                         shared.stats.protocol_errors.fetch_add(1, Relaxed);
-                        self.write_out().await?;
+                        self.write_out(shared).await?;
                         return Ok(());
                     }
                     Ok(Some(line)) => {
                         progressed = true;
-                        shared.stats.commands_processed.fetch_add(1, Relaxed);
-                        handle_line(shared, &self.client, &line, &mut self.out).await;
+                        let started = self.tally.text_start(fresh);
+                        let from = self.out.len();
+                        let handled = handle_line(shared, &self.client, &line, &mut self.out).await;
+                        let client = Client {
+                            addr: &self.peer,
+                            info: Some(&self.client),
+                        };
+                        let outcome = TextOutcome {
+                            started,
+                            rejected: handled.rejected,
+                            error: self.out[from..].starts_with(b"ERROR: "),
+                            line: &line,
+                            client: &client,
+                        };
+                        self.tally.text_line(handled.spec, outcome);
+                        // Its end, read after anything it waited for, is
+                        // the next line's start.
+                        fresh = true;
                         if self.out.len() >= REPLY_BUFFER_BYTES_MAX {
-                            self.write_out().await?;
+                            self.write_out(shared).await?;
+                            fresh = false;
                         }
                     }
                     Ok(None) => break,
                     Err(e) => {
                         shared.stats.protocol_errors.fetch_add(1, Relaxed);
                         error_line(&mut self.out, &e.to_string());
-                        self.write_out().await?;
+                        self.write_out(shared).await?;
                         return Ok(());
                     }
                 }
             }
-            self.write_out().await?;
+            let client = Client {
+                addr: &self.peer,
+                info: Some(&self.client),
+            };
+            self.tally.flush(Some(&client));
+            self.write_out(shared).await?;
             if *shutdown.borrow() {
                 return Ok(());
             }
@@ -192,7 +223,7 @@ impl TextConn {
         std::io::Error::other(message)
     }
 
-    async fn write_out(&mut self) -> std::io::Result<()> {
+    async fn write_out(&mut self, shared: &Shared) -> std::io::Result<()> {
         if self.out.is_empty() {
             return Ok(());
         }
@@ -221,6 +252,10 @@ impl TextConn {
             }
         }
         self.idle.touch();
+        shared
+            .stats
+            .net_output_bytes
+            .fetch_add(self.out.len() as u64, Relaxed);
         self.out.clear();
         Ok(())
     }
@@ -266,18 +301,74 @@ fn cmd_code(request: &TextRequest) -> u32 {
     }]
 }
 
-async fn handle_line(shared: &Shared, client: &ClientInfo, line: &Bytes, out: &mut Vec<u8>) {
+/// What a request line was, for the statistics.
+struct Handled {
+    /// Its RESP command (PUT is `put`...); None for an empty or malformed line.
+    spec: Option<&'static Spec>,
+    /// Refused before it ran.
+    rejected: bool,
+}
+
+/// The RESP command a text request counts as.
+fn spec_of(request: &TextRequest) -> Option<&'static Spec> {
+    crate::cmd::lookup(match request {
+        TextRequest::Put { .. } => b"put",
+        TextRequest::BatchPut { .. } => b"batchput",
+        TextRequest::Read { .. } => b"read",
+        TextRequest::ReadRange { .. } => b"readrange",
+        TextRequest::Delete { .. } => b"delete",
+    })
+}
+
+async fn handle_line(
+    shared: &Shared,
+    client: &ClientInfo,
+    line: &Bytes,
+    out: &mut Vec<u8>,
+) -> Handled {
     let request = match parse_line(line) {
         Ok(Some(r)) => r,
-        Ok(None) => return,
-        Err(e) => return error_line(out, &e.to_string()),
+        Ok(None) => {
+            return Handled {
+                spec: None,
+                rejected: false,
+            };
+        }
+        Err(e) => {
+            error_line(out, &e.to_string());
+            return Handled {
+                spec: None,
+                rejected: false,
+            };
+        }
+    };
+    let mut handled = Handled {
+        spec: spec_of(&request),
+        rejected: true,
     };
     client.set_cmd(cmd_code(&request));
     let key_max = shared.config.storage.key_size_bytes_max;
     if let Some(len) = request.keys().map(Bytes::len).find(|&len| len > key_max) {
         let e = strata_storage::MutationError::KeyTooLarge { len, max: key_max };
-        return error_line(out, &e.to_string());
+        error_line(out, &e.to_string());
+        return handled;
     }
+    if let TextRequest::BatchPut { keys, values } = &request
+        && keys.len() != values.len()
+    {
+        let e = TextError::BatchCountMismatch {
+            keys: keys.len(),
+            values: values.len(),
+        };
+        error_line(out, &e.to_string());
+        return handled;
+    }
+    handled.rejected = false;
+    run_request(shared, request, out).await;
+    handled
+}
+
+async fn run_request(shared: &Shared, request: TextRequest, out: &mut Vec<u8>) {
     // Linearizable reads in cluster mode (a no-op on a single node).
     if matches!(
         request,
@@ -298,13 +389,7 @@ async fn handle_line(shared: &Shared, client: &ClientInfo, line: &Bytes, out: &m
             ok_or_error(out, write(shared, op).await);
         }
         TextRequest::BatchPut { keys, values } => {
-            if keys.len() != values.len() {
-                let e = TextError::BatchCountMismatch {
-                    keys: keys.len(),
-                    values: values.len(),
-                };
-                return error_line(out, &e.to_string());
-            }
+            // The counts were checked in `handle_line`.
             let pairs = keys.into_iter().zip(values).collect();
             let op = Op::MSet {
                 pairs,

@@ -1,7 +1,8 @@
 //! Sizes and durations with units, for every `*_bytes*` and `*_ms` setting
 //! in flags, environment variables and the TOML file: `256MiB`, `64KiB`,
 //! `1GiB`, `10s`, `500ms`, `2m`, or a plain number (bytes, milliseconds),
-//! which means what it always meant.
+//! which means what it always meant. Settings in microseconds
+//! (`slowlog-log-slower-than`) take `us` too, and a sign.
 
 use std::fmt;
 
@@ -35,6 +36,18 @@ const DURATION_UNITS: &[(&str, u64)] = &[
 ];
 const DURATION_UNITS_SHOWN: &str = "ms, s, m, h, d";
 
+/// Duration units in microseconds (settings in µs, as Redis's
+/// `slowlog-log-slower-than`).
+const DURATION_US_UNITS: &[(&str, u64)] = &[
+    ("us", 1),
+    ("µs", 1),
+    ("ms", 1_000),
+    ("s", 1_000_000),
+    ("m", 60_000_000),
+    ("h", 3_600_000_000),
+];
+const DURATION_US_UNITS_SHOWN: &str = "us, ms, s, m, h";
+
 /// A size or duration that could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UnitError {
@@ -64,6 +77,37 @@ pub fn parse_size_bytes_usize(s: &str) -> Result<usize, UnitError> {
 /// A duration in milliseconds: `500`, `500ms`, `10s`, `2m`, `1h`.
 pub fn parse_duration_ms(s: &str) -> Result<u64, UnitError> {
     parse_with_units(s, DURATION_UNITS, DURATION_UNITS_SHOWN, u64::MAX)
+}
+
+/// A duration in microseconds that may be negative (meaning "off", as in
+/// Redis's `slowlog-log-slower-than`): `10000`, `10ms`, `250us`, `-1`.
+pub fn parse_duration_us_signed(s: &str) -> Result<i64, UnitError> {
+    let trimmed = s.trim();
+    let (negative, magnitude) = match trimmed.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, trimmed),
+    };
+    let max = i64::MAX.unsigned_abs();
+    let v = parse_with_units(magnitude, DURATION_US_UNITS, DURATION_US_UNITS_SHOWN, max).map_err(
+        |e| match e {
+            // Name the whole input, sign included.
+            UnitError::Malformed { units, .. } => UnitError::Malformed {
+                shown: shown(s),
+                units,
+            },
+            UnitError::UnknownUnit { units, .. } => UnitError::UnknownUnit {
+                shown: shown(s),
+                units,
+            },
+            UnitError::TooLarge { max, .. } => UnitError::TooLarge {
+                shown: shown(s),
+                max,
+            },
+        },
+    )?;
+    // At most i64::MAX: the conversion cannot fail.
+    let v = i64::try_from(v).unwrap_or(i64::MAX);
+    Ok(if negative { -v } else { v })
 }
 
 fn shown(s: &str) -> String {
@@ -165,6 +209,32 @@ pub fn de_duration_ms<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D:
     d.deserialize_any(UnitVisitor(parse_duration_ms)).map(Some)
 }
 
+/// serde `deserialize_with` for an optional signed duration in
+/// microseconds: a TOML integer (negative allowed) or a string with a unit.
+pub fn de_duration_us_signed<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    struct SignedVisitor;
+    impl Visitor<'_> for SignedVisitor {
+        type Value = i64;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an integer (microseconds) or a string with a unit, like \"10ms\"")
+        }
+
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<i64, E> {
+            Ok(v)
+        }
+
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<i64, E> {
+            i64::try_from(v).map_err(|_| E::custom(format!("{v} is too large")))
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<i64, E> {
+            parse_duration_us_signed(v).map_err(E::custom)
+        }
+    }
+    d.deserialize_any(SignedVisitor).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,6 +284,37 @@ mod tests {
     }
 
     #[test]
+    fn signed_microseconds_take_units_and_a_sign() {
+        assert_eq!(parse_duration_us_signed("10000"), Ok(10_000));
+        assert_eq!(parse_duration_us_signed("10ms"), Ok(10_000));
+        assert_eq!(parse_duration_us_signed("250us"), Ok(250));
+        assert_eq!(parse_duration_us_signed("250µs"), Ok(250));
+        assert_eq!(parse_duration_us_signed("2s"), Ok(2_000_000));
+        assert_eq!(parse_duration_us_signed("0"), Ok(0));
+        assert_eq!(parse_duration_us_signed("-1"), Ok(-1));
+        assert_eq!(parse_duration_us_signed(" -5ms "), Ok(-5_000));
+        for bad in ["", "-", "--1", "1.5ms", "ten", "+1"] {
+            assert!(parse_duration_us_signed(bad).is_err(), "{bad}");
+        }
+        let unknown = parse_duration_us_signed("-3 weeks").unwrap_err();
+        assert!(unknown.to_string().contains("-3 weeks"), "{unknown}");
+        assert!(matches!(
+            parse_duration_us_signed("99999999999999999999"),
+            Err(UnitError::TooLarge { .. })
+        ));
+        #[derive(serde::Deserialize)]
+        struct T {
+            #[serde(default, deserialize_with = "de_duration_us_signed")]
+            t: Option<i64>,
+        }
+        let t = |text: &str| toml::from_str::<T>(text).map(|t| t.t);
+        assert_eq!(t("t = -1").unwrap(), Some(-1));
+        assert_eq!(t("t = 500").unwrap(), Some(500));
+        assert_eq!(t("t = \"1ms\"").unwrap(), Some(1000));
+        assert!(t("t = 1.5").is_err());
+    }
+
+    #[test]
     fn toml_takes_integers_and_strings() {
         #[derive(serde::Deserialize)]
         struct T {
@@ -260,6 +361,7 @@ mod tests {
             let _ = parse_size_bytes(&s);
             let _ = parse_size_bytes_usize(&s);
             let _ = parse_duration_ms(&s);
+            let _ = parse_duration_us_signed(&s);
         }
     }
 }

@@ -93,6 +93,7 @@ enum LogFormat {
 fn run_server(args: Box<ServerArgs>) -> anyhow::Result<()> {
     init_logging(args.log_format);
     allocator::keep_freed_memory_longer();
+    strata_server::memory::set_allocator_probe(allocator::memory);
     // Flags and STRATA_* variables (clap merges those two, flags first)
     // override the file; the file overrides the defaults.
     let file = match &args.config {
@@ -117,7 +118,7 @@ fn run_server(args: Box<ServerArgs>) -> anyhow::Result<()> {
 }
 
 mod allocator {
-    //! One mimalloc setting for the server.
+    //! One mimalloc setting for the server, and its memory counters.
 
     use std::ffi::{c_int, c_long};
 
@@ -125,6 +126,41 @@ mod allocator {
     unsafe extern "C" {
         fn mi_option_get(option: c_int) -> c_long;
         fn mi_option_set(option: c_int, value: c_long);
+        fn mi_process_info(
+            elapsed_msecs: *mut usize,
+            user_msecs: *mut usize,
+            system_msecs: *mut usize,
+            current_rss: *mut usize,
+            peak_rss: *mut usize,
+            current_commit: *mut usize,
+            peak_commit: *mut usize,
+            page_faults: *mut usize,
+        );
+    }
+
+    /// What mimalloc holds from the OS (its committed bytes, now and at
+    /// most), for INFO `used_memory` and `used_memory_peak`.
+    pub(crate) fn memory() -> strata_server::memory::AllocatorMemory {
+        let (mut current, mut peak) = (0usize, 0usize);
+        // SAFETY: mimalloc writes the counters it is given and skips null
+        // pointers; both outputs are valid, writable `usize`s.
+        unsafe {
+            mi_process_info(
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                &mut current,
+                &mut peak,
+                std::ptr::null_mut(),
+            )
+        };
+        strata_server::memory::AllocatorMemory {
+            used_bytes: current as u64,
+            peak_bytes: peak as u64,
+            name: "mimalloc",
+        }
     }
 
     /// `mi_option_purge_delay` in mimalloc v3's `mi_option_t`, the version

@@ -17,6 +17,7 @@ mod keys;
 mod range;
 pub mod redis_cluster;
 mod server;
+pub mod slowlog;
 mod strings;
 pub mod tx;
 
@@ -169,7 +170,9 @@ pub static TABLE: &[Spec] = &[
         "exec",
         1,
         false,
-        &["noscript", "loading", "stale", "skip_slowlog"],
+        // Not Redis's `skip_slowlog`: Strata cannot time the commands
+        // inside a transaction one by one, so it logs EXEC instead.
+        &["noscript", "loading", "stale"],
         (0, 0, 0),
         tx::exec
     ),
@@ -200,6 +203,15 @@ pub static TABLE: &[Spec] = &[
     spec!("flushdb", -1, true, W, (0, 0, 0), server::flushall),
     spec!("flushall", -1, true, W, (0, 0, 0), server::flushall),
     spec!("time", 1, false, LSF, (0, 0, 0), server::time),
+    spec!(
+        "slowlog",
+        -2,
+        false,
+        NONE,
+        (0, 0, 0),
+        slowlog::slowlog,
+        SLOWLOG_SUBS
+    ),
     spec!(
         "cluster",
         -2,
@@ -301,6 +313,14 @@ static CONFIG_SUBS: &[SubSpec] = &[
 
 /// Redis Cluster's subcommands Strata answers, then Strata's own
 /// (membership: see `cluster.rs`).
+/// Redis 7's SLOWLOG subcommands.
+static SLOWLOG_SUBS: &[SubSpec] = &[
+    sub!("get", -2, &["admin", "loading", "stale"]),
+    sub!("help", 2, &["loading", "stale"]),
+    sub!("len", 2, &["admin", "loading", "stale"]),
+    sub!("reset", 2, &["admin", "loading", "stale"]),
+];
+
 static CLUSTER_SUBS: &[SubSpec] = &[
     sub!("info", 2, &["stale"]),
     sub!("keyslot", 3, &["stale"]),
@@ -333,6 +353,16 @@ pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
     lower.copy_from_slice(name);
     lower.make_ascii_lowercase();
     index().get(&*lower).copied()
+}
+
+/// A command's position in [`TABLE`] (its statistics slot). Every
+/// `&'static Spec` handed out comes from the table.
+pub fn spec_index(spec: &'static Spec) -> Option<u16> {
+    let offset = (spec as *const Spec as usize).wrapping_sub(TABLE.as_ptr() as usize);
+    let idx = offset / std::mem::size_of::<Spec>();
+    (idx < TABLE.len() && offset.is_multiple_of(std::mem::size_of::<Spec>()))
+        .then(|| u16::try_from(idx).ok())
+        .flatten()
 }
 
 /// Redis's reply to an unknown command, naming its first arguments: the

@@ -1,4 +1,5 @@
 //! COMMAND, CONFIG, INFO, DBSIZE, FLUSHDB/FLUSHALL, TIME.
+//! (SLOWLOG is `slowlog.rs`; the statistics INFO shows, `command_stats.rs`.)
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
@@ -212,6 +213,14 @@ fn config_pairs(ctx: &Ctx<'_>) -> Vec<(String, String)> {
         ("dir".into(), c.storage.data_dir.display().to_string()),
     ];
     out.extend(c.settings().into_iter().map(|(k, v)| (k.to_string(), v)));
+    let log = &ctx.shared.slowlog;
+    for (name, value) in &mut out {
+        match name.as_str() {
+            "slowlog-log-slower-than" => *value = log.configured_slower_than_us().to_string(),
+            "slowlog-max-len" => *value = log.len_max().to_string(),
+            _ => {}
+        }
+    }
     out
 }
 
@@ -233,19 +242,15 @@ pub fn config(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
         }
         Reply::Map(out).into()
     } else if is(sub, "SET") {
-        args::err("ERR CONFIG SET is not supported: set the flag, STRATA_* variable or config file entry, then restart")
-            .into()
-    } else if is(sub, "RESETSTAT") {
-        let s = &ctx.shared.stats;
-        for c in [
-            &s.commands_processed,
-            &s.keyspace_hits,
-            &s.keyspace_misses,
-            &s.protocol_errors,
-            &s.connections_rejected,
-        ] {
-            c.store(0, Relaxed);
+        if a.len() < 4 || !a.len().is_multiple_of(2) {
+            return args::wrong_arity("config|set").into();
         }
+        config_set(ctx, &a[2..]).into()
+    } else if is(sub, "RESETSTAT") {
+        if a.len() != 2 {
+            return args::wrong_arity("config|resetstat").into();
+        }
+        reset_stats(&ctx.shared.stats);
         Reply::ok().into()
     } else if is(sub, "HELP") {
         const LINES: &[&str] = &[
@@ -267,6 +272,83 @@ pub fn config(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
         ))
         .into()
     }
+}
+
+/// The settings CONFIG SET may change at run time. Why only these: the
+/// others size buffers, caches and threads that exist from start-up on;
+/// these two are read afresh (by each connection before it waits for
+/// bytes), and Redis's own tests set them.
+const SETTABLE: &[&str] = &["slowlog-log-slower-than", "slowlog-max-len"];
+
+/// A parsed CONFIG SET value.
+enum Setting {
+    SlowerThanUs(i64),
+    LenMax(usize),
+}
+
+/// CONFIG SET name value [name value ...]: all checked, then all set, as
+/// in Redis.
+fn config_set(ctx: &Ctx<'_>, pairs: &[Bytes]) -> Reply {
+    let mut parsed = Vec::with_capacity(pairs.len() / 2);
+    for pair in pairs.chunks_exact(2) {
+        let (name, value) = (&pair[0], &pair[1]);
+        let shown = args::show(name, 128);
+        let text = String::from_utf8_lossy(value);
+        let invalid = |why: String| {
+            Reply::error(format!(
+                "ERR CONFIG SET failed (possibly related to argument '{shown}') - {why}"
+            ))
+        };
+        let setting = if is(name, SETTABLE[0]) {
+            match crate::units::parse_duration_us_signed(&text) {
+                Ok(us) => Setting::SlowerThanUs(us),
+                Err(e) => return invalid(e.to_string()),
+            }
+        } else if is(name, SETTABLE[1]) {
+            match text.trim().parse::<usize>() {
+                Ok(n) if n <= super::slowlog::LEN_MAX => Setting::LenMax(n),
+                _ => {
+                    return invalid(format!(
+                        "argument must be between 0 and {}",
+                        super::slowlog::LEN_MAX
+                    ));
+                }
+            }
+        } else {
+            return Reply::error(format!(
+                "ERR CONFIG SET is not supported for '{shown}': only {} can change at run \
+                 time; set the flag, STRATA_* variable or config file entry, then restart",
+                SETTABLE.join(" and ")
+            ));
+        };
+        parsed.push(setting);
+    }
+    let log = &ctx.shared.slowlog;
+    for setting in parsed {
+        match setting {
+            Setting::SlowerThanUs(us) => log.set_slower_than_us(us),
+            Setting::LenMax(n) => log.set_len_max(n),
+        }
+    }
+    Reply::ok()
+}
+
+/// CONFIG RESETSTAT: what Redis resets (the counters of INFO stats,
+/// commandstats, errorstats, latencystats, the rates); not the slow log.
+fn reset_stats(s: &crate::shared::ServerStats) {
+    for c in [
+        &s.commands_processed,
+        &s.connections_received,
+        &s.keyspace_hits,
+        &s.keyspace_misses,
+        &s.protocol_errors,
+        &s.connections_rejected,
+        &s.net_input_bytes,
+        &s.net_output_bytes,
+    ] {
+        c.store(0, Relaxed);
+    }
+    s.commands.reset();
 }
 
 pub fn dbsize(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Action {
@@ -292,6 +374,7 @@ pub fn time(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Action {
     Reply::Array(vec![bulk(secs.to_string()), bulk(micros.to_string())]).into()
 }
 
+/// Every section, in Redis's order.
 const SECTIONS: &[&str] = &[
     "server",
     "clients",
@@ -299,26 +382,48 @@ const SECTIONS: &[&str] = &[
     "persistence",
     "stats",
     "replication",
+    "commandstats",
+    "errorstats",
+    "latencystats",
     "cluster",
     "keyspace",
 ];
 
+/// What INFO and INFO default show: Redis's default sections (all but
+/// commandstats and latencystats).
+const DEFAULT_SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "errorstats",
+    "cluster",
+    "keyspace",
+];
+
+/// Redis's rules: no argument is `default`; `all` and `everything` are
+/// every section; other words name sections (case-insensitively) and
+/// add up, `default` among them.
+fn wanted_sections(a: &[Bytes]) -> Vec<&'static str> {
+    let words = &a[1..];
+    if words.iter().any(|s| is(s, "all") || is(s, "everything")) {
+        return SECTIONS.to_vec();
+    }
+    let default = words.is_empty() || words.iter().any(|s| is(s, "default"));
+    SECTIONS
+        .iter()
+        .copied()
+        .filter(|name| {
+            (default && DEFAULT_SECTIONS.contains(name)) || words.iter().any(|s| is(s, name))
+        })
+        .collect()
+}
+
 pub fn info(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
-    let wanted: Vec<&str> = if a.len() == 1
-        || a[1..]
-            .iter()
-            .any(|s| is(s, "all") || is(s, "everything") || is(s, "default"))
-    {
-        SECTIONS.to_vec()
-    } else {
-        SECTIONS
-            .iter()
-            .copied()
-            .filter(|name| a[1..].iter().any(|s| is(s, name)))
-            .collect()
-    };
     let mut text = String::new();
-    for (i, section) in wanted.iter().enumerate() {
+    for (i, section) in wanted_sections(a).iter().enumerate() {
         if i > 0 {
             text.push_str("\r\n");
         }
@@ -373,7 +478,7 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
             let buffers = &shared.client_buffers;
             let _ = write!(
                 out,
-                "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nrejected_connections:{}\r\nclient_buffers_bytes:{}\r\nclient_buffers_bytes_max:{}\r\nevicted_clients:{}\r\nrequest_timeouts:{}\r\n",
+                "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\nrejected_connections:{}\r\nclient_buffers_bytes:{}\r\nclient_buffers_bytes_max:{}\r\nevicted_clients:{}\r\nrequest_timeouts:{}\r\n",
                 stats.connections_current.load(Relaxed),
                 c.connections_max,
                 stats.connections_rejected.load(Relaxed),
@@ -383,34 +488,13 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
                 stats.request_timeouts.load(Relaxed),
             );
         }
-        "memory" => {
-            let s = shared.store.stats();
-            let _ = write!(
-                out,
-                "# Memory\r\nused_memory_cache:{}\r\ncache_capacity_bytes:{}\r\nwrite_buffer_bytes:{}\r\nclient_buffers_bytes:{}\r\nclient_buffers_bytes_max:{}\r\n",
-                s.cache_size_bytes,
-                s.cache_capacity_bytes,
-                s.write_buffer_size_bytes,
-                shared.client_buffers.used_bytes(),
-                shared.client_buffers.size_bytes_max(),
-            );
-            let _ = write!(
-                out,
-                "strata_read_cache_bytes:{}\r\nstrata_read_cache_capacity_bytes:{}\r\nstrata_read_cache_entries:{}\r\nstrata_read_cache_hits:{}\r\nstrata_read_cache_misses:{}\r\nstrata_read_cache_fills_refused:{}\r\n",
-                s.read_cache_size_bytes,
-                s.read_cache_capacity_bytes,
-                s.read_cache_entries,
-                s.read_cache_hits,
-                s.read_cache_misses,
-                s.read_cache_fills_refused,
-            );
-        }
+        "memory" => write_memory(shared, out),
         "persistence" => {
             let s = shared.store.stats();
             let fsync_avg_us = s.fsync_micros_total.checked_div(s.fsyncs).unwrap_or(0);
             let _ = write!(
                 out,
-                "# Persistence\r\nloading:0\r\naof_enabled:1\r\nrdb_changes_since_last_save:0\r\nstrata_fsync:{}\r\nstrata_data_dir:{}\r\nstrata_disk_bytes:{}\r\nstrata_journal_count:{}\r\nstrata_journal_bytes:{}\r\nstrata_write_buffer_bytes:{}\r\nstrata_outstanding_flushes:{}\r\nstrata_active_compactions:{}\r\nstrata_compactions_completed:{}\r\nstrata_group_commits:{}\r\nstrata_mutations_committed:{}\r\nstrata_group_size_max:{}\r\nstrata_groups_prefetched:{}\r\nstrata_fsyncs:{}\r\nstrata_fsync_avg_us:{}\r\nstrata_fsync_max_us:{}\r\nstrata_storage_failed:{}\r\nstrata_storage_status:{}\r\nstrata_storage_corruption_errors:{}\r\n",
+                "# Persistence\r\nloading:0\r\nbgsave_in_progress:0\r\naof_enabled:1\r\naof_rewrite_in_progress:0\r\nrdb_changes_since_last_save:0\r\nstrata_fsync:{}\r\nstrata_data_dir:{}\r\nstrata_disk_bytes:{}\r\nstrata_journal_count:{}\r\nstrata_journal_bytes:{}\r\nstrata_write_buffer_bytes:{}\r\nstrata_outstanding_flushes:{}\r\nstrata_active_compactions:{}\r\nstrata_compactions_completed:{}\r\nstrata_group_commits:{}\r\nstrata_mutations_committed:{}\r\nstrata_group_size_max:{}\r\nstrata_groups_prefetched:{}\r\nstrata_fsyncs:{}\r\nstrata_fsync_avg_us:{}\r\nstrata_fsync_max_us:{}\r\nstrata_storage_failed:{}\r\nstrata_storage_status:{}\r\nstrata_storage_corruption_errors:{}\r\n",
                 c.storage.fsync,
                 c.storage.data_dir.display(),
                 s.disk_space_bytes,
@@ -432,24 +516,23 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
                 s.corruption_errors,
             );
         }
-        "stats" => {
-            let _ = write!(
-                out,
-                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\nprotocol_errors:{}\r\n",
-                stats.connections_received.load(Relaxed),
-                stats.commands_processed.load(Relaxed),
-                stats.connections_rejected.load(Relaxed),
-                stats.net_input_bytes.load(Relaxed),
-                stats.net_output_bytes.load(Relaxed),
-                stats.keyspace_hits.load(Relaxed),
-                stats.keyspace_misses.load(Relaxed),
-                stats.protocol_errors.load(Relaxed),
-            );
-        }
+        "stats" => write_stats(stats, out),
         "replication" => match &shared.cluster {
             Some(node) => super::cluster::info_replication(node, &node.status(), out),
             None => out.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n"),
         },
+        "commandstats" => {
+            out.push_str("# Commandstats\r\n");
+            stats.commands.write_commandstats(out);
+        }
+        "errorstats" => {
+            out.push_str("# Errorstats\r\n");
+            stats.commands.write_errorstats(out);
+        }
+        "latencystats" => {
+            out.push_str("# Latencystats\r\n");
+            stats.commands.write_latencystats(out);
+        }
         "cluster" => super::redis_cluster::info_section(shared.cluster.is_some(), out),
         "keyspace" => {
             out.push_str("# Keyspace\r\n");
@@ -463,5 +546,104 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
             }
         }
         _ => {}
+    }
+}
+
+/// INFO memory: Redis's fields first (tools find `used_memory` by prefix,
+/// so it must come before every `used_memory_*`), then Strata's caches.
+/// `used_memory` is what the allocator holds from the OS (mimalloc's
+/// committed bytes: live allocations plus freed memory not yet returned);
+/// Strata has no `maxmemory`, so it is 0 (no limit), as in Redis.
+fn write_memory(shared: &crate::shared::Shared, out: &mut String) {
+    use crate::memory::human;
+    let m = crate::memory::read();
+    let fragmentation = if m.used_bytes > 0 {
+        m.rss_bytes as f64 / m.used_bytes as f64
+    } else {
+        0.0
+    };
+    let _ = write!(
+        out,
+        "# Memory\r\nused_memory:{}\r\nused_memory_human:{}\r\nused_memory_rss:{}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{}\r\nused_memory_peak_human:{}\r\nmaxmemory:0\r\nmaxmemory_human:0B\r\nmaxmemory_policy:noeviction\r\nmem_fragmentation_ratio:{fragmentation:.2}\r\nmem_allocator:{}\r\n",
+        m.used_bytes,
+        human(m.used_bytes),
+        m.rss_bytes,
+        human(m.rss_bytes),
+        m.peak_bytes,
+        human(m.peak_bytes),
+        m.allocator,
+    );
+    let s = shared.store.stats();
+    let _ = write!(
+        out,
+        "used_memory_cache:{}\r\ncache_capacity_bytes:{}\r\nwrite_buffer_bytes:{}\r\nclient_buffers_bytes:{}\r\nclient_buffers_bytes_max:{}\r\n",
+        s.cache_size_bytes,
+        s.cache_capacity_bytes,
+        s.write_buffer_size_bytes,
+        shared.client_buffers.used_bytes(),
+        shared.client_buffers.size_bytes_max(),
+    );
+    let _ = write!(
+        out,
+        "strata_read_cache_bytes:{}\r\nstrata_read_cache_capacity_bytes:{}\r\nstrata_read_cache_entries:{}\r\nstrata_read_cache_hits:{}\r\nstrata_read_cache_misses:{}\r\nstrata_read_cache_fills_refused:{}\r\n",
+        s.read_cache_size_bytes,
+        s.read_cache_capacity_bytes,
+        s.read_cache_entries,
+        s.read_cache_hits,
+        s.read_cache_misses,
+        s.read_cache_fills_refused,
+    );
+}
+
+/// INFO stats. The rates are Redis's: averages of 16 samples taken every
+/// 100 ms (`command_stats::sample_rates`).
+fn write_stats(stats: &crate::shared::ServerStats, out: &mut String) {
+    let [ops, input, output] = stats.commands.rates();
+    let _ = write!(
+        out,
+        "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{ops}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\nrejected_connections:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\ntotal_error_replies:{}\r\nprotocol_errors:{}\r\n",
+        stats.connections_received.load(Relaxed),
+        stats.commands_processed.load(Relaxed),
+        stats.net_input_bytes.load(Relaxed),
+        stats.net_output_bytes.load(Relaxed),
+        input as f64 / 1024.0,
+        output as f64 / 1024.0,
+        stats.connections_rejected.load(Relaxed),
+        stats.keyspace_hits.load(Relaxed),
+        stats.keyspace_misses.load(Relaxed),
+        stats.commands.total_error_replies(),
+        stats.protocol_errors.load(Relaxed),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sections(words: &[&str]) -> Vec<&'static str> {
+        let mut a = vec![Bytes::from_static(b"INFO")];
+        a.extend(words.iter().map(|w| Bytes::copy_from_slice(w.as_bytes())));
+        wanted_sections(&a)
+    }
+
+    #[test]
+    fn info_picks_sections_by_redis_rules() {
+        assert_eq!(sections(&[]), DEFAULT_SECTIONS);
+        assert_eq!(sections(&["default"]), DEFAULT_SECTIONS);
+        assert!(!sections(&[]).contains(&"commandstats"));
+        assert!(!sections(&[]).contains(&"latencystats"));
+        assert!(sections(&[]).contains(&"errorstats"));
+        assert_eq!(sections(&["all"]), SECTIONS);
+        assert_eq!(sections(&["EVERYTHING"]), SECTIONS);
+        assert_eq!(sections(&["CommandStats"]), ["commandstats"]);
+        // Named sections add up, in Redis's order whatever the order asked.
+        assert_eq!(
+            sections(&["keyspace", "commandstats", "server"]),
+            ["server", "commandstats", "keyspace"]
+        );
+        let mut with_default = DEFAULT_SECTIONS.to_vec();
+        with_default.insert(6, "commandstats");
+        assert_eq!(sections(&["default", "commandstats"]), with_default);
+        assert!(sections(&["nosuchsection"]).is_empty());
     }
 }
