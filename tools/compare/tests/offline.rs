@@ -277,6 +277,11 @@ fn charts_and_files_are_written() {
         md.contains("Redis server v=7; Valkey server v=8.1.8.") && md.contains("`-r 100`"),
         "{md}"
     );
+    // What --replot reads back is what was written: nothing relabelled.
+    let saved = read_saved(&written[0]).unwrap();
+    assert_eq!(saved.measurements, sample());
+    assert_eq!(saved.run.plan, info.plan);
+    assert_eq!(saved.run.valkey_server_version, info.valkey_server_version);
 }
 
 /// A real `compare-<ts>.json` from before Valkey, random keys and rounds.
