@@ -13,7 +13,7 @@
 use bytes::Bytes;
 use strata_storage::{
     ExpireCondition, GetExChange, Mutation, MutationError, Op, Outcome, SetCondition, SetExpiry,
-    Step, Watched,
+    Step, Watched, WatchedVersion,
 };
 
 fn b(s: &str) -> Bytes {
@@ -201,4 +201,37 @@ fn old_retry_records_keep_their_encoding() {
         })
         .collect();
     assert_eq!(got, OLD_OUTCOMES_HEX);
+}
+
+/// Variants added since, pinned the same way from the build that added
+/// them: `Op::ExecVersioned` (record versions, 2026-12-07).
+#[test]
+fn later_variants_keep_their_encoding() {
+    let m = Mutation {
+        now_ms: 2_000,
+        op: Op::ExecVersioned {
+            steps: vec![
+                Step::Write(Op::IncrBy {
+                    key: b("n"),
+                    delta: 1,
+                }),
+                Step::Read { keys: vec![b("n")] },
+            ],
+            watched: vec![
+                WatchedVersion {
+                    key: b("w"),
+                    existed: true,
+                    as_of: 300,
+                },
+                WatchedVersion {
+                    key: b("u"),
+                    existed: false,
+                    as_of: 0,
+                },
+            ],
+        },
+    };
+    let raw = m.to_bytes().expect("encode");
+    assert_eq!(Mutation::from_bytes(&raw).expect("decode"), m);
+    assert_eq!(hex(&raw), "d00f0f020005016e020101016e02017701ac0201750000");
 }

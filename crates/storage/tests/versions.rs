@@ -8,7 +8,7 @@
 use bytes::Bytes;
 use strata_storage::{
     FsyncPolicy, Limits, LogEntry, Mutation, Op, Outcome, Record, SetCondition, SetExpiry, Step,
-    StorageConfig, Store, WatchedVersion,
+    StorageConfig, Store, Watched, WatchedVersion, record_digest,
 };
 
 fn config(dir: &std::path::Path, replicated: bool) -> StorageConfig {
@@ -524,4 +524,30 @@ fn a_version_costs_eight_bytes() {
         r.clone().with_version(1).encode().len(),
         r.encode().len() + 8
     );
+}
+
+/// A transaction logged by a build before versions (`Op::Exec`, digest
+/// watches) applies exactly as that build applied it: the digest ignores
+/// versions, so a same-value write still does not abort it, and a change
+/// of value does.
+#[test]
+fn transactions_logged_before_versions_apply_as_before() {
+    let mut r = Replicas::new(2);
+    r.apply(set("w", "v"));
+    let digest = record_digest(r.stores[0].get(b"w", 1).unwrap().as_ref());
+    let old_exec = Op::Exec {
+        steps: vec![Step::Write(set("x", "1"))],
+        watched: vec![Watched {
+            key: b("w"),
+            digest,
+        }],
+    };
+    r.apply(set("w", "v"));
+    assert_eq!(r.apply(old_exec.clone()), applied());
+    r.apply(set("w", "v2"));
+    assert_eq!(r.apply(old_exec), Outcome::Aborted);
+    r.assert_identical();
+    for s in &r.stores {
+        r.rt.block_on(s.shutdown()).unwrap();
+    }
 }
