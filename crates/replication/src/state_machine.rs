@@ -50,13 +50,14 @@ const SNAPSHOT_VALUE_BYTES_MAX: usize = 512 * 1024 * 1024 + 64;
 const APPLY_GROUP_ENTRIES_MAX: usize = 4096;
 
 /// A log entry that changes nothing but the applied mark.
-fn blank_entry(applied_mark: Bytes) -> LogEntry {
+fn blank_entry(applied_mark: Bytes, index: u64) -> LogEntry {
     LogEntry {
         mutation: None,
         request: None,
         retry: false,
         limits: NO_LIMITS,
         applied_mark,
+        index,
     }
 }
 
@@ -161,6 +162,13 @@ impl StateMachine {
                 sm.install_file(&path, header).await?;
             }
         }
+        // The version of the store's state is the index in its mark, which
+        // only this layer decodes: WATCH reads it (`Store::watch`).
+        let applied = applied_index(&sm.store)?;
+        sm.store
+            .resume_versions(applied)
+            .await
+            .map_err(storage_io)?;
         Ok(sm)
     }
 
@@ -196,8 +204,9 @@ impl StateMachine {
             membership: header.membership.clone(),
         })?;
         let reader = SnapshotReader::open(path)?;
+        let index = header.last_log_id.map_or(0, |l| l.index());
         self.store
-            .install(Box::new(reader), mark)
+            .install(Box::new(reader), mark, index)
             .await
             .map_err(storage_io)?;
         self.membership = header.membership;
@@ -644,7 +653,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 let applied_mark = self.mark(Some(log_id))?;
                 let before = group.len();
                 if commands.is_empty() {
-                    group.push(blank_entry(applied_mark));
+                    group.push(blank_entry(applied_mark, log_id.index()));
                 } else {
                     group.extend(commands.into_iter().map(|cmd| LogEntry {
                         mutation: Some(cmd.mutation),
@@ -652,6 +661,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         retry: cmd.retry,
                         limits: cmd.limits,
                         applied_mark: applied_mark.clone(),
+                        // The version every record it writes gets: the
+                        // same on every replica (`LogEntry::index`).
+                        index: log_id.index(),
                     }));
                 }
                 responders.push((responder, group.len() - before));
@@ -781,6 +793,7 @@ mod tests {
             request: None,
             retry: false,
             limits: NO_LIMITS,
+            index,
             applied_mark: encode(&AppliedMark {
                 last_applied: Some(LogId::new(
                     <openraft::impls::leader_id_adv::LeaderId<u64, u64> as openraft::vote::RaftLeaderId>::new(2, 1),

@@ -192,8 +192,8 @@ pub struct Session {
     pub readonly: bool,
     /// Set between MULTI and EXEC/DISCARD: commands are queued.
     pub tx: Option<Box<crate::cmd::tx::Transaction>>,
-    /// WATCHed keys and their digests, until EXEC, DISCARD or UNWATCH.
-    pub watched: Vec<strata_storage::Watched>,
+    /// WATCHed keys as WATCH saw them, until EXEC, DISCARD or UNWATCH.
+    pub watched: Vec<strata_storage::WatchedVersion>,
 }
 
 impl Session {

@@ -30,7 +30,7 @@ use fjall::{OwnedWriteBatch, PersistMode};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::FsyncPolicy;
-use crate::engine::{Counts, Engine, META_COUNTS, data_key, expiry_key};
+use crate::engine::{Counts, Engine, META_COUNTS, META_VERSION, data_key, encode_u64, expiry_key};
 use crate::error::{Result, StorageError};
 use crate::mutation::{self, Limits, Mutation, Op, Outcome, State};
 use crate::prefetch::{Prefetched, Prefetcher};
@@ -69,6 +69,56 @@ pub(crate) struct WriterStats {
     pub expiring: AtomicU64,
     /// Set when a group was written but not yet fsynced (periodic mode).
     pub dirty: AtomicBool,
+    /// `Versions::last` of the published view, stored after the view:
+    /// a reader that loads it and then reads a record gets that state or
+    /// a newer one (`Store::watch`).
+    pub published_version: AtomicU64,
+}
+
+/// Versions reserved per write of the single-node ceiling
+/// (`META_VERSION`): one tiny extra write per million groups instead of
+/// one per group. A restart skips what was left of the reservation
+/// (2^20 per restart leaves room for 2^44 restarts in a u64).
+pub(crate) const VERSION_RESERVE: u64 = 1 << 20;
+
+/// Modification versions (see `record.rs`): the version of the committed
+/// state, the single-node ceiling, and the deletions WATCH must see.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Versions {
+    /// The version of the latest committed state: every record in it has
+    /// this version or a lower one. Single node: the number of the last
+    /// group committed (the groups are numbered from the ceiling found at
+    /// open, so numbers grow across restarts). Replicated: the index of
+    /// the last log entry applied, so every replica stamps alike.
+    pub last: u64,
+    /// Single node: every version up to here is reserved by the ceiling
+    /// persisted under `META_VERSION`; a group past it writes a new one
+    /// in its own batch, so no record can be durable with a version above
+    /// the durable ceiling. Unused when replicated.
+    pub ceiling: u64,
+    /// The highest version of any record deleted (`State::deleted_max`).
+    /// Replicated: state, persisted under `META_DELETED` in the batch of
+    /// every group that raises it, and carried by snapshots. Single node:
+    /// in memory only, from 0 at open; a WATCH cannot outlive the
+    /// process, and every version after a restart is above every older
+    /// one.
+    pub deleted_max: u64,
+}
+
+impl Versions {
+    /// The versions once single-node group `version` commits: the
+    /// ceiling moves on by a reservation when the group passes it.
+    fn after_group(&self, version: u64, deleted_max: u64) -> Versions {
+        Versions {
+            last: version,
+            ceiling: if version > self.ceiling {
+                version + VERSION_RESERVE - 1
+            } else {
+                self.ceiling
+            },
+            deleted_max,
+        }
+    }
 }
 
 pub(crate) struct Writer {
@@ -89,6 +139,7 @@ pub(crate) struct Writer {
     pub counts: Counts,
     /// Parallel reads of a group's old records when reads come from disk.
     pub prefetch: Prefetcher,
+    pub versions: Versions,
     /// Set (under the lock) once shutdown has made everything durable: an
     /// inline commit after that would be acknowledged but never synced.
     pub closed: bool,
@@ -136,6 +187,10 @@ pub(crate) struct GroupState<'a> {
     prefetched: Prefetched,
     pub counts: Counts,
     pub clear_requested: bool,
+    /// The version every `put` stamps (the group's number or the log
+    /// entry's index), and `State::deleted_max` as of now.
+    pub version: u64,
+    pub deleted_max: u64,
     /// Reads that went to the engine, and their total time: the evidence
     /// for switching prefetching on.
     pub engine_reads: u64,
@@ -152,6 +207,8 @@ impl<'a> GroupState<'a> {
             read_cache: None,
             counts,
             clear_requested: false,
+            version: 0,
+            deleted_max: 0,
             engine_reads: 0,
             engine_read_ns: 0,
         }
@@ -163,6 +220,13 @@ impl<'a> GroupState<'a> {
     /// writes are in the overlay, which is looked at first.
     pub fn with_read_cache(mut self, read_cache: Option<&'a ReadCache>) -> Self {
         self.read_cache = read_cache;
+        self
+    }
+
+    /// The version to stamp, and the highest version deleted so far.
+    pub fn with_versions(mut self, version: u64, deleted_max: u64) -> Self {
+        self.version = version;
+        self.deleted_max = deleted_max;
         self
     }
 
@@ -218,6 +282,8 @@ impl State for GroupState<'_> {
     }
 
     fn put(&mut self, key: Bytes, record: Record) -> Result<()> {
+        // Never 0, which marks the records of builds before versions.
+        let record = record.with_version(self.version.max(1));
         let old = self.load(&key)?;
         // Saturating: counters that disagree with the data (they cannot,
         // short of disk corruption) must not take the writer down.
@@ -254,6 +320,7 @@ impl State for GroupState<'_> {
         let Some(old) = self.load(key)? else {
             return Ok(());
         };
+        self.deleted_max = self.deleted_max.max(old.version);
         self.counts.keys = self.counts.keys.saturating_sub(1);
         if old.has_expiry() {
             self.counts.expiring = self.counts.expiring.saturating_sub(1);
@@ -269,6 +336,10 @@ impl State for GroupState<'_> {
         // it on its own, between groups (see `Writer::flush_all`).
         self.clear_requested = true;
         Ok(())
+    }
+
+    fn deleted_max(&self) -> u64 {
+        self.deleted_max
     }
 }
 
@@ -381,7 +452,11 @@ impl Writer {
         let prefetched = self.prefetch.fetch(&self.engine, mutations);
         let was_prefetched = !prefetched.is_empty();
         let read_cache = self.read_cache.clone();
+        // The group's number: one past the last committed (a group that
+        // commits nothing leaves its number to the next).
+        let version = self.versions.last + 1;
         let mut state = GroupState::new(&self.engine, self.counts, mutations.len())
+            .with_versions(version, self.versions.deleted_max)
             .with_prefetched(prefetched)
             .with_read_cache(self.changes.is_empty().then_some(&*read_cache));
         let mut outcomes = Vec::with_capacity(mutations.len());
@@ -406,19 +481,44 @@ impl Writer {
         }
         let clear_requested = state.clear_requested;
         let counts = state.counts;
+        let versions = self.versions.after_group(version, state.deleted_max);
+        // The newest version a FLUSHALL at the end of this group clears:
+        // this group's own if it stored anything, else the last group's.
+        let flushed_max = if state.overlay.values().any(Option::is_some) {
+            version
+        } else {
+            self.versions.last
+        };
         let (mut batch, changed) = state.into_batch();
         if counts != self.counts {
             batch.insert(&self.engine.data, META_COUNTS, counts.encode().to_vec());
         }
+        if versions.ceiling != self.versions.ceiling {
+            batch.insert(
+                &self.engine.data,
+                META_VERSION,
+                encode_u64(versions.ceiling),
+            );
+        }
         let result = self.write(batch).and_then(|()| {
+            self.versions = versions;
             if clear_requested {
-                self.flush_all()
+                self.flush_all(flushed_max)
             } else {
                 self.counts = counts;
                 Ok(())
             }
         });
-        let n = outcomes.len() as u64;
+        self.finish_group(result, changed, outcomes)
+    }
+
+    /// After a group's commit: publish and answer, or fail the store.
+    fn finish_group(
+        &mut self,
+        result: Result<()>,
+        changed: HashMap<Bytes, Option<Record>>,
+        outcomes: Vec<Result<Outcome>>,
+    ) -> Vec<Result<Outcome>> {
         match result {
             Ok(()) => {
                 // Only committed records may be written through to the read
@@ -427,7 +527,7 @@ impl Writer {
                 // Publish first, then answer: a client that reads after its
                 // acknowledgement must see its own write.
                 self.publish();
-                self.count_group(n);
+                self.count_group(outcomes.len() as u64);
                 outcomes
             }
             Err(e) => {
@@ -452,6 +552,11 @@ impl Writer {
         let changes = std::mem::take(&mut self.changes);
         let version = self.read_cache.announce(&changes);
         self.view.store(Arc::new(self.engine.snapshot()));
+        // After the view, so that whoever sees this version reads that
+        // view or a newer one.
+        self.stats
+            .published_version
+            .store(self.versions.last, Ordering::Release);
         self.read_cache.published(version);
         // After the view: the new records are now what every reader sees.
         self.read_cache.write_through(changes);
@@ -487,18 +592,27 @@ impl Writer {
     }
 
     /// FLUSHALL: the engine clears the keyspace (data, expiry index and
-    /// counters together) in one journaled step, then zero counters are
-    /// written. A crash in between leaves the counters missing, and opening
-    /// an empty store with missing counters recounts: zero.
-    fn flush_all(&mut self) -> Result<()> {
+    /// counters together) in one journaled step, then zero counters and
+    /// the version ceiling are written. A crash in between leaves the
+    /// counters missing, and opening an empty store with missing counters
+    /// recounts: zero. (It also leaves no ceiling, so versions start again
+    /// from 1, which is harmless on an empty store.)
+    fn flush_all(&mut self, flushed_max: u64) -> Result<()> {
         self.changes.all = true;
         self.engine.data.clear()?;
         self.counts = Counts::default();
+        // Every record cleared had a version up to `flushed_max`.
+        self.versions.deleted_max = self.versions.deleted_max.max(flushed_max);
         let mut batch = self.engine.db.batch();
         batch.insert(
             &self.engine.data,
             META_COUNTS,
             self.counts.encode().to_vec(),
+        );
+        batch.insert(
+            &self.engine.data,
+            META_VERSION,
+            encode_u64(self.versions.ceiling),
         );
         batch.commit()?;
         self.engine.persist(PersistMode::SyncData)?;

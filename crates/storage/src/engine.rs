@@ -50,6 +50,24 @@ pub(crate) const TAG_EXPIRY: u8 = b'x';
 /// same atomic batch as the data they count.
 pub(crate) const META_COUNTS: &[u8] = b"mcounts";
 
+/// Meta key for the single-node version ceiling (`commit::Versions`): a
+/// little-endian u64, every record version is at or below it. Not in a
+/// replicated store, whose versions are log indices.
+pub(crate) const META_VERSION: &[u8] = b"mversion";
+
+/// Meta key for `Versions::deleted_max` in a replicated store: a
+/// little-endian u64, part of the replicated state (snapshots carry it).
+pub(crate) const META_DELETED: &[u8] = b"mdeleted";
+
+pub(crate) fn encode_u64(v: u64) -> Vec<u8> {
+    v.to_le_bytes().to_vec()
+}
+
+/// Strict: exactly 8 bytes.
+pub(crate) fn decode_u64(raw: &[u8]) -> Option<u64> {
+    Some(u64::from_le_bytes(raw.try_into().ok()?))
+}
+
 /// Meta key for the replication layer's applied mark (replicated mode),
 /// written in the same atomic batch as the effects of the entries it marks.
 pub(crate) const META_APPLIED: &[u8] = b"mraft.applied";
@@ -332,6 +350,20 @@ impl Engine {
             }
         }
         Ok(counts)
+    }
+
+    /// A meta key holding a u64 (`META_VERSION`, `META_DELETED`), 0 when
+    /// absent (a store written before versions, or new).
+    pub fn load_u64(&self, meta_key: &'static [u8]) -> Result<u64> {
+        match self.data.get(meta_key)? {
+            None => Ok(0),
+            Some(raw) => decode_u64(&raw).ok_or_else(|| {
+                noted(StorageError::Corrupt {
+                    key: String::from_utf8_lossy(meta_key).into_owned(),
+                    reason: "version counter is not 8 bytes",
+                })
+            }),
+        }
     }
 
     pub fn persist(&self, mode: PersistMode) -> Result<()> {

@@ -41,7 +41,7 @@ pub use corruption::corruption_errors;
 pub use error::{Result, StorageError};
 pub use mutation::{
     ExpireCondition, GetExChange, Limits, Mutation, MutationError, Op, Outcome, SetCondition,
-    SetExpiry, Step, Watched, record_digest,
+    SetExpiry, Step, Watched, WatchedVersion, record_digest,
 };
 pub use raft_log::LogStore;
 pub use record::Record;

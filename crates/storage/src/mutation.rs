@@ -133,9 +133,20 @@ pub enum Op {
     /// mutation, so in one group and one log entry, with nothing between
     /// them. Aborted whole (`Outcome::Aborted`) if a watched key's record
     /// is not what it was when WATCH read it. Answers `Outcome::Many`.
+    /// Written by builds before record versions; still applied exactly as
+    /// they did (digests), since old log entries must apply alike. This
+    /// build writes [`Op::ExecVersioned`].
     Exec {
         steps: Vec<Step>,
         watched: Vec<Watched>,
+    },
+    /// A transaction whose watches compare modification versions
+    /// ([`WatchedVersion`]), so that any write after WATCH aborts it, a
+    /// write of the same value included, as in Redis. Otherwise as
+    /// [`Op::Exec`]. (Appended: the enum is the log format.)
+    ExecVersioned {
+        steps: Vec<Step>,
+        watched: Vec<WatchedVersion>,
     },
 }
 
@@ -159,11 +170,10 @@ pub struct Watched {
     pub digest: Option<[u8; 32]>,
 }
 
-/// What WATCH remembers of a live record: SHA-256 of its expiry and value.
-/// Why a digest and not a version: records carry no version, and a
-/// digest is computed alike on every replica from the state alone, so the
-/// check at apply time is deterministic. A write of the identical value
-/// and expiry is therefore not seen as a change (Redis would abort).
+/// What WATCH remembered of a live record before records carried
+/// versions: SHA-256 of its expiry and value. Kept to apply the
+/// [`Op::Exec`] entries of older logs exactly as they were; a write of the
+/// identical value and expiry is not seen as a change by it.
 pub fn record_digest(record: Option<&Record>) -> Option<[u8; 32]> {
     use sha2::{Digest, Sha256};
     let r = record?;
@@ -171,6 +181,28 @@ pub fn record_digest(record: Option<&Record>) -> Option<[u8; 32]> {
     h.update(r.expire_at_ms.to_le_bytes());
     h.update(&r.value);
     Some(h.finalize().into())
+}
+
+/// A key under WATCH, for [`Op::ExecVersioned`]: whether it had a live
+/// record, and `as_of`, a state version such that the record WATCH saw
+/// was the key's last modification up to `as_of` (the version of the
+/// state published when WATCH began, or the record's own version if it
+/// is newer, see `Store::watch`).
+///
+/// When the transaction is applied, it is aborted if the key's stored
+/// record (live or expired) has a version above `as_of` (written after
+/// WATCH: a same-value SET, INCR then DECR, a RENAME onto it), if it
+/// existed and is no longer live (DEL, RENAME away, expiry, FLUSHALL),
+/// if it did not exist and now does, or, for a key that did not exist,
+/// if any record written after `as_of` has been deleted since (it may
+/// have been this key, created and deleted again: see
+/// [`State::deleted_max`]). Only state and the entry decide, so every
+/// replica decides alike.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchedVersion {
+    pub key: Bytes,
+    pub existed: bool,
+    pub as_of: u64,
 }
 
 impl Mutation {
@@ -207,19 +239,25 @@ impl Op {
             Op::Rename { from, to, .. } => from.len() + to.len(),
             Op::FlushAll => 0,
             Op::Exec { steps, watched } => {
-                let steps: usize = steps
-                    .iter()
-                    .map(|s| match s {
-                        // Not descended into: refused when applied.
-                        Step::Write(Op::Exec { .. }) => 0,
-                        Step::Write(op) => op.payload_size_bytes(),
-                        Step::Read { keys } => keys.iter().map(Bytes::len).sum(),
-                    })
-                    .sum();
-                steps + watched.iter().map(|w| w.key.len() + 32).sum::<usize>()
+                steps_size_bytes(steps) + watched.iter().map(|w| w.key.len() + 32).sum::<usize>()
+            }
+            Op::ExecVersioned { steps, watched } => {
+                steps_size_bytes(steps) + watched.iter().map(|w| w.key.len() + 9).sum::<usize>()
             }
         }
     }
+}
+
+fn steps_size_bytes(steps: &[Step]) -> usize {
+    steps
+        .iter()
+        .map(|s| match s {
+            // Not descended into: refused when applied.
+            Step::Write(Op::Exec { .. } | Op::ExecVersioned { .. }) => 0,
+            Step::Write(op) => op.payload_size_bytes(),
+            Step::Read { keys } => keys.iter().map(Bytes::len).sum(),
+        })
+        .sum()
 }
 
 /// What a mutation answers. Protocol-neutral: the server maps it to RESP.
@@ -302,9 +340,19 @@ impl Outcome {
 pub trait State {
     /// The stored record, expired or not.
     fn load(&mut self, key: &Bytes) -> crate::Result<Option<Record>>;
+    /// Stores `record` stamped with the state's current modification
+    /// version (its `version` field is replaced): higher than every
+    /// version stamped before, in every earlier group or log entry.
     fn put(&mut self, key: Bytes, record: Record) -> crate::Result<()>;
+    /// Removes the key, and raises [`State::deleted_max`] to its record's
+    /// version.
     fn delete(&mut self, key: &Bytes) -> crate::Result<()>;
     fn clear(&mut self) -> crate::Result<()>;
+    /// The highest version of any record deleted so far (by DEL, expiry,
+    /// RENAME, FLUSHALL...), 0 if none since versions began. Part of the
+    /// state: a key that is absent at WATCH and absent at EXEC but was
+    /// created and deleted in between leaves no record behind, only this.
+    fn deleted_max(&self) -> u64;
 }
 
 /// Serialisable because a replicated log carries the limits with each
@@ -416,19 +464,31 @@ impl Op {
             Op::Rename { from, to, .. } => check(from).and_then(|()| check(to)),
             Op::FlushAll => Ok(()),
             Op::Exec { steps, watched } => {
-                for step in steps {
-                    match step {
-                        // Refused by `apply_exec` before any key is used;
-                        // not descended into, so the depth stays one.
-                        Step::Write(Op::Exec { .. }) => {}
-                        Step::Write(op) => op.keys_dyn(check)?,
-                        Step::Read { keys } => keys.iter().try_for_each(&mut *check)?,
-                    }
-                }
+                steps_keys(steps, check)?;
+                watched.iter().try_for_each(|w| check(&w.key))
+            }
+            Op::ExecVersioned { steps, watched } => {
+                steps_keys(steps, check)?;
                 watched.iter().try_for_each(|w| check(&w.key))
             }
         }
     }
+}
+
+fn steps_keys<'a, E>(
+    steps: &'a [Step],
+    check: &mut dyn FnMut(&'a Bytes) -> Result<(), E>,
+) -> Result<(), E> {
+    for step in steps {
+        match step {
+            // Refused by `apply_exec` before any key is used; not
+            // descended into, so the depth stays one.
+            Step::Write(Op::Exec { .. } | Op::ExecVersioned { .. }) => {}
+            Step::Write(op) => op.keys_dyn(check)?,
+            Step::Read { keys } => keys.iter().try_for_each(&mut *check)?,
+        }
+    }
+    Ok(())
 }
 
 /// Applies one mutation. `Err` is a storage failure; a refused command is
@@ -539,7 +599,10 @@ fn apply_op(state: &mut impl State, now: u64, op: &Op, limits: &Limits) -> crate
                 GetExChange::Persist => 0,
                 GetExChange::At(at) => *at,
             };
-            if expire_at_ms != old.expire_at_ms {
+            // As Redis: EX/PX/EXAT/PXAT always write (a WATCH of the key
+            // sees it even if the time is the same), PERSIST only when it
+            // removes an expiry. The data is the same either way.
+            if matches!(change, GetExChange::At(_)) || expire_at_ms != old.expire_at_ms {
                 store(
                     state,
                     key.clone(),
@@ -682,7 +745,12 @@ fn apply_op(state: &mut impl State, now: u64, op: &Op, limits: &Limits) -> crate
             state.clear()?;
             Ok(Outcome::Ok)
         }
-        Op::Exec { steps, watched } => apply_exec(state, now, steps, watched, limits),
+        Op::Exec { steps, watched } => {
+            apply_exec(state, now, steps, Watches::Digests(watched), limits)
+        }
+        Op::ExecVersioned { steps, watched } => {
+            apply_exec(state, now, steps, Watches::Versions(watched), limits)
+        }
         Op::SweepExpired { entries } => {
             let mut removed = 0i64;
             for (key, at) in entries {
@@ -699,6 +767,41 @@ fn apply_op(state: &mut impl State, now: u64, op: &Op, limits: &Limits) -> crate
     }
 }
 
+/// A transaction's watches, in either form.
+enum Watches<'a> {
+    Digests(&'a [Watched]),
+    Versions(&'a [WatchedVersion]),
+}
+
+impl Watches<'_> {
+    /// Whether every watched key is as WATCH saw it.
+    fn hold(&self, state: &mut impl State, now: u64) -> crate::Result<bool> {
+        match self {
+            Watches::Digests(watched) => {
+                for w in *watched {
+                    if record_digest(live(state, &w.key, now)?.as_ref()) != w.digest {
+                        return Ok(false);
+                    }
+                }
+            }
+            Watches::Versions(watched) => {
+                for w in *watched {
+                    // The stored record, expired or not: one written after
+                    // WATCH that has expired since was still a write.
+                    let stored = state.load(&w.key)?;
+                    let written_after = stored.as_ref().is_some_and(|r| r.version > w.as_of);
+                    let live_now = stored.is_some_and(|r| r.is_live_at(now));
+                    let deleted_after = !w.existed && state.deleted_max() > w.as_of;
+                    if written_after || live_now != w.existed || deleted_after {
+                        return Ok(false);
+                    }
+                }
+            }
+        }
+        Ok(true)
+    }
+}
+
 /// A transaction: the watch check, then every step in order through the
 /// same `state`, so a step sees the earlier steps' writes. A refused step
 /// changed nothing and the others still apply (Redis has no rollback).
@@ -706,7 +809,7 @@ fn apply_exec(
     state: &mut impl State,
     now: u64,
     steps: &[Step],
-    watched: &[Watched],
+    watches: Watches<'_>,
     limits: &Limits,
 ) -> crate::Result<Outcome> {
     // Ops that are not applied through a group's state (FLUSHALL runs
@@ -715,16 +818,16 @@ fn apply_exec(
     let unfit = |s: &Step| {
         matches!(
             s,
-            Step::Write(Op::FlushAll | Op::SweepExpired { .. } | Op::Exec { .. })
+            Step::Write(
+                Op::FlushAll | Op::SweepExpired { .. } | Op::Exec { .. } | Op::ExecVersioned { .. }
+            )
         )
     };
     if steps.iter().any(unfit) {
         return Ok(Outcome::Refused(MutationError::NotInTransaction));
     }
-    for w in watched {
-        if record_digest(live(state, &w.key, now)?.as_ref()) != w.digest {
-            return Ok(Outcome::Aborted);
-        }
+    if !watches.hold(state, now)? {
+        return Ok(Outcome::Aborted);
     }
     let mut outcomes = Vec::with_capacity(steps.len());
     let mut read_bytes = 0usize;
@@ -828,25 +931,33 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
-    /// The simplest possible state: a map. Used to test `apply` alone.
+    /// The simplest possible state: a map, the last version stamped, and
+    /// the highest version deleted. Used to test `apply` alone.
     #[derive(Default)]
-    struct MapState(BTreeMap<Bytes, Record>);
+    struct MapState(BTreeMap<Bytes, Record>, u64, u64);
 
     impl State for MapState {
         fn load(&mut self, key: &Bytes) -> crate::Result<Option<Record>> {
             Ok(self.0.get(key).cloned())
         }
         fn put(&mut self, key: Bytes, record: Record) -> crate::Result<()> {
-            self.0.insert(key, record);
+            self.1 += 1;
+            self.0.insert(key, record.with_version(self.1));
             Ok(())
         }
         fn delete(&mut self, key: &Bytes) -> crate::Result<()> {
-            self.0.remove(key);
+            if let Some(old) = self.0.remove(key) {
+                self.2 = self.2.max(old.version);
+            }
             Ok(())
         }
         fn clear(&mut self) -> crate::Result<()> {
+            self.2 = self.1;
             self.0.clear();
             Ok(())
+        }
+        fn deleted_max(&self) -> u64 {
+            self.2
         }
     }
 
@@ -1281,6 +1392,336 @@ mod tests {
             Outcome::Many(vec![Outcome::Ok])
         );
         assert_eq!(run(&mut s, 50, op), Outcome::Aborted);
+    }
+
+    /// What WATCH takes of a `MapState`: whether the key is live, and
+    /// the state's version (its latest stamp), as `Store::watch` does.
+    fn watch(s: &MapState, key: &str, now: u64) -> WatchedVersion {
+        WatchedVersion {
+            key: b(key),
+            existed: s.0.get(&b(key)).is_some_and(|r| r.is_live_at(now)),
+            as_of: s.1,
+        }
+    }
+
+    fn exec_watching(watched: Vec<WatchedVersion>) -> Op {
+        Op::ExecVersioned {
+            steps: vec![Step::Write(set("x", "1"))],
+            watched,
+        }
+    }
+
+    fn incr(key: &str, delta: i64) -> Op {
+        Op::IncrBy { key: b(key), delta }
+    }
+
+    /// Starting from w = "5" (and "src" = "v", "old" = "o"), WATCH `key`
+    /// at t=10, apply `changes`, then EXEC at t=20: its outcome, and
+    /// whether its write landed.
+    fn watch_then(key: &str, changes: &[Op]) -> (Outcome, bool) {
+        let mut s = MapState::default();
+        for op in [set("w", "5"), set("src", "v"), set("old", "o")] {
+            run(&mut s, 1, op);
+        }
+        let watched = vec![watch(&s, key, 10)];
+        for change in changes {
+            run(&mut s, 10, change.clone());
+        }
+        let outcome = run(&mut s, 20, exec_watching(watched));
+        (outcome, s.0.contains_key(&b("x")))
+    }
+
+    #[test]
+    fn versioned_watch_aborts_on_every_write_after_it() {
+        let cases: Vec<(&str, Vec<Op>)> = vec![
+            ("w", vec![set("w", "5")]),
+            ("w", vec![incr("w", 1), incr("w", -1)]),
+            (
+                "w",
+                vec![Op::MSet {
+                    pairs: vec![(b("w"), b("5"))],
+                    if_none_exist: false,
+                }],
+            ),
+            (
+                "w",
+                vec![Op::Append {
+                    key: b("w"),
+                    value: b(""),
+                }],
+            ),
+            (
+                "w",
+                vec![Op::Expire {
+                    key: b("w"),
+                    at_ms: 1_000,
+                    condition: ExpireCondition::Always,
+                }],
+            ),
+            (
+                "w",
+                vec![
+                    Op::Expire {
+                        key: b("w"),
+                        at_ms: 1_000,
+                        condition: ExpireCondition::Always,
+                    },
+                    Op::Persist { key: b("w") },
+                ],
+            ),
+            (
+                "w",
+                vec![Op::GetEx {
+                    key: b("w"),
+                    change: GetExChange::At(1_000),
+                }],
+            ),
+            ("w", vec![Op::Delete { keys: vec![b("w")] }]),
+            ("w", vec![Op::Delete { keys: vec![b("w")] }, set("w", "5")]),
+            ("w", vec![Op::GetDel { key: b("w") }]),
+            ("w", vec![Op::FlushAll]),
+            (
+                "w",
+                vec![Op::Rename {
+                    from: b("w"),
+                    to: b("w2"),
+                    if_absent: false,
+                }],
+            ),
+            (
+                "src",
+                vec![
+                    Op::Rename {
+                        from: b("src"),
+                        to: b("tmp"),
+                        if_absent: false,
+                    },
+                    Op::Rename {
+                        from: b("tmp"),
+                        to: b("src"),
+                        if_absent: false,
+                    },
+                ],
+            ),
+            (
+                "w",
+                vec![Op::Rename {
+                    from: b("src"),
+                    to: b("w"),
+                    if_absent: false,
+                }],
+            ),
+            ("absent", vec![set("absent", "1")]),
+            // Created and deleted again: absent at WATCH and at EXEC.
+            (
+                "absent",
+                vec![
+                    set("absent", "1"),
+                    Op::Delete {
+                        keys: vec![b("absent")],
+                    },
+                ],
+            ),
+            (
+                "absent",
+                vec![
+                    Op::Set {
+                        key: b("absent"),
+                        value: b("1"),
+                        condition: SetCondition::Always,
+                        expiry: SetExpiry::At(15),
+                        return_old: false,
+                    },
+                    // Expired by t=20 and never swept: still a write.
+                ],
+            ),
+        ];
+        for (key, changes) in cases {
+            assert_eq!(
+                watch_then(key, &changes),
+                (Outcome::Aborted, false),
+                "WATCH {key}, then {changes:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn versioned_watch_holds_when_nothing_changed_the_key() {
+        let cases: Vec<(&str, Vec<Op>)> = vec![
+            ("w", vec![]),
+            ("w", vec![set("other", "1"), incr("n", 1)]),
+            (
+                "w",
+                vec![Op::Set {
+                    key: b("w"),
+                    value: b("9"),
+                    condition: SetCondition::IfAbsent,
+                    expiry: SetExpiry::Clear,
+                    return_old: false,
+                }],
+            ),
+            ("w", vec![Op::Persist { key: b("w") }]),
+            (
+                "w",
+                vec![Op::Expire {
+                    key: b("w"),
+                    at_ms: 1_000,
+                    condition: ExpireCondition::IfHasExpiry,
+                }],
+            ),
+            (
+                "w",
+                vec![Op::Rename {
+                    from: b("w"),
+                    to: b("w"),
+                    if_absent: false,
+                }],
+            ),
+            (
+                "w",
+                vec![Op::SetRange {
+                    key: b("w"),
+                    offset: 0,
+                    value: b(""),
+                }],
+            ),
+            // A refused write changes nothing.
+            ("w", vec![incr("w", i64::MAX)]),
+            (
+                "absent",
+                vec![Op::Delete {
+                    keys: vec![b("absent")],
+                }],
+            ),
+            // Deleting a record written before WATCH is no sign that the
+            // absent key was created since.
+            (
+                "absent",
+                vec![Op::Delete {
+                    keys: vec![b("old")],
+                }],
+            ),
+            ("absent", vec![Op::GetDel { key: b("absent") }]),
+        ];
+        for (key, changes) in cases {
+            assert_eq!(
+                watch_then(key, &changes),
+                (Outcome::Many(vec![Outcome::Ok]), true),
+                "WATCH {key}, then {changes:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn versioned_watch_and_expiry() {
+        let mut s = MapState::default();
+        let expiring = |key: &str, at: u64| Op::Set {
+            key: b(key),
+            value: b("v"),
+            condition: SetCondition::Always,
+            expiry: SetExpiry::At(at),
+            return_old: false,
+        };
+        run(&mut s, 1, expiring("w", 50));
+        run(&mut s, 1, expiring("gone", 5));
+        let watched = vec![watch(&s, "w", 10), watch(&s, "gone", 10)];
+        assert!(watched[0].existed && !watched[1].existed);
+        // Live at t=49: applied. Expired at t=50 (swept or not): aborted.
+        assert_eq!(
+            run(&mut s, 49, exec_watching(watched.clone())),
+            Outcome::Many(vec![Outcome::Ok])
+        );
+        assert_eq!(run(&mut s, 50, exec_watching(watched)), Outcome::Aborted);
+        // A key already expired at WATCH, swept after it: no change (as
+        // Redis: it was logically absent all along).
+        let mut s = MapState::default();
+        run(&mut s, 1, expiring("gone", 5));
+        run(&mut s, 1, set("w", "v"));
+        let watched = vec![watch(&s, "gone", 10)];
+        let sweep = Op::SweepExpired {
+            entries: vec![(b("gone"), 5)],
+        };
+        assert_eq!(run(&mut s, 10, sweep), Outcome::Int(1));
+        assert_eq!(
+            run(&mut s, 20, exec_watching(watched)),
+            Outcome::Many(vec![Outcome::Ok])
+        );
+    }
+
+    /// The one conservative case: a key absent at WATCH aborts when any
+    /// record written after WATCH was deleted before EXEC, whichever key
+    /// it was (a created-and-deleted key leaves no record to compare).
+    #[test]
+    fn versioned_watch_of_an_absent_key_aborts_on_a_newer_deletion() {
+        let mut s = MapState::default();
+        run(&mut s, 1, set("w", "v"));
+        let watched = vec![watch(&s, "absent", 10), watch(&s, "w", 10)];
+        run(&mut s, 10, set("other", "1"));
+        run(
+            &mut s,
+            10,
+            Op::Delete {
+                keys: vec![b("other")],
+            },
+        );
+        assert_eq!(run(&mut s, 20, exec_watching(watched)), Outcome::Aborted);
+        // Watching only the present key: the same deletion changes nothing.
+        let mut s = MapState::default();
+        run(&mut s, 1, set("w", "v"));
+        let watched = vec![watch(&s, "w", 10)];
+        run(&mut s, 10, set("other", "1"));
+        run(
+            &mut s,
+            10,
+            Op::Delete {
+                keys: vec![b("other")],
+            },
+        );
+        assert_eq!(
+            run(&mut s, 20, exec_watching(watched)),
+            Outcome::Many(vec![Outcome::Ok])
+        );
+    }
+
+    /// Records from before versions (version 0) are older than every
+    /// watch: unchanged, they never abort; any write stamps past them.
+    #[test]
+    fn versioned_watch_of_an_old_record() {
+        let mut s = MapState::default();
+        s.0.insert(b("w"), Record::new(b("v"), 0));
+        let watched = vec![WatchedVersion {
+            key: b("w"),
+            existed: true,
+            as_of: 0,
+        }];
+        assert_eq!(
+            run(&mut s, 20, exec_watching(watched.clone())),
+            Outcome::Many(vec![Outcome::Ok])
+        );
+        run(&mut s, 20, set("w", "v"));
+        assert_eq!(run(&mut s, 20, exec_watching(watched)), Outcome::Aborted);
+    }
+
+    #[test]
+    fn nested_versioned_exec_is_refused() {
+        let mut s = MapState::default();
+        let inner = Op::ExecVersioned {
+            steps: vec![],
+            watched: vec![],
+        };
+        for op in [
+            exec(vec![Step::Write(inner.clone())], vec![]),
+            Op::ExecVersioned {
+                steps: vec![Step::Write(set("a", "1")), Step::Write(inner)],
+                watched: vec![],
+            },
+        ] {
+            assert_eq!(
+                run(&mut s, 1, op),
+                Outcome::Refused(MutationError::NotInTransaction)
+            );
+        }
+        assert!(s.0.is_empty());
     }
 
     #[test]

@@ -97,9 +97,9 @@ impl Changes {
 /// slices, a 100-byte entry would keep kilobytes or megabytes alive that
 /// its weight does not count, and the byte bound would not hold.
 fn owned(found: &Cached) -> Cached {
-    found
-        .as_ref()
-        .map(|r| Record::new(Bytes::copy_from_slice(&r.value), r.expire_at_ms))
+    found.as_ref().map(|r| {
+        Record::new(Bytes::copy_from_slice(&r.value), r.expire_at_ms).with_version(r.version)
+    })
 }
 
 #[derive(Clone, Copy)]

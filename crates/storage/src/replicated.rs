@@ -33,8 +33,9 @@ use tokio::sync::oneshot;
 
 use crate::commit::{GroupState, Writer, WriterMsg};
 use crate::engine::{
-    Counts, DEDUPE_PREFIX, Engine, META_APPLIED, META_COUNTS, TAG_DATA, TAG_EXPIRY, TAG_META,
-    decode, dedupe_key, dedupe_range_before, is_dedupe_key, split_expiry_key,
+    Counts, DEDUPE_PREFIX, Engine, META_APPLIED, META_COUNTS, META_DELETED, TAG_DATA, TAG_EXPIRY,
+    TAG_META, decode, decode_u64, dedupe_key, dedupe_range_before, encode_u64, is_dedupe_key,
+    split_expiry_key,
 };
 use crate::error::{Result, StorageError};
 use crate::mutation::{self, Limits, Mutation, MutationError, Op, Outcome};
@@ -72,6 +73,11 @@ pub struct LogEntry {
     /// membership). Written under meta key `m` ++ "raft.applied" in the SAME
     /// engine batch as the effects of this entry.
     pub applied_mark: Bytes,
+    /// The Raft log index of the entry this command belongs to: the
+    /// modification version of every record it writes (the same on every
+    /// replica, and growing with the log), and the version of the state
+    /// once it is applied. Strictly increasing from entry to entry.
+    pub index: u64,
 }
 
 /// Raw snapshot entries, as produced by [`Snapshot::export`].
@@ -86,6 +92,13 @@ pub(crate) enum ReplicatedMsg {
     Install {
         entries: SnapshotEntries,
         applied_mark: Bytes,
+        applied_index: u64,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    /// The log index of the last entry applied, read from the applied mark
+    /// at start (`Store::resume_versions`).
+    Resume {
+        applied_index: u64,
         reply: oneshot::Sender<Result<()>>,
     },
     Evict {
@@ -185,20 +198,30 @@ struct LogGroup<'a> {
     loaded_from_ms: Option<u64>,
     /// The applied mark of the group's last entry; None while it is empty.
     mark: Option<Bytes>,
+    /// The log index of the group's last entry.
+    last_index: u64,
     mutations: u64,
 }
 
 impl<'a> LogGroup<'a> {
-    fn new(engine: &'a Engine, counts: Counts, read_cache: Option<&'a ReadCache>) -> Self {
+    fn new(
+        engine: &'a Engine,
+        counts: Counts,
+        deleted_max: u64,
+        read_cache: Option<&'a ReadCache>,
+    ) -> Self {
         LogGroup {
             engine,
-            state: GroupState::new(engine, counts, 64).with_read_cache(read_cache),
+            state: GroupState::new(engine, counts, 64)
+                .with_versions(0, deleted_max)
+                .with_read_cache(read_cache),
             record: Vec::new(),
             recorded: None,
             record_time_ms: 0,
             loaded: HashMap::new(),
             loaded_from_ms: None,
             mark: None,
+            last_index: 0,
             mutations: 0,
         }
     }
@@ -297,9 +320,18 @@ impl Writer {
             ReplicatedMsg::Install {
                 entries,
                 applied_mark,
+                applied_index,
                 reply,
             } => {
-                let _ = reply.send(self.install(entries, applied_mark));
+                let _ = reply.send(self.install(entries, applied_mark, applied_index));
+            }
+            ReplicatedMsg::Resume {
+                applied_index,
+                reply,
+            } => {
+                self.versions.last = applied_index;
+                self.publish();
+                let _ = reply.send(Ok(()));
             }
             ReplicatedMsg::Evict {
                 older_than_ms,
@@ -354,6 +386,7 @@ impl Writer {
         let mut group = LogGroup::new(
             &engine,
             self.counts,
+            self.versions.deleted_max,
             self.changes.is_empty().then_some(&*read_cache),
         );
         for entry in entries {
@@ -363,7 +396,10 @@ impl Writer {
                 retry,
                 limits,
                 applied_mark,
+                index,
             } = entry;
+            group.last_index = index;
+            group.state.version = index;
             let Some(m) = mutation else {
                 outcomes.push(Outcome::Ok);
                 group.mark = Some(applied_mark);
@@ -386,11 +422,11 @@ impl Writer {
                 // The engine clears a keyspace outside any batch: commit
                 // what came before (with its own mark), then clear alone.
                 *committed |= self.commit_log_group(group)?;
-                self.flush_all_replicated(applied_mark, dedupe)?;
+                self.flush_all_replicated(applied_mark, dedupe, index)?;
                 *committed = true;
                 // FLUSHALL always answers OK (see `mutation::apply`).
                 outcomes.push(Outcome::Ok);
-                group = LogGroup::new(&engine, self.counts, None);
+                group = LogGroup::new(&engine, self.counts, self.versions.deleted_max, None);
                 continue;
             }
             // An Err here leaves the group uncommitted: the caller sees the
@@ -415,9 +451,13 @@ impl Writer {
         };
         group.write_record()?;
         let counts = group.state.counts;
+        let deleted_max = group.state.deleted_max;
         let (mut batch, changed) = group.state.into_batch();
         if counts != self.counts {
             batch.insert(&self.engine.data, META_COUNTS, counts.encode().to_vec());
+        }
+        if deleted_max != self.versions.deleted_max {
+            batch.insert(&self.engine.data, META_DELETED, encode_u64(deleted_max));
         }
         let committed = check_value_size(mark.len()).and_then(|()| {
             batch.insert(&self.engine.data, META_APPLIED, mark);
@@ -433,13 +473,19 @@ impl Writer {
         // Only committed records may be written through (`read_cache.rs`).
         self.changes.keys.extend(changed);
         self.counts = counts;
+        self.versions.last = group.last_index;
+        self.versions.deleted_max = deleted_max;
         self.count_group(group.mutations);
         Ok(true)
     }
 
     /// FLUSHALL in replicated mode: clear the data keyspace (data, expiry
     /// index, counters, applied mark) in one journaled step, then write
-    /// zero counters, this entry's mark and its dedupe record in one batch.
+    /// zero counters, the deletion version, this entry's mark and its
+    /// dedupe record in one batch. Every record cleared was written by an
+    /// entry before this one (`index`): a key created after a WATCH and
+    /// cleared here is seen through `deleted_max`, the same on every
+    /// replica.
     /// The dedupe records of earlier requests stay (their own keyspace):
     /// those requests were applied, and a resend must not apply them again.
     /// (If a crash leaves the mark absent, the store is rebuilt from the
@@ -447,16 +493,28 @@ impl Writer {
     /// `Engine::drop_dedupe_records_without_mark`.) A crash in between leaves the mark absent, so the replication
     /// layer re-applies or re-installs; it never sees a cleared store that
     /// claims an older entry was the last applied.
-    fn flush_all_replicated(&mut self, mark: Bytes, dedupe: Option<RequestKey>) -> Result<()> {
+    fn flush_all_replicated(
+        &mut self,
+        mark: Bytes,
+        dedupe: Option<RequestKey>,
+        index: u64,
+    ) -> Result<()> {
         check_value_size(mark.len())?;
         self.changes.all = true;
         self.engine.data.clear().map_err(|e| self.failure(e))?;
         self.counts = Counts::default();
+        self.versions.deleted_max = self.versions.deleted_max.max(index.saturating_sub(1));
+        self.versions.last = index;
         let mut batch = self.engine.db.batch();
         batch.insert(
             &self.engine.data,
             META_COUNTS,
             self.counts.encode().to_vec(),
+        );
+        batch.insert(
+            &self.engine.data,
+            META_DELETED,
+            encode_u64(self.versions.deleted_max),
         );
         batch.insert(&self.engine.data, META_APPLIED, mark);
         if let Some(request) = dedupe {
@@ -497,7 +555,12 @@ impl Writer {
         Ok(removed)
     }
 
-    fn install(&mut self, entries: SnapshotEntries, applied_mark: Bytes) -> Result<()> {
+    fn install(
+        &mut self,
+        entries: SnapshotEntries,
+        applied_mark: Bytes,
+        applied_index: u64,
+    ) -> Result<()> {
         self.refuse_if_failed()?;
         check_value_size(applied_mark.len())?;
         // Clearing first also removes the old applied mark, so from here
@@ -507,6 +570,10 @@ impl Writer {
         // The installed state's records replace ours, as its data does.
         self.engine.dedupe()?.clear().map_err(|e| self.failure(e))?;
         self.counts = Counts::default();
+        // The snapshot's records keep their versions; its deletion
+        // version comes with it (none from a build before versions: 0).
+        self.versions.last = applied_index;
+        self.versions.deleted_max = 0;
         let result = self.load_snapshot(entries, applied_mark);
         // Publish whatever state the store is in, even after an error: a
         // reader must not keep seeing the old data with its old mark.
@@ -540,6 +607,10 @@ impl Writer {
                 if record.has_expiry() {
                     counts.expiring += 1;
                 }
+            }
+            if key.as_ref() == META_DELETED {
+                self.versions.deleted_max = decode_u64(&value)
+                    .ok_or_else(|| corrupt(&key, "deletion version is not 8 bytes"))?;
             }
             batch_entries += 1;
             batch_size_bytes += key.len() + value.len();
@@ -659,16 +730,40 @@ impl Store {
     /// Entries that do not look like an export are refused as
     /// [`StorageError::Corrupt`] (the store is then empty or half loaded,
     /// without a mark: install again).
+    ///
+    /// `applied_index` is the log index the snapshot ends at (in
+    /// `applied_mark` too, which only the replication layer decodes): the
+    /// version of the installed state (see [`LogEntry::index`]).
     pub async fn install(
         &self,
         entries: Box<dyn Iterator<Item = Result<(Bytes, Bytes)>> + Send>,
         applied_mark: Bytes,
+        applied_index: u64,
     ) -> Result<()> {
         self.require_replicated("install")?;
         let (reply, rx) = oneshot::channel();
         let msg = ReplicatedMsg::Install {
             entries,
             applied_mark,
+            applied_index,
+            reply,
+        };
+        self.ask_writer(msg, rx).await
+    }
+
+    /// Tells a replicated store, once at start, the log index of the last
+    /// entry applied to it, which the replication layer reads from the
+    /// applied mark: the version of its state, which WATCH reads
+    /// (`Store::watch`). Why not stored by the store itself: the mark
+    /// already holds it, in the same batch as the effects, and a data
+    /// directory of a build before versions has nothing else. Until it
+    /// is called the state's version is 0, which makes WATCH rely on
+    /// record versions alone.
+    pub async fn resume_versions(&self, applied_index: u64) -> Result<()> {
+        self.require_replicated("resume_versions")?;
+        let (reply, rx) = oneshot::channel();
+        let msg = ReplicatedMsg::Resume {
+            applied_index,
             reply,
         };
         self.ask_writer(msg, rx).await

@@ -13,13 +13,13 @@ use bytes::Bytes;
 use fjall::PersistMode;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::commit::{Failure, Writer, WriterMsg, WriterStats, sync_and_measure};
+use crate::commit::{Failure, Versions, Writer, WriterMsg, WriterStats, sync_and_measure};
 use crate::config::{FsyncPolicy, StorageConfig};
-use crate::engine::Engine;
+use crate::engine::{Engine, META_DELETED, META_VERSION};
 use crate::engine::{due_expiry_range, split_expiry_key};
 use crate::error::{Result, StorageError};
 use crate::inline_round::{self, Answer, Member, Rounds};
-use crate::mutation::{Mutation, Op, Outcome};
+use crate::mutation::{Mutation, Op, Outcome, WatchedVersion};
 use crate::prefetch::Prefetcher;
 use crate::read_cache::{Changes, ReadCache};
 use crate::record::Record;
@@ -115,9 +115,26 @@ impl Store {
     pub fn open(config: StorageConfig) -> Result<Store> {
         let engine = Engine::open(&config)?;
         let counts = engine.recover_counts()?;
+        let versions = if config.replicated {
+            // `last` comes from the replication layer (`resume_versions`).
+            Versions {
+                deleted_max: engine.load_u64(META_DELETED)?,
+                ..Versions::default()
+            }
+        } else {
+            let ceiling = engine.load_u64(META_VERSION)?;
+            Versions {
+                last: ceiling,
+                ceiling,
+                deleted_max: 0,
+            }
+        };
         let stats = Arc::new(WriterStats::default());
         stats.keys.store(counts.keys, Ordering::Relaxed);
         stats.expiring.store(counts.expiring, Ordering::Relaxed);
+        stats
+            .published_version
+            .store(versions.last, Ordering::Relaxed);
         let view = Arc::new(ArcSwap::from_pointee(engine.snapshot()));
         let read_cache = Arc::new(ReadCache::new(config.read_cache_size_bytes));
         let failed = Arc::new(Failure::default());
@@ -141,6 +158,7 @@ impl Store {
             group_size_bytes_max: config.group_commit_size_bytes_max,
             counts,
             prefetch: Prefetcher::new(config.prefetch_slow_read_ns),
+            versions,
             closed: false,
         };
         let (group_mutations_max, group_size_bytes_max) =
@@ -448,11 +466,17 @@ impl Store {
     /// A live record (not expired at `now_ms`), from the read cache when
     /// it holds the key, else from the latest view (and then cached).
     pub fn get(&self, key: &[u8], now_ms: u64) -> Result<Option<Record>> {
+        Ok(self.get_stored(key)?.filter(|r| r.is_live_at(now_ms)))
+    }
+
+    /// The stored record, expired or not, as [`Store::get`] finds it.
+    fn get_stored(&self, key: &[u8]) -> Result<Option<Record>> {
         let cache = &self.inner.read_cache;
         if !cache.enabled() {
-            return self.snapshot().get(key, now_ms);
+            let snap = self.snapshot();
+            return snap.engine.snapshot_get(&snap.snap, key);
         }
-        let found = match cache.get(key) {
+        Ok(match cache.get(key) {
             Some(hit) => hit,
             None => {
                 // The version first, then the view: see `read_cache.rs`.
@@ -461,8 +485,29 @@ impl Store {
                 cache.fill(key, read_at, &found);
                 found
             }
-        };
-        Ok(found.filter(|r| r.is_live_at(now_ms)))
+        })
+    }
+
+    /// What WATCH keeps of `key` for [`Op::ExecVersioned`]: whether it has
+    /// a live record at `now_ms`, and a version `as_of` up to which that
+    /// record is the key's last modification.
+    ///
+    /// The published state's version is loaded first, then the record:
+    /// the record comes from that state or a newer one, so it holds every
+    /// modification up to that version; if it is newer still, its own
+    /// version (live or expired) is taken, which it holds too. Any later
+    /// write stamps a higher version. In a cluster the version is the
+    /// index of the last log entry applied here, which is not behind any
+    /// version a replica stamped for an entry before it: so the check at
+    /// EXEC decides alike on every replica.
+    pub fn watch(&self, key: &Bytes, now_ms: u64) -> Result<WatchedVersion> {
+        let published = self.inner.stats.published_version.load(Ordering::Acquire);
+        let stored = self.get_stored(key)?;
+        Ok(WatchedVersion {
+            key: key.clone(),
+            existed: stored.as_ref().is_some_and(|r| r.is_live_at(now_ms)),
+            as_of: stored.map_or(published, |r| r.version.max(published)),
+        })
     }
 
     /// Several keys from one snapshot, so MGET is a consistent view.

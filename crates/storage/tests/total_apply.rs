@@ -19,16 +19,18 @@ use strata_storage::mutation::{State, apply};
 use strata_storage::{
     ExpireCondition, FsyncPolicy, GetExChange, KEY_SIZE_BYTES_LIMIT, Limits, LogEntry, Mutation,
     Op, Outcome, Record, SetCondition, SetExpiry, Step, StorageConfig, Store, Watched,
-    record_digest,
+    WatchedVersion, record_digest,
 };
 
 /// The engine's own key-length bound, which it enforces by panicking.
 const ENGINE_KEY_BYTES_MAX: usize = u16::MAX as usize;
 
 /// The simplest state, with the engine's assertion: a key that would
-/// abort the engine panics here, and fails the property.
+/// abort the engine panics here, and fails the property. It stamps
+/// versions as a replicated store does: the entry's log index (`.1`), and
+/// keeps the highest version deleted (`.2`).
 #[derive(Default)]
-struct Model(BTreeMap<Bytes, Record>);
+struct Model(BTreeMap<Bytes, Record>, u64, u64);
 
 impl Model {
     fn check(key: &[u8]) {
@@ -49,17 +51,24 @@ impl State for Model {
     }
     fn put(&mut self, key: Bytes, record: Record) -> strata_storage::Result<()> {
         Model::check(&key);
-        self.0.insert(key, record);
+        self.0.insert(key, record.with_version(self.1));
         Ok(())
     }
     fn delete(&mut self, key: &Bytes) -> strata_storage::Result<()> {
         Model::check(key);
-        self.0.remove(key);
+        if let Some(old) = self.0.remove(key) {
+            self.2 = self.2.max(old.version);
+        }
         Ok(())
     }
     fn clear(&mut self) -> strata_storage::Result<()> {
+        // Every record cleared was written by an earlier entry.
+        self.2 = self.2.max(self.1 - 1);
         self.0.clear();
         Ok(())
+    }
+    fn deleted_max(&self) -> u64 {
+        self.2
     }
 }
 
@@ -161,13 +170,16 @@ fn base_op() -> impl Strategy<Value = Op> {
 
 /// Any op, transactions included: steps of any op (so also the refused
 /// ones: FLUSHALL, a sweep, a nested transaction), reads, and watches
-/// whose digest may or may not match.
+/// whose digest or version may or may not match.
 fn op() -> impl Strategy<Value = Op> {
-    let step = prop_oneof![
-        4 => base_op().prop_map(Step::Write),
-        2 => prop::collection::vec(key(), 0..3).prop_map(|keys| Step::Read { keys }),
-        1 => Just(Step::Write(Op::Exec { steps: vec![], watched: vec![] })),
-    ];
+    let step = || {
+        prop_oneof![
+            4 => base_op().prop_map(Step::Write),
+            2 => prop::collection::vec(key(), 0..3).prop_map(|keys| Step::Read { keys }),
+            1 => Just(Step::Write(Op::Exec { steps: vec![], watched: vec![] })),
+            1 => Just(Step::Write(Op::ExecVersioned { steps: vec![], watched: vec![] })),
+        ]
+    };
     let digest = prop::sample::select(vec![
         None,
         record_digest(Some(&Record::new(Bytes::from_static(b"1"), 0))),
@@ -178,10 +190,22 @@ fn op() -> impl Strategy<Value = Op> {
             .map(|(key, digest)| Watched { key, digest })
             .collect::<Vec<_>>()
     });
+    let as_of = prop::sample::select(vec![0u64, 1, 3, 6, 12, u64::MAX]);
+    let versions = prop::collection::vec((key(), any::<bool>(), as_of), 0..3).prop_map(|w| {
+        w.into_iter()
+            .map(|(key, existed, as_of)| WatchedVersion {
+                key,
+                existed,
+                as_of,
+            })
+            .collect::<Vec<_>>()
+    });
     prop_oneof![
         6 => base_op(),
-        1 => (prop::collection::vec(step, 0..4), watched)
+        1 => (prop::collection::vec(step(), 0..4), watched)
             .prop_map(|(steps, watched)| Op::Exec { steps, watched }),
+        1 => (prop::collection::vec(step(), 0..4), versions)
+            .prop_map(|(steps, watched)| Op::ExecVersioned { steps, watched }),
     ]
 }
 
@@ -229,6 +253,8 @@ proptest! {
         let mut model = Model::default();
         for (i, (op, limits)) in steps.into_iter().enumerate() {
             let mutation = Mutation { now_ms: 1_000_000 + i as u64, op };
+            let index = i as u64 + 1;
+            model.1 = index;
             let expected = apply(&mut model, &mutation, &limits).unwrap();
             for store in &stores {
                 let entry = LogEntry {
@@ -237,6 +263,7 @@ proptest! {
                     retry: false,
                     limits,
                     applied_mark: Bytes::from(format!("mark-{i}")),
+                    index,
                 };
                 let got = rt.block_on(store.apply_log(vec![entry])).unwrap();
                 prop_assert_eq!(&got, &vec![expected.clone()]);
@@ -250,7 +277,18 @@ proptest! {
             .collect();
         for store in &stores {
             prop_assert_eq!(contents(store), expected.clone());
+            // The versions too: every replica stamps alike.
+            for (key, record) in &model.0 {
+                let stored = store.snapshot().get(key, 0).unwrap();
+                prop_assert_eq!(stored.map(|r| r.version), Some(record.version));
+            }
         }
+        // And the raw state (records, counters, deletion version) is the
+        // same on both replicas, byte for byte, but for the mark.
+        let raw = |s: &Store| -> Vec<(Bytes, Bytes)> {
+            s.snapshot().export().map(Result::unwrap).collect()
+        };
+        prop_assert_eq!(raw(&stores[0]), raw(&stores[1]));
     }
 }
 
@@ -290,6 +328,7 @@ fn keys_past_the_engine_length_are_refused_not_fatal() {
             retry: false,
             limits: no_limits,
             applied_mark: Bytes::from_static(b"m"),
+            index: 1,
         };
         let got = rt.block_on(store.apply_log(vec![entry])).unwrap();
         assert!(

@@ -6,9 +6,14 @@
 //!   the leader;
 //! * WATCH across a leader change (kill -9 of the leader between WATCH and
 //!   EXEC): EXEC then applies everything or nothing, the same on every
-//!   node, and aborts when a watched key changed under the new leader.
+//!   node, and aborts when a watched key changed under the new leader;
+//! * WATCH on one follower and a write of the SAME value (or INCR then
+//!   DECR) through the other: EXEC aborts, and every replica holds the
+//!   same data after (the check runs on each one, on record versions).
 
 mod common;
+
+use std::time::Instant;
 
 use common::cluster::*;
 use common::raw::{R, Raw, arr, bulk, int, ok};
@@ -130,4 +135,74 @@ fn watch_across_a_leader_kill_applies_whole_or_not_at_all() {
 #[test]
 fn watch_across_a_leader_kill_aborts_on_a_change() {
     exec_across_leader_kill(true);
+}
+
+/// Every key and value of `node`'s own state (READONLY reads).
+fn local_dump(node: &Node) -> Vec<(String, Option<String>)> {
+    let mut client = readonly(node);
+    let mut keys: Vec<String> = client
+        .keys("*")
+        .expect("KEYS")
+        .iter()
+        .map(|k| String::from_utf8_lossy(k).into_owned())
+        .collect();
+    keys.sort();
+    let values = mget(&mut client, &keys);
+    keys.into_iter().zip(values).collect()
+}
+
+#[test]
+fn a_same_value_write_through_another_node_aborts_on_every_replica() {
+    let (cluster, leader) = start(config(3));
+    let followers = others(&cluster, leader);
+    let (watcher, writer) = (cluster.node(followers[0]), cluster.node(followers[1]));
+    set(cluster.node(leader), "w", "v");
+    set(cluster.node(leader), "n", "5");
+    let mut c = Raw::connect(watcher.resp_addr);
+    let mut other = Raw::connect(writer.resp_addr);
+    let exec = |c: &mut Raw, marker: &str| {
+        assert_eq!(c.call(&["MULTI"]), ok());
+        assert_eq!(c.call(&["SET", marker, "1"]), queued());
+        assert_eq!(c.call(&["INCR", "n"]), queued());
+        c.call(&["EXEC"])
+    };
+    // The same value, written through the other follower.
+    assert_eq!(c.call(&["WATCH", "w"]), ok());
+    assert_eq!(other.call(&["SET", "w", "v"]), ok());
+    assert_eq!(exec(&mut c, "after-same-value"), R::NullArray);
+    // INCR then DECR: the value is back where it was.
+    assert_eq!(c.call(&["WATCH", "n"]), ok());
+    assert_eq!(other.call(&["INCR", "n"]), int(6));
+    assert_eq!(other.call(&["DECR", "n"]), int(5));
+    assert_eq!(exec(&mut c, "after-incr-decr"), R::NullArray);
+    // Created and deleted again.
+    assert_eq!(c.call(&["WATCH", "gone"]), ok());
+    assert_eq!(other.call(&["SET", "gone", "1"]), ok());
+    assert_eq!(other.call(&["DEL", "gone"]), int(1));
+    assert_eq!(exec(&mut c, "after-create-delete"), R::NullArray);
+    // Nothing touched the watched keys: applied.
+    assert_eq!(c.call(&["WATCH", "w", "n", "gone"]), ok());
+    assert_eq!(other.call(&["SET", "unrelated", "1"]), ok());
+    assert_eq!(exec(&mut c, "applied"), arr(vec![ok(), int(6)]));
+    let expected: Vec<(String, Option<String>)> =
+        [("applied", "1"), ("n", "6"), ("unrelated", "1"), ("w", "v")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), Some(v.to_string())))
+            .collect();
+    // Every replica applied the same entries to the same end: identical
+    // data, none of the aborted transactions' writes anywhere.
+    for id in cluster.ids() {
+        let deadline = Instant::now() + CATCH_UP_TIMEOUT;
+        loop {
+            let dump = local_dump(cluster.node(id));
+            if dump == expected {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {id} holds {dump:?}, want {expected:?}"
+            );
+            std::thread::sleep(POLL);
+        }
+    }
 }

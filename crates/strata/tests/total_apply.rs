@@ -25,7 +25,7 @@ use common::cluster::*;
 use common::peer;
 use strata_replication::Command;
 use strata_replication::wire::{Request, Response};
-use strata_storage::{Limits, Mutation, MutationError, Op, Outcome, Step, Watched};
+use strata_storage::{Limits, Mutation, MutationError, Op, Outcome, Step, Watched, WatchedVersion};
 
 /// The key lengths of the finding: the engine's 65,535 and past it, and
 /// the default limit plus one.
@@ -167,6 +167,29 @@ fn hostile_entries() -> Vec<Command> {
             steps: vec![Step::Write(Op::FlushAll)],
             watched: vec![],
         },
+        // The same for transactions with version watches.
+        Op::ExecVersioned {
+            steps: vec![Step::Write(Op::Delete {
+                keys: vec![Bytes::from_static(b"a")],
+            })],
+            watched: vec![WatchedVersion {
+                key: huge.clone(),
+                existed: true,
+                as_of: 0,
+            }],
+        },
+        Op::ExecVersioned {
+            steps: vec![
+                Step::Write(Op::Delete {
+                    keys: vec![Bytes::from_static(b"a")],
+                }),
+                Step::Write(Op::ExecVersioned {
+                    steps: vec![],
+                    watched: vec![],
+                }),
+            ],
+            watched: vec![],
+        },
     ];
     ops.into_iter()
         .map(|op| Command {
@@ -208,7 +231,7 @@ fn oversized_keys_through_a_follower_and_in_the_log_kill_no_replica() {
     let Response::WriteBatch(Ok(outcomes)) = response else {
         panic!("forwarded batch: {response:?}\n{}", cluster.logs_tail(40));
     };
-    assert_eq!(outcomes.len(), 10, "{outcomes:?}");
+    assert_eq!(outcomes.len(), 12, "{outcomes:?}");
     for outcome in &outcomes {
         assert!(
             matches!(

@@ -335,11 +335,10 @@ fn watch_passes_when_nothing_changed() {
     assert_eq!(c.call(&["EXEC"]), arr(vec![int(2)]));
 }
 
-/// The one documented difference from Redis: WATCH compares a digest of
-/// the record, so a write that leaves it identical (same value, same
-/// expiry) is not seen; Redis would abort. README, "Transactions".
+/// An identical rewrite (same value, same expiry) aborts, as in Redis:
+/// WATCH compares modification versions, not contents.
 #[test]
-fn strata_watch_does_not_see_an_identical_rewrite() {
+fn watch_sees_an_identical_rewrite() {
     let server = TestServer::start();
     let mut c = connect(&server, false);
     let mut other = connect(&server, false);
@@ -348,7 +347,33 @@ fn strata_watch_does_not_see_an_identical_rewrite() {
     assert_eq!(other.call(&["SET", "same:k", "v"]), ok());
     assert_eq!(c.call(&["MULTI"]), ok());
     assert_eq!(c.call(&["INCR", "same:n"]), queued());
+    assert_eq!(c.call(&["EXEC"]), R::NullArray);
+    assert_eq!(c.call(&["GET", "same:n"]), R::NullBulk);
+}
+
+/// The one documented difference from Redis, towards aborting: a key
+/// absent at WATCH aborts when any key written after WATCH was deleted
+/// before EXEC (a created-and-deleted key leaves nothing to compare).
+/// Redis would apply this one. README, "Transactions".
+#[test]
+fn watch_of_an_absent_key_aborts_on_any_newer_deletion() {
+    let server = TestServer::start();
+    let mut c = connect(&server, false);
+    let mut other = connect(&server, false);
+    assert_eq!(c.call(&["SET", "del:old", "v"]), ok());
+    // A key written before WATCH and deleted after: no abort.
+    assert_eq!(c.call(&["WATCH", "del:absent"]), ok());
+    assert_eq!(other.call(&["DEL", "del:old"]), int(1));
+    assert_eq!(c.call(&["MULTI"]), ok());
+    assert_eq!(c.call(&["INCR", "del:n"]), queued());
     assert_eq!(c.call(&["EXEC"]), arr(vec![int(1)]));
+    // A key written after WATCH and deleted before EXEC: aborted.
+    assert_eq!(c.call(&["WATCH", "del:absent"]), ok());
+    assert_eq!(other.call(&["SET", "del:other", "x"]), ok());
+    assert_eq!(other.call(&["DEL", "del:other"]), int(1));
+    assert_eq!(c.call(&["MULTI"]), ok());
+    assert_eq!(c.call(&["INCR", "del:n"]), queued());
+    assert_eq!(c.call(&["EXEC"]), R::NullArray);
 }
 
 #[test]

@@ -564,8 +564,9 @@ pub fn write_reply(result: Result<Outcome, crate::shared::PathError>) -> Reply {
 }
 
 /// Whether a command reads keyspace data (and so needs a read barrier in
-/// cluster mode). WATCH does: the digest it keeps must be of a state at
-/// least as new as any write acknowledged before it.
+/// cluster mode). WATCH does: the version it keeps must be of a state at
+/// least as new as any write acknowledged before it, or EXEC would abort
+/// on writes that came before WATCH.
 pub fn reads_data(spec: &Spec) -> bool {
     !spec.write && (spec.flags.contains(&"readonly") || spec.name == "watch")
 }

@@ -4,21 +4,23 @@
 //! arity, allowed in a transaction) and queued, answering `+QUEUED`; a
 //! failed check marks the transaction, and EXEC then answers EXECABORT
 //! with nothing applied, as Redis does. EXEC turns the queue into ONE
-//! mutation, `Op::Exec`: its writes and reads are applied in order by the
+//! mutation, `Op::ExecVersioned`: its writes and reads are applied in order by the
 //! state machine through one state, so the transaction is one group (one
 //! log entry in a cluster), durable together, with no other client's
 //! command between its steps, and its reads see its own earlier writes.
 //! Arguments are parsed at EXEC time, as in Redis, so a syntax error is
 //! that command's error inside EXEC's reply, not an abort.
 //!
-//! WATCH keeps a digest of each key's live record (`record_digest`); the
-//! state machine compares it when it applies the transaction, the same on
-//! every replica, and answers `Outcome::Aborted` (a null array) when one
-//! differs.
+//! WATCH keeps, for each key, whether it existed and the modification
+//! version it was at (`Store::watch`); the state machine compares them
+//! with the key's record when it applies the transaction, the same on
+//! every replica, and answers `Outcome::Aborted` (a null array) when any
+//! key was written since (even with the same value), deleted, expired,
+//! or created (see `strata_storage::WatchedVersion`).
 
 use bytes::Bytes;
 use strata_protocol::resp::Reply;
-use strata_storage::{Mutation, Op, Outcome, Record, Step, Watched, record_digest};
+use strata_storage::{Mutation, Op, Outcome, Record, Step};
 
 use super::expiry::{TtlKind, ttl_reply};
 use super::{Action, Ctx, Spec, args, keys, storage_error, strings};
@@ -182,8 +184,8 @@ pub fn unwatch(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Action {
     Reply::ok().into()
 }
 
-/// Reads each key's live record now (after a read barrier in cluster
-/// mode) and keeps its digest for EXEC's check.
+/// Reads each key's record now (after a read barrier in cluster mode) and
+/// keeps whether it existed and its version for EXEC's check.
 pub fn watch(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
     if ctx.session.tx.is_some() {
         return args::err("ERR WATCH inside MULTI is not allowed").into();
@@ -196,11 +198,8 @@ pub fn watch(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
         .into();
     }
     for key in keys {
-        match ctx.shared.store.get(key, ctx.now_ms) {
-            Ok(r) => ctx.session.watched.push(Watched {
-                key: key.clone(),
-                digest: record_digest(r.as_ref()),
-            }),
+        match ctx.shared.store.watch(key, ctx.now_ms) {
+            Ok(w) => ctx.session.watched.push(w),
             Err(e) => return storage_error(&e).into(),
         }
     }
@@ -247,7 +246,7 @@ pub fn exec(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Action {
     Action::Exec(ExecPlan {
         mutation: Mutation {
             now_ms: ctx.now_ms,
-            op: Op::Exec { steps, watched },
+            op: Op::ExecVersioned { steps, watched },
         },
         replies: ExecReplies {
             slots,
