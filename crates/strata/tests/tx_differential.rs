@@ -10,6 +10,7 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use common::TestServer;
 use common::raw::{R, Raw};
