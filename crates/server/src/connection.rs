@@ -167,19 +167,8 @@ impl<C: Codec> Conn<C> {
                 self.tally.start(spec, in_multi, fresh, &client);
                 // Inside MULTI: queue (one branch for connections that never
                 // use it).
-                if let Some(tx) = self.session.tx.as_mut()
-                    && !spec.is_some_and(cmd::tx::runs_in_multi)
-                {
-                    let max = self.shared.config.request_size_bytes_max;
-                    let reply = cmd::tx::queue(tx, spec, &args, max);
-                    // The queue holds its arguments past this request: it
-                    // counts against the client buffers bound.
-                    let held = self.read_buf.len() + self.tx_bytes();
-                    if !self.charge.covers(held) {
-                        self.charge.grow(held).map_err(|full| self.refuse(&full))?;
-                    }
-                    self.drain_pending().await;
-                    self.reply(&reply);
+                if self.session.tx.is_some() && !spec.is_some_and(cmd::tx::runs_in_multi) {
+                    self.queue_in_multi(spec, &args).await?;
                     continue;
                 }
                 let Some(spec) = spec else {
@@ -277,37 +266,72 @@ impl<C: Codec> Conn<C> {
                 return Ok(());
             }
             self.before_wait(progressed, self.codec.pending_frame_bytes())?;
-            // Wait for more bytes, an idle timeout, or shutdown.
-            self.barrier_fresh = false;
-            let wake = tokio::select! {
-                // Biased: no random branch order to draw per request.
-                biased;
-                _ = self.session.client.killed() => Wake::Close, // CLIENT KILL
-                r = self.stream.read_buf(&mut self.read_buf) => Wake::Read(r?),
-                _ = self.idle.expired() => Wake::Close, // idle too long
-                _ = self.request_timer.expired(), if self.request_timer.running() => {
-                    Wake::RequestTimeout
-                }
-                _ = self.charge.evicted(), if self.charge.is_large() => Wake::Evicted,
-                _ = shutdown.changed() => Wake::Close,
-            };
-            let n = match wake {
-                Wake::Read(0) | Wake::Close => return Ok(()),
-                Wake::Read(n) => n,
-                Wake::RequestTimeout => return Err(self.request_timed_out()),
-                Wake::Evicted => return Err(self.evicted()),
-            };
-            if !self.charge.covers(self.read_buf.len()) {
-                let held = self.read_buf.len();
-                self.charge.grow(held).map_err(|full| self.refuse(&full))?;
+            if !self.wait_for_bytes(shutdown).await? {
+                return Ok(());
             }
-            self.idle.touch();
-            self.now_ms = None;
-            self.shared
-                .stats
-                .net_input_bytes
-                .fetch_add(n as u64, Relaxed);
         }
+    }
+
+    /// Waits for more bytes (true), or a reason to close: CLIENT KILL, idle
+    /// timeout, shutdown, end of stream (false), a request timeout or an
+    /// eviction (an error, after last words).
+    async fn wait_for_bytes(
+        &mut self,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> std::io::Result<bool> {
+        self.barrier_fresh = false;
+        let wake = tokio::select! {
+            // Biased: no random branch order to draw per request.
+            biased;
+            _ = self.session.client.killed() => Wake::Close, // CLIENT KILL
+            r = self.stream.read_buf(&mut self.read_buf) => Wake::Read(r?),
+            _ = self.idle.expired() => Wake::Close, // idle too long
+            _ = self.request_timer.expired(), if self.request_timer.running() => {
+                Wake::RequestTimeout
+            }
+            _ = self.charge.evicted(), if self.charge.is_large() => Wake::Evicted,
+            _ = shutdown.changed() => Wake::Close,
+        };
+        let n = match wake {
+            Wake::Read(0) | Wake::Close => return Ok(false),
+            Wake::Read(n) => n,
+            Wake::RequestTimeout => return Err(self.request_timed_out()),
+            Wake::Evicted => return Err(self.evicted()),
+        };
+        if !self.charge.covers(self.read_buf.len()) {
+            let held = self.read_buf.len();
+            self.charge.grow(held).map_err(|full| self.refuse(&full))?;
+        }
+        self.idle.touch();
+        self.now_ms = None;
+        self.shared
+            .stats
+            .net_input_bytes
+            .fetch_add(n as u64, Relaxed);
+        Ok(true)
+    }
+
+    /// Queues a command of an open transaction and answers QUEUED (or
+    /// the refusal).
+    async fn queue_in_multi(
+        &mut self,
+        spec: Option<&'static cmd::Spec>,
+        args: &[bytes::Bytes],
+    ) -> std::io::Result<()> {
+        let max = self.shared.config.request_size_bytes_max;
+        let Some(tx) = self.session.tx.as_mut() else {
+            return Ok(());
+        };
+        let reply = cmd::tx::queue(tx, spec, args, max);
+        // The queue holds its arguments past this request: it counts
+        // against the client buffers bound.
+        let held = self.read_buf.len() + self.tx_bytes();
+        if !self.charge.covers(held) {
+            self.charge.grow(held).map_err(|full| self.refuse(&full))?;
+        }
+        self.drain_pending().await;
+        self.reply(&reply);
+        Ok(())
     }
 
     /// A malformed request the stream survives: counted like an unknown
