@@ -4,6 +4,8 @@
 //!   server side (request parsing, reply encoding) and the client side
 //!   (request encoding, reply parsing).
 //! * [`text`]: Strata's line-oriented text protocol (`PUT k v`, `READ k`, ...).
+//! * [`pipe`]: its pipe-delimited dialect on the same port (`PUT|k|v`,
+//!   `GET|k`, ...), told apart per line.
 //!
 //! Everything here is sans-I/O: functions take and fill [`bytes::BytesMut`]
 //! buffers so the same code serves the async server and the blocking client.
@@ -11,6 +13,7 @@
 //! taken from the wire is checked against a caller-supplied limit before it
 //! is used to size an allocation.
 
+pub mod pipe;
 pub mod resp;
 pub mod text;
 

@@ -52,6 +52,15 @@ pub enum TextRequest {
         /// Unescaped key.
         key: Bytes,
     },
+    /// `PING` (pipe dialect, [`crate::pipe`]).
+    Ping,
+    /// `CLUSTER_STATUS` (pipe dialect): this node's role, term, leader and
+    /// log indexes.
+    ClusterStatus,
+    /// `CLUSTER_NODES` (pipe dialect): the members.
+    ClusterNodes,
+    /// `CLUSTER_LEADER` (pipe dialect): the leader's id and address.
+    ClusterLeader,
 }
 
 impl TextRequest {
@@ -67,6 +76,10 @@ impl TextRequest {
             TextRequest::ReadRange { start, end, .. } => {
                 (std::slice::from_ref(start), std::slice::from_ref(end))
             }
+            TextRequest::Ping
+            | TextRequest::ClusterStatus
+            | TextRequest::ClusterNodes
+            | TextRequest::ClusterLeader => (&[], &[]),
         };
         one.iter().chain(many)
     }
@@ -106,7 +119,7 @@ pub enum TextError {
     InvalidLimit,
     /// A backslash sequence [`unescape`] does not know; holds the offending
     /// sequence, escaped for display.
-    #[error("invalid escape '{0}' (known: \\\\ \\n \\r \\t \\0 \\s \\, \\xHH)")]
+    #[error("invalid escape '{0}' (known: \\\\ \\n \\r \\t \\0 \\s \\, \\| \\xHH)")]
     InvalidEscape(String),
 }
 
@@ -366,7 +379,7 @@ fn unescape_key(token: &[u8]) -> Result<Bytes, TextError> {
     Ok(Bytes::from(key))
 }
 
-fn parse_limit(token: &[u8]) -> Result<u64, TextError> {
+pub(crate) fn parse_limit(token: &[u8]) -> Result<u64, TextError> {
     if token.is_empty() || !token.iter().all(u8::is_ascii_digit) {
         return Err(TextError::InvalidLimit);
     }
@@ -401,7 +414,7 @@ pub fn split_list(list: &[u8]) -> impl Iterator<Item = &[u8]> {
 }
 
 /// Decodes backslash escapes: `\\` `\n` `\r` `\t` `\0` `\s` (space) `\,`
-/// (comma) and `\xHH` (any byte). Anything else after a backslash, or a
+/// (comma), `\|` (pipe, for the pipe dialect) and `\xHH` (any byte). Anything else after a backslash, or a
 /// trailing lone backslash, is an error.
 pub fn unescape(token: &[u8]) -> Result<Vec<u8>, TextError> {
     let mut out = Vec::with_capacity(token.len());
@@ -417,6 +430,7 @@ pub fn unescape(token: &[u8]) -> Result<Vec<u8>, TextError> {
             Some(b'0') => 0,
             Some(b's') => b' ',
             Some(b',') => b',',
+            Some(b'|') => b'|',
             Some(b'x') => {
                 let hex = token.get(i + 2..i + 4).and_then(|pair| match pair {
                     [hi, lo] => Some(hex_value(*hi)? << 4 | hex_value(*lo)?),
@@ -688,7 +702,7 @@ mod tests {
         );
         assert_eq!(
             err("PUT k a\\qb"),
-            "invalid escape '\\q' (known: \\\\ \\n \\r \\t \\0 \\s \\, \\xHH)"
+            "invalid escape '\\q' (known: \\\\ \\n \\r \\t \\0 \\s \\, \\| \\xHH)"
         );
         assert!(err("PUT k a\\").starts_with("invalid escape '\\'"));
         assert!(err("PUT k \\x4").starts_with("invalid escape '\\x4'"));

@@ -394,7 +394,7 @@ struct Answered {
 /// One connection's statistics between two additions into the shared
 /// ones. The RESP connection calls `start` when a request is parsed, `ran`
 /// after `cmd::execute`, `replied` for every reply, in order, and `flush`
-/// before it waits for bytes; the text connection calls `text_line`.
+/// before it waits for bytes (RESP and text connections alike).
 pub struct Tally {
     shared: Arc<Shared>,
     requests: u64,
@@ -624,55 +624,6 @@ impl Tally {
         }
     }
 
-    /// A text-protocol request, counted under its RESP name (PUT, READ,
-    /// DELETE, BATCHPUT, READRANGE); `spec` is None for an empty or
-    /// malformed line.
-    pub fn text_line(&mut self, spec: Option<&'static Spec>, outcome: TextOutcome<'_>) {
-        self.requests += 1;
-        let end = self.read_clock();
-        if outcome.error {
-            self.shared.stats.commands.count_error("ERR");
-        }
-        let Some(idx) = spec.and_then(cmd::spec_index) else {
-            return;
-        };
-        let verdict = match (outcome.rejected, outcome.error) {
-            (true, _) => Verdict::Rejected,
-            (false, true) => Verdict::Failed,
-            (false, false) => Verdict::Ok,
-        };
-        let slow = self.slower_than_us >= 0
-            && end.saturating_duration_since(outcome.started).as_micros()
-                >= u128::from(self.slower_than_us.unsigned_abs());
-        // The line's words, split only when it will be logged.
-        let args: Vec<Bytes> = if slow {
-            let line = outcome.line;
-            line.split(|&b| b == b' ')
-                .filter(|w| !w.is_empty())
-                .map(|w| line.slice_ref(w))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        self.finish(
-            idx,
-            outcome.started,
-            end,
-            verdict,
-            &args,
-            Some(outcome.client),
-        );
-    }
-
-    /// The clock reading a text request starts at: the last one, if the
-    /// connection has not waited since.
-    pub fn text_start(&mut self, fresh: bool) -> Instant {
-        match self.clock {
-            Some(t) if fresh => t,
-            _ => self.read_clock(),
-        }
-    }
-
     /// Adds this connection's counts into the shared statistics and reads
     /// the slow log's threshold again. Called before the connection waits
     /// for bytes, before a command that reads the statistics, and on drop.
@@ -703,17 +654,6 @@ impl Drop for Tally {
     fn drop(&mut self) {
         self.flush(None);
     }
-}
-
-/// How a text-protocol request went, for [`Tally::text_line`].
-pub struct TextOutcome<'a> {
-    pub started: Instant,
-    /// Refused before it ran (a key over the limit, a malformed batch).
-    pub rejected: bool,
-    /// Answered `ERROR: …`.
-    pub error: bool,
-    pub line: &'a Bytes,
-    pub client: &'a Client<'a>,
 }
 
 #[cfg(test)]

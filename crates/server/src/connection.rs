@@ -1,5 +1,7 @@
-//! A RESP connection: bytes become requests, requests become actions,
-//! outcomes become reply bytes.
+//! A client connection, whatever its protocol: bytes become requests
+//! (through its [`Codec`]), requests become actions, outcomes become reply
+//! bytes. The RESP and text listeners both run this loop, so every command
+//! is counted, logged, checked and executed the same way on both.
 //!
 //! Pipelining: every complete request in the read buffer is dispatched
 //! before the connection waits. Writes are queued to the group-commit writer
@@ -20,16 +22,16 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use strata_protocol::resp::{RequestLimits, RequestParser, encode_reply};
 use strata_storage::Ticket;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::client_buffers::{BufferCharge, BuffersFull};
-use crate::clients::{ClientInfo, Protocol};
+use crate::clients::ClientInfo;
 use crate::cmd::slowlog::Client;
 use crate::cmd::{self, Action, Ctx};
+use crate::codec::{Codec, Parsed};
 use crate::command_stats::Tally;
 use crate::idle::IdleTimer;
 use crate::request_timer::RequestTimer;
@@ -47,8 +49,10 @@ const READ_BUFFER_BYTES_INITIAL: usize = 16 * 1024;
 /// refused before its bytes arrive.
 const PRESIZE_BYTES_MIN: usize = 64 * 1024;
 
-struct Conn {
+struct Conn<C> {
     stream: TcpStream,
+    /// Frames requests and renders replies (RESP or text).
+    codec: C,
     shared: Arc<Shared>,
     session: Session,
     read_buf: BytesMut,
@@ -95,7 +99,7 @@ enum Wake {
     Evicted,
 }
 
-pub async fn serve(
+pub async fn serve<C: Codec>(
     stream: TcpStream,
     peer: SocketAddr,
     shared: Arc<Shared>,
@@ -104,11 +108,12 @@ pub async fn serve(
     let _ = stream.set_nodelay(true);
     let idle_ms = shared.config.idle_timeout_ms;
     let id = shared.next_client_id();
-    let client = Arc::new(ClientInfo::for_stream(id, Protocol::Resp, &stream, peer));
+    let client = Arc::new(ClientInfo::for_stream(id, C::PROTOCOL, &stream, peer));
     // Listed in CLIENT LIST until this function returns, however it does.
     let _registered = shared.clients.register(Arc::clone(&client));
     let mut conn = Conn {
         stream,
+        codec: C::new(&shared.config),
         charge: BufferCharge::new(Arc::clone(&shared.client_buffers), id, peer)
             .with_no_evict(client.no_evict_flag()),
         session: Session::for_client(client),
@@ -131,19 +136,8 @@ pub async fn serve(
     }
 }
 
-impl Conn {
+impl<C: Codec> Conn<C> {
     async fn run(&mut self, shutdown: &mut watch::Receiver<bool>) -> std::io::Result<()> {
-        let config = &self.shared.config;
-        let limits = RequestLimits {
-            request_size_bytes_max: config.request_size_bytes_max,
-            // Every argument takes at least 6 bytes (`$0\r\n\r\n`), so a
-            // declared count above size/6 can never fit: refuse it at once
-            // instead of waiting for bytes that would be refused anyway.
-            args_count_max: config
-                .request_args_max
-                .min(config.request_size_bytes_max / 6),
-        };
-        let mut parser = RequestParser::new();
         let inline_writes = self.shared.store.writes_inline();
         loop {
             // Whether a request completed since the last wait: the partial
@@ -151,52 +145,30 @@ impl Conn {
             let mut progressed = false;
             // Dispatch every complete request already buffered.
             loop {
-                let args = match parser.parse(&mut self.read_buf, &limits) {
-                    Ok(Some(args)) => {
+                let args = match self.codec.parse(&mut self.read_buf) {
+                    Parsed::Request(args) => args,
+                    Parsed::Incomplete => break,
+                    Parsed::Skipped => {
                         progressed = true;
-                        args
+                        continue;
                     }
-                    Ok(None) => break,
-                    Err(e) => {
-                        // The stream position is lost: answer, then close.
-                        self.shared.stats.protocol_errors.fetch_add(1, Relaxed);
-                        self.drain_pending().await;
-                        self.reply(&strata_protocol::resp::Reply::error(format!("ERR {e}")));
-                        self.flush().await?;
-                        return Ok(());
+                    Parsed::Refused(reply) => {
+                        progressed = true;
+                        self.refused(&reply).await;
+                        continue;
                     }
+                    Parsed::Fatal(reply) => return self.protocol_error(Some(&reply)).await,
+                    Parsed::Http => return self.protocol_error(None).await,
                 };
-                if args
-                    .first()
-                    .is_some_and(|name| strata_protocol::is_http_probe_word(name))
-                {
-                    // An HTTP request: run nothing more, not even what
-                    // follows it in this read (its body).
-                    crate::http_probe::warn(&self.session.peer);
-                    self.shared.stats.protocol_errors.fetch_add(1, Relaxed);
-                    self.drain_pending().await;
-                    self.flush().await?;
-                    return Ok(());
-                }
+                progressed = true;
                 let spec = args.first().and_then(|name| cmd::lookup(name));
                 let (in_multi, fresh) = (self.session.tx.is_some(), self.now_ms.is_some());
                 let client = Client::from(&self.session);
                 self.tally.start(spec, in_multi, fresh, &client);
                 // Inside MULTI: queue (one branch for connections that never
                 // use it).
-                if let Some(tx) = self.session.tx.as_mut()
-                    && !spec.is_some_and(cmd::tx::runs_in_multi)
-                {
-                    let max = self.shared.config.request_size_bytes_max;
-                    let reply = cmd::tx::queue(tx, spec, &args, max);
-                    // The queue holds its arguments past this request: it
-                    // counts against the client buffers bound.
-                    let held = self.read_buf.len() + self.tx_bytes();
-                    if !self.charge.covers(held) {
-                        self.charge.grow(held).map_err(|full| self.refuse(&full))?;
-                    }
-                    self.drain_pending().await;
-                    self.reply(&reply);
+                if self.session.tx.is_some() && !spec.is_some_and(cmd::tx::runs_in_multi) {
+                    self.queue_in_multi(spec, &args).await?;
                     continue;
                 }
                 let Some(spec) = spec else {
@@ -293,38 +265,101 @@ impl Conn {
             if *shutdown.borrow() {
                 return Ok(());
             }
-            self.before_wait(progressed, parser.pending_frame_bytes())?;
-            // Wait for more bytes, an idle timeout, or shutdown.
-            self.barrier_fresh = false;
-            let wake = tokio::select! {
-                // Biased: no random branch order to draw per request.
-                biased;
-                _ = self.session.client.killed() => Wake::Close, // CLIENT KILL
-                r = self.stream.read_buf(&mut self.read_buf) => Wake::Read(r?),
-                _ = self.idle.expired() => Wake::Close, // idle too long
-                _ = self.request_timer.expired(), if self.request_timer.running() => {
-                    Wake::RequestTimeout
-                }
-                _ = self.charge.evicted(), if self.charge.is_large() => Wake::Evicted,
-                _ = shutdown.changed() => Wake::Close,
-            };
-            let n = match wake {
-                Wake::Read(0) | Wake::Close => return Ok(()),
-                Wake::Read(n) => n,
-                Wake::RequestTimeout => return Err(self.request_timed_out()),
-                Wake::Evicted => return Err(self.evicted()),
-            };
-            if !self.charge.covers(self.read_buf.len()) {
-                let held = self.read_buf.len();
-                self.charge.grow(held).map_err(|full| self.refuse(&full))?;
+            self.before_wait(progressed, self.codec.pending_frame_bytes())?;
+            if !self.wait_for_bytes(shutdown).await? {
+                return Ok(());
             }
-            self.idle.touch();
-            self.now_ms = None;
-            self.shared
-                .stats
-                .net_input_bytes
-                .fetch_add(n as u64, Relaxed);
         }
+    }
+
+    /// Waits for more bytes (true), or a reason to close: CLIENT KILL, idle
+    /// timeout, shutdown, end of stream (false), a request timeout or an
+    /// eviction (an error, after last words).
+    async fn wait_for_bytes(
+        &mut self,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> std::io::Result<bool> {
+        self.barrier_fresh = false;
+        let wake = tokio::select! {
+            // Biased: no random branch order to draw per request.
+            biased;
+            _ = self.session.client.killed() => Wake::Close, // CLIENT KILL
+            r = self.stream.read_buf(&mut self.read_buf) => Wake::Read(r?),
+            _ = self.idle.expired() => Wake::Close, // idle too long
+            _ = self.request_timer.expired(), if self.request_timer.running() => {
+                Wake::RequestTimeout
+            }
+            _ = self.charge.evicted(), if self.charge.is_large() => Wake::Evicted,
+            _ = shutdown.changed() => Wake::Close,
+        };
+        let n = match wake {
+            Wake::Read(0) | Wake::Close => return Ok(false),
+            Wake::Read(n) => n,
+            Wake::RequestTimeout => return Err(self.request_timed_out()),
+            Wake::Evicted => return Err(self.evicted()),
+        };
+        if !self.charge.covers(self.read_buf.len()) {
+            let held = self.read_buf.len();
+            self.charge.grow(held).map_err(|full| self.refuse(&full))?;
+        }
+        self.idle.touch();
+        self.now_ms = None;
+        self.shared
+            .stats
+            .net_input_bytes
+            .fetch_add(n as u64, Relaxed);
+        Ok(true)
+    }
+
+    /// Queues a command of an open transaction and answers QUEUED (or
+    /// the refusal).
+    async fn queue_in_multi(
+        &mut self,
+        spec: Option<&'static cmd::Spec>,
+        args: &[bytes::Bytes],
+    ) -> std::io::Result<()> {
+        let max = self.shared.config.request_size_bytes_max;
+        let Some(tx) = self.session.tx.as_mut() else {
+            return Ok(());
+        };
+        let reply = cmd::tx::queue(tx, spec, args, max);
+        // The queue holds its arguments past this request: it counts
+        // against the client buffers bound.
+        let held = self.read_buf.len() + self.tx_bytes();
+        if !self.charge.covers(held) {
+            self.charge.grow(held).map_err(|full| self.refuse(&full))?;
+        }
+        self.drain_pending().await;
+        self.reply(&reply);
+        Ok(())
+    }
+
+    /// A malformed request the stream survives: counted like an unknown
+    /// command, answered in order.
+    async fn refused(&mut self, reply: &strata_protocol::resp::Reply) {
+        let fresh = self.now_ms.is_some();
+        let client = Client::from(&self.session);
+        self.tally.start(None, false, fresh, &client);
+        self.drain_pending().await;
+        self.reply(reply);
+    }
+
+    /// The stream position is lost (`reply`), or an HTTP request came
+    /// (None: run nothing more, not even what follows it in this read, its
+    /// body): answer what came before, then close.
+    async fn protocol_error(
+        &mut self,
+        reply: Option<&strata_protocol::resp::Reply>,
+    ) -> std::io::Result<()> {
+        if reply.is_none() {
+            crate::http_probe::warn(&self.session.peer);
+        }
+        self.shared.stats.protocol_errors.fetch_add(1, Relaxed);
+        self.drain_pending().await;
+        if let Some(reply) = reply {
+            self.reply(reply);
+        }
+        self.flush().await
     }
 
     /// Bytes held by an open transaction's queue (0 outside MULTI).
@@ -334,7 +369,8 @@ impl Conn {
 
     fn reply(&mut self, r: &strata_protocol::resp::Reply) {
         self.tally.replied(r, &Client::from(&self.session));
-        encode_reply(r, self.session.protocol, &mut self.write_buf);
+        self.codec
+            .encode(r, self.session.protocol, &mut self.write_buf);
     }
 
     /// Before waiting for bytes: a large payload announced by the partial

@@ -1,13 +1,15 @@
 //! Strata's network server.
 //!
 //! Shape (after mini-redis): [`server`] accepts connections and owns
-//! shutdown; [`connection`] turns bytes into requests and replies; each
+//! shutdown; [`connection`] turns bytes into requests and replies, through
+//! a [`codec`] per protocol (RESP, [`text`]); each
 //! command family lives in its own module under [`cmd`] (parse, then apply);
 //! all connections share one [`shared::Shared`].
 
 pub mod client_buffers;
 pub mod clients;
 pub mod cmd;
+mod codec;
 pub mod command_stats;
 pub mod config;
 mod connection;

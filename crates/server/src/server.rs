@@ -317,9 +317,23 @@ async fn accept_loop(
             let counted = ConnectionCounted::new(&shared.stats.connections_current);
             match protocol {
                 Protocol::Resp => {
-                    crate::connection::serve(stream, peer, shared.clone(), shutdown).await
+                    crate::connection::serve::<crate::codec::Resp>(
+                        stream,
+                        peer,
+                        shared.clone(),
+                        shutdown,
+                    )
+                    .await
                 }
-                Protocol::Text => crate::text::serve(stream, peer, shared.clone(), shutdown).await,
+                Protocol::Text => {
+                    crate::connection::serve::<crate::text::Text>(
+                        stream,
+                        peer,
+                        shared.clone(),
+                        shutdown,
+                    )
+                    .await
+                }
             }
             // Uncounted before the slot is freed, so the count never
             // exceeds the connections that hold a slot.

@@ -216,7 +216,10 @@ impl Session {
             multi_mem_bytes: tx.map_or(0, |t| t.queued_bytes()),
             tot_mem_bytes: charged_bytes,
             flags: crate::clients::flags(tx.is_some(), self.readonly),
-            resp: crate::clients::resp_number(self.protocol),
+            resp: match self.client.protocol {
+                Protocol::Resp => crate::clients::resp_number(self.protocol),
+                Protocol::Text => 0,
+            },
         });
     }
 

@@ -803,3 +803,349 @@ fn many_connections_and_close() {
         .expect("server closes after client EOF");
     assert!(rest.is_empty(), "unexpected bytes {rest:?}");
 }
+
+// ---- The pipe-delimited dialect (same port, detected per line) ----
+
+fn pairs(items: &[(&str, &str)]) -> Pairs {
+    items
+        .iter()
+        .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+        .collect()
+}
+
+#[test]
+fn pipe_dialect_commands() {
+    let server = shared();
+    let mut t = Text::connect(&server);
+    let mut con = resp(&server);
+    assert_eq!(t.req("PING"), "PONG");
+    assert_eq!(t.req("ping"), "PONG");
+    assert_eq!(t.req("PUT|pp:a|one"), "OK");
+    assert_eq!(t.req("GET|pp:a"), "one");
+    assert_eq!(t.req("get|pp:a"), "one");
+    // The value is the rest of the line, `|` and spaces included.
+    assert_eq!(t.req("PUT|pp:b|x|y z"), "OK");
+    assert_eq!(t.req("GET|pp:b"), "x|y z");
+    assert_eq!(resp_get(&mut con, b"pp:b").as_deref(), Some(&b"x|y z"[..]));
+    assert_eq!(t.req("GET|pp:none"), "NOT_FOUND");
+    assert_eq!(t.req("BATCH|pp:c|3|pp:d|4"), "OK");
+    assert_eq!(resp_get(&mut con, b"pp:d").as_deref(), Some(&b"4"[..]));
+    assert_eq!(
+        t.range("RANGE|pp:a|pp:z"),
+        (
+            pairs(&[
+                ("pp:a", "one"),
+                ("pp:b", "x|y z"),
+                ("pp:c", "3"),
+                ("pp:d", "4")
+            ]),
+            "END".into()
+        )
+    );
+    assert_eq!(
+        t.range("RANGE|pp:a|pp:z|2"),
+        (pairs(&[("pp:a", "one"), ("pp:b", "x|y z")]), "MORE".into())
+    );
+    assert_eq!(t.range("RANGE|pp:c|pp:d|2").1, "END");
+    assert_eq!(t.req("DELETE|pp:a"), "OK");
+    assert_eq!(t.req("DELETE|pp:a"), "NOT_FOUND");
+    assert_eq!(t.req("GET|pp:a"), "NOT_FOUND");
+}
+
+#[test]
+fn both_dialects_mixed_on_one_connection() {
+    let server = shared();
+    let mut t = Text::connect(&server);
+    // One write, both dialects interleaved: replies in order.
+    t.send(
+        b"PUT pm:a 1\nPUT|pm:b|2\nREAD pm:b\nGET|pm:a\nBOGUS\nFOO|x\nPING\nDELETE pm:b\nGET|pm:b\n",
+    );
+    for want in ["OK", "OK", "2", "1"] {
+        assert_eq!(t.line(), want);
+    }
+    assert!(t.line().starts_with("ERROR: unknown command"));
+    assert!(t.line().starts_with("ERROR: unknown command"));
+    for want in ["PONG", "OK", "NOT_FOUND"] {
+        assert_eq!(t.line(), want);
+    }
+}
+
+#[test]
+fn pipe_escapes() {
+    let server = shared();
+    let mut t = Text::connect(&server);
+    let mut con = resp(&server);
+    // `\|` in a key; the words dialect reads it back, escaped or not.
+    assert_eq!(t.req(r"PUT|pe:a\|b|v1"), "OK");
+    assert_eq!(resp_get(&mut con, b"pe:a|b").as_deref(), Some(&b"v1"[..]));
+    assert_eq!(t.req(r"READ pe:a\|b"), "v1");
+    assert_eq!(t.req("READ pe:a|b"), "v1");
+    assert_eq!(t.req(r"GET|pe:a\x7cb"), "v1");
+    // `|` inside BATCH values needs `\|`; other escapes work as in words.
+    assert_eq!(t.req(r"BATCH|pe:c|x\|y|pe:d|tab\there"), "OK");
+    assert_eq!(resp_get(&mut con, b"pe:c").as_deref(), Some(&b"x|y"[..]));
+    assert_eq!(
+        resp_get(&mut con, b"pe:d").as_deref(),
+        Some(&b"tab\there"[..])
+    );
+    assert_eq!(t.req(r"PUT|pe:e|line\nbreak \\ done"), "OK");
+    assert_eq!(t.read_value("pe:e"), b"line\nbreak \\ done");
+    // A key with a `|` comes back unescaped in a range reply.
+    let (got, end) = t.range(r"RANGE|pe:a|pe:a\|c");
+    assert_eq!((got, end), (pairs(&[("pe:a|b", "v1")]), "END".into()));
+}
+
+#[test]
+fn pipe_errors_keep_the_connection_usable() {
+    let server = shared();
+    let mut t = Text::connect(&server);
+    for bad in [
+        "GET|",
+        "GET|a|b",
+        "GET",
+        "PUT|pq:k",
+        "PUT||v",
+        "DELETE|",
+        "RANGE|a",
+        "RANGE|a|b|0",
+        "RANGE|a|b|x",
+        "RANGE|a|b|1|2",
+        "BATCH|pq:k",
+        "BATCH",
+        "BATCH|pq:k|v|pq:l",
+        "PING|x",
+        "CLUSTER_LEADER|x",
+        "NOPE|x",
+        r"GET|bad\q",
+        r"PUT|pq:k|bad\x4",
+    ] {
+        t.expect_error(bad);
+    }
+    let long_key = "k".repeat(20_000);
+    let reply = t.expect_error(&format!("GET|{long_key}"));
+    assert!(reply.starts_with("ERROR: key too large"), "{reply}");
+    assert_eq!(
+        t.req("GET|pq:k"),
+        "NOT_FOUND",
+        "failed requests stored nothing"
+    );
+    assert_eq!(t.req("PUT|pq:k|fine"), "OK");
+}
+
+#[test]
+fn pipe_batch_is_all_or_nothing() {
+    let server = shared();
+    let mut t = Text::connect(&server);
+    let long_key = "k".repeat(20_000);
+    let reply = t.expect_error(&format!("BATCH|pb:a|1|{long_key}|2|pb:c|3"));
+    assert!(reply.starts_with("ERROR: key too large"), "{reply}");
+    assert_eq!(t.req("GET|pb:a"), "NOT_FOUND");
+    assert_eq!(t.req("GET|pb:c"), "NOT_FOUND");
+    // The same in the words dialect.
+    let reply = t.expect_error(&format!("BATCHPUT pb:a,{long_key} 1,2"));
+    assert!(reply.starts_with("ERROR: key too large"), "{reply}");
+    assert_eq!(t.req("READ pb:a"), "NOT_FOUND");
+}
+
+#[test]
+fn cluster_commands_on_a_single_node() {
+    let server = shared();
+    let mut t = Text::connect(&server);
+    for line in ["CLUSTER_STATUS", "CLUSTER_NODES", "cluster_leader"] {
+        let reply = t.expect_error(line);
+        assert!(
+            reply.contains("cluster support disabled"),
+            "{line}: {reply}"
+        );
+    }
+    assert_eq!(t.req("PING"), "PONG");
+}
+
+/// SLOWLOG GET entries' arguments and client address.
+fn slowlog_args(con: &mut redis::Connection) -> Vec<(Vec<Vec<u8>>, String)> {
+    let entries: Vec<redis::Value> = redis::cmd("SLOWLOG")
+        .arg("GET")
+        .arg(100)
+        .query(con)
+        .unwrap();
+    entries
+        .into_iter()
+        .map(|e| {
+            let redis::Value::Array(f) = e else {
+                panic!("entry {e:?}")
+            };
+            let redis::Value::Array(args) = &f[3] else {
+                panic!("args {f:?}")
+            };
+            let args = args
+                .iter()
+                .map(|a| match a {
+                    redis::Value::BulkString(b) => b.clone(),
+                    other => panic!("arg {other:?}"),
+                })
+                .collect();
+            let addr = match &f[4] {
+                redis::Value::BulkString(b) => String::from_utf8(b.clone()).unwrap(),
+                other => panic!("addr {other:?}"),
+            };
+            (args, addr)
+        })
+        .collect()
+}
+
+/// `cmdstat_<name>`'s calls, rejected and failed calls.
+fn cmdstat(con: &mut redis::Connection, name: &str) -> (u64, u64, u64) {
+    let info: String = redis::cmd("INFO").arg("commandstats").query(con).unwrap();
+    let prefix = format!("cmdstat_{name}:");
+    let Some(fields) = info.lines().find_map(|l| l.strip_prefix(&prefix)) else {
+        return (0, 0, 0);
+    };
+    let field = |f: &str| -> u64 {
+        fields
+            .split(',')
+            .find_map(|kv| kv.strip_prefix(&format!("{f}=")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{f} in {fields}"))
+    };
+    (
+        field("calls"),
+        field("rejected_calls"),
+        field("failed_calls"),
+    )
+}
+
+#[test]
+fn text_commands_in_commandstats_and_slowlog_like_resp() {
+    let server =
+        TestServer::start_with(&["--slowlog-log-slower-than", "0", "--slowlog-max-len", "100"]);
+    let mut con = server.redis();
+    let mut t = Text::connect(&server);
+    let text_addr = t.writer.local_addr().unwrap().to_string();
+    let lines = [
+        "PUT|sk|v",
+        "GET|sk",
+        "READ sk",
+        "RANGE|a|z",
+        "READRANGE a z 5",
+        "BATCH|sk2|1",
+        "BATCHPUT sk3 1",
+        "PING",
+        "DELETE|sk2",
+        "DELETE sk3",
+    ];
+    for line in lines {
+        t.send(format!("{line}\n").as_bytes());
+        let reply = t.line();
+        if reply.contains(": ") {
+            while !matches!(t.line().as_str(), "END" | "MORE") {}
+        }
+    }
+    t.expect_error(&format!("GET|{}", "k".repeat(20_000)));
+    // A text request with a key over the limit is a rejected call, as on RESP.
+    let _ = redis::cmd("GET")
+        .arg("k".repeat(20_000))
+        .query::<redis::Value>(&mut con);
+    // A connection adds its counts in before its replies go out: all
+    // are in by now.
+    let want = [
+        ("put", (1, 0, 0)),
+        ("get", (1, 2, 0)),
+        ("read", (1, 0, 0)),
+        ("range", (1, 0, 0)),
+        ("readrange", (1, 0, 0)),
+        ("batchput", (2, 0, 0)),
+        ("ping", (1, 0, 0)),
+        ("delete", (2, 0, 0)),
+    ];
+    for (name, counts) in want {
+        assert_eq!(cmdstat(&mut con, name), counts, "cmdstat_{name}");
+    }
+    // Logged like RESP commands: the command's words, unescaped, and the
+    // client's address.
+    let logged = slowlog_args(&mut con);
+    let from_text: Vec<Vec<Vec<u8>>> = logged
+        .iter()
+        .filter(|(_, addr)| *addr == text_addr)
+        .map(|(args, _)| args.clone())
+        .rev()
+        .collect();
+    let words = |s: &str| -> Vec<Vec<u8>> { s.split(' ').map(|w| w.as_bytes().to_vec()).collect() };
+    let want: Vec<Vec<Vec<u8>>> = [
+        "PUT sk v",
+        "GET sk",
+        "READ sk",
+        "RANGE a z",
+        "READRANGE a z LIMIT 5",
+        "BATCHPUT sk2 1",
+        "BATCHPUT sk3 1",
+        "PING",
+        "DELETE sk2",
+        "DELETE sk3",
+    ]
+    .iter()
+    .map(|s| words(s))
+    .collect();
+    assert_eq!(from_text, want);
+}
+
+#[test]
+fn cluster_commands_on_three_nodes() {
+    use common::cluster::{self as c};
+    let mut config = c::config(3);
+    config.extra_args = vec!["--text-listen".into(), "127.0.0.1:0".into()];
+    let (cluster, leader) = c::start(config);
+    let text_of = |id: u64| {
+        let ready = cluster.node(id).last_ready.as_ref().expect("ready line");
+        ready.text.expect("text listener")
+    };
+    let connect = |addr: SocketAddr| {
+        let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("connect text");
+        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        Text {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            writer: stream,
+        }
+    };
+    let mut t = connect(text_of(leader));
+    // CLUSTER_LEADER: id, peer, client lines, then END.
+    t.send(b"CLUSTER_LEADER\n");
+    let (fields, end) = t.range_reply();
+    assert_eq!(end, "END");
+    let names: Vec<&[u8]> = fields.iter().map(|(k, _)| k.as_slice()).collect();
+    assert_eq!(names, [&b"id"[..], b"peer", b"client"]);
+    assert_eq!(fields[0].1, leader.to_string().as_bytes());
+    assert_eq!(
+        fields[2].1,
+        cluster.node(leader).resp_addr.to_string().as_bytes()
+    );
+    // CLUSTER_STATUS: CLUSTER STATUS's fields.
+    t.send(b"CLUSTER_STATUS\n");
+    let (fields, end) = t.range_reply();
+    assert_eq!(end, "END");
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name.as_bytes())
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    };
+    assert_eq!(field("cluster_state").as_deref(), Some("ok"));
+    assert_eq!(field("cluster_role").as_deref(), Some("leader"));
+    assert_eq!(field("cluster_voters").as_deref(), Some("1,2,3"));
+    // CLUSTER_NODES: one line per member, keyed by id.
+    t.send(b"CLUSTER_NODES\n");
+    let (members, end) = t.range_reply();
+    assert_eq!(end, "END");
+    let ids: Vec<&[u8]> = members.iter().map(|(k, _)| k.as_slice()).collect();
+    assert_eq!(ids, [&b"1"[..], b"2", b"3"]);
+    assert!(
+        members
+            .iter()
+            .all(|(_, v)| v.windows(5).any(|w| w == b"voter"))
+    );
+    // Data written through the leader's text port reads back, linearizably,
+    // from a follower's.
+    assert_eq!(t.req("PUT|cl:k|v1"), "OK");
+    let follower = c::others(&cluster, leader)[0];
+    let mut f = connect(text_of(follower));
+    assert_eq!(f.req("GET|cl:k"), "v1");
+}

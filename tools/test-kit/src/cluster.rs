@@ -364,18 +364,20 @@ impl Node {
         rust_log: &str,
     ) -> Node {
         let data_dir = dir.join("data");
-        let mut args = vec![
-            "--listen".to_string(),
-            resp_addr.to_string(),
-            "--text-listen".to_string(),
-            "off".to_string(),
+        let mut args = vec!["--listen".to_string(), resp_addr.to_string()];
+        // No text port, unless the test asks for one in its extra args
+        // (its address is then in `last_ready`).
+        if !cluster_args.iter().any(|a| a == "--text-listen") {
+            args.extend(["--text-listen".to_string(), "off".to_string()]);
+        }
+        args.extend([
             "--data-dir".to_string(),
             data_dir.display().to_string(),
             "--node-id".to_string(),
             id.to_string(),
             "--peer-listen".to_string(),
             peer_listen.to_string(),
-        ];
+        ]);
         args.extend(cluster_args);
         Node {
             id,

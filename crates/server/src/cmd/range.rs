@@ -1,11 +1,16 @@
 //! RANGE start end [LIMIT n]: Strata's ordered scan, both ends inclusive.
 //! The reply is a flat array `k1 v1 k2 v2 ...` in key byte order.
+//!
+//! On the text port (READRANGE, pipe RANGE) a range past the limits is not
+//! an error: it is cut at the limit and ends with `MORE` (see
+//! [`text_range`]).
 
 use bytes::Bytes;
 use strata_protocol::resp::Reply;
 
 use super::args::{self, is};
 use super::{Action, Ctx, storage_error};
+use crate::clients::Protocol;
 
 pub fn range(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
     let max = ctx.shared.config.reply_elements_max;
@@ -20,13 +25,17 @@ pub fn range(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
     };
     if let Some(n) = limit
         && n > max as u64
+        && ctx.session.client.protocol != Protocol::Text
     {
         return Reply::error(format!(
             "ERR LIMIT {n} is above the maximum of {max} pairs (reply-elements-max)"
         ))
         .into();
     }
-    let take = limit.map_or(max, |n| n as usize);
+    let take = limit.map_or(max, |n| (n as usize).min(max));
+    if ctx.session.client.protocol == Protocol::Text {
+        return text_range(ctx, a, take);
+    }
     match ctx.shared.store.range(&a[1], &a[2], take, ctx.now_ms) {
         Ok((_, true)) if limit.is_none() => Reply::error(format!(
             "ERR range holds more than {max} pairs (reply-elements-max); add LIMIT and continue after the last key"
@@ -38,6 +47,24 @@ pub fn range(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
                 out.push(Reply::Bulk(k));
                 out.push(Reply::Bulk(v));
             }
+            Reply::Array(out).into()
+        }
+        Err(e) => storage_error(&e).into(),
+    }
+}
+
+/// The text port's range: at most `take` pairs, then a status the text
+/// codec prints as the last line: `MORE` when pairs past them exist,
+/// `END` otherwise. Only text sessions get this shape (never RESP).
+fn text_range(ctx: &Ctx<'_>, a: &[Bytes], take: usize) -> Action {
+    match ctx.shared.store.range(&a[1], &a[2], take, ctx.now_ms) {
+        Ok((pairs, more)) => {
+            let mut out = Vec::with_capacity(pairs.len() * 2 + 1);
+            for (k, v) in pairs {
+                out.push(Reply::Bulk(k));
+                out.push(Reply::Bulk(v));
+            }
+            out.push(Reply::Status(if more { "MORE" } else { "END" }.into()));
             Reply::Array(out).into()
         }
         Err(e) => storage_error(&e).into(),
