@@ -248,6 +248,8 @@ pub fn parse_initial_cluster(s: &str) -> Result<Vec<(u64, String)>, String> {
     Ok(out)
 }
 
+// Why ~80 lines: one field per cluster setting, each with its default and
+// its bound, as in `resolve`.
 fn resolve_cluster(layer: &ConfigLayer) -> Result<Option<ClusterSettings>, ConfigError> {
     let any = layer.node_id.is_some()
         || layer.initial_cluster.is_some()
@@ -518,8 +520,77 @@ fn at_least<T: PartialOrd + std::fmt::Display + Copy>(
     Ok(v)
 }
 
+/// The storage settings of `layer`, validated.
+fn resolve_storage(layer: &ConfigLayer, replicated: bool) -> Result<StorageConfig, ConfigError> {
+    let mut storage = StorageConfig::new(
+        layer
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+    );
+    if let Some(f) = &layer.fsync {
+        storage.fsync = f
+            .parse::<FsyncPolicy>()
+            .map_err(|message| ConfigError::Invalid {
+                name: "fsync",
+                message,
+            })?;
+    }
+    fn given<T: Copy>(value: Option<T>, field: &mut T) {
+        if let Some(v) = value {
+            *field = v;
+        }
+    }
+    given(layer.key_size_bytes_max, &mut storage.key_size_bytes_max);
+    given(
+        layer.value_size_bytes_max,
+        &mut storage.value_size_bytes_max,
+    );
+    given(layer.cache_size_bytes, &mut storage.cache_size_bytes);
+    given(
+        layer.read_cache_size_bytes,
+        &mut storage.read_cache_size_bytes,
+    );
+    given(layer.memtable_size_bytes, &mut storage.memtable_size_bytes);
+    given(
+        layer.journal_size_bytes_max,
+        &mut storage.journal_size_bytes_max,
+    );
+    if let Some(v) = layer.write_queue_len_max {
+        storage.write_queue_len_max = at_least("write-queue-len-max", v, 1)?;
+    }
+    storage.replicated = replicated;
+    storage.validate().map_err(|message| ConfigError::Invalid {
+        name: "storage",
+        message,
+    })?;
+    Ok(storage)
+}
+
+/// `request-size-bytes-max`: a request must be able to carry the largest
+/// key and value, plus framing; otherwise the value limit would be
+/// unreachable.
+fn resolve_request_size(
+    layer: &ConfigLayer,
+    storage: &StorageConfig,
+) -> Result<usize, ConfigError> {
+    let request_size_bytes_max = layer.request_size_bytes_max.unwrap_or(64 * 1024 * 1024);
+    let request_floor = storage.value_size_bytes_max + storage.key_size_bytes_max + 1024;
+    if request_size_bytes_max < request_floor {
+        return Err(ConfigError::Invalid {
+            name: "request-size-bytes-max",
+            message: format!(
+                "{request_size_bytes_max} is too small to carry the largest key and value; it must be at least {request_floor}"
+            ),
+        });
+    }
+    Ok(request_size_bytes_max)
+}
+
 impl ServerConfig {
     /// Resolves a merged layer against the defaults and validates it.
+    // Why ~80 lines: one field per setting, each with its default and its
+    // bound, in the order of `ServerConfig`.
     pub fn resolve(layer: ConfigLayer) -> Result<ServerConfig, ConfigError> {
         let cluster = resolve_cluster(&layer)?;
         let listen = parse_addr("listen", layer.listen.as_deref().unwrap_or(DEFAULT_LISTEN))?;
@@ -527,57 +598,8 @@ impl ServerConfig {
             "off" | "" => None,
             s => Some(parse_addr("text-listen", s)?),
         };
-        let mut storage = StorageConfig::new(
-            layer
-                .data_dir
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
-        );
-        if let Some(f) = layer.fsync {
-            storage.fsync = f
-                .parse::<FsyncPolicy>()
-                .map_err(|message| ConfigError::Invalid {
-                    name: "fsync",
-                    message,
-                })?;
-        }
-        if let Some(v) = layer.key_size_bytes_max {
-            storage.key_size_bytes_max = v;
-        }
-        if let Some(v) = layer.value_size_bytes_max {
-            storage.value_size_bytes_max = v;
-        }
-        if let Some(v) = layer.cache_size_bytes {
-            storage.cache_size_bytes = v;
-        }
-        if let Some(v) = layer.read_cache_size_bytes {
-            storage.read_cache_size_bytes = v;
-        }
-        if let Some(v) = layer.memtable_size_bytes {
-            storage.memtable_size_bytes = v;
-        }
-        if let Some(v) = layer.journal_size_bytes_max {
-            storage.journal_size_bytes_max = v;
-        }
-        if let Some(v) = layer.write_queue_len_max {
-            storage.write_queue_len_max = at_least("write-queue-len-max", v, 1)?;
-        }
-        storage.replicated = cluster.is_some();
-        storage.validate().map_err(|message| ConfigError::Invalid {
-            name: "storage",
-            message,
-        })?;
-        // A request must be able to carry the largest key and value, plus
-        // framing; otherwise the value limit would be unreachable.
-        let request_size_bytes_max = layer.request_size_bytes_max.unwrap_or(64 * 1024 * 1024);
-        let request_floor = storage.value_size_bytes_max + storage.key_size_bytes_max + 1024;
-        if request_size_bytes_max < request_floor {
-            return Err(ConfigError::Invalid {
-                name: "request-size-bytes-max",
-                message: format!(
-                    "{request_size_bytes_max} is too small to carry the largest key and value; it must be at least {request_floor}"
-                ),
-            });
-        }
+        let storage = resolve_storage(&layer, cluster.is_some())?;
+        let request_size_bytes_max = resolve_request_size(&layer, &storage)?;
         Ok(ServerConfig {
             listen,
             text_listen,
@@ -630,13 +652,7 @@ impl ServerConfig {
                 3_600_000,
             )?,
             io_threads: match layer.io_threads {
-                Some(n) if !(1..=256).contains(&n) => {
-                    return Err(ConfigError::Invalid {
-                        name: "io-threads",
-                        message: format!("{n} is outside 1..=256"),
-                    });
-                }
-                Some(n) => n,
+                Some(n) => in_range("io-threads", n, 1, 256)?,
                 None => default_io_threads(),
             },
             storage,

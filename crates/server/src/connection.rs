@@ -137,6 +137,9 @@ pub async fn serve<C: Codec>(
 }
 
 impl<C: Codec> Conn<C> {
+    /// Why ~130 lines: the per-request handling of each `Action` stays
+    /// inline in this loop, so the RESP hot path does not build a nested
+    /// future per request (a design choice, not measured).
     async fn run(&mut self, shutdown: &mut watch::Receiver<bool>) -> std::io::Result<()> {
         let inline_writes = self.shared.store.writes_inline();
         loop {

@@ -55,6 +55,41 @@ pub async fn run(
     mut config: ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
+    let store = open_store(&config)?;
+    let listeners = Listeners::bind(&mut config)?;
+    let cluster = start_cluster(&config, &store, listeners.resp_addr).await?;
+    let cluster_ready = cluster
+        .as_ref()
+        .map(|(node, peer)| format!(" peer={peer} node={}", node.id()))
+        .unwrap_or_default();
+    let node = cluster.map(|(node, _)| node);
+    let shared = Arc::new(Shared::new(store.clone(), config, node.clone()));
+    warn_if_exposed(&shared.config, listeners.resp_addr, listeners.text_addr);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    // INFO's instantaneous_* rates: a sample every 100 ms, as Redis does.
+    tokio::spawn(crate::command_stats::sample_rates(
+        shared.clone(),
+        shutdown_rx.clone(),
+    ));
+    let (resp_addr, text_addr) = (listeners.resp_addr, listeners.text_addr);
+    let (accept_tasks, done_rx) = listeners.serve(&shared, &shutdown_rx);
+    print_ready(resp_addr, text_addr, &cluster_ready);
+    let failure = wait_for_stop(shutdown, node.as_ref()).await;
+    tracing::info!("shutting down: no new connections; finishing in-flight requests");
+    let _ = shutdown_tx.send(true);
+    for t in accept_tasks {
+        let _ = t.await;
+    }
+    finish(&shared, node.as_ref(), done_rx).await;
+    store.shutdown().await.map_err(ServerError::Flush)?;
+    tracing::info!("shutdown complete: storage flushed");
+    match failure {
+        Some(error) => Err(ServerError::RaftStopped(error)),
+        None => Ok(()),
+    }
+}
+
+fn open_store(config: &ServerConfig) -> Result<Store, ServerError> {
     let dir = config.storage.data_dir.display().to_string();
     let started = std::time::Instant::now();
     let store = Store::open(config.storage.clone()).map_err(|source| ServerError::Storage {
@@ -68,116 +103,134 @@ pub async fn run(
         fsync = %config.storage.fsync,
         "storage open"
     );
-    let resp = listen(config.listen, config.listen_backlog)?;
-    let text = match config.text_listen {
-        Some(addr) => Some(listen(addr, config.listen_backlog)?),
-        None => None,
-    };
-    let resp_addr = resp.local_addr().map_err(|source| ServerError::Bind {
-        addr: config.listen,
-        source,
-    })?;
-    let text_addr = text.as_ref().and_then(|l| l.local_addr().ok());
-    // INFO (tcp_port), CONFIG GET and ROLE report the bound addresses, not
-    // the configured ones: with port 0 those say nothing useful.
-    config.listen = resp_addr;
-    if text_addr.is_some() {
-        config.text_listen = text_addr;
-    }
+    Ok(store)
+}
 
-    let cluster = match &config.cluster {
-        Some(c) => {
-            let settings = ClusterConfig {
-                node_id: c.node_id,
-                peer_listen: c.peer_listen,
-                initial_cluster: c.initial_cluster.clone(),
-                join: c.join.clone(),
-                join_as_voter: c.join_as_voter,
-                heartbeat_ms: c.heartbeat_ms,
-                election_timeout_ms: c.election_timeout_ms,
-                snapshot_logs: c.snapshot_logs,
-                forward_timeout_ms: c.forward_timeout_ms,
-                admin_timeout_ms: c.admin_timeout_ms,
-                fsync: config.storage.fsync,
-                snapshot_dir: config.storage.data_dir.join("raft-snapshots"),
-                expiry_sweep_interval_ms: config.storage.expiry_sweep_interval_ms,
-                expiry_sweep_keys_max: config.storage.expiry_sweep_keys_max,
-                cluster_secret: c.cluster_secret.clone(),
-            };
-            if c.cluster_secret.is_none() && !c.peer_listen.ip().is_loopback() {
-                tracing::warn!(
-                    peer_listen = %c.peer_listen,
-                    "no cluster secret (--cluster-secret-file none) on a non-loopback peer \
-                     address: anyone who can reach it can join the cluster, vote and change \
-                     its membership"
-                );
-            }
-            let (node, peer_addr) =
-                ClusterNode::start(settings, store.clone(), resp_addr.to_string())
-                    .await
-                    .map_err(|source| ServerError::Cluster(source.to_string()))?;
-            tracing::info!(node = c.node_id, peer = %peer_addr, "cluster node started");
-            Some((node, peer_addr))
+/// The client listeners, bound.
+struct Listeners {
+    resp: TcpListener,
+    text: Option<TcpListener>,
+    resp_addr: SocketAddr,
+    text_addr: Option<SocketAddr>,
+}
+
+impl Listeners {
+    /// Binds them, and makes `config` report the bound addresses: INFO
+    /// (tcp_port), CONFIG GET and ROLE would say nothing useful of port 0.
+    fn bind(config: &mut ServerConfig) -> Result<Listeners, ServerError> {
+        let resp = listen(config.listen, config.listen_backlog)?;
+        let text = match config.text_listen {
+            Some(addr) => Some(listen(addr, config.listen_backlog)?),
+            None => None,
+        };
+        let resp_addr = resp.local_addr().map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let text_addr = text.as_ref().and_then(|l| l.local_addr().ok());
+        config.listen = resp_addr;
+        if text_addr.is_some() {
+            config.text_listen = text_addr;
         }
-        None => None,
+        Ok(Listeners {
+            resp,
+            text,
+            resp_addr,
+            text_addr,
+        })
+    }
+
+    /// Starts an accept loop per listener. Each connection task holds a
+    /// clone of the returned receiver's sender; when all are gone,
+    /// `recv()` returns None: every connection has finished.
+    fn serve(
+        self,
+        shared: &Arc<Shared>,
+        shutdown: &watch::Receiver<bool>,
+    ) -> (Vec<tokio::task::JoinHandle<()>>, mpsc::Receiver<()>) {
+        let permits = Arc::new(Semaphore::new(shared.config.connections_max));
+        let (done_tx, done_rx) = mpsc::channel::<()>(1);
+        let listeners = std::iter::once((self.resp, Protocol::Resp))
+            .chain(self.text.map(|t| (t, Protocol::Text)));
+        let tasks = listeners
+            .map(|(listener, protocol)| {
+                tokio::spawn(accept_loop(
+                    listener,
+                    protocol,
+                    shared.clone(),
+                    permits.clone(),
+                    shutdown.clone(),
+                    done_tx.clone(),
+                ))
+            })
+            .collect();
+        (tasks, done_rx)
+    }
+}
+
+/// Starts this node's Raft in cluster mode; returns it and its bound peer
+/// address.
+async fn start_cluster(
+    config: &ServerConfig,
+    store: &Store,
+    resp_addr: SocketAddr,
+) -> Result<Option<(ClusterNode, SocketAddr)>, ServerError> {
+    let Some(c) = &config.cluster else {
+        return Ok(None);
     };
-    let cluster_ready = cluster
-        .as_ref()
-        .map(|(node, peer)| format!(" peer={peer} node={}", node.id()))
-        .unwrap_or_default();
-    let node = cluster.map(|(node, _)| node);
-    let shared = Arc::new(Shared::new(store.clone(), config, node.clone()));
-    let permits = Arc::new(Semaphore::new(shared.config.connections_max));
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    // Each connection task holds a clone of `done_tx`; when all are gone,
-    // `done_rx.recv()` returns None: every connection has finished.
-    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
-
-    warn_if_exposed(&shared.config, resp_addr, text_addr);
-    // INFO's instantaneous_* rates: a sample every 100 ms, as Redis does.
-    tokio::spawn(crate::command_stats::sample_rates(
-        shared.clone(),
-        shutdown_rx.clone(),
-    ));
-    let mut accept_tasks = Vec::new();
-    accept_tasks.push(tokio::spawn(accept_loop(
-        resp,
-        Protocol::Resp,
-        shared.clone(),
-        permits.clone(),
-        shutdown_rx.clone(),
-        done_tx.clone(),
-    )));
-    if let Some(listener) = text {
-        accept_tasks.push(tokio::spawn(accept_loop(
-            listener,
-            Protocol::Text,
-            shared.clone(),
-            permits.clone(),
-            shutdown_rx.clone(),
-            done_tx.clone(),
-        )));
-    }
-    drop(done_tx);
-
-    let text_shown = text_addr.map_or_else(|| "off".to_string(), |a| a.to_string());
-    tracing::info!(resp = %resp_addr, text = %text_shown, "listening");
-    {
-        let mut stdout = std::io::stdout().lock();
-        let _ = writeln!(
-            stdout,
-            "ready resp={resp_addr} text={text_shown}{cluster_ready}"
+    let settings = ClusterConfig {
+        node_id: c.node_id,
+        peer_listen: c.peer_listen,
+        initial_cluster: c.initial_cluster.clone(),
+        join: c.join.clone(),
+        join_as_voter: c.join_as_voter,
+        heartbeat_ms: c.heartbeat_ms,
+        election_timeout_ms: c.election_timeout_ms,
+        snapshot_logs: c.snapshot_logs,
+        forward_timeout_ms: c.forward_timeout_ms,
+        admin_timeout_ms: c.admin_timeout_ms,
+        fsync: config.storage.fsync,
+        snapshot_dir: config.storage.data_dir.join("raft-snapshots"),
+        expiry_sweep_interval_ms: config.storage.expiry_sweep_interval_ms,
+        expiry_sweep_keys_max: config.storage.expiry_sweep_keys_max,
+        cluster_secret: c.cluster_secret.clone(),
+    };
+    if c.cluster_secret.is_none() && !c.peer_listen.ip().is_loopback() {
+        tracing::warn!(
+            peer_listen = %c.peer_listen,
+            "no cluster secret (--cluster-secret-file none) on a non-loopback peer \
+             address: anyone who can reach it can join the cluster, vote and change \
+             its membership"
         );
-        let _ = stdout.flush();
     }
+    let (node, peer_addr) = ClusterNode::start(settings, store.clone(), resp_addr.to_string())
+        .await
+        .map_err(|source| ServerError::Cluster(source.to_string()))?;
+    tracing::info!(node = c.node_id, peer = %peer_addr, "cluster node started");
+    Ok(Some((node, peer_addr)))
+}
 
+/// The line scripts and tests wait for (`ready resp=... text=...`).
+fn print_ready(resp: SocketAddr, text: Option<SocketAddr>, cluster_ready: &str) {
+    let text_shown = text.map_or_else(|| "off".to_string(), |a| a.to_string());
+    tracing::info!(resp = %resp, text = %text_shown, "listening");
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "ready resp={resp} text={text_shown}{cluster_ready}");
+    let _ = stdout.flush();
+}
+
+/// Until `shutdown` resolves, or Raft stops on its own (then its error).
+async fn wait_for_stop(
+    shutdown: impl Future<Output = ()>,
+    node: Option<&ClusterNode>,
+) -> Option<String> {
     let raft_failed = async {
-        match &node {
+        match node {
             Some(node) => node.raft_failed().await,
             None => std::future::pending().await,
         }
     };
-    let failure = tokio::select! {
+    tokio::select! {
         () = shutdown => None,
         error = raft_failed => {
             tracing::error!(
@@ -186,33 +239,27 @@ pub async fn run(
             );
             Some(error)
         }
-    };
-    tracing::info!("shutting down: no new connections; finishing in-flight requests");
-    let _ = shutdown_tx.send(true);
-    for t in accept_tasks {
-        let _ = t.await;
     }
+}
+
+/// Hands leadership over, lets connections finish within the shutdown
+/// timeout, and stops Raft.
+async fn finish(shared: &Shared, node: Option<&ClusterNode>, mut done: mpsc::Receiver<()>) {
     let grace = Duration::from_millis(shared.config.shutdown_timeout_ms);
-    if let Some(node) = &node {
-        // Hand leadership over first, while Raft still runs: in-flight
-        // requests are forwarded to the new leader and finish.
+    if let Some(node) = node {
+        // First, while Raft still runs: in-flight requests are forwarded
+        // to the new leader and finish.
         node.hand_over(grace.min(Duration::from_secs(5))).await;
     }
-    if tokio::time::timeout(grace, done_rx.recv()).await.is_err() {
+    if tokio::time::timeout(grace, done.recv()).await.is_err() {
         tracing::warn!(
             timeout_ms = grace.as_millis() as u64,
             "connections still busy after the shutdown timeout; closing them"
         );
     }
-    if let Some(node) = &node {
+    if let Some(node) = node {
         node.stop(grace).await;
     }
-    store.shutdown().await.map_err(ServerError::Flush)?;
-    tracing::info!("shutdown complete: storage flushed");
-    if let Some(error) = failure {
-        return Err(ServerError::RaftStopped(error));
-    }
-    Ok(())
 }
 
 /// Says at start-up what a non-loopback client listener exposes.
@@ -306,42 +353,46 @@ async fn accept_loop(
             tokio::spawn(reject(stream, protocol));
             continue;
         };
-        let shared = shared.clone();
-        let shutdown = shutdown.clone();
-        let done = done.clone();
-        tokio::spawn(async move {
-            // A guard, not a decrement after the match: a connection task
-            // that panics unwinds through it, and a count left too high
-            // would report phantom clients and keep a lone client paying
-            // for the yield that lets others join its commit rounds.
-            let counted = ConnectionCounted::new(&shared.stats.connections_current);
-            match protocol {
-                Protocol::Resp => {
-                    crate::connection::serve::<crate::codec::Resp>(
-                        stream,
-                        peer,
-                        shared.clone(),
-                        shutdown,
-                    )
-                    .await
-                }
-                Protocol::Text => {
-                    crate::connection::serve::<crate::text::Text>(
-                        stream,
-                        peer,
-                        shared.clone(),
-                        shutdown,
-                    )
-                    .await
-                }
-            }
-            // Uncounted before the slot is freed, so the count never
-            // exceeds the connections that hold a slot.
-            drop(counted);
-            drop(permit);
-            drop(done);
-        });
+        tokio::spawn(serve_connection(
+            stream,
+            peer,
+            protocol,
+            shared.clone(),
+            shutdown.clone(),
+            (permit, done.clone()),
+        ));
     }
+}
+
+/// One connection, holding its slot and the shutdown's "not done yet"
+/// sender until it ends.
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    protocol: Protocol,
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+    held: (tokio::sync::OwnedSemaphorePermit, mpsc::Sender<()>),
+) {
+    // A guard, not a decrement after the match: a connection task that
+    // panics unwinds through it, and a count left too high would report
+    // phantom clients and keep a lone client paying for the yield that lets
+    // others join its commit rounds.
+    let counted = ConnectionCounted::new(&shared.stats.connections_current);
+    match protocol {
+        Protocol::Resp => {
+            crate::connection::serve::<crate::codec::Resp>(stream, peer, shared.clone(), shutdown)
+                .await
+        }
+        Protocol::Text => {
+            crate::connection::serve::<crate::text::Text>(stream, peer, shared.clone(), shutdown)
+                .await
+        }
+    }
+    // Uncounted before the slot is freed, so the count never exceeds the
+    // connections that hold a slot.
+    drop(counted);
+    drop(held);
 }
 
 /// Counts one open connection in `connections_current` while alive.

@@ -489,33 +489,7 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
             );
         }
         "memory" => write_memory(shared, out),
-        "persistence" => {
-            let s = shared.store.stats();
-            let fsync_avg_us = s.fsync_micros_total.checked_div(s.fsyncs).unwrap_or(0);
-            let _ = write!(
-                out,
-                "# Persistence\r\nloading:0\r\nbgsave_in_progress:0\r\naof_enabled:1\r\naof_rewrite_in_progress:0\r\nrdb_changes_since_last_save:0\r\nstrata_fsync:{}\r\nstrata_data_dir:{}\r\nstrata_disk_bytes:{}\r\nstrata_journal_count:{}\r\nstrata_journal_bytes:{}\r\nstrata_write_buffer_bytes:{}\r\nstrata_outstanding_flushes:{}\r\nstrata_active_compactions:{}\r\nstrata_compactions_completed:{}\r\nstrata_group_commits:{}\r\nstrata_mutations_committed:{}\r\nstrata_group_size_max:{}\r\nstrata_groups_prefetched:{}\r\nstrata_fsyncs:{}\r\nstrata_fsync_avg_us:{}\r\nstrata_fsync_max_us:{}\r\nstrata_storage_failed:{}\r\nstrata_storage_status:{}\r\nstrata_storage_corruption_errors:{}\r\n",
-                c.storage.fsync,
-                c.storage.data_dir.display(),
-                s.disk_space_bytes,
-                s.journal_count,
-                s.journal_disk_space_bytes,
-                s.write_buffer_size_bytes,
-                s.outstanding_flushes,
-                s.active_compactions,
-                s.compactions_completed,
-                s.groups_committed,
-                s.mutations_committed,
-                s.group_size_max,
-                s.groups_prefetched,
-                s.fsyncs,
-                fsync_avg_us,
-                s.fsync_micros_max,
-                s.failed.as_deref().unwrap_or("no"),
-                storage_status(&s),
-                s.corruption_errors,
-            );
-        }
+        "persistence" => write_persistence(shared, out),
         "stats" => write_stats(stats, out),
         "replication" => match &shared.cluster {
             Some(node) => super::cluster::info_replication(node, &node.status(), out),
@@ -547,6 +521,37 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
         }
         _ => {}
     }
+}
+
+/// INFO persistence: Redis's fields tools read, then Strata's storage
+/// counters.
+fn write_persistence(shared: &crate::shared::Shared, out: &mut String) {
+    let c = &shared.config;
+    let s = shared.store.stats();
+    let fsync_avg_us = s.fsync_micros_total.checked_div(s.fsyncs).unwrap_or(0);
+    let _ = write!(
+        out,
+        "# Persistence\r\nloading:0\r\nbgsave_in_progress:0\r\naof_enabled:1\r\naof_rewrite_in_progress:0\r\nrdb_changes_since_last_save:0\r\nstrata_fsync:{}\r\nstrata_data_dir:{}\r\nstrata_disk_bytes:{}\r\nstrata_journal_count:{}\r\nstrata_journal_bytes:{}\r\nstrata_write_buffer_bytes:{}\r\nstrata_outstanding_flushes:{}\r\nstrata_active_compactions:{}\r\nstrata_compactions_completed:{}\r\nstrata_group_commits:{}\r\nstrata_mutations_committed:{}\r\nstrata_group_size_max:{}\r\nstrata_groups_prefetched:{}\r\nstrata_fsyncs:{}\r\nstrata_fsync_avg_us:{}\r\nstrata_fsync_max_us:{}\r\nstrata_storage_failed:{}\r\nstrata_storage_status:{}\r\nstrata_storage_corruption_errors:{}\r\n",
+        c.storage.fsync,
+        c.storage.data_dir.display(),
+        s.disk_space_bytes,
+        s.journal_count,
+        s.journal_disk_space_bytes,
+        s.write_buffer_size_bytes,
+        s.outstanding_flushes,
+        s.active_compactions,
+        s.compactions_completed,
+        s.groups_committed,
+        s.mutations_committed,
+        s.group_size_max,
+        s.groups_prefetched,
+        s.fsyncs,
+        fsync_avg_us,
+        s.fsync_micros_max,
+        s.failed.as_deref().unwrap_or("no"),
+        storage_status(&s),
+        s.corruption_errors,
+    );
 }
 
 /// INFO memory: Redis's fields first (tools find `used_memory` by prefix,
