@@ -40,7 +40,7 @@ for target in "${targets[@]}"; do
         >"fuzz/logs/$target.log" 2>&1; then
         failed+=("$target")
     fi
-    grep -E '^#[0-9]+ +DONE|^Done|stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb)|panicked|SUMMARY|Test unit written' \
+    grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)|^Done|stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb)|panicked|SUMMARY|Test unit written' \
         "fuzz/logs/$target.log" || true
     echo "corpus: $(find "fuzz/corpus/$target" -type f | wc -l) files, $(du -sk "fuzz/corpus/$target" | cut -f1) KiB"
 done
