@@ -71,7 +71,7 @@ impl Splits {
     }
 
     /// `data` cut into consecutive pieces.
-    pub fn pieces<'a>(mut self, mut data: &'a [u8]) -> Vec<&'a [u8]> {
+    pub fn pieces(mut self, mut data: &[u8]) -> Vec<&[u8]> {
         let mut out = Vec::new();
         while !data.is_empty() {
             let (piece, rest) = data.split_at(self.next_len(data.len()));
