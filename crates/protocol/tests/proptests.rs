@@ -586,3 +586,194 @@ proptest! {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// Any bytes, framed in pieces and at once: the stable counterpart of the
+// `resp_request` and `text_line` fuzz targets (fuzz/README.md)
+// ---------------------------------------------------------------------------
+
+/// Requests, the error that stopped the parser, and the bytes it left.
+type RespFramed = (Vec<Vec<Bytes>>, Option<ProtocolError>, Vec<u8>);
+
+fn resp_in_pieces(stream: &[u8], piece: usize, limits: &RequestLimits) -> RespFramed {
+    let mut parser = RequestParser::new();
+    let mut buf = BytesMut::new();
+    let mut requests = Vec::new();
+    for chunk in stream.chunks(piece) {
+        buf.extend_from_slice(chunk);
+        loop {
+            match parser.parse(&mut buf, limits) {
+                Ok(Some(args)) => requests.push(args),
+                Ok(None) => {
+                    assert!(parser.pending_frame_bytes() <= limits.request_size_bytes_max);
+                    break;
+                }
+                Err(e) => return (requests, Some(e), buf.to_vec()),
+            }
+        }
+    }
+    (requests, None, buf.to_vec())
+}
+
+fn resp_at_once(stream: &[u8], limits: &RequestLimits) -> RespFramed {
+    let mut buf = BytesMut::from(stream);
+    let mut requests = Vec::new();
+    loop {
+        match parse_request(&mut buf, limits) {
+            Ok(Some(args)) => requests.push(args),
+            Ok(None) => return (requests, None, buf.to_vec()),
+            Err(e) => return (requests, Some(e), buf.to_vec()),
+        }
+    }
+}
+
+/// The line a client would write for `request`.
+fn text_line_of(request: &TextRequest) -> Vec<u8> {
+    let list = |items: &[Bytes], out: &mut Vec<u8>| {
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            escape_list_item(item, out);
+        }
+    };
+    let mut line = Vec::new();
+    match request {
+        TextRequest::Put { key, value } => {
+            line.extend_from_slice(b"PUT ");
+            escape_key(key, &mut line);
+            line.push(b' ');
+            escape_value(value, &mut line);
+        }
+        TextRequest::BatchPut { keys, values } => {
+            line.extend_from_slice(b"BATCHPUT ");
+            list(keys, &mut line);
+            line.push(b' ');
+            list(values, &mut line);
+        }
+        TextRequest::Read { key } | TextRequest::Delete { key } => {
+            let word: &[u8] = if matches!(request, TextRequest::Read { .. }) {
+                b"READ "
+            } else {
+                b"DELETE "
+            };
+            line.extend_from_slice(word);
+            escape_key(key, &mut line);
+        }
+        TextRequest::ReadRange { start, end, limit } => {
+            line.extend_from_slice(b"READRANGE ");
+            escape_key(start, &mut line);
+            line.push(b' ');
+            escape_key(end, &mut line);
+            if let Some(limit) = limit {
+                line.extend_from_slice(format!(" {limit}").as_bytes());
+            }
+        }
+        // The pipe dialect's bare words.
+        TextRequest::Ping => line.extend_from_slice(b"PING"),
+        TextRequest::ClusterStatus => line.extend_from_slice(b"CLUSTER_STATUS"),
+        TextRequest::ClusterNodes => line.extend_from_slice(b"CLUSTER_NODES"),
+        TextRequest::ClusterLeader => line.extend_from_slice(b"CLUSTER_LEADER"),
+    }
+    line
+}
+
+/// A line in either dialect, without the dialect.
+fn parse_either(line: &[u8]) -> Result<Option<TextRequest>, strata_protocol::text::TextError> {
+    strata_protocol::pipe::parse_any_line(line).map(|r| r.map(|(_, request)| request))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// A server reads a stream in arbitrary pieces: where the reads end
+    /// must not change the requests, whether it fails, or what is left;
+    /// an error's text is one line (it is sent as `-ERR ...`).
+    #[test]
+    fn resp_pieces_and_whole_agree_on_any_bytes(
+        data in prop_oneof![
+            vec(any::<u8>(), 0..300),
+            vec(prop::sample::select(b"*$\r\n0123456789-\"' ax\\".to_vec()), 0..300),
+        ],
+        piece in 1usize..40,
+        request_size_bytes_max in 0usize..400,
+        args_count_max in 0usize..10,
+    ) {
+        let limits = RequestLimits { request_size_bytes_max, args_count_max };
+        let (requests, error, left) = resp_in_pieces(&data, piece, &limits);
+        let (want_requests, want_error, want_left) = resp_at_once(&data, &limits);
+        prop_assert_eq!(&requests, &want_requests);
+        prop_assert_eq!(error.is_some(), want_error.is_some());
+        if let Some(e) = error {
+            let text = format!("ERR {e}");
+            prop_assert!(!text.contains(['\r', '\n']), "{}", text);
+        } else {
+            prop_assert_eq!(left, want_left);
+        }
+        for args in requests {
+            let mut encoded = BytesMut::new();
+            encode_request(&args, &mut encoded);
+            prop_assert_eq!(parse_request(&mut encoded, &RequestLimits::default()).unwrap().unwrap(), args);
+        }
+    }
+
+    /// The same for text lines; a request that parses re-encodes with
+    /// the protocol's escapes and parses to the same request, and an
+    /// error's text is one bounded line (it is sent as `ERROR: ...`).
+    #[test]
+    fn text_pieces_and_whole_agree_on_any_bytes(
+        data in prop_oneof![
+            vec(any::<u8>(), 0..300),
+            (prop::sample::select(vec!["PUT ", "BATCHPUT ", "READ ", "READRANGE ", "DELETE ", "put\t"]),
+             vec(prop::sample::select(b"a ,:\\\txn0s9\r\n".to_vec()), 0..60))
+                .prop_map(|(cmd, rest)| [cmd.as_bytes(), &rest].concat()),
+        ],
+        piece in 1usize..40,
+        line_max in 0usize..80,
+    ) {
+        let mut reader = LineReader::new();
+        let mut buf = BytesMut::new();
+        let mut lines = Vec::new();
+        let mut error = None;
+        'pieces: for chunk in data.chunks(piece) {
+            buf.extend_from_slice(chunk);
+            loop {
+                match reader.take_line(&mut buf, line_max) {
+                    Ok(Some(line)) => lines.push(line),
+                    Ok(None) => break,
+                    Err(e) => {
+                        error = Some(e);
+                        break 'pieces;
+                    }
+                }
+            }
+        }
+        let mut whole = BytesMut::from(data.as_slice());
+        let mut want = Vec::new();
+        let want_error = loop {
+            match take_line(&mut whole, line_max) {
+                Ok(Some(line)) => want.push(line),
+                Ok(None) => break None,
+                Err(e) => break Some(e),
+            }
+        };
+        prop_assert_eq!(&lines, &want);
+        prop_assert_eq!(&error, &want_error);
+        for line in lines {
+            prop_assert!(line.len() <= line_max);
+            // Both dialects: what parses is rewritten in the space dialect
+            // (or as a bare word) and parses the same.
+            match parse_either(&line) {
+                Ok(Some(request)) => {
+                    prop_assert!(request.keys().all(|k| !k.is_empty()));
+                    prop_assert_eq!(parse_either(&text_line_of(&request)), Ok(Some(request)));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    let text = format!("ERROR: {e}");
+                    prop_assert!(!text.contains(['\r', '\n']) && text.len() <= 512, "{}", text);
+                }
+            }
+        }
+    }
+}

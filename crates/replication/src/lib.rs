@@ -12,6 +12,8 @@
 //!   barriers, status, membership changes, graceful hand-over.
 
 pub mod auth;
+#[doc(hidden)]
+pub mod fuzzing;
 mod log_cache;
 pub mod log_store;
 mod member_health;

@@ -57,13 +57,20 @@ pub(crate) fn encode<T: serde::Serialize>(v: &T) -> io::Result<Bytes> {
     postcard::to_allocvec(v).map(Bytes::from).map_err(io_err)
 }
 
+/// Strict: bytes after the value are an error (postcard's `from_bytes`
+/// would ignore them), as everywhere in docs/format.md.
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(raw: &[u8], what: &str) -> io::Result<T> {
-    postcard::from_bytes(raw).map_err(|e| {
+    let corrupt = |e: &dyn std::fmt::Display| {
         io::Error::new(
             io::ErrorKind::InvalidData,
             format!("corrupt {what} on disk: {e}"),
         )
-    })
+    };
+    match postcard::take_from_bytes(raw) {
+        Ok((value, [])) => Ok(value),
+        Ok((_, rest)) => Err(corrupt(&format_args!("{} bytes left over", rest.len()))),
+        Err(e) => Err(corrupt(&e)),
+    }
 }
 
 /// The log store handed to openraft; clones share the engine, the fsync
@@ -456,6 +463,25 @@ mod tests {
     /// restart sees, and a reader that always reads the engine.
     fn reopen(store: &Store) -> LogStore {
         LogStore::new(store.log_store(), FsyncPolicy::Never).expect("log store")
+    }
+
+    /// Found by the `disk_records` fuzz target: values read back from the
+    /// log (entries, vote, marks) decoded with bytes after them.
+    #[test]
+    fn values_with_bytes_after_them_are_corrupt() {
+        let raw = encode(&blank(2, 3)).unwrap();
+        assert_eq!(
+            decode::<Entry>(&raw, "raft log entry").unwrap(),
+            blank(2, 3)
+        );
+        let mut padded = raw.to_vec();
+        padded.push(0);
+        let err = decode::<Entry>(&padded, "raft log entry").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(err.to_string().contains("1 bytes left over"), "{err}");
+        // The log format marker: 3, then one byte too many.
+        assert_eq!(decode::<u32>(&[3], "format").unwrap(), 3);
+        assert!(decode::<u32>(&[3, 0], "format").is_err());
     }
 
     #[tokio::test]

@@ -70,9 +70,9 @@ pub struct SnapshotFile {
 /// What the applied mark records: the last applied log id and the
 /// membership in effect after it.
 #[derive(Serialize, Deserialize)]
-struct AppliedMark {
-    last_applied: Option<LogId>,
-    membership: StoredMembership,
+pub(crate) struct AppliedMark {
+    pub(crate) last_applied: Option<LogId>,
+    pub(crate) membership: StoredMembership,
 }
 
 /// The index of the last log entry applied to `store`'s published state
@@ -376,6 +376,12 @@ impl SnapshotReader {
             }
             if stored != expected {
                 return Err(invalid("snapshot checksum mismatch".into()));
+            }
+            // Strict framing: the checksum does not cover bytes after it,
+            // so a file with any is not one this format wrote.
+            let mut after = [0u8; 1];
+            if self.r.read(&mut after)? != 0 {
+                return Err(invalid("bytes after the end of the snapshot".into()));
             }
             return Ok(None);
         }
@@ -874,6 +880,29 @@ mod tests {
         assert!(verify_snapshot(&bad).is_err());
         store_a.shutdown().await.unwrap();
         store_b.shutdown().await.unwrap();
+    }
+
+    /// Found by the `snapshot_file` fuzz target: a file with bytes after
+    /// its checksum verified, since the checksum does not cover them.
+    #[test]
+    fn a_snapshot_with_bytes_after_its_checksum_is_refused() {
+        // Header: no log id, the default membership; one data entry.
+        let mut body = b"STRATASN\x01\x00\x00\x00\x04\x00\x00\x00\x00\x00\x00\x00".to_vec();
+        body.extend_from_slice(b"\x04\x00\x00\x00kkey\x06\x00\x00\x00\x00value");
+        body.extend_from_slice(&SNAPSHOT_END.to_le_bytes());
+        body.extend_from_slice(&1u64.to_le_bytes());
+        let mut file = body.clone();
+        file.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fuzz.snap");
+        fs::write(&path, &file).unwrap();
+        assert_eq!(verify_snapshot(&path).unwrap().last_log_id, None);
+        file.push(b'X');
+        fs::write(&path, &file).unwrap();
+        let err = verify_snapshot(&path)
+            .err()
+            .expect("trailing bytes are refused");
+        assert!(err.to_string().contains("after the end"), "{err}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -326,6 +326,31 @@ mod tests {
         assert!(decode_frame::<Request>(&padded).is_err());
     }
 
+    /// A forwarded write nested 5,000 transactions deep (20 KiB) overflowed
+    /// the stack while its frame decoded, aborting the node (the shape the
+    /// `disk_records` fuzz target found in log entries): now a bad frame.
+    #[test]
+    fn a_deeply_nested_write_is_a_bad_frame_not_a_stack_overflow() {
+        let levels = 5_000;
+        // Request::WriteBatch (variant 6) of one Command: no request id,
+        // no retry, limits 256 and 256, then the mutation: now_ms 1 and
+        // Op::Exec (14) with one Step::Write (0), down to an empty Exec.
+        let mut payload = vec![6, 1, 0, 0, 0x80, 0x02, 0x80, 0x02, 1];
+        for _ in 1..levels {
+            payload.extend_from_slice(&[14, 1, 0]);
+        }
+        payload.extend_from_slice(&[14, 0, 0]);
+        payload.extend(std::iter::repeat_n(0u8, levels - 1));
+        let err = decode_frame::<Request>(&payload).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        // The same shape one level deep is a good frame.
+        let one = [6, 1, 0, 0, 0x80, 0x02, 0x80, 0x02, 1, 14, 0, 0];
+        assert!(matches!(
+            decode_frame::<Request>(&one),
+            Ok(Request::WriteBatch(commands)) if commands.len() == 1
+        ));
+    }
+
     /// Hands out its bytes and records the largest read it was asked for.
     struct RecordingReader<'a> {
         data: &'a [u8],

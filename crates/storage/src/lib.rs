@@ -19,6 +19,8 @@ mod config;
 mod corruption;
 mod engine;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod inline_round;
 pub mod mutation;
 pub mod pattern;

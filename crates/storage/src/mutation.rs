@@ -137,6 +137,7 @@ pub enum Op {
     /// they did (digests), since old log entries must apply alike. This
     /// build writes [`Op::ExecVersioned`].
     Exec {
+        #[serde(deserialize_with = "nested::deserialize")]
         steps: Vec<Step>,
         watched: Vec<Watched>,
     },
@@ -145,6 +146,7 @@ pub enum Op {
     /// write of the same value included, as in Redis. Otherwise as
     /// [`Op::Exec`]. (Appended: the enum is the log format.)
     ExecVersioned {
+        #[serde(deserialize_with = "nested::deserialize")]
         steps: Vec<Step>,
         watched: Vec<WatchedVersion>,
     },
@@ -216,8 +218,9 @@ impl Mutation {
         postcard::to_stdvec(self)
     }
 
+    /// Strict: bytes after the mutation are an error.
     pub fn from_bytes(raw: &[u8]) -> Result<Mutation, postcard::Error> {
-        postcard::from_bytes(raw)
+        decode_exact(raw)
     }
 }
 
@@ -270,7 +273,7 @@ pub enum Outcome {
     Bulk(Bytes),
     Refused(MutationError),
     /// A transaction's answers, one per step.
-    Many(Vec<Outcome>),
+    Many(#[serde(deserialize_with = "nested::deserialize")] Vec<Outcome>),
     /// A transaction not applied because a watched key changed.
     Aborted,
     /// A read step's live records (value, expiry in Unix ms; 0 = none).
@@ -333,6 +336,71 @@ impl Outcome {
             | Outcome::Refused(_)
             | Outcome::Aborted => 0,
         }
+    }
+}
+
+/// Decodes a postcard value that must fill `raw` exactly. postcard's
+/// `from_bytes` ignores bytes after the value, and bytes that decode only
+/// in part are not the value that was written (docs/format.md: decoding is
+/// strict everywhere).
+pub(crate) fn decode_exact<'a, T: Deserialize<'a>>(raw: &'a [u8]) -> Result<T, postcard::Error> {
+    match postcard::take_from_bytes(raw)? {
+        (value, []) => Ok(value),
+        // postcard's own error for input that does not match the type.
+        _ => Err(postcard::Error::DeserializeBadEncoding),
+    }
+}
+
+/// Deepest nesting that decoding accepts, counting each transaction
+/// inside a transaction (`Op::Exec` in a `Step::Write`) and each answer
+/// list inside an answer list (`Outcome::Many`) as one level. Why: both
+/// types are recursive and decoding recurses once per level, so a log
+/// entry, a peer frame or a dedupe record of 20 KiB nested 5,000 deep
+/// overflowed the stack and aborted the process (found by the fuzz target
+/// `disk_records`). Real values nest one level: the server never queues
+/// EXEC inside MULTI, and `apply` refuses a nested transaction.
+pub const DECODE_NESTING_LEVELS_MAX: usize = 16;
+
+/// Counts decoding's nesting levels (see [`DECODE_NESTING_LEVELS_MAX`]).
+/// Decoding runs on one thread from start to end, so a thread-local count
+/// is the depth of the value being decoded.
+mod nested {
+    use std::cell::Cell;
+
+    use serde::{Deserialize, Deserializer, de::Error};
+
+    use super::DECODE_NESTING_LEVELS_MAX;
+
+    thread_local! {
+        static LEVELS: Cell<usize> = const { Cell::new(0) };
+    }
+
+    /// One level entered; left when dropped, on success, error or unwind.
+    struct Level;
+
+    impl Drop for Level {
+        fn drop(&mut self) {
+            LEVELS.with(|levels| levels.set(levels.get().saturating_sub(1)));
+        }
+    }
+
+    pub fn deserialize<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: Deserialize<'de>,
+    {
+        let entered = LEVELS.with(|levels| {
+            let depth = levels.get() + 1;
+            levels.set(depth);
+            depth
+        });
+        let _level = Level;
+        if entered > DECODE_NESTING_LEVELS_MAX {
+            return Err(D::Error::custom(format_args!(
+                "values nested deeper than {DECODE_NESTING_LEVELS_MAX} levels"
+            )));
+        }
+        T::deserialize(deserializer)
     }
 }
 
@@ -930,6 +998,104 @@ pub fn format_f64(v: f64) -> String {
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+
+    /// A mutation that is `levels` transactions, each the one step of the
+    /// one around it, as postcard bytes: the shape of the input that made
+    /// the `disk_records` fuzz target overflow the stack (5,000 levels).
+    fn nested_exec_bytes(levels: usize) -> Vec<u8> {
+        // now_ms 1; per level Op::Exec (variant 14), one step, Step::Write
+        // (variant 0); the innermost Exec without steps; no watched keys.
+        let mut raw = vec![1u8];
+        for _ in 0..levels - 1 {
+            raw.extend_from_slice(&[14, 1, 0]);
+        }
+        raw.extend_from_slice(&[14, 0, 0]);
+        raw.extend(std::iter::repeat_n(0u8, levels - 1));
+        raw
+    }
+
+    fn nested_exec(levels: usize) -> Mutation {
+        let mut op = Op::Exec {
+            steps: vec![],
+            watched: vec![],
+        };
+        for _ in 1..levels {
+            op = Op::Exec {
+                steps: vec![Step::Write(op)],
+                watched: vec![],
+            };
+        }
+        Mutation { now_ms: 1, op }
+    }
+
+    #[test]
+    fn deeply_nested_transactions_are_refused_not_a_stack_overflow() {
+        let max = DECODE_NESTING_LEVELS_MAX;
+        for levels in [max + 1, 5_000, 100_000] {
+            let err = Mutation::from_bytes(&nested_exec_bytes(levels)).unwrap_err();
+            // The nesting refusal, not some other decoding error.
+            assert_eq!(err, postcard::Error::SerdeDeCustom, "{levels}");
+        }
+        // Up to the limit, the bytes are exactly the value's encoding.
+        for levels in [1, 2, max] {
+            let raw = nested_exec_bytes(levels);
+            assert_eq!(Mutation::from_bytes(&raw).unwrap(), nested_exec(levels));
+            assert_eq!(nested_exec(levels).to_bytes().unwrap(), raw);
+        }
+        // A refusal leaves no count behind: the next decode starts at 0.
+        assert!(Mutation::from_bytes(&nested_exec_bytes(max)).is_ok());
+    }
+
+    #[test]
+    fn deeply_nested_versioned_transactions_are_refused_not_a_stack_overflow() {
+        // As `nested_exec_bytes`, with Op::ExecVersioned (variant 15).
+        let nested = |levels: usize| {
+            let mut raw = vec![1u8];
+            for _ in 0..levels - 1 {
+                raw.extend_from_slice(&[15, 1, 0]);
+            }
+            raw.extend_from_slice(&[15, 0, 0]);
+            raw.extend(std::iter::repeat_n(0u8, levels - 1));
+            raw
+        };
+        let max = DECODE_NESTING_LEVELS_MAX;
+        for levels in [max + 1, 5_000, 100_000] {
+            let err = Mutation::from_bytes(&nested(levels)).unwrap_err();
+            assert_eq!(err, postcard::Error::SerdeDeCustom, "{levels}");
+        }
+        let mut op = Op::ExecVersioned {
+            steps: vec![],
+            watched: vec![],
+        };
+        for _ in 1..max {
+            op = Op::ExecVersioned {
+                steps: vec![Step::Write(op)],
+                watched: vec![],
+            };
+        }
+        let want = Mutation { now_ms: 1, op };
+        assert_eq!(Mutation::from_bytes(&nested(max)).unwrap(), want);
+    }
+
+    #[test]
+    fn deeply_nested_answers_are_refused_not_a_stack_overflow() {
+        let nested = |levels: usize| {
+            // Outcome::Many (variant 5) of one answer, down to an empty one.
+            let mut raw = [5u8, 1].repeat(levels - 1);
+            raw.extend_from_slice(&[5, 0]);
+            raw
+        };
+        let max = DECODE_NESTING_LEVELS_MAX;
+        for levels in [max + 1, 100_000] {
+            let err = postcard::from_bytes::<Outcome>(&nested(levels)).unwrap_err();
+            assert_eq!(err, postcard::Error::SerdeDeCustom, "{levels}");
+        }
+        let mut want = Outcome::Many(vec![]);
+        for _ in 1..max {
+            want = Outcome::Many(vec![want]);
+        }
+        assert_eq!(postcard::from_bytes::<Outcome>(&nested(max)).unwrap(), want);
+    }
 
     /// The simplest possible state: a map, the last version stamped, and
     /// the highest version deleted. Used to test `apply` alone.
@@ -1796,5 +1962,9 @@ mod tests {
         let raw = m.to_bytes().unwrap();
         assert_eq!(Mutation::from_bytes(&raw).unwrap(), m);
         assert!(Mutation::from_bytes(&raw[..raw.len() - 1]).is_err());
+        // Strict: a byte after the mutation is an error too.
+        let mut padded = raw.clone();
+        padded.push(0);
+        assert!(Mutation::from_bytes(&padded).is_err());
     }
 }

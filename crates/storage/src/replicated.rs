@@ -41,6 +41,7 @@ use crate::error::{Result, StorageError};
 use crate::mutation::{self, Limits, Mutation, MutationError, Op, Outcome};
 use crate::raft_log::LogStore;
 use crate::read_cache::ReadCache;
+use crate::record::Record;
 use crate::snapshot::Snapshot;
 use crate::store::Store;
 
@@ -146,7 +147,7 @@ fn corrupt(key: &[u8], reason: &'static str) -> StorageError {
 /// One request as the dedupe records know it: the time its mutation was
 /// stamped with, and its id. A resend carries all three unchanged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-struct RequestKey {
+pub(crate) struct RequestKey {
     now_ms: u64,
     session: u64,
     seq: u64,
@@ -154,18 +155,18 @@ struct RequestKey {
 
 /// One member of a dedupe record.
 #[derive(Serialize, Deserialize)]
-struct Recorded {
+pub(crate) struct Recorded {
     request: RequestKey,
     outcome: Outcome,
 }
 
-fn encode_record(key: &[u8], members: &[Recorded]) -> Result<Vec<u8>> {
+pub(crate) fn encode_record(key: &[u8], members: &[Recorded]) -> Result<Vec<u8>> {
     // Cannot fail for an in-memory Vec; reported rather than unwrapped.
     postcard::to_stdvec(members).map_err(|_| corrupt(key, "dedupe record does not encode"))
 }
 
-fn decode_record(key: &[u8], raw: &[u8]) -> Result<Vec<Recorded>> {
-    postcard::from_bytes(raw).map_err(|_| corrupt(key, "dedupe record does not decode"))
+pub(crate) fn decode_record(key: &[u8], raw: &[u8]) -> Result<Vec<Recorded>> {
+    mutation::decode_exact(raw).map_err(|_| corrupt(key, "dedupe record does not decode"))
 }
 
 /// The entries of `apply_log` not yet committed: one engine batch.
@@ -593,7 +594,7 @@ impl Writer {
         let mut previous: Option<Bytes> = None;
         for item in entries {
             let (key, value) = item?;
-            check_snapshot_entry(&key, &value, previous.as_deref())?;
+            let record = check_snapshot_entry(&key, &value, previous.as_deref())?;
             previous = Some(key.clone());
             // The snapshot's own mark and counters are replaced by the ones
             // written last; loading the mark early would let a crash leave
@@ -601,8 +602,7 @@ impl Writer {
             if key.as_ref() == META_APPLIED || key.as_ref() == META_COUNTS {
                 continue;
             }
-            if key.first() == Some(&TAG_DATA) {
-                let record = decode(&key[1..], value.clone())?;
+            if let Some(record) = record {
                 counts.keys += 1;
                 if record.has_expiry() {
                     counts.expiring += 1;
@@ -615,9 +615,6 @@ impl Writer {
             batch_entries += 1;
             batch_size_bytes += key.len() + value.len();
             if is_dedupe_key(&key) {
-                // Checked now: a record that does not decode would only
-                // fail later, at a resend, on this replica alone.
-                decode_record(&key, &value)?;
                 batch.insert(&dedupe, key, value);
             } else {
                 batch.insert(&data, key, value);
@@ -645,9 +642,14 @@ impl Writer {
 
 /// Bytes from a peer's snapshot are untrusted: they must be what
 /// [`Snapshot::export`] produces (strictly ascending keys, known tags,
-/// records that decode), and within the engine's limits.
-fn check_snapshot_entry(key: &[u8], value: &[u8], previous: Option<&[u8]>) -> Result<()> {
-    if key.is_empty() || key.len() > ENGINE_KEY_SIZE_BYTES_MAX {
+/// records that decode), and within the engine's limits. Returns the
+/// decoded record of a data entry.
+pub(crate) fn check_snapshot_entry(
+    key: &[u8],
+    value: &Bytes,
+    previous: Option<&[u8]>,
+) -> Result<Option<Record>> {
+    if key.len() > ENGINE_KEY_SIZE_BYTES_MAX {
         return Err(corrupt(key, "snapshot key empty or too long"));
     }
     if value.len() as u64 > ENGINE_VALUE_SIZE_BYTES_MAX {
@@ -656,9 +658,16 @@ fn check_snapshot_entry(key: &[u8], value: &[u8], previous: Option<&[u8]>) -> Re
     if previous.is_some_and(|p| p >= key) {
         return Err(corrupt(key, "snapshot keys out of order"));
     }
-    match key[0] {
-        TAG_DATA | TAG_META => Ok(()),
-        TAG_EXPIRY if split_expiry_key(key).is_some() => Ok(()),
+    let Some((&tag, rest)) = key.split_first() else {
+        return Err(corrupt(key, "snapshot key empty or too long"));
+    };
+    match tag {
+        TAG_DATA => decode(rest, value.clone()).map(Some),
+        // Checked now: a record that does not decode would only fail
+        // later, at a resend, on this replica alone.
+        TAG_META if is_dedupe_key(key) => decode_record(key, value).map(|_| None),
+        TAG_META => Ok(None),
+        TAG_EXPIRY if split_expiry_key(key).is_some() => Ok(None),
         TAG_EXPIRY => Err(corrupt(key, "bad expiry index key in snapshot")),
         _ => Err(corrupt(key, "snapshot key with an unknown tag")),
     }
@@ -840,5 +849,49 @@ where
             (Some(Ok((ka, _))), Some(Ok((kb, _)))) => ka <= kb,
         };
         if take_a { self.a.next() } else { self.b.next() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `disk_records` fuzz target (input `VAMA`, the record
+    /// `[0]` plus one byte): a dedupe record decoded with bytes after it,
+    /// as postcard's `from_bytes` ignores them.
+    #[test]
+    fn a_dedupe_record_with_bytes_after_it_is_corrupt() {
+        assert!(decode_record(b"k", &[0]).unwrap().is_empty());
+        let err = decode_record(b"k", &[0, 0]).err().expect("refused");
+        assert!(matches!(err, StorageError::Corrupt { .. }), "{err}");
+        // A record as the writer encodes it, then padded.
+        let members = [Recorded {
+            request: RequestKey {
+                now_ms: 7,
+                session: 1,
+                seq: 2,
+            },
+            outcome: Outcome::Int(3),
+        }];
+        let mut raw = encode_record(b"k", &members).unwrap();
+        assert_eq!(decode_record(b"k", &raw).unwrap().len(), 1);
+        raw.push(0);
+        assert!(decode_record(b"k", &raw).is_err());
+    }
+
+    /// The snapshot install checks each entry with the same decoders.
+    #[test]
+    fn snapshot_entries_are_checked_with_the_strict_decoders() {
+        let dedupe = crate::engine::dedupe_key(1, 2, 3);
+        let check = |key: &[u8], value: &[u8]| {
+            check_snapshot_entry(key, &Bytes::copy_from_slice(value), None)
+        };
+        assert!(check(&dedupe, &[0]).is_ok());
+        assert!(check(&dedupe, &[0, 0]).is_err());
+        let record = check(b"kkey", b"\x00value").unwrap().unwrap();
+        assert_eq!(record.value, Bytes::from_static(b"value"));
+        assert!(check(b"kkey", b"\x07").is_err());
+        assert!(check(b"", b"").is_err());
+        assert!(check(b"q", b"").is_err());
     }
 }
