@@ -66,23 +66,7 @@ pub fn parse_any_line(line: &[u8]) -> Result<Option<(Dialect, TextRequest)>, Tex
 /// Splits on `|` bytes that are not escaped (a backslash escapes the byte
 /// after it). Always yields at least one (possibly empty) field.
 fn split_fields(line: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut rest = Some(line);
-    std::iter::from_fn(move || {
-        let current = rest?;
-        let mut i = 0;
-        while let Some(&b) = current.get(i) {
-            match b {
-                b'\\' => i += 2,
-                b'|' => {
-                    rest = current.get(i + 1..);
-                    return current.get(..i);
-                }
-                _ => i += 1,
-            }
-        }
-        rest = None;
-        Some(current)
-    })
+    crate::text::split_unescaped(line, b'|')
 }
 
 /// The line after its first `n` unescaped `|` (None if it has fewer).

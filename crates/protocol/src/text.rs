@@ -394,18 +394,26 @@ pub(crate) fn parse_limit(token: &[u8]) -> Result<u64, TextError> {
 /// after it, so `\,` and `\\,` are handled correctly). Always yields at
 /// least one (possibly empty) part.
 pub fn split_list(list: &[u8]) -> impl Iterator<Item = &[u8]> {
+    split_unescaped(list, b',')
+}
+
+/// Splits on `separator` bytes that are not escaped by a backslash (which
+/// escapes the byte after it). Always yields at least one (possibly
+/// empty) part. The list of the space dialect and the fields of the pipe
+/// dialect ([`crate::pipe`]) both split this way.
+pub(crate) fn split_unescaped(list: &[u8], separator: u8) -> impl Iterator<Item = &[u8]> {
     let mut rest = Some(list);
     std::iter::from_fn(move || {
         let current = rest?;
         let mut i = 0;
         while let Some(&b) = current.get(i) {
-            match b {
-                b'\\' => i += 2,
-                b',' => {
-                    rest = current.get(i + 1..);
-                    return current.get(..i);
-                }
-                _ => i += 1,
+            if b == b'\\' {
+                i += 2;
+            } else if b == separator {
+                rest = current.get(i + 1..);
+                return current.get(..i);
+            } else {
+                i += 1;
             }
         }
         rest = None;
