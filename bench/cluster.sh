@@ -17,10 +17,12 @@
 #
 #   bench/cluster.sh [--rounds R] [--requests N] [--failovers K]
 #                    [--no-pipeline-requests M] [--keep-logs] [--no-build]
-#                    [--cluster-arg ARG]...
+#                    [--cluster-arg ARG]... [--binary PATH]
 #   defaults: R=3, N=200000, K=10, M=N (SET without pipelining);
 #   --rounds 0 or --failovers 0 skips that part; --cluster-arg passes a flag
-#   to every cluster node, e.g. --cluster-arg=--election-timeout-ms=200.
+#   to every cluster node, e.g. --cluster-arg=--election-timeout-ms=200;
+#   --binary runs that strata build instead of building this checkout's
+#   (a before/after comparison: bench/cluster-ab.sh).
 #
 # Results: a markdown table on stdout and in bench/results/cluster-<ts>.md.
 # Server logs live in the temp dir; they are copied to
@@ -38,6 +40,7 @@ np_requests=""
 keep_logs=0
 no_build=0
 cluster_args=()
+binary=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) rounds=$2; shift 2 ;;
@@ -48,6 +51,7 @@ while [ $# -gt 0 ]; do
         --no-build) no_build=1; shift ;;
         --cluster-arg) cluster_args+=("$2"); shift 2 ;;
         --cluster-arg=*) cluster_args+=("${1#--cluster-arg=}"); shift ;;
+        --binary) binary=$(realpath -- "$2"); shift 2 ;;
         -h|--help) awk 'NR > 1 && /^#/ {sub(/^# ?/, ""); print; next} NR > 1 {exit}' "$0"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
@@ -63,8 +67,13 @@ if ! command -v redis-benchmark >/dev/null || ! command -v redis-cli >/dev/null;
 fi
 command -v python3 >/dev/null || { echo "python3 is needed" >&2; exit 2; }
 
-[ "$no_build" -eq 1 ] || cargo build --release -p strata --bin strata >&2
-strata=$PWD/target/release/strata
+if [ -n "$binary" ]; then
+    [ -x "$binary" ] || { echo "--binary $binary: not an executable" >&2; exit 2; }
+    strata=$binary
+else
+    [ "$no_build" -eq 1 ] || cargo build --release -p strata --bin strata >&2
+    strata=$PWD/target/release/strata
+fi
 # Settings must come from the flags below only.
 for v in $(env | sed -n 's/^\(STRATA_[A-Z_]*\)=.*/\1/p'); do unset "$v"; done
 
