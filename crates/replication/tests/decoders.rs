@@ -21,7 +21,7 @@ use strata_replication::wire::{
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Cases per run: 256 in `cargo test`; `STRATA_FUZZ_CASES=N` for a
-/// longer run (README, "Fuzzing untrusted input").
+/// longer run (fuzz/README.md).
 fn cases() -> u32 {
     std::env::var("STRATA_FUZZ_CASES")
         .ok()

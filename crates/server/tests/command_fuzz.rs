@@ -122,7 +122,7 @@ fn shared(dir: &std::path::Path) -> Shared {
 }
 
 /// Cases per run: 64 in `cargo test`; `STRATA_FUZZ_CASES=N` for a
-/// longer run (README, "Fuzzing").
+/// longer run (fuzz/README.md).
 fn cases() -> u32 {
     std::env::var("STRATA_FUZZ_CASES")
         .ok()

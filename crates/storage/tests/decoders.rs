@@ -15,7 +15,7 @@ use strata_storage::fuzzing;
 use strata_storage::record::{Record, expiry_index_key, split_expiry_index_key};
 
 /// Cases per run: 256 in `cargo test`; `STRATA_FUZZ_CASES=N` for a
-/// longer run (README, "Fuzzing untrusted input").
+/// longer run (fuzz/README.md).
 fn cases() -> u32 {
     std::env::var("STRATA_FUZZ_CASES")
         .ok()

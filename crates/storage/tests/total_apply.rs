@@ -233,7 +233,7 @@ fn contents(store: &Store) -> Vec<(Bytes, Bytes)> {
 }
 
 /// Cases per run: 32 in `cargo test`; `STRATA_FUZZ_CASES=N` for a
-/// longer run (README, "Fuzzing").
+/// longer run (fuzz/README.md).
 fn cases() -> u32 {
     std::env::var("STRATA_FUZZ_CASES")
         .ok()

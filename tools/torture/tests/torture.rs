@@ -1,7 +1,7 @@
 //! Runs the torture loop for 3 kill -9 cycles against the real `strata`
 //! binary and requires zero lost writes, zero torn batches and no other
 //! violation. Small on purpose (about a second on 2 cores); the long runs
-//! are `target/release/strata-torture --cycles 100` (see the README).
+//! are `target/release/strata-torture --cycles 100` (tools/torture/README.md).
 
 use std::time::Instant;
 
