@@ -1,4 +1,4 @@
-//! The replicated state machine: Strata's [`Store`], fed by committed log
+//! The replicated state machine: Strata's [`ReplicatedStore`], fed by committed log
 //! entries, and its snapshots as files.
 //!
 //! Applying: committed entries are handed to [`Store::apply_log`] in
@@ -31,7 +31,7 @@ use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine, S
 use openraft::type_config::alias::SnapshotOf;
 use openraft::{EntryPayload, OptionalSend};
 use serde::{Deserialize, Serialize};
-use strata_storage::{LogEntry, StorageError, Store};
+use strata_storage::{LogEntry, ReplicatedStore, StorageError};
 
 use crate::log_store::{decode, encode};
 use crate::types::{LogId, SnapshotMeta, StoredMembership, TypeConfig};
@@ -78,7 +78,7 @@ pub(crate) struct AppliedMark {
 /// The index of the last log entry applied to `store`'s published state
 /// (0 before any). Read from the store itself, not from openraft's
 /// metrics, which may lag behind an apply that has already answered.
-pub(crate) fn applied_index(store: &Store) -> io::Result<u64> {
+pub(crate) fn applied_index(store: &ReplicatedStore) -> io::Result<u64> {
     match store.applied_mark().map_err(storage_io)? {
         Some(raw) => {
             let mark: AppliedMark = decode(&raw, "applied mark")?;
@@ -102,7 +102,7 @@ pub struct SmStats {
 }
 
 pub struct StateMachine {
-    store: Store,
+    store: ReplicatedStore,
     dir: PathBuf,
     membership: StoredMembership,
     /// The encoded membership, reused in every applied mark: the mark is
@@ -127,7 +127,11 @@ impl StateMachine {
     /// newest snapshot file is ahead of the store (a crash during install,
     /// or after a FLUSHALL cleared the mark), it is installed again first:
     /// the log before it may already be purged.
-    pub async fn open(store: Store, dir: PathBuf, stats: Arc<SmStats>) -> io::Result<StateMachine> {
+    pub async fn open(
+        store: ReplicatedStore,
+        dir: PathBuf,
+        stats: Arc<SmStats>,
+    ) -> io::Result<StateMachine> {
         fs::create_dir_all(&dir)?;
         remove_temp_files(&dir);
         let mut sm = StateMachine {
@@ -570,7 +574,7 @@ fn write_and_prune(
 
 /// Builds snapshots from a consistent store snapshot.
 pub struct SnapshotBuilder {
-    store: Store,
+    store: ReplicatedStore,
     dir: PathBuf,
     stats: Arc<SmStats>,
 }
@@ -771,12 +775,11 @@ mod tests {
     use openraft::storage::RaftStateMachine;
     use strata_storage::{Mutation, Op, SetCondition, SetExpiry, StorageConfig};
 
-    fn open_store(dir: &Path) -> Store {
+    fn open_store(dir: &Path) -> ReplicatedStore {
         let mut c = StorageConfig::new(dir.join("data"));
-        c.replicated = true;
         c.cache_size_bytes = 8 << 20;
         c.memtable_size_bytes = 4 << 20;
-        Store::open(c).expect("open store")
+        ReplicatedStore::open(c).expect("open store")
     }
 
     fn set(key: String, value: String) -> LogEntry {
@@ -811,7 +814,7 @@ mod tests {
         }
     }
 
-    fn raw(store: &Store) -> Vec<(Bytes, Bytes)> {
+    fn raw(store: &ReplicatedStore) -> Vec<(Bytes, Bytes)> {
         store
             .snapshot()
             .export()
