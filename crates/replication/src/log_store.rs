@@ -501,7 +501,7 @@ mod tests {
         // A used log (here: a vote) without the marker was written by a
         // build before the marker, format 1.
         let dir2 = tempfile::tempdir().expect("tempdir");
-        let mut config = StorageConfig::new(dir2.path().join("data"));
+        let config = StorageConfig::new(dir2.path().join("data"));
         let store2 = ReplicatedStore::open(config).expect("open store");
         store2
             .log_store()

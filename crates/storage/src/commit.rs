@@ -308,17 +308,7 @@ impl Writer {
             self.versions.last
         };
         let (mut batch, changed) = state.into_batch();
-        debug_assert!(counts.expiring <= counts.keys, "{counts:?}");
-        if counts != self.counts {
-            batch.insert(&self.engine.data, META_COUNTS, counts.encode().to_vec());
-        }
-        if versions.ceiling != self.versions.ceiling {
-            batch.insert(
-                &self.engine.data,
-                META_VERSION,
-                encode_u64(versions.ceiling),
-            );
-        }
+        self.add_meta(&mut batch, counts, versions);
         let result = self.write(batch).and_then(|()| {
             self.versions = versions;
             if clear_requested {
@@ -331,6 +321,22 @@ impl Writer {
         let outcomes = self.finish_group(result, changed, outcomes);
         debug_assert_eq!(outcomes.len(), mutations.len(), "one outcome per mutation");
         outcomes
+    }
+
+    /// Adds a group's key counters and version ceiling to its batch, where
+    /// they changed: in the same atomic batch as the records they describe.
+    fn add_meta(&self, batch: &mut OwnedWriteBatch, counts: Counts, versions: Versions) {
+        debug_assert!(counts.expiring <= counts.keys, "{counts:?}");
+        if counts != self.counts {
+            batch.insert(&self.engine.data, META_COUNTS, counts.encode().to_vec());
+        }
+        if versions.ceiling != self.versions.ceiling {
+            batch.insert(
+                &self.engine.data,
+                META_VERSION,
+                encode_u64(versions.ceiling),
+            );
+        }
     }
 
     /// After a group's commit: publish and answer, or fail the store.

@@ -83,6 +83,8 @@ fn check_equal(store: &Store, model: &BTreeMap<Bytes, Bytes>) {
     let got: BTreeMap<Bytes, Bytes> = pairs.into_iter().collect();
     assert_eq!(&got, model);
     assert_eq!(store.dbsize(), model.len() as u64);
+    // The upkeep of the key counters (`state.rs`) against a recount.
+    assert!(store.counts_match_recount().unwrap());
     // Point reads go through the read cache: twice, so the second round is
     // answered from what the first one cached (present and absent keys).
     for _ in 0..2 {

@@ -276,6 +276,7 @@ proptest! {
             .collect();
         for store in &stores {
             prop_assert_eq!(contents(store), expected.clone());
+            prop_assert!(store.counts_match_recount().unwrap(), "key counters drifted");
             // The versions too: every replica stamps alike.
             for (key, record) in &model.0 {
                 let stored = store.snapshot().get(key, 0).unwrap();
