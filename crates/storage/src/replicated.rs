@@ -88,7 +88,7 @@ impl ReplicatedStore {
     /// entry ([`Outcome::Ok`] for entries without a mutation). `Err` is a
     /// storage failure, which the caller must treat as fatal.
     ///
-    /// An entry with a [`RequestId`] whose (now_ms, id) was seen before is
+    /// An entry with a [`crate::RequestId`] whose (now_ms, id) was seen before is
     /// not applied; it answers the stored outcome (refusals included).
     pub async fn apply_log(&self, entries: Vec<LogEntry>) -> Result<Vec<Outcome>> {
         self.run_on_writer(move |w| log_apply::apply_log(w, entries))

@@ -25,9 +25,9 @@ use crate::prefetch::Prefetched;
 use crate::read_cache::ReadCache;
 use crate::record::{Record, expiry_index_key, split_expiry_index_key};
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 /// The key counters (DBSIZE and INFO's `expires`): stored under
 /// `META_COUNTS` in the batch of every group that changes them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Counts {
     pub keys: u64,
     pub expiring: u64,
@@ -61,7 +61,7 @@ impl Counts {
 
     /// The counters from the records themselves: a full scan of the
     /// latest state. At open when the stored ones are missing, and in
-    /// tests, to check the upkeep (`LocalStore::counts_match_recount`).
+    /// tests, to check the upkeep (`Store::counts_match_recount`).
     pub(crate) fn recount(engine: &Engine) -> Result<Counts> {
         let mut counts = Counts::default();
         for guard in engine.data.prefix([TAG_DATA]) {
