@@ -40,7 +40,7 @@ fn path() -> &'static PathBuf {
     })
 }
 
-/// Streams the entries as `Store::install` would take them; `Ok` with the
+/// Streams the entries as `ReplicatedStore::install` would take them; `Ok` with the
 /// bytes they span if the stream ended cleanly.
 fn stream_entries(file: &[u8]) -> Result<usize, ()> {
     let entries = node::snapshot_entries(path()).map_err(|_| ())?;

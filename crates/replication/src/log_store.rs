@@ -443,25 +443,24 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 #[cfg(test)]
 mod tests {
     use futures_util::StreamExt;
-    use strata_storage::{StorageConfig, Store};
+    use strata_storage::{ReplicatedStore, StorageConfig};
 
     use super::*;
     use crate::log_cache::tests::blank;
 
     /// A store in `dir`, and a log store over it (no fsync thread).
-    fn open(dir: &tempfile::TempDir) -> (Store, LogStore) {
+    fn open(dir: &tempfile::TempDir) -> (ReplicatedStore, LogStore) {
         let mut config = StorageConfig::new(dir.path().join("data"));
-        config.replicated = true;
         config.cache_size_bytes = 8 * 1024 * 1024;
         config.memtable_size_bytes = 4 * 1024 * 1024;
-        let store = Store::open(config).expect("open store");
+        let store = ReplicatedStore::open(config).expect("open store");
         let log = LogStore::new(store.log_store(), FsyncPolicy::Never).expect("log store");
         (store, log)
     }
 
     /// Another log store over the same engine, with an empty cache: what a
     /// restart sees, and a reader that always reads the engine.
-    fn reopen(store: &Store) -> LogStore {
+    fn reopen(store: &ReplicatedStore) -> LogStore {
         LogStore::new(store.log_store(), FsyncPolicy::Never).expect("log store")
     }
 
@@ -502,9 +501,8 @@ mod tests {
         // A used log (here: a vote) without the marker was written by a
         // build before the marker, format 1.
         let dir2 = tempfile::tempdir().expect("tempdir");
-        let mut config = StorageConfig::new(dir2.path().join("data"));
-        config.replicated = true;
-        let store2 = Store::open(config).expect("open store");
+        let config = StorageConfig::new(dir2.path().join("data"));
+        let store2 = ReplicatedStore::open(config).expect("open store");
         store2
             .log_store()
             .put_meta(META_VOTE, Bytes::from_static(b"x"))

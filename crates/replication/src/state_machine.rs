@@ -1,7 +1,7 @@
-//! The replicated state machine: Strata's [`Store`], fed by committed log
+//! The replicated state machine: Strata's [`ReplicatedStore`], fed by committed log
 //! entries, and its snapshots as files.
 //!
-//! Applying: committed entries are handed to [`Store::apply_log`] in
+//! Applying: committed entries are handed to [`ReplicatedStore::apply_log`] in
 //! groups; each group is one engine batch that also records the applied
 //! mark (last applied log id + membership), so the store's data and its
 //! claim of how far it got can never disagree after a crash. Applying does
@@ -27,11 +27,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine, Snapshot};
-use openraft::type_config::alias::SnapshotOf;
+use openraft::storage::{
+    ApplyResponder, EntryResponder, RaftSnapshotBuilder, RaftStateMachine, Snapshot,
+};
+use openraft::type_config::alias::{EntryOf, SnapshotOf};
 use openraft::{EntryPayload, OptionalSend};
 use serde::{Deserialize, Serialize};
-use strata_storage::{LogEntry, StorageError, Store};
+use strata_storage::{LogEntry, ReplicatedStore, StorageError};
 
 use crate::log_store::{decode, encode};
 use crate::types::{LogId, SnapshotMeta, StoredMembership, TypeConfig};
@@ -78,7 +80,7 @@ pub(crate) struct AppliedMark {
 /// The index of the last log entry applied to `store`'s published state
 /// (0 before any). Read from the store itself, not from openraft's
 /// metrics, which may lag behind an apply that has already answered.
-pub(crate) fn applied_index(store: &Store) -> io::Result<u64> {
+pub(crate) fn applied_index(store: &ReplicatedStore) -> io::Result<u64> {
     match store.applied_mark().map_err(storage_io)? {
         Some(raw) => {
             let mark: AppliedMark = decode(&raw, "applied mark")?;
@@ -102,7 +104,7 @@ pub struct SmStats {
 }
 
 pub struct StateMachine {
-    store: Store,
+    store: ReplicatedStore,
     dir: PathBuf,
     membership: StoredMembership,
     /// The encoded membership, reused in every applied mark: the mark is
@@ -127,7 +129,11 @@ impl StateMachine {
     /// newest snapshot file is ahead of the store (a crash during install,
     /// or after a FLUSHALL cleared the mark), it is installed again first:
     /// the log before it may already be purged.
-    pub async fn open(store: Store, dir: PathBuf, stats: Arc<SmStats>) -> io::Result<StateMachine> {
+    pub async fn open(
+        store: ReplicatedStore,
+        dir: PathBuf,
+        stats: Arc<SmStats>,
+    ) -> io::Result<StateMachine> {
         fs::create_dir_all(&dir)?;
         remove_temp_files(&dir);
         let mut sm = StateMachine {
@@ -170,6 +176,82 @@ impl StateMachine {
             .await
             .map_err(storage_io)?;
         Ok(sm)
+    }
+
+    /// Adds one committed log entry to `group`, as the store's entries:
+    /// one per command, or one blank entry that moves the applied mark.
+    /// Returns how many it added.
+    fn add_entry(
+        &mut self,
+        entry: EntryOf<TypeConfig>,
+        group: &mut Vec<LogEntry>,
+    ) -> io::Result<usize> {
+        let log_id = entry.log_id;
+        let commands = match entry.payload {
+            EntryPayload::Normal(proposal) => {
+                // A log entry is disk and network input: one that
+                // breaks the proposal invariant must stop this
+                // replica rather than be applied differently.
+                proposal.check().map_err(|e| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("log entry {log_id}: {e}"),
+                    )
+                })?;
+                proposal.into_commands()
+            }
+            EntryPayload::Membership(m) => {
+                self.set_membership(StoredMembership::new(Some(log_id), m))?;
+                Vec::new()
+            }
+            EntryPayload::Blank => Vec::new(),
+        };
+        // After `set_membership`: the mark records the membership.
+        // Every command of an entry carries the entry's mark; the
+        // group is only ever cut between entries, so the mark
+        // is committed with all of its entry's effects or none.
+        let applied_mark = self.mark(Some(log_id))?;
+        let before = group.len();
+        if commands.is_empty() {
+            group.push(blank_entry(applied_mark, log_id.index()));
+        } else {
+            group.extend(commands.into_iter().map(|cmd| LogEntry {
+                mutation: Some(cmd.mutation),
+                request: cmd.request,
+                retry: cmd.retry,
+                limits: cmd.limits,
+                applied_mark: applied_mark.clone(),
+                // The version every record it writes gets: the
+                // same on every replica (`LogEntry::index`).
+                index: log_id.index(),
+            }));
+        }
+        Ok(group.len() - before)
+    }
+
+    /// Applies `group` to the store and answers each entry's responder
+    /// with its own outcomes, in order.
+    async fn apply_group(
+        &mut self,
+        group: Vec<LogEntry>,
+        responders: &mut Vec<(Option<ApplyResponder<TypeConfig>>, usize)>,
+    ) -> io::Result<()> {
+        let outcomes = self.store.apply_log(group).await.map_err(storage_io)?;
+        let mut outcomes = outcomes.into_iter();
+        for (responder, n) in responders.drain(..) {
+            let mine: Vec<_> = outcomes.by_ref().take(n).collect();
+            if mine.len() != n {
+                // The store answers one outcome per LogEntry.
+                return Err(io::Error::other(format!(
+                    "the store answered {} outcomes short",
+                    n - mine.len()
+                )));
+            }
+            if let Some(r) = responder {
+                r.send(mine);
+            }
+        }
+        Ok(())
     }
 
     fn read_mark(&self) -> io::Result<Option<AppliedMark>> {
@@ -570,7 +652,7 @@ fn write_and_prune(
 
 /// Builds snapshots from a consistent store snapshot.
 pub struct SnapshotBuilder {
-    store: Store,
+    store: ReplicatedStore,
     dir: PathBuf,
     stats: Arc<SmStats>,
 }
@@ -632,68 +714,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let end = next.is_none();
             if let Some(item) = next {
                 let (entry, responder) = item?;
-                let log_id = entry.log_id;
-                let commands = match entry.payload {
-                    EntryPayload::Normal(proposal) => {
-                        // A log entry is disk and network input: one that
-                        // breaks the proposal invariant must stop this
-                        // replica rather than be applied differently.
-                        proposal.check().map_err(|e| {
-                            io::Error::new(
-                                io::ErrorKind::InvalidData,
-                                format!("log entry {log_id}: {e}"),
-                            )
-                        })?;
-                        proposal.into_commands()
-                    }
-                    EntryPayload::Membership(m) => {
-                        self.set_membership(StoredMembership::new(Some(log_id), m))?;
-                        Vec::new()
-                    }
-                    EntryPayload::Blank => Vec::new(),
-                };
-                // After `set_membership`: the mark records the membership.
-                // Every command of an entry carries the entry's mark; the
-                // group below is only ever cut between entries, so the mark
-                // is committed with all of its entry's effects or none.
-                let applied_mark = self.mark(Some(log_id))?;
-                let before = group.len();
-                if commands.is_empty() {
-                    group.push(blank_entry(applied_mark, log_id.index()));
-                } else {
-                    group.extend(commands.into_iter().map(|cmd| LogEntry {
-                        mutation: Some(cmd.mutation),
-                        request: cmd.request,
-                        retry: cmd.retry,
-                        limits: cmd.limits,
-                        applied_mark: applied_mark.clone(),
-                        // The version every record it writes gets: the
-                        // same on every replica (`LogEntry::index`).
-                        index: log_id.index(),
-                    }));
-                }
-                responders.push((responder, group.len() - before));
+                let commands = self.add_entry(entry, &mut group)?;
+                responders.push((responder, commands));
             }
             if group.len() >= APPLY_GROUP_ENTRIES_MAX || (end && !group.is_empty()) {
-                let outcomes = self
-                    .store
-                    .apply_log(std::mem::take(&mut group))
-                    .await
-                    .map_err(storage_io)?;
-                let mut outcomes = outcomes.into_iter();
-                for (responder, n) in responders.drain(..) {
-                    let mine: Vec<_> = outcomes.by_ref().take(n).collect();
-                    if mine.len() != n {
-                        // The store answers one outcome per LogEntry.
-                        return Err(io::Error::other(format!(
-                            "the store answered {} outcomes short",
-                            n - mine.len()
-                        )));
-                    }
-                    if let Some(r) = responder {
-                        r.send(mine);
-                    }
-                }
+                self.apply_group(std::mem::take(&mut group), &mut responders)
+                    .await?;
             }
             if end {
                 return Ok(());
@@ -771,12 +797,11 @@ mod tests {
     use openraft::storage::RaftStateMachine;
     use strata_storage::{Mutation, Op, SetCondition, SetExpiry, StorageConfig};
 
-    fn open_store(dir: &Path) -> Store {
+    fn open_store(dir: &Path) -> ReplicatedStore {
         let mut c = StorageConfig::new(dir.join("data"));
-        c.replicated = true;
         c.cache_size_bytes = 8 << 20;
         c.memtable_size_bytes = 4 << 20;
-        Store::open(c).expect("open store")
+        ReplicatedStore::open(c).expect("open store")
     }
 
     fn set(key: String, value: String) -> LogEntry {
@@ -811,7 +836,7 @@ mod tests {
         }
     }
 
-    fn raw(store: &Store) -> Vec<(Bytes, Bytes)> {
+    fn raw(store: &ReplicatedStore) -> Vec<(Bytes, Bytes)> {
         store
             .snapshot()
             .export()

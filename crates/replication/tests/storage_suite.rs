@@ -9,7 +9,7 @@ use openraft::testing::log::{StoreBuilder, Suite};
 use strata_replication::log_store::LogStore;
 use strata_replication::state_machine::{SmStats, StateMachine};
 use strata_replication::types::TypeConfig;
-use strata_storage::{FsyncPolicy, StorageConfig, Store};
+use strata_storage::{FsyncPolicy, ReplicatedStore, StorageConfig};
 
 struct Builder;
 
@@ -27,11 +27,10 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Bui
     ) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError<TypeConfig>> {
         let dir = tempfile::tempdir().map_err(io)?;
         let mut config = StorageConfig::new(dir.path().join("data"));
-        config.replicated = true;
         // Small buffers: the suite opens many stores.
         config.cache_size_bytes = 8 * 1024 * 1024;
         config.memtable_size_bytes = 4 * 1024 * 1024;
-        let store = Store::open(config).map_err(io)?;
+        let store = ReplicatedStore::open(config).map_err(io)?;
         let log = LogStore::new(store.log_store(), FsyncPolicy::Always).map_err(io)?;
         let sm = StateMachine::open(
             store,

@@ -521,7 +521,7 @@ fn at_least<T: PartialOrd + std::fmt::Display + Copy>(
 }
 
 /// The storage settings of `layer`, validated.
-fn resolve_storage(layer: &ConfigLayer, replicated: bool) -> Result<StorageConfig, ConfigError> {
+fn resolve_storage(layer: &ConfigLayer) -> Result<StorageConfig, ConfigError> {
     let mut storage = StorageConfig::new(
         layer
             .data_dir
@@ -559,7 +559,6 @@ fn resolve_storage(layer: &ConfigLayer, replicated: bool) -> Result<StorageConfi
     if let Some(v) = layer.write_queue_len_max {
         storage.write_queue_len_max = at_least("write-queue-len-max", v, 1)?;
     }
-    storage.replicated = replicated;
     storage.validate().map_err(|message| ConfigError::Invalid {
         name: "storage",
         message,
@@ -598,7 +597,7 @@ impl ServerConfig {
             "off" | "" => None,
             s => Some(parse_addr("text-listen", s)?),
         };
-        let storage = resolve_storage(&layer, cluster.is_some())?;
+        let storage = resolve_storage(&layer)?;
         let request_size_bytes_max = resolve_request_size(&layer, &storage)?;
         Ok(ServerConfig {
             listen,

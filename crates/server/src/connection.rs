@@ -141,7 +141,7 @@ impl<C: Codec> Conn<C> {
     /// inline in this loop, so the RESP hot path does not build a nested
     /// future per request (a design choice, not measured).
     async fn run(&mut self, shutdown: &mut watch::Receiver<bool>) -> std::io::Result<()> {
-        let inline_writes = self.shared.store.writes_inline();
+        let inline_writes = self.shared.writes_inline();
         loop {
             // Whether a request completed since the last wait: the partial
             // one left in the buffer, if any, is then a new request.
@@ -216,7 +216,7 @@ impl<C: Codec> Conn<C> {
                         self.pending_cluster.push(m)
                     }
                     Action::Write(m) if inline_writes => self.pending_inline.push(m),
-                    Action::Write(m) => match self.shared.store.enqueue(m).await {
+                    Action::Write(m) => match self.shared.enqueue(m).await {
                         // The queue may have been full: time may have passed.
                         Ok(ticket) => {
                             self.pending.push_back(ticket);
@@ -460,7 +460,7 @@ impl<C: Codec> Conn<C> {
         if !self.pending_inline.is_empty() {
             let batch = std::mem::take(&mut self.pending_inline);
             let others = self.shared.stats.connections_current.load(Relaxed) > 1;
-            match self.shared.store.apply_inline_round(batch, others).await {
+            match self.shared.apply_inline_round(batch, others).await {
                 Ok(outcomes) => {
                     for outcome in outcomes {
                         self.reply(&cmd::outcome_reply(outcome));
@@ -485,7 +485,7 @@ impl<C: Codec> Conn<C> {
     async fn submit_queued(&mut self, batch: Vec<strata_storage::Mutation>) {
         let mut tickets = Vec::with_capacity(batch.len());
         for m in batch {
-            tickets.push(self.shared.store.enqueue(m).await);
+            tickets.push(self.shared.enqueue(m).await);
         }
         for ticket in tickets {
             let reply = match ticket {

@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use strata_replication::{ClusterConfig, ClusterNode};
-use strata_storage::Store;
+use strata_storage::{LocalStore, ReplicatedStore, Store};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -55,15 +55,22 @@ pub async fn run(
     mut config: ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
-    let store = open_store(&config)?;
+    let opened = open_store(&config)?;
+    let store = opened.reader();
     let listeners = Listeners::bind(&mut config)?;
-    let cluster = start_cluster(&config, &store, listeners.resp_addr).await?;
+    let (local, cluster) = match opened {
+        Opened::Local(local) => (Some(local), None),
+        Opened::Replicated(replicated) => (
+            None,
+            start_cluster(&config, replicated, listeners.resp_addr).await?,
+        ),
+    };
     let cluster_ready = cluster
         .as_ref()
         .map(|(node, peer)| format!(" peer={peer} node={}", node.id()))
         .unwrap_or_default();
     let node = cluster.map(|(node, _)| node);
-    let shared = Arc::new(Shared::new(store.clone(), config, node.clone()));
+    let shared = Arc::new(Shared::new(store.clone(), local, config, node.clone()));
     warn_if_exposed(&shared.config, listeners.resp_addr, listeners.text_addr);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     // INFO's instantaneous_* rates: a sample every 100 ms, as Redis does.
@@ -89,16 +96,37 @@ pub async fn run(
     }
 }
 
-fn open_store(config: &ServerConfig) -> Result<Store, ServerError> {
+/// The store in the mode the configuration asks for: a cluster node's
+/// changes only through the replicated log, a single node's directly.
+enum Opened {
+    Local(LocalStore),
+    Replicated(ReplicatedStore),
+}
+
+impl Opened {
+    fn reader(&self) -> Store {
+        match self {
+            Opened::Local(s) => s.reader(),
+            Opened::Replicated(s) => s.reader(),
+        }
+    }
+}
+
+fn open_store(config: &ServerConfig) -> Result<Opened, ServerError> {
     let dir = config.storage.data_dir.display().to_string();
     let started = std::time::Instant::now();
-    let store = Store::open(config.storage.clone()).map_err(|source| ServerError::Storage {
+    let storage = config.storage.clone();
+    let opened = match config.cluster {
+        Some(_) => ReplicatedStore::open(storage).map(Opened::Replicated),
+        None => LocalStore::open(storage).map(Opened::Local),
+    };
+    let store = opened.map_err(|source| ServerError::Storage {
         dir: dir.clone(),
         source,
     })?;
     tracing::info!(
         data_dir = %dir,
-        keys = store.dbsize(),
+        keys = store.reader().dbsize(),
         recovery_ms = started.elapsed().as_millis() as u64,
         fsync = %config.storage.fsync,
         "storage open"
@@ -172,7 +200,7 @@ impl Listeners {
 /// address.
 async fn start_cluster(
     config: &ServerConfig,
-    store: &Store,
+    store: ReplicatedStore,
     resp_addr: SocketAddr,
 ) -> Result<Option<(ClusterNode, SocketAddr)>, ServerError> {
     let Some(c) = &config.cluster else {
@@ -203,7 +231,7 @@ async fn start_cluster(
              its membership"
         );
     }
-    let (node, peer_addr) = ClusterNode::start(settings, store.clone(), resp_addr.to_string())
+    let (node, peer_addr) = ClusterNode::start(settings, store, resp_addr.to_string())
         .await
         .map_err(|source| ServerError::Cluster(source.to_string()))?;
     tracing::info!(node = c.node_id, peer = %peer_addr, "cluster node started");

@@ -9,7 +9,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use strata_replication::{ClusterError, ClusterNode};
 use strata_storage::mutation::Limits;
-use strata_storage::{Mutation, Outcome, StorageError, Store};
+use strata_storage::{LocalStore, Mutation, Outcome, StorageError, Store, Ticket};
 
 use crate::client_buffers::ClientBuffers;
 use crate::clients::{ClientInfo, Clients, Protocol};
@@ -32,7 +32,10 @@ pub enum PathError {
 const SCAN_CURSORS_MAX: usize = 16_384;
 
 pub struct Shared {
+    /// Reads, in both modes.
     pub store: Store,
+    /// Set on a single node (exactly when `cluster` is not): its writes.
+    pub local: Option<LocalStore>,
     /// Set in cluster mode: writes and linearizable reads go through it.
     pub cluster: Option<ClusterNode>,
     pub config: ServerConfig,
@@ -74,12 +77,18 @@ struct ScanCursors {
 }
 
 impl Shared {
-    pub fn new(store: Store, config: ServerConfig, cluster: Option<ClusterNode>) -> Shared {
+    pub fn new(
+        store: Store,
+        local: Option<LocalStore>,
+        config: ServerConfig,
+        cluster: Option<ClusterNode>,
+    ) -> Shared {
         // Start cursor ids at a time-derived value so cursors from before a
         // restart are unlikely to alias new ones.
         let seed = strata_storage::now_ms().wrapping_mul(1_000_003) % (1 << 40) + 1;
         Shared {
             store,
+            local,
             cluster,
             started: Instant::now(),
             stats: ServerStats::default(),
@@ -120,7 +129,7 @@ impl Shared {
                     "no outcome for a write".into(),
                 ))),
             },
-            None => Ok(self.store.submit(m).await?),
+            None => Ok(self.local()?.submit(m).await?),
         }
     }
 
@@ -136,10 +145,46 @@ impl Shared {
             None => {
                 let mut out = Vec::with_capacity(ms.len());
                 for m in ms {
-                    out.push(self.store.submit(m).await.map_err(PathError::from));
+                    let outcome = match self.local() {
+                        Ok(local) => local.submit(m).await,
+                        Err(e) => Err(e),
+                    };
+                    out.push(outcome.map_err(PathError::from));
                 }
                 out
             }
+        }
+    }
+
+    /// The single node's store, for writes. A cluster node has none: every
+    /// write path takes `cluster` first, so this error is never answered.
+    fn local(&self) -> Result<&LocalStore, StorageError> {
+        self.local
+            .as_ref()
+            .ok_or_else(|| StorageError::Config("a cluster node writes through the cluster".into()))
+    }
+
+    /// Whether single-node writes may commit inline
+    /// (`LocalStore::writes_inline`); never in cluster mode.
+    pub fn writes_inline(&self) -> bool {
+        self.local.as_ref().is_some_and(LocalStore::writes_inline)
+    }
+
+    /// Queues a single-node write (`LocalStore::enqueue`).
+    pub async fn enqueue(&self, m: Mutation) -> Result<Ticket, StorageError> {
+        self.local()?.enqueue(m).await
+    }
+
+    /// Commits single-node writes in an inline round
+    /// (`LocalStore::apply_inline_round`); gives them back when it cannot.
+    pub async fn apply_inline_round(
+        &self,
+        ms: Vec<Mutation>,
+        others_may_join: bool,
+    ) -> Result<Vec<Result<Outcome, StorageError>>, Vec<Mutation>> {
+        match &self.local {
+            Some(local) => local.apply_inline_round(ms, others_may_join).await,
+            None => Err(ms),
         }
     }
 

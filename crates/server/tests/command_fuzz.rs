@@ -19,7 +19,7 @@ use proptest::prelude::*;
 use strata_server::cmd::{self, Action, Ctx, TABLE};
 use strata_server::config::{ConfigLayer, ServerConfig};
 use strata_server::shared::{Session, Shared};
-use strata_storage::Store;
+use strata_storage::LocalStore;
 
 const KEY_BYTES_MAX: usize = 64;
 const VALUE_BYTES_MAX: usize = 1024;
@@ -117,8 +117,8 @@ fn shared(dir: &std::path::Path) -> Shared {
         ..ConfigLayer::default()
     };
     let config = ServerConfig::resolve(layer).expect("config");
-    let store = Store::open(config.storage.clone()).expect("store");
-    Shared::new(store, config, None)
+    let store = LocalStore::open(config.storage.clone()).expect("store");
+    Shared::new(store.reader(), Some(store), config, None)
 }
 
 /// Cases per run: 64 in `cargo test`; `STRATA_FUZZ_CASES=N` for a
@@ -160,7 +160,7 @@ proptest! {
                 prop_assert!(k.len() <= KEY_BYTES_MAX, "{} parsed a {}-byte key", spec.name, k.len());
                 Ok(())
             })?;
-            let outcome = rt.block_on(shared.store.submit(mutation));
+            let outcome = rt.block_on(shared.local.as_ref().expect("single node").submit(mutation));
             prop_assert!(outcome.is_ok(), "{}: {:?}", spec.name, outcome);
             if let (Some(replies), Ok(outcome)) = (replies, outcome) {
                 // Rendering EXEC's reply must not panic either.

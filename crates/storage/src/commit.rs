@@ -1,11 +1,18 @@
-//! Group commit: one writer thread applies every mutation in order.
+//! The writer: the one applier every change of the store goes through, in
+//! both modes, and the single node's group commit.
 //!
-//! Connections submit [`Mutation`]s into a bounded queue. The writer takes
-//! everything that is waiting (up to the group limits), applies each
-//! mutation through [`crate::mutation::apply`] against an overlay of the
-//! group's own writes, writes the whole group as ONE atomic engine batch,
-//! makes it durable according to the [`FsyncPolicy`] with one fsync, and
-//! only then publishes a new read snapshot and answers every submitter.
+//! Single node ([`crate::LocalStore`]): connections submit [`Mutation`]s
+//! into a bounded queue. The writer thread takes everything that is
+//! waiting (up to the group limits), applies each mutation through
+//! [`crate::mutation::apply`] against a [`GroupState`] (the group's own
+//! writes first, then the engine), writes the whole group as ONE atomic
+//! engine batch, makes it durable according to the [`FsyncPolicy`] with one
+//! fsync, and only then publishes a new read snapshot and answers every
+//! submitter.
+//!
+//! Replicated ([`crate::ReplicatedStore`]): the same thread runs the jobs
+//! `replicated.rs` sends it ([`WriterMsg::Run`]), against the same
+//! [`Writer`] state, with the same `publish`.
 //!
 //! Why one applier: mutations are read-modify-write (INCR, SET NX, MSETNX);
 //! a single applier makes them serial, and it is exactly the shape a
@@ -13,11 +20,15 @@
 //! behind one mutex that the writer thread holds for each group. When no
 //! fsync is awaited (`--fsync periodic` or `never`, single node), a
 //! connection may take that mutex itself, if it is free, and commit its own
-//! pipeline's group inline (`Store::apply_inline`): a commit is then memory
-//! work (the journal is buffered), and the two thread hand-offs of the
-//! queue cost more than the commit itself. Groups stay serial either way. Why readers see only published
-//! snapshots: a reader must never see a write that a crash could still take
-//! away (it was not yet durable), or it could act on data that vanishes.
+//! pipeline's group inline (`LocalStore::apply_inline`): a commit is then
+//! memory work (the journal is buffered), and the two thread hand-offs of
+//! the queue cost more than the commit itself. Groups stay serial either
+//! way. Why readers see only published snapshots: a reader must never see a
+//! write that a crash could still take away (it was not yet durable), or it
+//! could act on data that vanishes.
+//!
+//! Invariant, always checked: a committed group answers one outcome per
+//! mutation, in order ([`check_outcome_count`]); else the process aborts.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -30,13 +41,13 @@ use fjall::{OwnedWriteBatch, PersistMode};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::FsyncPolicy;
-use crate::engine::{Counts, Engine, META_COUNTS, META_VERSION, data_key, encode_u64, expiry_key};
+use crate::engine::{Engine, META_COUNTS, META_VERSION, encode_u64};
 use crate::error::{Result, StorageError};
-use crate::mutation::{self, Limits, Mutation, Op, Outcome, State};
-use crate::prefetch::{Prefetched, Prefetcher};
+use crate::mutation::{self, Limits, Mutation, Op, Outcome};
+use crate::prefetch::Prefetcher;
 use crate::read_cache::{Changes, ReadCache};
 use crate::record::Record;
-use crate::replicated::ReplicatedMsg;
+use crate::state::{Counts, GroupState};
 
 pub(crate) type Reply = oneshot::Sender<Result<Outcome>>;
 
@@ -49,10 +60,15 @@ pub(crate) enum WriterMsg {
         done: oneshot::Sender<Result<()>>,
     },
     /// Work of a replicated store (apply committed entries, install a
-    /// snapshot, evict dedupe records): on this thread, so it is serial with
-    /// every other change.
-    Replicated(ReplicatedMsg),
+    /// snapshot, evict request records): on this thread, so it is serial
+    /// with every other change. A closure, so that the writer knows nothing
+    /// of what it does (`replicated.rs` builds them); one per call, not per
+    /// entry, so the allocation does not count.
+    Run(Job),
 }
+
+/// A piece of work for the writer thread, run holding the writer's lock.
+pub(crate) type Job = Box<dyn FnOnce(&mut Writer) + Send>;
 
 /// Counters the writer publishes for INFO and benchmarks.
 #[derive(Default)]
@@ -146,8 +162,8 @@ pub(crate) struct Writer {
 }
 
 /// Locks the writer. A poisoned lock means an apply panicked, and that
-/// aborts the process (crash-only, see `Store::open`), so the guard is
-/// taken as it is.
+/// aborts the process (crash-only, see `Store::spawn_writer`), so the
+/// guard is taken as it is.
 pub(crate) fn lock(writer: &Mutex<Writer>) -> MutexGuard<'_, Writer> {
     writer.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -174,175 +190,6 @@ impl Failure {
     }
 }
 
-/// One group's view of the state: its own writes first, then the engine.
-pub(crate) struct GroupState<'a> {
-    engine: &'a Engine,
-    pub batch: OwnedWriteBatch,
-    pub(crate) overlay: HashMap<Bytes, Option<Record>>,
-    /// The read cache, when it agrees with the engine: only while nothing
-    /// written is unpublished (see `with_read_cache`).
-    read_cache: Option<&'a ReadCache>,
-    /// Old records read before the group was applied (`prefetch.rs`):
-    /// exactly what the engine would answer, as only this thread writes it.
-    prefetched: Prefetched,
-    pub counts: Counts,
-    pub clear_requested: bool,
-    /// The version every `put` stamps (the group's number or the log
-    /// entry's index), and `State::deleted_max` as of now.
-    pub version: u64,
-    pub deleted_max: u64,
-    /// Reads that went to the engine, and their total time: the evidence
-    /// for switching prefetching on.
-    pub engine_reads: u64,
-    pub engine_read_ns: u64,
-}
-
-impl<'a> GroupState<'a> {
-    pub fn new(engine: &'a Engine, counts: Counts, capacity: usize) -> Self {
-        GroupState {
-            engine,
-            batch: engine.db.batch(),
-            overlay: HashMap::with_capacity(capacity),
-            prefetched: Prefetched::new(),
-            read_cache: None,
-            counts,
-            clear_requested: false,
-            version: 0,
-            deleted_max: 0,
-            engine_reads: 0,
-            engine_read_ns: 0,
-        }
-    }
-
-    /// Lets the group's reads use the read cache. Pass it only when the
-    /// published view holds everything the engine does (no unpublished
-    /// changes): the cache agrees with that view, and the group's own
-    /// writes are in the overlay, which is looked at first.
-    pub fn with_read_cache(mut self, read_cache: Option<&'a ReadCache>) -> Self {
-        self.read_cache = read_cache;
-        self
-    }
-
-    /// The version to stamp, and the highest version deleted so far.
-    pub fn with_versions(mut self, version: u64, deleted_max: u64) -> Self {
-        self.version = version;
-        self.deleted_max = deleted_max;
-        self
-    }
-
-    pub fn with_prefetched(mut self, prefetched: Prefetched) -> Self {
-        self.prefetched = prefetched;
-        self
-    }
-
-    /// The group's engine batch, and the final record (or deletion) of every
-    /// key it wrote. Data keys are written here, once per key, with the
-    /// last value the group gave them, instead of once per write: a group
-    /// that writes one key many times (a pipeline of SETs or INCRs on a hot
-    /// key) costs one memtable insert and one journal record for it. The
-    /// batch is atomic, so only the group's final state can ever be seen or
-    /// recovered anyway. Expiry-index keys were written as they came (each
-    /// expiry time is a different key; within a batch the last write of a
-    /// key wins).
-    pub fn into_batch(self) -> (OwnedWriteBatch, HashMap<Bytes, Option<Record>>) {
-        let mut batch = self.batch;
-        for (key, record) in &self.overlay {
-            match record {
-                Some(r) => batch.insert(&self.engine.data, data_key(key), r.encode()),
-                None => batch.remove(&self.engine.data, data_key(key)),
-            }
-        }
-        (batch, self.overlay)
-    }
-}
-
-impl State for GroupState<'_> {
-    fn load(&mut self, key: &Bytes) -> Result<Option<Record>> {
-        if let Some(entry) = self.overlay.get(key) {
-            return Ok(entry.clone());
-        }
-        if let Some(entry) = self.prefetched.get(key) {
-            return Ok(entry.clone());
-        }
-        if let Some(hit) = self.read_cache.and_then(|c| c.get(key)) {
-            return Ok(hit);
-        }
-        // The version before the read, as for any fill (`read_cache.rs`).
-        let read_at = self.read_cache.map(|c| c.version());
-        let started = Instant::now();
-        let loaded = self.engine.load_latest(key)?;
-        self.engine_reads += 1;
-        self.engine_read_ns = self
-            .engine_read_ns
-            .saturating_add(started.elapsed().as_nanos() as u64);
-        if let (Some(c), Some(read_at)) = (self.read_cache, read_at) {
-            c.fill(key, read_at, &loaded);
-        }
-        Ok(loaded)
-    }
-
-    fn put(&mut self, key: Bytes, record: Record) -> Result<()> {
-        // Never 0, which marks the records of builds before versions.
-        let record = record.with_version(self.version.max(1));
-        let old = self.load(&key)?;
-        // Saturating: counters that disagree with the data (they cannot,
-        // short of disk corruption) must not take the writer down.
-        match &old {
-            None => self.counts.keys = self.counts.keys.saturating_add(1),
-            Some(o) if o.has_expiry() => {
-                self.counts.expiring = self.counts.expiring.saturating_sub(1)
-            }
-            Some(_) => {}
-        }
-        if record.has_expiry() {
-            self.counts.expiring = self.counts.expiring.saturating_add(1);
-        }
-        let old_at = old.as_ref().map_or(0, |o| o.expire_at_ms);
-        if old_at != record.expire_at_ms {
-            if old_at != 0 {
-                self.batch
-                    .remove(&self.engine.data, expiry_key(old_at, &key));
-            }
-            if record.has_expiry() {
-                self.batch.insert(
-                    &self.engine.data,
-                    expiry_key(record.expire_at_ms, &key),
-                    Bytes::new(),
-                );
-            }
-        }
-        // The data key itself is written once per group (`into_batch`).
-        self.overlay.insert(key, Some(record));
-        Ok(())
-    }
-
-    fn delete(&mut self, key: &Bytes) -> Result<()> {
-        let Some(old) = self.load(key)? else {
-            return Ok(());
-        };
-        self.deleted_max = self.deleted_max.max(old.version);
-        self.counts.keys = self.counts.keys.saturating_sub(1);
-        if old.has_expiry() {
-            self.counts.expiring = self.counts.expiring.saturating_sub(1);
-            self.batch
-                .remove(&self.engine.data, expiry_key(old.expire_at_ms, key));
-        }
-        self.overlay.insert(key.clone(), None);
-        Ok(())
-    }
-
-    fn clear(&mut self) -> Result<()> {
-        // FLUSHALL is not a batch operation in the engine; the writer runs
-        // it on its own, between groups (see `Writer::flush_all`).
-        self.clear_requested = true;
-        Ok(())
-    }
-
-    fn deleted_max(&self) -> u64 {
-        self.deleted_max
-    }
-}
-
 impl Writer {
     /// The writer thread: takes the queued messages, one group at a time,
     /// and handles each group holding the writer's lock.
@@ -355,88 +202,59 @@ impl Writer {
         group_size_bytes_max: usize,
     ) {
         let mut group: Vec<(Mutation, Reply)> = Vec::with_capacity(group_mutations_max);
-        loop {
-            let Some(first) = rx.blocking_recv() else {
-                // Every sender is gone: nothing more can arrive.
-                let mut w = lock(writer);
-                w.closed = true;
-                let _ = w.engine.persist(PersistMode::SyncAll);
-                return;
-            };
-            let mut shutdown = None;
-            let mut replicated = None;
-            let mut size_bytes = 0usize;
-            let mut next = Some(first);
-            while let Some(msg) = next.take() {
-                match msg {
-                    WriterMsg::Apply { mutation, reply } => {
-                        size_bytes += mutation.payload_size_bytes();
-                        let flush_all = matches!(mutation.op, Op::FlushAll);
-                        group.push((mutation, reply));
-                        if flush_all {
-                            // Run FLUSHALL alone, after what came before it.
-                            break;
-                        }
-                    }
-                    WriterMsg::Shutdown { done } => {
-                        shutdown = Some(done);
-                        break;
-                    }
-                    WriterMsg::Replicated(msg) => {
-                        replicated = Some(msg);
-                        break;
-                    }
-                }
-                if group.len() >= group_mutations_max || size_bytes >= group_size_bytes_max {
-                    break;
-                }
-                next = rx.try_recv().ok();
-            }
+        while let Some(first) = rx.blocking_recv() {
+            let after = gather(
+                first,
+                &mut rx,
+                &mut group,
+                group_mutations_max,
+                group_size_bytes_max,
+            );
             if !group.is_empty() {
                 let mutations: Vec<&Mutation> = group.iter().map(|(m, _)| m).collect();
                 let outcomes = lock(writer).apply_group(&mutations);
                 // Answered after the lock is let go (the group is published
                 // already): a submitter that has its answer finds it free.
-                for ((_, reply), outcome) in group.drain(..).zip(outcomes) {
-                    let _ = reply.send(outcome);
+                answer(&mut group, outcomes);
+            }
+            match after {
+                AfterGroup::Next => {}
+                AfterGroup::Run(job) => job(&mut lock(writer)),
+                AfterGroup::Shutdown(done) => {
+                    lock(writer).shut_down(&mut rx, done);
+                    return;
                 }
-            }
-            if replicated.is_none() && shutdown.is_none() {
-                continue;
-            }
-            let mut w = lock(writer);
-            if let Some(msg) = replicated {
-                w.handle_replicated(msg);
-            }
-            if let Some(done) = shutdown {
-                rx.close();
-                // Anything that raced in before close() still gets applied.
-                while let Ok(msg) = rx.try_recv() {
-                    match msg {
-                        WriterMsg::Apply { mutation, reply } => {
-                            group.push((mutation, reply));
-                            w.commit_group(&mut group);
-                        }
-                        WriterMsg::Shutdown { done } => {
-                            let _ = done.send(Ok(()));
-                        }
-                        WriterMsg::Replicated(msg) => w.handle_replicated(msg),
-                    }
-                }
-                w.closed = true;
-                let result = w.engine.persist(PersistMode::SyncAll);
-                let _ = done.send(result);
-                return;
             }
         }
+        // Every sender is gone: nothing more can arrive.
+        let mut w = lock(writer);
+        w.closed = true;
+        let _ = w.engine.persist(PersistMode::SyncAll);
     }
 
-    fn commit_group(&mut self, group: &mut Vec<(Mutation, Reply)>) {
-        let mutations: Vec<&Mutation> = group.iter().map(|(m, _)| m).collect();
-        let outcomes = self.apply_group(&mutations);
-        for ((_, reply), outcome) in group.drain(..).zip(outcomes) {
-            let _ = reply.send(outcome);
+    /// Applies what raced into the queue before it closed, makes
+    /// everything durable, and answers `done`. Nothing commits after it
+    /// (`closed`, for the inline path).
+    fn shut_down(&mut self, rx: &mut mpsc::Receiver<WriterMsg>, done: oneshot::Sender<Result<()>>) {
+        rx.close();
+        let mut group = Vec::with_capacity(1);
+        while let Ok(msg) = rx.try_recv() {
+            match msg {
+                WriterMsg::Apply { mutation, reply } => {
+                    group.push((mutation, reply));
+                    let mutations: Vec<&Mutation> = group.iter().map(|(m, _)| m).collect();
+                    let outcomes = self.apply_group(&mutations);
+                    answer(&mut group, outcomes);
+                }
+                WriterMsg::Shutdown { done } => {
+                    let _ = done.send(Ok(()));
+                }
+                WriterMsg::Run(job) => job(self),
+            }
         }
+        self.closed = true;
+        let result = self.engine.persist(PersistMode::SyncAll);
+        let _ = done.send(result);
     }
 
     /// Applies `mutations` as one group: one engine batch, made as durable
@@ -490,6 +308,25 @@ impl Writer {
             self.versions.last
         };
         let (mut batch, changed) = state.into_batch();
+        self.add_meta(&mut batch, counts, versions);
+        let result = self.write(batch).and_then(|()| {
+            self.versions = versions;
+            if clear_requested {
+                self.flush_all(flushed_max)
+            } else {
+                self.counts = counts;
+                Ok(())
+            }
+        });
+        let outcomes = self.finish_group(result, changed, outcomes);
+        debug_assert_eq!(outcomes.len(), mutations.len(), "one outcome per mutation");
+        outcomes
+    }
+
+    /// Adds a group's key counters and version ceiling to its batch, where
+    /// they changed: in the same atomic batch as the records they describe.
+    fn add_meta(&self, batch: &mut OwnedWriteBatch, counts: Counts, versions: Versions) {
+        debug_assert!(counts.expiring <= counts.keys, "{counts:?}");
         if counts != self.counts {
             batch.insert(&self.engine.data, META_COUNTS, counts.encode().to_vec());
         }
@@ -500,16 +337,6 @@ impl Writer {
                 encode_u64(versions.ceiling),
             );
         }
-        let result = self.write(batch).and_then(|()| {
-            self.versions = versions;
-            if clear_requested {
-                self.flush_all(flushed_max)
-            } else {
-                self.counts = counts;
-                Ok(())
-            }
-        });
-        self.finish_group(result, changed, outcomes)
     }
 
     /// After a group's commit: publish and answer, or fail the store.
@@ -545,8 +372,30 @@ impl Writer {
         }
     }
 
+    pub(crate) fn refuse_if_failed(&self) -> Result<()> {
+        match self.failed.get() {
+            Some(reason) => Err(StorageError::Failed(reason)),
+            None => Ok(()),
+        }
+    }
+
+    /// Records a failed write: the store refuses all writes from now on,
+    /// because the engine's state after a failed write is unknown.
+    pub(crate) fn fail(&self, e: impl Into<StorageError>) -> StorageError {
+        let e = e.into();
+        let reason = e.to_string();
+        tracing::error!(error = %reason, "storage write failed; refusing all further writes");
+        self.failed.set(reason);
+        e
+    }
+
     /// Makes the latest engine state the readers' view, with its counters.
     pub(crate) fn publish(&mut self) {
+        debug_assert!(
+            self.counts.expiring <= self.counts.keys,
+            "{:?}",
+            self.counts
+        );
         // Announce the changes before the view is stored, and the version
         // after: the order `read_cache.rs` relies on.
         let changes = std::mem::take(&mut self.changes);
@@ -617,6 +466,72 @@ impl Writer {
         batch.commit()?;
         self.engine.persist(PersistMode::SyncData)?;
         Ok(())
+    }
+}
+
+/// What the writer thread does once a gathered group is committed.
+enum AfterGroup {
+    Next,
+    Run(Job),
+    Shutdown(oneshot::Sender<Result<()>>),
+}
+
+/// Gathers a group into `group`: `first` and whatever else is queued, up
+/// to the group limits. Stops early at a FLUSHALL (which runs alone, after
+/// what came before it) and at a message that is not a write, which the
+/// thread handles once the group is committed.
+fn gather(
+    first: WriterMsg,
+    rx: &mut mpsc::Receiver<WriterMsg>,
+    group: &mut Vec<(Mutation, Reply)>,
+    group_mutations_max: usize,
+    group_size_bytes_max: usize,
+) -> AfterGroup {
+    let mut size_bytes = 0usize;
+    let mut next = Some(first);
+    while let Some(msg) = next.take() {
+        match msg {
+            WriterMsg::Apply { mutation, reply } => {
+                size_bytes += mutation.payload_size_bytes();
+                let flush_all = matches!(mutation.op, Op::FlushAll);
+                group.push((mutation, reply));
+                if flush_all {
+                    break;
+                }
+            }
+            WriterMsg::Shutdown { done } => return AfterGroup::Shutdown(done),
+            WriterMsg::Run(job) => return AfterGroup::Run(job),
+        }
+        if group.len() >= group_mutations_max || size_bytes >= group_size_bytes_max {
+            break;
+        }
+        next = rx.try_recv().ok();
+    }
+    AfterGroup::Next
+}
+
+/// Answers every submitter of a committed group, in order.
+fn answer(group: &mut Vec<(Mutation, Reply)>, outcomes: Vec<Result<Outcome>>) {
+    check_outcome_count(group.len(), outcomes.len());
+    for ((_, reply), outcome) in group.drain(..).zip(outcomes) {
+        let _ = reply.send(outcome);
+    }
+}
+
+/// Crash-only: a committed group must answer one outcome per mutation. If
+/// it ever did not, which write got which answer is unknown, and a write
+/// left unanswered would look lost to a client although it is durable.
+/// Abort (like kill -9, as for a panic in the applier, see
+/// `Store::spawn_writer`) rather than answer wrongly or not at all. Always
+/// on: it costs one comparison per group.
+pub(crate) fn check_outcome_count(mutations: usize, outcomes: usize) {
+    if mutations != outcomes {
+        tracing::error!(
+            mutations,
+            outcomes,
+            "a storage group answered a different number of outcomes than it had writes; aborting"
+        );
+        std::process::abort();
     }
 }
 

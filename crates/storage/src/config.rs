@@ -4,8 +4,6 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use crate::mutation::Limits;
-
 /// When an acknowledged write becomes durable.
 ///
 /// In every mode a write has reached the operating system (the journal's
@@ -73,6 +71,12 @@ pub const VALUE_SIZE_BYTES_LIMIT: usize = 512 * 1024 * 1024;
 /// size far past any machine's memory is a mistake to refuse, not to try.
 pub const READ_CACHE_SIZE_BYTES_LIMIT: u64 = 1 << 40;
 
+/// Mean read time from which the writer's reads are taken to come from
+/// disk, and it prefetches a group's old records (`prefetch.rs`). A
+/// memtable or block-cache hit is 1–5 µs; a page-cache hit that must
+/// decompress a block is tens of µs; a disk read is 100 µs or more.
+pub const PREFETCH_SLOW_READ_NS_DEFAULT: u64 = 50_000;
+
 /// The engine's own minimum journal size.
 pub const JOURNAL_SIZE_BYTES_MIN: u64 = 64 * 1024 * 1024;
 
@@ -104,12 +108,6 @@ pub struct StorageConfig {
     pub expiry_sweep_interval_ms: u64,
     /// Expired keys removed per sweep round.
     pub expiry_sweep_keys_max: usize,
-    /// Raft-replicated mode: writes arrive only as committed log entries
-    /// ([`crate::Store::apply_log`]), so the store runs no expiry sweeper
-    /// (expiry deletes must be log entries too, or replicas would diverge)
-    /// and no periodic fsync, and never fsyncs data writes itself: the Raft
-    /// log, in the same journal, carries durability.
-    pub replicated: bool,
     /// Mean time of the writer's reads from which it reads a group's old
     /// records in parallel before applying it (see `prefetch.rs`); 0
     /// prefetches every group. Not a server flag: the default is measured,
@@ -133,16 +131,7 @@ impl StorageConfig {
             group_commit_size_bytes_max: 64 * 1024 * 1024,
             expiry_sweep_interval_ms: 100,
             expiry_sweep_keys_max: 1000,
-            replicated: false,
-            prefetch_slow_read_ns: crate::prefetch::SLOW_READ_NS_DEFAULT,
-        }
-    }
-
-    /// The limits mutations are applied with.
-    pub fn limits(&self) -> Limits {
-        Limits {
-            key_size_bytes_max: self.key_size_bytes_max,
-            value_size_bytes_max: self.value_size_bytes_max,
+            prefetch_slow_read_ns: PREFETCH_SLOW_READ_NS_DEFAULT,
         }
     }
 

@@ -67,7 +67,7 @@ pub(crate) fn is_corruption(e: &fjall::Error) -> bool {
 pub(crate) fn note(what: &dyn std::fmt::Display) {
     let total = ERRORS.fetch_add(1, Ordering::Relaxed) + 1;
     let unlogged = UNLOGGED.fetch_add(1, Ordering::Relaxed) + 1;
-    let now = crate::now_ms();
+    let now = crate::clock::now_ms();
     let last = LAST_LOG_MS.load(Ordering::Relaxed);
     if last != 0 && now.saturating_sub(last) < LOG_INTERVAL_MS {
         return;

@@ -1,5 +1,9 @@
-//! The fjall database and its keyspaces. Nothing outside this crate sees
-//! fjall: the rest of Strata talks to [`crate::Store`].
+//! The fjall database, its keyspaces and the layout of keys in them.
+//! Nothing outside this crate sees fjall: the rest of Strata talks to
+//! [`crate::Store`] and the two modes on it.
+//!
+//! What the keys *mean* for the derived state (key counters, expiry index)
+//! is `state.rs`'s; the engine only stores and finds them.
 
 use std::sync::Arc;
 
@@ -8,7 +12,18 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
 
 use crate::config::{KEY_SIZE_BYTES_LIMIT, StorageConfig};
 use crate::error::{Result, StorageError};
-use crate::record::{Record, expiry_index_key, split_expiry_index_key};
+use crate::record::Record;
+
+/// Which keyspaces a store opens: the mode decides it at open, and a data
+/// directory keeps the layout of the mode it was written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// One node (`LocalStore`): the data keyspace only.
+    Local,
+    /// Applying a replicated log (`ReplicatedStore`): the data keyspace, the
+    /// log's and the request records'.
+    Replicated,
+}
 
 /// Everything lives in ONE keyspace, each kind of entry behind its own tag
 /// byte. Why one: the engine can only drop a journal file once every
@@ -20,15 +35,17 @@ use crate::record::{Record, expiry_index_key, split_expiry_index_key};
 /// most about one memtable.
 const KEYSPACE: &str = "data";
 
-/// The Raft log of a replicated store (see `raft_log.rs`). A second
-/// keyspace in the SAME database, so that one journal fsync makes both the
+/// The replicated log of a replicated store (see `log.rs`). The name on
+/// disk is historical ("raftlog"; the log's entries are the replication
+/// layer's, which runs Raft) and must stay: data directories carry it. A
+/// second keyspace in the SAME database, so that one journal fsync makes both the
 /// log and the applied data durable, and the journal's order keeps them
 /// consistent after a crash (recovery replays a prefix of both). It does
 /// not pin the journal the way a counters keyspace would: it is written on
 /// every commit, so its memtable fills and flushes like the data's.
-const RAFT_LOG_KEYSPACE: &str = "raftlog";
+const LOG_KEYSPACE: &str = "raftlog";
 
-/// Retry dedupe records of a replicated store (see `replicated.rs`). Their
+/// Retry dedupe records of a replicated store (see `requests.rs`). Their
 /// own keyspace, not the data's, because FLUSHALL clears the data keyspace
 /// and must not clear them: a resend of a request applied BEFORE a
 /// FLUSHALL must still be answered from its record, not applied again on
@@ -45,6 +62,13 @@ pub(crate) const TAG_DATA: u8 = b'k';
 pub(crate) const TAG_META: u8 = b'm';
 /// `x` ++ be_u64(expire_at_ms) ++ user key -> empty: keys by expiry time.
 pub(crate) const TAG_EXPIRY: u8 = b'x';
+
+pub(crate) fn tagged(tag: u8, rest: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + rest.len());
+    out.push(tag);
+    out.extend_from_slice(rest);
+    out
+}
 
 /// Meta key for the key counters (keys, keys with expiry), written in the
 /// same atomic batch as the data they count.
@@ -70,6 +94,7 @@ pub(crate) fn decode_u64(raw: &[u8]) -> Option<u64> {
 
 /// Meta key for the replication layer's applied mark (replicated mode),
 /// written in the same atomic batch as the effects of the entries it marks.
+/// The bytes are opaque here; the name on disk is historical and stays.
 pub(crate) const META_APPLIED: &[u8] = b"mraft.applied";
 
 /// `m` `r` ++ be_u64(now_ms) ++ be_u64(session) ++ be_u64(seq) -> the
@@ -110,11 +135,25 @@ pub(crate) fn is_dedupe_key(key: &[u8]) -> bool {
 /// memory of a migration.
 const MIGRATE_BATCH_ENTRIES_MAX: usize = 4096;
 
-fn tagged(tag: u8, rest: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(1 + rest.len());
-    out.push(tag);
-    out.extend_from_slice(rest);
-    out
+/// The engine's own limits, which it enforces by panicking: bytes from a
+/// peer are checked against them first.
+pub(crate) const ENGINE_KEY_SIZE_BYTES_MAX: usize = u16::MAX as usize;
+pub(crate) const ENGINE_VALUE_SIZE_BYTES_MAX: u64 = u32::MAX as u64;
+
+pub(crate) fn check_value_size(len: usize) -> Result<()> {
+    if len as u64 > ENGINE_VALUE_SIZE_BYTES_MAX {
+        return Err(StorageError::Config(format!(
+            "a value of {len} bytes is larger than the engine stores ({ENGINE_VALUE_SIZE_BYTES_MAX})"
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn corrupt(key: &[u8], reason: &'static str) -> StorageError {
+    StorageError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason,
+    }
 }
 
 /// Whether a user key can be stored at all. `apply` refuses longer keys,
@@ -128,24 +167,6 @@ pub(crate) fn data_key(user_key: &[u8]) -> Vec<u8> {
     tagged(TAG_DATA, user_key)
 }
 
-pub(crate) fn expiry_key(expire_at_ms: u64, user_key: &[u8]) -> Vec<u8> {
-    tagged(TAG_EXPIRY, &expiry_index_key(expire_at_ms, user_key))
-}
-
-/// The (time, user key) of an expiry entry, or None for any other entry.
-pub(crate) fn split_expiry_key(stored: &[u8]) -> Option<(u64, &[u8])> {
-    match stored.split_first() {
-        Some((&TAG_EXPIRY, rest)) => split_expiry_index_key(rest),
-        _ => None,
-    }
-}
-
-/// Expiry entries due at or before `now_ms`: from the first expiry entry up
-/// to, not including, time `now_ms + 1`.
-pub(crate) fn due_expiry_range(now_ms: u64) -> std::ops::Range<Vec<u8>> {
-    vec![TAG_EXPIRY]..tagged(TAG_EXPIRY, &now_ms.saturating_add(1).to_be_bytes())
-}
-
 /// The user key of a stored key; zero-copy.
 pub(crate) fn user_key(key: &[u8], stored: Bytes) -> Result<Bytes> {
     if stored.first() != Some(&TAG_DATA) {
@@ -157,41 +178,20 @@ pub(crate) fn user_key(key: &[u8], stored: Bytes) -> Result<Bytes> {
     Ok(stored.slice(1..))
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Counts {
-    pub keys: u64,
-    pub expiring: u64,
-}
-
-impl Counts {
-    pub fn encode(&self) -> [u8; 16] {
-        let mut out = [0u8; 16];
-        out[..8].copy_from_slice(&self.keys.to_le_bytes());
-        out[8..].copy_from_slice(&self.expiring.to_le_bytes());
-        out
-    }
-
-    pub fn decode(raw: &[u8]) -> Option<Counts> {
-        let keys = u64::from_le_bytes(raw.get(..8)?.try_into().ok()?);
-        let expiring = u64::from_le_bytes(raw.get(8..16)?.try_into().ok()?);
-        (raw.len() == 16 && expiring <= keys).then_some(Counts { keys, expiring })
-    }
-}
-
 pub(crate) struct Engine {
     pub db: Database,
     /// The one data keyspace; see [`KEYSPACE`].
     pub data: Keyspace,
-    /// The Raft log; opened only in replicated mode, so a single-node data
-    /// directory keeps exactly its old layout.
-    pub raft_log: Option<Keyspace>,
+    /// The replicated log (`log.rs`); opened only in replicated mode, so a
+    /// single-node data directory keeps exactly its old layout.
+    pub log: Option<Keyspace>,
     /// Retry dedupe records; opened only in replicated mode. See
     /// [`DEDUPE_KEYSPACE`].
     pub dedupe: Option<Keyspace>,
 }
 
 impl Engine {
-    pub fn open(config: &StorageConfig) -> Result<Arc<Engine>> {
+    pub fn open(config: &StorageConfig, mode: Mode) -> Result<Arc<Engine>> {
         config.validate().map_err(StorageError::Config)?;
         std::fs::create_dir_all(&config.data_dir)?;
         let db = Database::builder(&config.data_dir)
@@ -202,20 +202,20 @@ impl Engine {
         let data = db.keyspace(KEYSPACE, || {
             KeyspaceCreateOptions::default().max_memtable_size(memtable)
         })?;
-        let (raft_log, dedupe) = if config.replicated {
+        let (log, dedupe) = if mode == Mode::Replicated {
             let open = |name| {
                 db.keyspace(name, || {
                     KeyspaceCreateOptions::default().max_memtable_size(memtable)
                 })
             };
-            (Some(open(RAFT_LOG_KEYSPACE)?), Some(open(DEDUPE_KEYSPACE)?))
+            (Some(open(LOG_KEYSPACE)?), Some(open(DEDUPE_KEYSPACE)?))
         } else {
             (None, None)
         };
         let engine = Engine {
             db,
             data,
-            raft_log,
+            log,
             dedupe,
         };
         engine.move_dedupe_records()?;
@@ -329,27 +329,6 @@ impl Engine {
             Some(raw) => decode(key, raw.into()).map(Some),
             None => Ok(None),
         }
-    }
-
-    /// The counters as last committed, or a full recount if they are
-    /// missing (a crash in the middle of FLUSHALL) on a non-empty store.
-    pub fn recover_counts(&self) -> Result<Counts> {
-        if let Some(raw) = self.data.get(META_COUNTS)? {
-            if let Some(c) = Counts::decode(&raw) {
-                return Ok(c);
-            }
-            tracing::warn!("key counters do not decode; recounting");
-        }
-        let mut counts = Counts::default();
-        for guard in self.data.prefix([TAG_DATA]) {
-            let (key, raw) = guard.into_inner()?;
-            let record = decode(&key, raw.into())?;
-            counts.keys += 1;
-            if record.has_expiry() {
-                counts.expiring += 1;
-            }
-        }
-        Ok(counts)
     }
 
     /// A meta key holding a u64 (`META_VERSION`, `META_DELETED`), 0 when

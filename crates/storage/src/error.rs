@@ -36,10 +36,6 @@ pub enum StorageError {
     ShuttingDown,
     #[error("invalid storage configuration: {0}")]
     Config(String),
-    /// A direct write to a replicated store: its state changes only by
-    /// applying committed Raft log entries, or replicas would diverge.
-    #[error("this store is replicated; writes go through the Raft log")]
-    Replicated,
     /// Another write of the same group failed on a storage error, so the
     /// group, this write included, was not committed. Nothing changed.
     #[error("not applied: a write committed with it failed on a storage error; retry")]

@@ -6,10 +6,11 @@
 
 use bytes::Bytes;
 
-use crate::engine::{Counts, split_expiry_key};
 use crate::error::Result;
+use crate::log_apply::check_snapshot_entry;
 use crate::record::Record;
-use crate::replicated::{check_snapshot_entry, decode_record, encode_record};
+use crate::requests::{decode_record, encode_record};
+use crate::state::{Counts, split_expiry_key};
 
 /// A dedupe record (a value of the dedupe keyspace), decoded as a resend
 /// lookup and a snapshot install decode it; returns its re-encoding.
@@ -31,7 +32,7 @@ pub fn expiry_key(stored: &[u8]) -> Option<(u64, &[u8])> {
     split_expiry_key(stored)
 }
 
-/// One (key, value) of a snapshot stream, checked as `Store::install`
+/// One (key, value) of a snapshot stream, checked as `ReplicatedStore::install`
 /// checks it before writing anything: the decoded record of a data entry.
 pub fn snapshot_entry(
     key: &[u8],

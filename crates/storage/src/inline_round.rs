@@ -2,7 +2,7 @@
 //! network thread at the same moment, committed as one group.
 //!
 //! Why: with `--fsync periodic|never` a single node commits a pipeline's
-//! writes on the connection's own thread ([`Store::apply_inline`]). Done
+//! writes on the connection's own thread (`LocalStore::apply_inline`). Done
 //! per connection, each unpipelined SET paid for a whole group on its own:
 //! a journal `write(2)`, a new read snapshot, the write-pressure check. With
 //! 50 clients that made SET 11 to 15% slower than Redis `everysec`, which
@@ -15,7 +15,7 @@
 //!    thread in the same pass join the same round. (Tasks on other workers
 //!    may join or miss it; either is correct.)
 //! 2. The first member to resume takes the round ([`Rounds::take`]) and
-//!    commits it ([`Store::run_round`]): members in join order, each
+//!    commits it (`LocalStore::run_round`): members in join order, each
 //!    member's writes contiguous and in its order, cut into groups at the
 //!    group-commit limits (between members, never inside one).
 //! 3. Every member gets its outcomes through its own channel, after they
@@ -100,7 +100,7 @@ impl Rounds {
 /// Cuts `members` into runs whose writes fit one group: at most
 /// `mutations_max` writes and `size_bytes_max` payload bytes, except that
 /// a single member is never cut (one larger than a group is alone, and
-/// [`Store::apply_inline`](crate::Store::apply_inline) refuses it).
+/// [`LocalStore::apply_inline`](crate::LocalStore::apply_inline) refuses it).
 pub(crate) fn cut(
     members: Vec<Member>,
     mutations_max: usize,

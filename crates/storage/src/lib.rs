@@ -1,19 +1,31 @@
 //! Strata's storage layer.
 //!
-//! A narrow interface over the fjall LSM engine:
-//! - reads ([`Store::get`], [`Store::range`], [`Store::scan`], or several from
-//!   one [`Snapshot`]) from the latest durable state;
-//! - writes as [`Mutation`]s through one group-commit writer
-//!   ([`Store::submit`]), applied in order by the state machine
-//!   [`mutation::apply`];
-//! - durability per [`FsyncPolicy`]; expiry by a background sweeper that
-//!   itself writes through the same path;
-//! - or, in replicated mode ([`StorageConfig::replicated`]), writes only as
-//!   committed Raft log entries ([`Store::apply_log`], [`LogEntry`]), with
-//!   the log itself in the same database ([`LogStore`]). Storage knows
-//!   nothing of Raft: the replication layer drives these calls.
+//! A narrow interface over the fjall LSM engine, opened in one of two
+//! modes, each its own type on a shared core:
+//! - [`LocalStore`]: a single node. Writes are [`Mutation`]s through one
+//!   group-commit writer ([`LocalStore::submit`], or inline on the caller's
+//!   thread when no fsync is awaited), applied in order by the state machine
+//!   [`mutation::apply`]; durability per [`FsyncPolicy`]; expiry by a
+//!   background sweeper that itself writes through the same path.
+//! - [`ReplicatedStore`]: one replica of a replicated log. Writes are only
+//!   committed log entries ([`ReplicatedStore::apply_log`], [`LogEntry`]),
+//!   applied by the same state machine on the same writer; snapshots are
+//!   exported and installed whole.
+//!
+//! Both read through the core, [`Store`] (a cheap read handle either mode
+//! hands out, and which both dereference to): [`Store::get`],
+//! [`Store::range`], [`Store::scan`], or several from one [`Snapshot`], from
+//! the latest durable state. A write on the wrong mode does not compile.
+//!
+//! Storage does not run consensus, but it does keep what the replication
+//! layer (crates/replication, Raft) needs stored with the data, without
+//! interpreting it: the log ([`LogStore`], opaque numbered entries, in the
+//! same database so one fsync covers log and data), the applied mark
+//! (opaque bytes written in the batch of the entries it names) and
+//! request records for retry dedupe ([`RequestId`]). See `replicated.rs`.
 
 mod check;
+mod clock;
 mod commit;
 mod config;
 mod corruption;
@@ -22,31 +34,39 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod inline_round;
+mod local;
+mod log;
+mod log_apply;
 pub mod mutation;
 pub mod pattern;
 mod prefetch;
-mod raft_log;
 mod read_cache;
 pub mod record;
 mod replicated;
+mod requests;
 mod snapshot;
+mod state;
 mod store;
 
 pub use check::{
     CheckError, CheckReport, Damage, JournalRepair, RepairReport, check_data_dir, repair_journals,
 };
+pub use clock::now_ms;
 pub use config::{
     FsyncPolicy, KEY_SIZE_BYTES_LIMIT, READ_CACHE_SIZE_BYTES_LIMIT, StorageConfig,
     VALUE_SIZE_BYTES_LIMIT,
 };
 pub use corruption::corruption_errors;
 pub use error::{Result, StorageError};
+pub use local::{LocalStore, Ticket};
+pub use log::LogStore;
+pub use log_apply::{LogEntry, SnapshotEntries};
 pub use mutation::{
     ExpireCondition, GetExChange, Limits, Mutation, MutationError, Op, Outcome, SetCondition,
     SetExpiry, Step, Watched, WatchedVersion, record_digest,
 };
-pub use raft_log::LogStore;
 pub use record::Record;
-pub use replicated::{LogEntry, RequestId};
+pub use replicated::ReplicatedStore;
+pub use requests::RequestId;
 pub use snapshot::Snapshot;
-pub use store::{Store, StoreStats, Ticket, now_ms};
+pub use store::{Store, StoreStats};

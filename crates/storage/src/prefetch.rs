@@ -29,11 +29,6 @@ use crate::engine::Engine;
 use crate::mutation::{Mutation, Op};
 use crate::record::Record;
 
-/// Mean read time from which reads are taken to come from disk. A memtable
-/// or block-cache hit is 1–5 µs; a page-cache hit that must decompress a
-/// block is tens of µs; a disk read is 100 µs or more.
-pub const SLOW_READ_NS_DEFAULT: u64 = 50_000;
-
 /// Most threads one prefetch uses. Enough to keep a disk queue busy;
 /// threads are scoped, so they exist only while a group is read.
 pub const PREFETCH_THREADS_MAX: usize = 16;

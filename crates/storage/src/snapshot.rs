@@ -12,7 +12,7 @@ use bytes::Bytes;
 use fjall::Readable;
 
 use crate::config::KEY_SIZE_BYTES_LIMIT;
-use crate::engine::{Engine, data_key, decode, storable, user_key};
+use crate::engine::{Engine, META_APPLIED, data_key, decode, storable, user_key};
 use crate::error::{Result, StorageError};
 use crate::pattern::{glob_match, literal_prefix};
 use crate::record::Record;
@@ -143,6 +143,40 @@ impl Snapshot {
             }
         }
     }
+
+    /// Every raw (key, value) of the state in key order, all tags including
+    /// meta (counters, applied mark) and the dedupe records (merged in from
+    /// their keyspace), for snapshot transfer. Streams from the engine;
+    /// holding the iterator holds this snapshot's versions (as the Snapshot
+    /// itself does).
+    pub fn export(&self) -> impl Iterator<Item = Result<(Bytes, Bytes)>> + Send + 'static {
+        // The engine stays open while the iterator lives, even if every
+        // Store handle is dropped.
+        let engine = self.engine.clone();
+        let raw = move |guard: fjall::Guard| {
+            let _open = &engine;
+            let (key, value) = guard.into_inner()?;
+            Ok((Bytes::from(key), Bytes::from(value)))
+        };
+        let data = self.snap.iter(&self.engine.data).map(raw.clone());
+        let dedupe: Box<dyn Iterator<Item = Result<(Bytes, Bytes)>> + Send> =
+            match &self.engine.dedupe {
+                Some(keyspace) => Box::new(self.snap.iter(keyspace).map(raw)),
+                None => Box::new(std::iter::empty()),
+            };
+        MergeByKey {
+            a: data.peekable(),
+            b: dedupe.peekable(),
+        }
+    }
+
+    /// The applied mark as of this snapshot (consistent with its data).
+    pub fn applied_mark(&self) -> Result<Option<Bytes>> {
+        Ok(self
+            .snap
+            .get(&self.engine.data, META_APPLIED)?
+            .map(Into::into))
+    }
 }
 
 /// The lower bound of a range from `start` (inclusive), as an engine bound
@@ -164,4 +198,31 @@ fn storable_lower(start: &[u8]) -> Bound<Vec<u8>> {
 fn storable_upper(end: &[u8]) -> Bound<Vec<u8>> {
     let cut = end.len().min(KEY_SIZE_BYTES_LIMIT);
     Bound::Included(data_key(&end[..cut]))
+}
+
+/// Merges two iterators of (key, value), each in ascending key order, into
+/// one in ascending key order. The data and dedupe keyspaces never share a
+/// key (`is_dedupe_key` routes each key to one of them), so there are no
+/// ties to settle; an error is passed on at once.
+struct MergeByKey<A: Iterator, B: Iterator> {
+    a: std::iter::Peekable<A>,
+    b: std::iter::Peekable<B>,
+}
+
+impl<A, B> Iterator for MergeByKey<A, B>
+where
+    A: Iterator<Item = Result<(Bytes, Bytes)>>,
+    B: Iterator<Item = Result<(Bytes, Bytes)>>,
+{
+    type Item = Result<(Bytes, Bytes)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let take_a = match (self.a.peek(), self.b.peek()) {
+            (None, None) => return None,
+            (Some(_), None) | (Some(Err(_)), _) => true,
+            (None, Some(_)) | (_, Some(Err(_))) => false,
+            (Some(Ok((ka, _))), Some(Ok((kb, _)))) => ka <= kb,
+        };
+        if take_a { self.a.next() } else { self.b.next() }
+    }
 }

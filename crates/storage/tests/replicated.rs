@@ -7,11 +7,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use proptest::prelude::*;
 use strata_storage::{
-    ExpireCondition, FsyncPolicy, Limits, LogEntry, Mutation, MutationError, Op, Outcome, Record,
-    RequestId, SetCondition, SetExpiry, StorageConfig, StorageError, Store,
+    ExpireCondition, FsyncPolicy, Limits, LocalStore, LogEntry, Mutation, MutationError, Op,
+    Outcome, Record, ReplicatedStore, RequestId, SetCondition, SetExpiry, StorageConfig,
+    StorageError, Store,
 };
 
-fn config(dir: &std::path::Path, replicated: bool) -> StorageConfig {
+fn config(dir: &std::path::Path) -> StorageConfig {
     let mut c = StorageConfig::new(dir);
     c.fsync = FsyncPolicy::Never;
     c.cache_size_bytes = 4 * 1024 * 1024;
@@ -19,7 +20,6 @@ fn config(dir: &std::path::Path, replicated: bool) -> StorageConfig {
     c.journal_size_bytes_max = 64 * 1024 * 1024;
     c.key_size_bytes_max = 64;
     c.value_size_bytes_max = 256;
-    c.replicated = replicated;
     c
 }
 
@@ -242,8 +242,8 @@ proptest! {
         let rt = runtime();
         let dir_single = tempfile::tempdir().unwrap();
         let dir_repl = tempfile::tempdir().unwrap();
-        let single = Store::open(config(dir_single.path(), false)).unwrap();
-        let repl = Store::open(config(dir_repl.path(), true)).unwrap();
+        let single = LocalStore::open(config(dir_single.path())).unwrap();
+        let repl = ReplicatedStore::open(config(dir_repl.path())).unwrap();
         let entries: Vec<LogEntry> = ops
             .iter()
             .enumerate()
@@ -291,7 +291,7 @@ proptest! {
 fn first_attempts_skip_the_dedupe_lookup() {
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(config(dir.path(), true)).unwrap();
+    let store = ReplicatedStore::open(config(dir.path())).unwrap();
     let id = RequestId { session: 7, seq: 3 };
     let first = |mark: &str| LogEntry {
         retry: false,
@@ -339,7 +339,7 @@ fn a_resend_finds_requests_recorded_before_and_after_the_groups_first_lookup() {
     // index up to date after that; both halves must answer resends.
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(config(dir.path(), true)).unwrap();
+    let store = ReplicatedStore::open(config(dir.path())).unwrap();
     let first = |op: Op, seq: u64, mark: &str| {
         let mut e = entry(Some(op), 100, Some(RequestId { session: 7, seq }), mark);
         e.retry = false;
@@ -382,7 +382,7 @@ fn a_resend_finds_requests_recorded_before_and_after_the_groups_first_lookup() {
 fn a_large_answer_is_not_kept_for_a_resend() {
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(config(dir.path(), true)).unwrap();
+    let store = ReplicatedStore::open(config(dir.path())).unwrap();
     let wide = |op: Op, request, mark: &str| LogEntry {
         limits: Limits {
             key_size_bytes_max: 64,
@@ -421,7 +421,7 @@ fn a_large_answer_is_not_kept_for_a_resend() {
 fn dedupe_applies_a_request_once() {
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(config(dir.path(), true)).unwrap();
+    let store = ReplicatedStore::open(config(dir.path())).unwrap();
     let id = RequestId { session: 1, seq: 1 };
     // Twice in the same group.
     let out = rt
@@ -471,7 +471,7 @@ fn dedupe_applies_a_request_once() {
     // The records survive a restart.
     rt.block_on(store.shutdown()).unwrap();
     drop(store);
-    let store = Store::open(config(dir.path(), true)).unwrap();
+    let store = ReplicatedStore::open(config(dir.path())).unwrap();
     let out = rt
         .block_on(store.apply_log(vec![entry(Some(incr("n")), 100, Some(id), "11")]))
         .unwrap();
@@ -498,7 +498,7 @@ fn dedupe_applies_a_request_once() {
 fn applied_mark_is_written_with_the_batch_and_survives_reopen() {
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(config(dir.path(), true)).unwrap();
+    let store = ReplicatedStore::open(config(dir.path())).unwrap();
     assert_eq!(store.applied_mark().unwrap(), None);
     assert_eq!(store.snapshot().applied_mark().unwrap(), None);
     let out = rt
@@ -530,7 +530,7 @@ fn applied_mark_is_written_with_the_batch_and_survives_reopen() {
 
     rt.block_on(store.shutdown()).unwrap();
     drop(store);
-    let store = Store::open(config(dir.path(), true)).unwrap();
+    let store = ReplicatedStore::open(config(dir.path())).unwrap();
     assert_eq!(store.applied_mark().unwrap(), Some(b("5")));
     assert_eq!(store.dbsize(), 2);
     assert_eq!(value(&store, "a", 1), Some(b("x")));
@@ -541,7 +541,7 @@ fn applied_mark_is_written_with_the_batch_and_survives_reopen() {
 fn flushall_in_the_middle_of_a_group() {
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(config(dir.path(), true)).unwrap();
+    let store = ReplicatedStore::open(config(dir.path())).unwrap();
     let flush_id = RequestId { session: 3, seq: 1 };
     let out = rt
         .block_on(store.apply_log(vec![
@@ -595,7 +595,7 @@ fn flushall_in_the_middle_of_a_group() {
     // Counters are right after a restart.
     rt.block_on(store.shutdown()).unwrap();
     drop(store);
-    let store = Store::open(config(dir.path(), true)).unwrap();
+    let store = ReplicatedStore::open(config(dir.path())).unwrap();
     assert_eq!(store.dbsize(), 2);
     assert_eq!(store.applied_mark().unwrap(), Some(b("9")));
     rt.block_on(store.shutdown()).unwrap();
@@ -617,8 +617,8 @@ fn grouping_does_not_change_decisions_around_flushall() {
     ];
     let dir_a = tempfile::tempdir().unwrap();
     let dir_b = tempfile::tempdir().unwrap();
-    let a = Store::open(config(dir_a.path(), true)).unwrap();
-    let b_store = Store::open(config(dir_b.path(), true)).unwrap();
+    let a = ReplicatedStore::open(config(dir_a.path())).unwrap();
+    let b_store = ReplicatedStore::open(config(dir_b.path())).unwrap();
     let together = rt.block_on(a.apply_log(entries.clone())).unwrap();
     let mut one_by_one = Vec::new();
     for e in entries {
@@ -663,8 +663,8 @@ fn a_resent_pipeline_around_flushall_is_not_applied_again() {
     let expected = vec![Outcome::Ok, Outcome::Int(1), Outcome::Ok, Outcome::Int(1)];
     let dir_a = tempfile::tempdir().unwrap();
     let dir_b = tempfile::tempdir().unwrap();
-    let a = Store::open(config(dir_a.path(), true)).unwrap();
-    let b_store = Store::open(config(dir_b.path(), true)).unwrap();
+    let a = ReplicatedStore::open(config(dir_a.path())).unwrap();
+    let b_store = ReplicatedStore::open(config(dir_b.path())).unwrap();
     // Store a: the first attempt in one call; store b: one entry per call.
     assert_eq!(
         rt.block_on(a.apply_log(pipeline(["1", "2", "3", "4"])))
@@ -677,7 +677,7 @@ fn a_resent_pipeline_around_flushall_is_not_applied_again() {
     // A restart in between: the records are durable with the data.
     rt.block_on(a.shutdown()).unwrap();
     drop(a);
-    let a = Store::open(config(dir_a.path(), true)).unwrap();
+    let a = ReplicatedStore::open(config(dir_a.path())).unwrap();
     for store in [&a, &b_store] {
         let resent = rt
             .block_on(store.apply_log(pipeline(["5", "6", "7", "8"])))
@@ -724,7 +724,7 @@ fn a_replay_after_a_crash_inside_flushall_decides_like_the_other_replicas() {
     let dir_a = tempfile::tempdir().unwrap();
     let dir_b = tempfile::tempdir().unwrap();
     // B never crashes.
-    let b_store = Store::open(config(dir_b.path(), true)).unwrap();
+    let b_store = ReplicatedStore::open(config(dir_b.path())).unwrap();
     let expected = rt.block_on(b_store.apply_log(log())).unwrap();
     assert_eq!(
         expected,
@@ -732,7 +732,7 @@ fn a_replay_after_a_crash_inside_flushall_decides_like_the_other_replicas() {
     );
     // A applies the first two entries, then "crashes" inside the FLUSHALL:
     // its data keyspace is cleared (mark included), nothing else written.
-    let a = Store::open(config(dir_a.path(), true)).unwrap();
+    let a = ReplicatedStore::open(config(dir_a.path())).unwrap();
     rt.block_on(a.apply_log(log()[..2].to_vec())).unwrap();
     rt.block_on(a.shutdown()).unwrap();
     drop(a);
@@ -741,7 +741,7 @@ fn a_replay_after_a_crash_inside_flushall_decides_like_the_other_replicas() {
         data.clear().unwrap();
         db.persist(fjall::PersistMode::SyncAll).unwrap();
     }
-    let a = Store::open(config(dir_a.path(), true)).unwrap();
+    let a = ReplicatedStore::open(config(dir_a.path())).unwrap();
     assert_eq!(a.applied_mark().unwrap(), None);
     // The replication layer replays from the first entry.
     let replayed = rt.block_on(a.apply_log(log())).unwrap();
@@ -764,7 +764,7 @@ fn a_replay_after_a_crash_inside_flushall_decides_like_the_other_replicas() {
 fn dedupe_records_of_an_older_layout_are_moved_on_open() {
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(config(dir.path(), true)).unwrap();
+    let store = ReplicatedStore::open(config(dir.path())).unwrap();
     let ids: Vec<_> = (0..3).map(|seq| RequestId { session: 9, seq }).collect();
     for (i, id) in ids.iter().enumerate() {
         let mark = format!("{}", i + 1);
@@ -797,7 +797,7 @@ fn dedupe_records_of_an_older_layout_are_moved_on_open() {
         batch.commit().unwrap();
         db.persist(fjall::PersistMode::SyncAll).unwrap();
     }
-    let store = Store::open(config(dir.path(), true)).unwrap();
+    let store = ReplicatedStore::open(config(dir.path())).unwrap();
     let exported = export(&store);
     assert_eq!(
         exported.iter().filter(|(k, _)| is_dedupe_record(k)).count(),
@@ -835,7 +835,7 @@ fn export_then_install_reproduces_the_store() {
     let rt = runtime();
     let dir_a = tempfile::tempdir().unwrap();
     let dir_b = tempfile::tempdir().unwrap();
-    let a = Store::open(config(dir_a.path(), true)).unwrap();
+    let a = ReplicatedStore::open(config(dir_a.path())).unwrap();
     let far = 9_000_000_000_000;
     rt.block_on(a.apply_log(vec![
         entry(Some(set("plain", "v")), 10, None, "1"),
@@ -869,7 +869,7 @@ fn export_then_install_reproduces_the_store() {
         );
     }
 
-    let b_store = Store::open(config(dir_b.path(), true)).unwrap();
+    let b_store = ReplicatedStore::open(config(dir_b.path())).unwrap();
     rt.block_on(b_store.apply_log(vec![
         entry(Some(set("old", "gone")), 10, None, "old-1"),
         entry(Some(set("plain", "old value")), 10, None, "old-2"),
@@ -899,7 +899,7 @@ fn export_then_install_reproduces_the_store() {
     assert_eq!(value(&b_store, "n", 10), Some(b("1")));
     rt.block_on(b_store.shutdown()).unwrap();
     drop(b_store);
-    let b_store = Store::open(config(dir_b.path(), true)).unwrap();
+    let b_store = ReplicatedStore::open(config(dir_b.path())).unwrap();
     assert_eq!(b_store.dbsize(), 4);
     assert_eq!(b_store.stats().expiring_keys, 1);
     assert_eq!(b_store.applied_mark().unwrap(), Some(b("5")));
@@ -912,7 +912,7 @@ fn install_of_100k_keys() {
     let rt = runtime();
     let dir_a = tempfile::tempdir().unwrap();
     let dir_b = tempfile::tempdir().unwrap();
-    let a = Store::open(config(dir_a.path(), true)).unwrap();
+    let a = ReplicatedStore::open(config(dir_a.path())).unwrap();
     let keys = 100_000usize;
     let per_mset = 1000;
     let entries: Vec<LogEntry> = (0..keys / per_mset)
@@ -933,7 +933,7 @@ fn install_of_100k_keys() {
     rt.block_on(a.apply_log(entries)).unwrap();
     assert_eq!(a.dbsize(), keys as u64);
 
-    let b_store = Store::open(config(dir_b.path(), true)).unwrap();
+    let b_store = ReplicatedStore::open(config(dir_b.path())).unwrap();
     let snap = a.snapshot();
     let mark = snap.applied_mark().unwrap().unwrap();
     rt.block_on(b_store.install(Box::new(snap.export()), mark, 1))
@@ -957,7 +957,7 @@ fn install_of_100k_keys() {
 fn failed_install_leaves_no_mark() {
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(config(dir.path(), true)).unwrap();
+    let store = ReplicatedStore::open(config(dir.path())).unwrap();
     rt.block_on(store.apply_log(vec![entry(Some(set("a", "1")), 1, None, "1")]))
         .unwrap();
     // A stream that breaks after more than one batch was written.
@@ -1010,7 +1010,7 @@ fn failed_install_leaves_no_mark() {
 fn log_store_purges_exactly_the_prefix() {
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(config(dir.path(), true)).unwrap();
+    let store = ReplicatedStore::open(config(dir.path())).unwrap();
     let log = store.log_store();
     let indexes = |log: &strata_storage::LogStore| {
         log.range(0, u64::MAX, usize::MAX, usize::MAX)
@@ -1036,7 +1036,7 @@ fn log_store_purges_exactly_the_prefix() {
     drop(log);
     rt.block_on(store.shutdown()).unwrap();
     drop(store);
-    let store = Store::open(config(dir.path(), true)).unwrap();
+    let store = ReplicatedStore::open(config(dir.path())).unwrap();
     let log = store.log_store();
     assert_eq!(indexes(&log), vec![n - 1, n]);
     log.append(vec![(n + 1, b("y"))]).unwrap();
@@ -1054,7 +1054,7 @@ fn log_store_purges_exactly_the_prefix() {
 fn log_store_appends_reads_truncates_purges_and_survives_reopen() {
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(config(dir.path(), true)).unwrap();
+    let store = ReplicatedStore::open(config(dir.path())).unwrap();
     let log = store.log_store();
     assert_eq!(log.last().unwrap(), None);
     assert_eq!(log.get_meta("vote").unwrap(), None);
@@ -1100,7 +1100,7 @@ fn log_store_appends_reads_truncates_purges_and_survives_reopen() {
     drop(log);
     rt.block_on(store.shutdown()).unwrap();
     drop(store);
-    let store = Store::open(config(dir.path(), true)).unwrap();
+    let store = ReplicatedStore::open(config(dir.path())).unwrap();
     let log = store.log_store();
     assert_eq!(
         indexes(log.range(0, u64::MAX, 100, usize::MAX).unwrap()),
@@ -1113,43 +1113,21 @@ fn log_store_appends_reads_truncates_purges_and_survives_reopen() {
     assert_eq!(log.last().unwrap(), None);
     assert_eq!(log.get_meta("vote").unwrap(), Some(b("term 4 for node 2")));
     rt.block_on(store.shutdown()).unwrap();
-
-    // A single-node store has no Raft log.
-    let dir = tempfile::tempdir().unwrap();
-    let single = Store::open(config(dir.path(), false)).unwrap();
-    assert!(matches!(
-        single.log_store().last(),
-        Err(StorageError::Config(_))
-    ));
-    rt.block_on(single.shutdown()).unwrap();
+    // A single-node store has no log: `LocalStore` has no `log_store`
+    // (a compile error, see `LocalStore`'s doc).
 }
 
+/// A replicated store has no direct writes at all (`submit`, `enqueue`,
+/// `submit_blocking` do not compile on it: see the `compile_fail` example
+/// on `LocalStore`), and runs neither a sweeper nor a periodic fsync.
 #[test]
-fn replicated_store_refuses_writes_and_runs_no_sweeper() {
+fn replicated_store_runs_no_sweeper() {
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
-    let mut c = config(dir.path(), true);
+    let mut c = config(dir.path());
     c.fsync = FsyncPolicy::Periodic { interval_ms: 5 };
     c.expiry_sweep_interval_ms = 5;
-    let store = Store::open(c).unwrap();
-    let m = Mutation {
-        now_ms: 1,
-        op: set("a", "1"),
-    };
-    let err = rt.block_on(store.submit(m.clone())).unwrap_err();
-    assert!(matches!(err, StorageError::Replicated));
-    assert_eq!(
-        err.to_string(),
-        "this store is replicated; writes go through the Raft log"
-    );
-    assert!(matches!(
-        rt.block_on(store.enqueue(m.clone())),
-        Err(StorageError::Replicated)
-    ));
-    assert!(matches!(
-        store.submit_blocking(m),
-        Err(StorageError::Replicated)
-    ));
+    let store = ReplicatedStore::open(c).unwrap();
 
     let now = strata_storage::now_ms();
     let expiring = Op::Set {
@@ -1183,16 +1161,8 @@ fn replicated_store_refuses_writes_and_runs_no_sweeper() {
     assert_eq!(store.dbsize(), 0);
     assert_eq!(store.stats().expiring_keys, 0);
     assert!(store.due_expiries(later, 100).unwrap().is_empty());
+    assert!(store.counts_match_recount().unwrap());
     rt.block_on(store.shutdown()).unwrap();
-
-    // And the replicated-only calls refuse a single-node store.
-    let dir = tempfile::tempdir().unwrap();
-    let single = Store::open(config(dir.path(), false)).unwrap();
-    assert!(matches!(
-        rt.block_on(single.apply_log(vec![entry(None, 1, None, "1")])),
-        Err(StorageError::Config(_))
-    ));
-    rt.block_on(single.shutdown()).unwrap();
 }
 
 /// The read cache in replicated mode: a key cached before a batch, then
@@ -1203,7 +1173,7 @@ fn replicated_store_refuses_writes_and_runs_no_sweeper() {
 fn the_read_cache_follows_a_flushall_inside_one_apply() {
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(config(dir.path(), true)).unwrap();
+    let store = ReplicatedStore::open(config(dir.path())).unwrap();
     rt.block_on(store.apply_log(vec![
         entry(Some(set("k", "7")), 10, None, "1"),
         entry(Some(incr("n")), 10, None, "2"),

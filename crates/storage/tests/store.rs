@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use proptest::prelude::*;
 use strata_storage::{
-    FsyncPolicy, Mutation, Op, Outcome, SetCondition, SetExpiry, StorageConfig, Store,
+    FsyncPolicy, LocalStore, Mutation, Op, Outcome, SetCondition, SetExpiry, StorageConfig, Store,
 };
 
 fn config(dir: &std::path::Path, fsync: FsyncPolicy) -> StorageConfig {
@@ -83,6 +83,8 @@ fn check_equal(store: &Store, model: &BTreeMap<Bytes, Bytes>) {
     let got: BTreeMap<Bytes, Bytes> = pairs.into_iter().collect();
     assert_eq!(&got, model);
     assert_eq!(store.dbsize(), model.len() as u64);
+    // The upkeep of the key counters (`state.rs`) against a recount.
+    assert!(store.counts_match_recount().unwrap());
     // Point reads go through the read cache: twice, so the second round is
     // answered from what the first one cached (present and absent keys).
     for _ in 0..2 {
@@ -100,7 +102,7 @@ fn check_equal(store: &Store, model: &BTreeMap<Bytes, Bytes>) {
 /// agree with the model, in any interleaving.
 fn write(
     rt: &tokio::runtime::Runtime,
-    store: &Store,
+    store: &LocalStore,
     i: usize,
     m: Mutation,
 ) -> strata_storage::Result<Outcome> {
@@ -139,7 +141,7 @@ proptest! {
     fn store_matches_a_btreemap_across_reopen(ops in proptest::collection::vec(op_strategy(), 1..60)) {
         let dir = tempfile::tempdir().unwrap();
         let rt = runtime();
-        let mut store = Store::open(config(dir.path(), FsyncPolicy::Never)).unwrap();
+        let mut store = LocalStore::open(config(dir.path(), FsyncPolicy::Never)).unwrap();
         let mut model: BTreeMap<Bytes, Bytes> = BTreeMap::new();
         for (i, op) in ops.into_iter().enumerate() {
             let m = |op| Mutation { now_ms: 1, op };
@@ -200,7 +202,7 @@ proptest! {
                 ModelOp::Reopen => {
                     rt.block_on(store.shutdown()).unwrap();
                     drop(store);
-                    store = Store::open(config(dir.path(), FsyncPolicy::Never)).unwrap();
+                    store = LocalStore::open(config(dir.path(), FsyncPolicy::Never)).unwrap();
                 }
             }
             check_equal(&store, &model);
@@ -214,7 +216,7 @@ proptest! {
 fn concurrent_increments_are_serialised() {
     let dir = tempfile::tempdir().unwrap();
     let rt = multi_thread_runtime();
-    let store = Store::open(config(dir.path(), FsyncPolicy::Always)).unwrap();
+    let store = LocalStore::open(config(dir.path(), FsyncPolicy::Always)).unwrap();
     rt.block_on(async {
         let mut tasks = Vec::new();
         for _ in 0..32 {
@@ -256,7 +258,7 @@ fn inline_and_queued_writes_are_serialised() {
     let dir = tempfile::tempdir().unwrap();
     let rt = multi_thread_runtime();
     let periodic = FsyncPolicy::Periodic { interval_ms: 10 };
-    let store = Store::open(config(dir.path(), periodic)).unwrap();
+    let store = LocalStore::open(config(dir.path(), periodic)).unwrap();
     assert!(store.writes_inline());
     let incr = || Mutation {
         now_ms: 1,
@@ -341,14 +343,14 @@ fn inline_and_queued_writes_are_serialised() {
     rt.block_on(store.shutdown()).unwrap();
     assert!(store.apply_inline(&[incr()]).is_none());
     drop(store);
-    let store = Store::open(config(dir.path(), periodic)).unwrap();
+    let store = LocalStore::open(config(dir.path(), periodic)).unwrap();
     assert_eq!(value_of(&store, b"n"), Bytes::from_static(b"1601"));
     assert_eq!(value_of(&store, b"p"), Bytes::from_static(b"10"));
     rt.block_on(store.shutdown()).unwrap();
     drop(store);
     // `--fsync always` never commits inline: its acknowledgement waits for
     // the group's fsync on the writer thread.
-    let always = Store::open(config(dir.path(), FsyncPolicy::Always)).unwrap();
+    let always = LocalStore::open(config(dir.path(), FsyncPolicy::Always)).unwrap();
     assert!(!always.writes_inline());
     assert!(always.apply_inline(&[incr()]).is_none());
     rt.block_on(always.shutdown()).unwrap();
@@ -366,7 +368,7 @@ fn inline_rounds_commit_ready_connections_together() {
     let periodic = FsyncPolicy::Periodic { interval_ms: 10 };
     let mut c = config(dir.path(), periodic);
     c.group_commit_mutations_max = 64;
-    let store = Store::open(c.clone()).unwrap();
+    let store = LocalStore::open(c.clone()).unwrap();
     let incr = |key: &str| Mutation {
         now_ms: 1,
         op: Op::IncrBy {
@@ -486,7 +488,7 @@ fn inline_rounds_commit_ready_connections_together() {
         );
     });
     drop(store);
-    let store = Store::open(c).unwrap();
+    let store = LocalStore::open(c).unwrap();
     assert_eq!(value_of(&store, b"shared"), Bytes::from(calls.to_string()));
     assert_eq!(value_of(&store, b"alone"), Bytes::from_static(b"1"));
     rt.block_on(store.shutdown()).unwrap();
@@ -501,7 +503,7 @@ fn a_round_larger_than_its_group_limit_hands_the_rest_to_the_queue() {
     let mut c = config(dir.path(), FsyncPolicy::Never);
     // Two pipelines of 3 fit a group of 8: 32 members make 16 groups.
     c.group_commit_mutations_max = 8;
-    let store = Store::open(c).unwrap();
+    let store = LocalStore::open(c).unwrap();
     let incr = || Mutation {
         now_ms: 1,
         op: Op::IncrBy {
@@ -564,7 +566,7 @@ fn prefetched_groups_apply_exactly_like_serial_ones() {
     c.prefetch_slow_read_ns = 0;
     // The log grows to one byte per round per task.
     c.value_size_bytes_max = 4096;
-    let store = Store::open(c.clone()).unwrap();
+    let store = LocalStore::open(c.clone()).unwrap();
     let tasks_count: u64 = 32;
     let rounds: u64 = 40;
     rt.block_on(async {
@@ -633,7 +635,7 @@ fn prefetched_groups_apply_exactly_like_serial_ones() {
     rt.block_on(store.shutdown()).unwrap();
     drop(store);
     // And the counters are durable as applied.
-    let store = Store::open(c).unwrap();
+    let store = LocalStore::open(c).unwrap();
     assert_eq!(store.dbsize(), 5);
     rt.block_on(store.shutdown()).unwrap();
 }
@@ -643,7 +645,7 @@ fn prefetched_groups_apply_exactly_like_serial_ones() {
 fn flushall_resets_counters_durably() {
     let dir = tempfile::tempdir().unwrap();
     let rt = runtime();
-    let store = Store::open(config(dir.path(), FsyncPolicy::Always)).unwrap();
+    let store = LocalStore::open(config(dir.path(), FsyncPolicy::Always)).unwrap();
     let set = |k: &'static [u8]| Mutation {
         now_ms: 1,
         op: Op::Set {
@@ -667,7 +669,7 @@ fn flushall_resets_counters_durably() {
     rt.block_on(store.submit(set(b"c"))).unwrap();
     rt.block_on(store.shutdown()).unwrap();
     drop(store);
-    let store = Store::open(config(dir.path(), FsyncPolicy::Always)).unwrap();
+    let store = LocalStore::open(config(dir.path(), FsyncPolicy::Always)).unwrap();
     assert_eq!(store.dbsize(), 1);
     assert_eq!(store.stats().expiring_keys, 1);
     assert!(store.get(b"a", 1).unwrap().is_none());
@@ -691,7 +693,7 @@ fn reads_through_the_read_cache_never_go_back_in_time() {
     let rt = multi_thread_runtime();
     let mut c = config(dir.path(), FsyncPolicy::Never);
     c.read_cache_size_bytes = 16 * 1024;
-    let store = Store::open(c).unwrap();
+    let store = LocalStore::open(c).unwrap();
     let acked: Arc<Vec<AtomicU64>> = Arc::new((0..COUNTERS).map(|_| AtomicU64::new(0)).collect());
     let done = Arc::new(AtomicBool::new(false));
     let name = |i: usize| Bytes::from(format!("counter{i}"));
@@ -777,7 +779,7 @@ fn a_zero_read_cache_is_off() {
     let rt = runtime();
     let mut c = config(dir.path(), FsyncPolicy::Never);
     c.read_cache_size_bytes = 0;
-    let store = Store::open(c).unwrap();
+    let store = LocalStore::open(c).unwrap();
     let op = Op::IncrBy {
         key: Bytes::from_static(b"n"),
         delta: 5,
@@ -806,7 +808,7 @@ fn gets_never_see_half_an_mset_or_fall_behind_a_snapshot() {
 
     let dir = tempfile::tempdir().unwrap();
     let rt = multi_thread_runtime();
-    let store = Store::open(config(dir.path(), FsyncPolicy::Never)).unwrap();
+    let store = LocalStore::open(config(dir.path(), FsyncPolicy::Never)).unwrap();
     let done = Arc::new(AtomicBool::new(false));
     let number = |r: Option<strata_storage::Record>| -> u64 {
         r.map_or(0, |r| {
@@ -924,7 +926,7 @@ fn a_group_that_rewrites_keys_keeps_only_their_final_state() {
         assert_eq!(due, vec![(Bytes::from_static(b"hot"), 300)]);
     };
     {
-        let store = Store::open(config(dir.path(), FsyncPolicy::Always)).unwrap();
+        let store = LocalStore::open(config(dir.path(), FsyncPolicy::Always)).unwrap();
         rt.block_on(async {
             store
                 .submit(set("old", "v", SetExpiry::At(600)))
@@ -948,7 +950,7 @@ fn a_group_that_rewrites_keys_keeps_only_their_final_state() {
         check(&store);
         rt.block_on(store.shutdown()).unwrap();
     }
-    let store = Store::open(config(dir.path(), FsyncPolicy::Always)).unwrap();
+    let store = LocalStore::open(config(dir.path(), FsyncPolicy::Always)).unwrap();
     check(&store);
     rt.block_on(store.shutdown()).unwrap();
 }

@@ -18,8 +18,8 @@ use proptest::prelude::*;
 use strata_storage::mutation::{State, apply};
 use strata_storage::{
     ExpireCondition, FsyncPolicy, GetExChange, KEY_SIZE_BYTES_LIMIT, Limits, LogEntry, Mutation,
-    Op, Outcome, Record, SetCondition, SetExpiry, Step, StorageConfig, Store, Watched,
-    WatchedVersion, record_digest,
+    Op, Outcome, Record, ReplicatedStore, SetCondition, SetExpiry, Step, StorageConfig, Store,
+    Watched, WatchedVersion, record_digest,
 };
 
 /// The engine's own key-length bound, which it enforces by panicking.
@@ -215,7 +215,6 @@ fn config(dir: &std::path::Path) -> StorageConfig {
     c.cache_size_bytes = 4 * 1024 * 1024;
     c.memtable_size_bytes = 4 * 1024 * 1024;
     c.journal_size_bytes_max = 64 * 1024 * 1024;
-    c.replicated = true;
     c
 }
 
@@ -249,7 +248,7 @@ proptest! {
     ) {
         let rt = runtime();
         let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
-        let stores: Vec<Store> = dirs.iter().map(|d| Store::open(config(d.path())).unwrap()).collect();
+        let stores: Vec<ReplicatedStore> = dirs.iter().map(|d| ReplicatedStore::open(config(d.path())).unwrap()).collect();
         let mut model = Model::default();
         for (i, (op, limits)) in steps.into_iter().enumerate() {
             let mutation = Mutation { now_ms: 1_000_000 + i as u64, op };
@@ -277,6 +276,7 @@ proptest! {
             .collect();
         for store in &stores {
             prop_assert_eq!(contents(store), expected.clone());
+            prop_assert!(store.counts_match_recount().unwrap(), "key counters drifted");
             // The versions too: every replica stamps alike.
             for (key, record) in &model.0 {
                 let stored = store.snapshot().get(key, 0).unwrap();
@@ -299,7 +299,7 @@ proptest! {
 fn keys_past_the_engine_length_are_refused_not_fatal() {
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(config(dir.path())).unwrap();
+    let store = ReplicatedStore::open(config(dir.path())).unwrap();
     let no_limits = Limits {
         key_size_bytes_max: usize::MAX,
         value_size_bytes_max: usize::MAX,

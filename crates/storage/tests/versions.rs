@@ -7,17 +7,16 @@
 
 use bytes::Bytes;
 use strata_storage::{
-    FsyncPolicy, Limits, LogEntry, Mutation, Op, Outcome, Record, SetCondition, SetExpiry, Step,
-    StorageConfig, Store, Watched, WatchedVersion, record_digest,
+    FsyncPolicy, Limits, LocalStore, LogEntry, Mutation, Op, Outcome, Record, ReplicatedStore,
+    SetCondition, SetExpiry, Step, StorageConfig, Store, Watched, WatchedVersion, record_digest,
 };
 
-fn config(dir: &std::path::Path, replicated: bool) -> StorageConfig {
+fn config(dir: &std::path::Path) -> StorageConfig {
     let mut c = StorageConfig::new(dir);
     c.fsync = FsyncPolicy::Never;
     c.cache_size_bytes = 4 * 1024 * 1024;
     c.memtable_size_bytes = 1024 * 1024;
     c.journal_size_bytes_max = 64 * 1024 * 1024;
-    c.replicated = replicated;
     // Reads from a debug build can be slow enough to switch prefetching
     // on, which takes writes off the inline path these tests also drive.
     c.prefetch_slow_read_ns = u64::MAX;
@@ -74,7 +73,7 @@ fn version(store: &Store, key: &str) -> u64 {
 /// caller's thread when it can).
 struct Single {
     rt: tokio::runtime::Runtime,
-    store: Store,
+    store: LocalStore,
     inline: bool,
 }
 
@@ -104,7 +103,7 @@ fn every_write_after_watch_aborts_and_other_writes_do_not() {
         let dir = tempfile::tempdir().unwrap();
         let s = Single {
             rt: runtime(),
-            store: Store::open(config(dir.path(), false)).unwrap(),
+            store: LocalStore::open(config(dir.path())).unwrap(),
             inline,
         };
         s.run(set("k", "v"));
@@ -150,7 +149,7 @@ fn expiry_and_flushall_abort_a_watch() {
     let dir = tempfile::tempdir().unwrap();
     let s = Single {
         rt: runtime(),
-        store: Store::open(config(dir.path(), false)).unwrap(),
+        store: LocalStore::open(config(dir.path())).unwrap(),
         inline: false,
     };
     s.run(Op::Set {
@@ -193,7 +192,7 @@ fn versions_keep_growing_across_restarts() {
     let mut last = 0;
     let mut watches = Vec::new();
     for round in 0..3 {
-        let store = Store::open(config(dir.path(), false)).unwrap();
+        let store = LocalStore::open(config(dir.path())).unwrap();
         if round > 0 {
             // Every watch from before: the untouched key holds...
             let untouched = watches.iter().find(|w: &&WatchedVersion| w.key == b("u"));
@@ -257,7 +256,7 @@ fn write_raw(dir: &std::path::Path, entries: &[(&[u8], Vec<u8>)]) {
 fn records_of_builds_before_versions_open_read_and_watch() {
     let dir = tempfile::tempdir().unwrap();
     let rt = runtime();
-    let store = Store::open(config(dir.path(), false)).unwrap();
+    let store = LocalStore::open(config(dir.path())).unwrap();
     rt.block_on(store.shutdown()).unwrap();
     drop(store);
     let at = 4_000_000_000_000u64;
@@ -277,7 +276,7 @@ fn records_of_builds_before_versions_open_read_and_watch() {
     );
     let s = Single {
         rt,
-        store: Store::open(config(dir.path(), false)).unwrap(),
+        store: LocalStore::open(config(dir.path())).unwrap(),
         inline: false,
     };
     assert_eq!(s.store.dbsize(), 2);
@@ -326,7 +325,7 @@ fn entry(index: u64, op: Option<Op>) -> LogEntry {
 struct Replicas {
     rt: tokio::runtime::Runtime,
     dirs: Vec<tempfile::TempDir>,
-    stores: Vec<Store>,
+    stores: Vec<ReplicatedStore>,
     next: u64,
 }
 
@@ -335,7 +334,7 @@ impl Replicas {
         let dirs: Vec<_> = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
         let stores = dirs
             .iter()
-            .map(|d| Store::open(config(d.path(), true)).unwrap())
+            .map(|d| ReplicatedStore::open(config(d.path())).unwrap())
             .collect();
         Replicas {
             rt: runtime(),
@@ -390,7 +389,7 @@ impl Replicas {
         self.rt.block_on(self.stores[i].shutdown()).unwrap();
         // Closed before it opens again: the engine locks its directory.
         drop(self.stores.remove(i));
-        let store = Store::open(config(self.dirs[i].path(), true)).unwrap();
+        let store = ReplicatedStore::open(config(self.dirs[i].path())).unwrap();
         self.stores.insert(i, store);
         self.rt
             .block_on(self.stores[i].resume_versions(self.next - 1))
@@ -459,7 +458,7 @@ fn flushall_restarts_and_snapshots_keep_watches_deciding_alike() {
     r.restart(0);
     // A third replica from a snapshot of the first.
     let dir = tempfile::tempdir().unwrap();
-    let installed = Store::open(config(dir.path(), true)).unwrap();
+    let installed = ReplicatedStore::open(config(dir.path())).unwrap();
     let snap = r.stores[0].snapshot();
     let mark = snap.applied_mark().unwrap().unwrap();
     r.rt.block_on(installed.install(Box::new(snap.export()), mark, r.next - 1))
@@ -489,7 +488,7 @@ fn flushall_restarts_and_snapshots_keep_watches_deciding_alike() {
 fn a_snapshot_of_a_build_before_versions_installs() {
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(config(dir.path(), true)).unwrap();
+    let store = ReplicatedStore::open(config(dir.path())).unwrap();
     let entries: Vec<(Bytes, Bytes)> = vec![
         (b("kold"), Bytes::from_static(b"\x00v")),
         (b("mcounts"), Bytes::from(vec![0u8; 16])),

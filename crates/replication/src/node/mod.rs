@@ -17,7 +17,7 @@ use openraft::async_runtime::WatchReceiver;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers, Config, ReadPolicy, ServerState, SnapshotPolicy};
 use strata_storage::mutation::Limits;
-use strata_storage::{FsyncPolicy, Mutation, Op, Outcome, RequestId, Store, now_ms};
+use strata_storage::{FsyncPolicy, Mutation, Op, Outcome, ReplicatedStore, RequestId, now_ms};
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, Semaphore, mpsc, oneshot, watch};
 
@@ -188,7 +188,7 @@ pub struct ClusterStatus {
 struct Inner {
     id: NodeId,
     raft: Raft,
-    store: Store,
+    store: ReplicatedStore,
     config: ClusterConfig,
     client_addr: String,
     peer_addr: String,
@@ -341,7 +341,7 @@ impl ClusterNode {
     /// leadership and joining happen in the background.
     pub async fn start(
         config: ClusterConfig,
-        store: Store,
+        store: ReplicatedStore,
         client_addr: String,
     ) -> Result<(ClusterNode, SocketAddr), std::io::Error> {
         config

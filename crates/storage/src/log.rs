@@ -1,6 +1,9 @@
-//! [`LogStore`]: the Raft log of a replicated store.
+//! [`LogStore`]: the replicated log of a replicated store.
 //!
-//! A second keyspace, "raftlog", in the same fjall database as the data
+//! The log is the replication layer's (crates/replication runs Raft over
+//! it); storage keeps its entries and metadata as opaque bytes and knows
+//! only that they are numbered. A second keyspace ("raftlog", a name kept
+//! for existing data directories) in the same fjall database as the data
 //! (see `engine.rs`): one journal fsync ([`LogStore::sync`]) makes the log
 //! and every batch applied before it durable together, and after a crash
 //! the journal replays a prefix of both, so the applied state never runs
@@ -22,9 +25,8 @@ use bytes::Bytes;
 use fjall::Keyspace;
 
 use crate::commit::{Failure, WriterStats, sync_and_measure};
-use crate::engine::Engine;
+use crate::engine::{Engine, check_value_size};
 use crate::error::{Result, StorageError};
-use crate::replicated::check_value_size;
 
 const TAG_ENTRY: u8 = b'e';
 const TAG_META: u8 = b'm';
@@ -54,7 +56,7 @@ fn entry_index(key: &[u8]) -> Result<u64> {
         }
         _ => Err(StorageError::Corrupt {
             key: String::from_utf8_lossy(key).into_owned(),
-            reason: "bad Raft log entry key",
+            reason: "bad log entry key",
         }),
     }
 }
@@ -63,7 +65,7 @@ fn meta_key(name: &str) -> Result<Vec<u8>> {
     // The engine panics on keys over 65535 bytes; refuse them here.
     if name.len() >= u16::MAX as usize {
         return Err(StorageError::Config(format!(
-            "Raft log meta name of {} bytes is too long",
+            "log meta name of {} bytes is too long",
             name.len()
         )));
     }
@@ -73,7 +75,8 @@ fn meta_key(name: &str) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// The Raft log handle; cheap to clone, shares the store's engine.
+/// The log handle; cheap to clone, shares the store's engine. Only a
+/// [`crate::ReplicatedStore`] hands one out.
 #[derive(Clone)]
 pub struct LogStore {
     engine: Arc<Engine>,
@@ -99,11 +102,12 @@ impl LogStore {
     }
 
     fn log(&self) -> Result<&Keyspace> {
-        self.engine.raft_log.as_ref().ok_or_else(|| {
-            StorageError::Config(
-                "the Raft log needs a replicated store (StorageConfig::replicated)".into(),
-            )
-        })
+        // Always open: only a replicated store, which opens the log's
+        // keyspace, hands out a `LogStore`.
+        self.engine
+            .log
+            .as_ref()
+            .ok_or_else(|| StorageError::Config("the log's keyspace is not open".into()))
     }
 
     /// The log shares the store's sticky failure: after a failed write or
@@ -119,7 +123,7 @@ impl LogStore {
     fn failure(&self, e: impl Into<StorageError>) -> StorageError {
         let e = e.into();
         let reason = e.to_string();
-        tracing::error!(error = %reason, "Raft log write failed; refusing all further writes");
+        tracing::error!(error = %reason, "log write failed; refusing all further writes");
         self.failed.set(reason);
         e
     }
