@@ -222,6 +222,26 @@ impl<'a> Tokens<'a> {
         self.line.get(start..self.pos).filter(|t| !t.is_empty())
     }
 
+    /// The next token, or a `WrongArguments(usage)` error.
+    fn required(&mut self, usage: &'static str) -> Result<&'a [u8], TextError> {
+        self.next_token().ok_or(TextError::WrongArguments(usage))
+    }
+
+    /// The rest of the line after one separator, or a
+    /// `WrongArguments(usage)` error.
+    fn required_rest(&mut self, usage: &'static str) -> Result<&'a [u8], TextError> {
+        self.rest_after_separator()
+            .ok_or(TextError::WrongArguments(usage))
+    }
+
+    /// A `WrongArguments(usage)` error if a token is left.
+    fn end(&mut self, usage: &'static str) -> Result<(), TextError> {
+        match self.next_token() {
+            Some(_) => Err(TextError::WrongArguments(usage)),
+            None => Ok(()),
+        }
+    }
+
     /// Everything after exactly one separator at the current position, or
     /// `None` if there is no separator (the line ended).
     fn rest_after_separator(&mut self) -> Option<&'a [u8]> {
@@ -264,12 +284,8 @@ pub fn parse_line(line: &[u8]) -> Result<Option<TextRequest>, TextError> {
 /// separator, so it may hold separators itself.
 fn parse_put(tokens: &mut Tokens<'_>) -> Result<TextRequest, TextError> {
     const USAGE: &str = "PUT needs a key and a value";
-    let key = tokens
-        .next_token()
-        .ok_or(TextError::WrongArguments(USAGE))?;
-    let value = tokens
-        .rest_after_separator()
-        .ok_or(TextError::WrongArguments(USAGE))?;
+    let key = tokens.required(USAGE)?;
+    let value = tokens.required_rest(USAGE)?;
     Ok(TextRequest::Put {
         key: unescape_key(key)?,
         value: Bytes::from(unescape(value)?),
@@ -279,12 +295,8 @@ fn parse_put(tokens: &mut Tokens<'_>) -> Result<TextRequest, TextError> {
 /// `BATCHPUT <k1,k2,...> <v1,v2,...>`: as many values as keys.
 fn parse_batch_put(tokens: &mut Tokens<'_>) -> Result<TextRequest, TextError> {
     const USAGE: &str = "BATCHPUT needs a comma-separated key list and a value list";
-    let keys = tokens
-        .next_token()
-        .ok_or(TextError::WrongArguments(USAGE))?;
-    let values = tokens
-        .rest_after_separator()
-        .ok_or(TextError::WrongArguments(USAGE))?;
+    let keys = tokens.required(USAGE)?;
+    let values = tokens.required_rest(USAGE)?;
     let keys = split_list(keys)
         .map(unescape_key)
         .collect::<Result<Vec<_>, _>>()?;
@@ -303,16 +315,10 @@ fn parse_batch_put(tokens: &mut Tokens<'_>) -> Result<TextRequest, TextError> {
 /// `READRANGE <start> <end> [limit]`.
 fn parse_read_range(tokens: &mut Tokens<'_>) -> Result<TextRequest, TextError> {
     const USAGE: &str = "READRANGE needs a start key, an end key and an optional limit";
-    let start = tokens
-        .next_token()
-        .ok_or(TextError::WrongArguments(USAGE))?;
-    let end = tokens
-        .next_token()
-        .ok_or(TextError::WrongArguments(USAGE))?;
+    let start = tokens.required(USAGE)?;
+    let end = tokens.required(USAGE)?;
     let limit = tokens.next_token().map(parse_limit).transpose()?;
-    if tokens.next_token().is_some() {
-        return Err(TextError::WrongArguments(USAGE));
-    }
+    tokens.end(USAGE)?;
     Ok(TextRequest::ReadRange {
         start: unescape_key(start)?,
         end: unescape_key(end)?,
@@ -380,12 +386,8 @@ pub fn looks_like_http(line: &[u8]) -> bool {
 }
 
 fn single_key(tokens: &mut Tokens<'_>, usage: &'static str) -> Result<Bytes, TextError> {
-    let key = tokens
-        .next_token()
-        .ok_or(TextError::WrongArguments(usage))?;
-    if tokens.next_token().is_some() {
-        return Err(TextError::WrongArguments(usage));
-    }
+    let key = tokens.required(usage)?;
+    tokens.end(usage)?;
     unescape_key(key)
 }
 

@@ -411,12 +411,8 @@ fn read_quoted_arg(bytes: &[u8], mut i: usize, arg: &mut Vec<u8>) -> Result<usiz
         match bytes.get(i) {
             None => return Ok(i),
             Some(&b) if is_inline_space(b) => return Ok(i),
-            Some(b'"') => {
-                let after = read_double_quoted(bytes, i + 1, arg)?;
-                return closing_quote_end(bytes, after);
-            }
-            Some(b'\'') => {
-                let after = read_single_quoted(bytes, i + 1, arg)?;
+            Some(&quote @ (b'"' | b'\'')) => {
+                let after = read_quoted(bytes, i + 1, arg, quote)?;
                 return closing_quote_end(bytes, after);
             }
             Some(&c) => {
@@ -427,69 +423,54 @@ fn read_quoted_arg(bytes: &[u8], mut i: usize, arg: &mut Vec<u8>) -> Result<usiz
     }
 }
 
-/// The inside of `"..."` from `bytes[i]`, with C escapes (`\n`, `\xHH`,
-/// ...; any other escaped byte stands for itself); returns the index after
-/// the closing quote.
-fn read_double_quoted(
+/// The inside of a quoted part from `bytes[i]` up to its closing `quote`;
+/// returns the index after it. In `"..."` a backslash starts a C escape;
+/// in `'...'` only `\'` is an escape, any other backslash is itself.
+fn read_quoted(
     bytes: &[u8],
     mut i: usize,
     arg: &mut Vec<u8>,
+    quote: u8,
 ) -> Result<usize, ProtocolError> {
     loop {
         match bytes.get(i) {
             None => return Err(ProtocolError::UnbalancedQuotes),
-            Some(b'\\') => {
-                let hex = bytes.get(i + 1..i + 4).and_then(|esc| match esc {
-                    [b'x', hi, lo] => Some((hex_value(*hi)?, hex_value(*lo)?)),
-                    _ => None,
-                });
-                if let Some((hi, lo)) = hex {
-                    arg.push(hi << 4 | lo);
-                    i += 4;
-                } else if let Some(&c) = bytes.get(i + 1) {
-                    arg.push(match c {
-                        b'n' => b'\n',
-                        b'r' => b'\r',
-                        b't' => b'\t',
-                        b'b' => 0x08,
-                        b'a' => 0x07,
-                        other => other,
-                    });
-                    i += 2;
-                } else {
-                    return Err(ProtocolError::UnbalancedQuotes);
-                }
-            }
-            Some(b'"') => return Ok(i + 1),
-            Some(&c) => {
-                arg.push(c);
-                i += 1;
-            }
-        }
-    }
-}
-
-/// The inside of `'...'` from `bytes[i]`, where only `\'` is an escape;
-/// returns the index after the closing quote.
-fn read_single_quoted(
-    bytes: &[u8],
-    mut i: usize,
-    arg: &mut Vec<u8>,
-) -> Result<usize, ProtocolError> {
-    loop {
-        match bytes.get(i) {
-            None => return Err(ProtocolError::UnbalancedQuotes),
+            Some(b'\\') if quote == b'"' => i = read_c_escape(bytes, i, arg)?,
             Some(b'\\') if bytes.get(i + 1) == Some(&b'\'') => {
                 arg.push(b'\'');
                 i += 2;
             }
-            Some(b'\'') => return Ok(i + 1),
+            Some(&c) if c == quote => return Ok(i + 1),
             Some(&c) => {
                 arg.push(c);
                 i += 1;
             }
         }
     }
+}
+
+/// The C escape at `bytes[i]` (a backslash) inside `"..."`: `\xHH`, `\n`,
+/// `\r`, `\t`, `\b`, `\a`, or any other byte standing for itself; returns
+/// the index after it.
+fn read_c_escape(bytes: &[u8], i: usize, arg: &mut Vec<u8>) -> Result<usize, ProtocolError> {
+    let hex = bytes.get(i + 1..i + 4).and_then(|esc| match esc {
+        [b'x', hi, lo] => Some((hex_value(*hi)?, hex_value(*lo)?)),
+        _ => None,
+    });
+    if let Some((hi, lo)) = hex {
+        arg.push(hi << 4 | lo);
+        return Ok(i + 4);
+    }
+    let &c = bytes.get(i + 1).ok_or(ProtocolError::UnbalancedQuotes)?;
+    arg.push(match c {
+        b'n' => b'\n',
+        b'r' => b'\r',
+        b't' => b'\t',
+        b'b' => 0x08,
+        b'a' => 0x07,
+        other => other,
+    });
+    Ok(i + 2)
 }
 
 /// A closing quote must be followed by a separator or the end of the line.
