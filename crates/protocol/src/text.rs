@@ -222,6 +222,26 @@ impl<'a> Tokens<'a> {
         self.line.get(start..self.pos).filter(|t| !t.is_empty())
     }
 
+    /// The next token, or a `WrongArguments(usage)` error.
+    fn required(&mut self, usage: &'static str) -> Result<&'a [u8], TextError> {
+        self.next_token().ok_or(TextError::WrongArguments(usage))
+    }
+
+    /// The rest of the line after one separator, or a
+    /// `WrongArguments(usage)` error.
+    fn required_rest(&mut self, usage: &'static str) -> Result<&'a [u8], TextError> {
+        self.rest_after_separator()
+            .ok_or(TextError::WrongArguments(usage))
+    }
+
+    /// A `WrongArguments(usage)` error if a token is left.
+    fn end(&mut self, usage: &'static str) -> Result<(), TextError> {
+        match self.next_token() {
+            Some(_) => Err(TextError::WrongArguments(usage)),
+            None => Ok(()),
+        }
+    }
+
     /// Everything after exactly one separator at the current position, or
     /// `None` if there is no separator (the line ended).
     fn rest_after_separator(&mut self) -> Option<&'a [u8]> {
@@ -237,46 +257,15 @@ impl<'a> Tokens<'a> {
 
 /// Parses one line (without its line ending). `Ok(None)` for an empty or
 /// whitespace-only line, which the server ignores.
-// Why ~70 lines: one match over the verbs is the grammar of the text
-// protocol; each arm is a few lines.
 pub fn parse_line(line: &[u8]) -> Result<Option<TextRequest>, TextError> {
     let mut tokens = Tokens { line, pos: 0 };
     let Some(command) = tokens.next_token() else {
         return Ok(None);
     };
     let request = if command.eq_ignore_ascii_case(b"PUT") {
-        const USAGE: &str = "PUT needs a key and a value";
-        let key = tokens
-            .next_token()
-            .ok_or(TextError::WrongArguments(USAGE))?;
-        let value = tokens
-            .rest_after_separator()
-            .ok_or(TextError::WrongArguments(USAGE))?;
-        TextRequest::Put {
-            key: unescape_key(key)?,
-            value: Bytes::from(unescape(value)?),
-        }
+        parse_put(&mut tokens)?
     } else if command.eq_ignore_ascii_case(b"BATCHPUT") {
-        const USAGE: &str = "BATCHPUT needs a comma-separated key list and a value list";
-        let keys = tokens
-            .next_token()
-            .ok_or(TextError::WrongArguments(USAGE))?;
-        let values = tokens
-            .rest_after_separator()
-            .ok_or(TextError::WrongArguments(USAGE))?;
-        let keys = split_list(keys)
-            .map(unescape_key)
-            .collect::<Result<Vec<_>, _>>()?;
-        let values = split_list(values)
-            .map(|v| unescape(v).map(Bytes::from))
-            .collect::<Result<Vec<_>, _>>()?;
-        if keys.len() != values.len() {
-            return Err(TextError::BatchCountMismatch {
-                keys: keys.len(),
-                values: values.len(),
-            });
-        }
-        TextRequest::BatchPut { keys, values }
+        parse_batch_put(&mut tokens)?
     } else if command.eq_ignore_ascii_case(b"READ") {
         let key = single_key(&mut tokens, "READ needs exactly one key")?;
         TextRequest::Read { key }
@@ -284,31 +273,66 @@ pub fn parse_line(line: &[u8]) -> Result<Option<TextRequest>, TextError> {
         let key = single_key(&mut tokens, "DELETE needs exactly one key")?;
         TextRequest::Delete { key }
     } else if command.eq_ignore_ascii_case(b"READRANGE") {
-        const USAGE: &str = "READRANGE needs a start key, an end key and an optional limit";
-        let start = tokens
-            .next_token()
-            .ok_or(TextError::WrongArguments(USAGE))?;
-        let end = tokens
-            .next_token()
-            .ok_or(TextError::WrongArguments(USAGE))?;
-        let limit = tokens.next_token().map(parse_limit).transpose()?;
-        if tokens.next_token().is_some() {
-            return Err(TextError::WrongArguments(USAGE));
-        }
-        TextRequest::ReadRange {
-            start: unescape_key(start)?,
-            end: unescape_key(end)?,
-            limit,
-        }
+        parse_read_range(&mut tokens)?
     } else {
-        let shown = command.get(..ECHOED_COMMAND_BYTES_MAX).unwrap_or(command);
-        let mut escaped = Vec::with_capacity(shown.len());
-        escape_key(shown, &mut escaped);
-        return Err(TextError::UnknownCommand(
-            String::from_utf8_lossy(&escaped).into_owned(),
-        ));
+        return Err(unknown_command(command));
     };
     Ok(Some(request))
+}
+
+/// `PUT <key> <value>`: the value is the rest of the line after one
+/// separator, so it may hold separators itself.
+fn parse_put(tokens: &mut Tokens<'_>) -> Result<TextRequest, TextError> {
+    const USAGE: &str = "PUT needs a key and a value";
+    let key = tokens.required(USAGE)?;
+    let value = tokens.required_rest(USAGE)?;
+    Ok(TextRequest::Put {
+        key: unescape_key(key)?,
+        value: Bytes::from(unescape(value)?),
+    })
+}
+
+/// `BATCHPUT <k1,k2,...> <v1,v2,...>`: as many values as keys.
+fn parse_batch_put(tokens: &mut Tokens<'_>) -> Result<TextRequest, TextError> {
+    const USAGE: &str = "BATCHPUT needs a comma-separated key list and a value list";
+    let keys = tokens.required(USAGE)?;
+    let values = tokens.required_rest(USAGE)?;
+    let keys = split_list(keys)
+        .map(unescape_key)
+        .collect::<Result<Vec<_>, _>>()?;
+    let values = split_list(values)
+        .map(|v| unescape(v).map(Bytes::from))
+        .collect::<Result<Vec<_>, _>>()?;
+    if keys.len() != values.len() {
+        return Err(TextError::BatchCountMismatch {
+            keys: keys.len(),
+            values: values.len(),
+        });
+    }
+    Ok(TextRequest::BatchPut { keys, values })
+}
+
+/// `READRANGE <start> <end> [limit]`.
+fn parse_read_range(tokens: &mut Tokens<'_>) -> Result<TextRequest, TextError> {
+    const USAGE: &str = "READRANGE needs a start key, an end key and an optional limit";
+    let start = tokens.required(USAGE)?;
+    let end = tokens.required(USAGE)?;
+    let limit = tokens.next_token().map(parse_limit).transpose()?;
+    tokens.end(USAGE)?;
+    Ok(TextRequest::ReadRange {
+        start: unescape_key(start)?,
+        end: unescape_key(end)?,
+        limit,
+    })
+}
+
+/// The error for an unknown verb, echoing at most
+/// `ECHOED_COMMAND_BYTES_MAX` bytes of it, escaped.
+fn unknown_command(command: &[u8]) -> TextError {
+    let shown = command.get(..ECHOED_COMMAND_BYTES_MAX).unwrap_or(command);
+    let mut escaped = Vec::with_capacity(shown.len());
+    escape_key(shown, &mut escaped);
+    TextError::UnknownCommand(String::from_utf8_lossy(&escaped).into_owned())
 }
 
 /// Whether a line is an HTTP request line (`<METHOD> <target> HTTP/<d>.<d>`,
@@ -362,12 +386,8 @@ pub fn looks_like_http(line: &[u8]) -> bool {
 }
 
 fn single_key(tokens: &mut Tokens<'_>, usage: &'static str) -> Result<Bytes, TextError> {
-    let key = tokens
-        .next_token()
-        .ok_or(TextError::WrongArguments(usage))?;
-    if tokens.next_token().is_some() {
-        return Err(TextError::WrongArguments(usage));
-    }
+    let key = tokens.required(usage)?;
+    tokens.end(usage)?;
     unescape_key(key)
 }
 

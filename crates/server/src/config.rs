@@ -248,8 +248,8 @@ pub fn parse_initial_cluster(s: &str) -> Result<Vec<(u64, String)>, String> {
     Ok(out)
 }
 
-// Why ~80 lines: one field per cluster setting, each with its default and
-// its bound, as in `resolve`.
+/// The cluster settings, or `None` when no cluster flag is given (a
+/// single node).
 fn resolve_cluster(layer: &ConfigLayer) -> Result<Option<ClusterSettings>, ConfigError> {
     let any = layer.node_id.is_some()
         || layer.initial_cluster.is_some()
@@ -258,47 +258,15 @@ fn resolve_cluster(layer: &ConfigLayer) -> Result<Option<ClusterSettings>, Confi
     if !any {
         return Ok(None);
     }
-    let invalid = |name: &'static str, message: String| ConfigError::Invalid { name, message };
     let node_id = layer
         .node_id
         .ok_or_else(|| invalid("node-id", "cluster mode needs --node-id".into()))?;
     if node_id == 0 {
         return Err(invalid("node-id", "must be at least 1".into()));
     }
-    let initial_cluster = match &layer.initial_cluster {
-        Some(s) => parse_initial_cluster(s).map_err(|m| invalid("initial-cluster", m))?,
-        None => Vec::new(),
-    };
-    if initial_cluster.is_empty() == layer.join.is_none() {
-        return Err(invalid(
-            "initial-cluster",
-            "cluster mode needs exactly one of --initial-cluster or --join".into(),
-        ));
-    }
-    if !initial_cluster.is_empty() && !initial_cluster.iter().any(|(id, _)| *id == node_id) {
-        return Err(invalid(
-            "initial-cluster",
-            format!("the list does not include this node (--node-id {node_id})"),
-        ));
-    }
-    let join_as_voter = match layer.join_as.as_deref() {
-        None | Some("voter") => true,
-        Some("learner") => false,
-        Some(other) => {
-            return Err(invalid(
-                "join-as",
-                format!("{other:?}: expected voter or learner"),
-            ));
-        }
-    };
-    let heartbeat_ms = at_least("heartbeat-ms", layer.heartbeat_ms.unwrap_or(100), 10)?;
-    let election_timeout_ms = layer.election_timeout_ms.unwrap_or(400);
-    if election_timeout_ms < 3 * heartbeat_ms {
-        return Err(invalid(
-            "election-timeout-ms",
-            format!("{election_timeout_ms} must be at least 3 x heartbeat-ms ({heartbeat_ms})"),
-        ));
-    }
+    let initial_cluster = resolve_initial_cluster(layer, node_id)?;
+    let join_as_voter = resolve_join_as(layer)?;
+    let (heartbeat_ms, election_timeout_ms) = resolve_raft_timing(layer)?;
     let peer_listen = parse_addr(
         "peer-listen",
         layer.peer_listen.as_deref().unwrap_or(DEFAULT_PEER_LISTEN),
@@ -327,6 +295,64 @@ fn resolve_cluster(layer: &ConfigLayer) -> Result<Option<ClusterSettings>, Confi
             300_000,
         )?,
     }))
+}
+
+fn invalid(name: &'static str, message: String) -> ConfigError {
+    ConfigError::Invalid { name, message }
+}
+
+/// `--initial-cluster` (empty when joining): a node either bootstraps a
+/// cluster that lists it, or joins an existing one, never both.
+fn resolve_initial_cluster(
+    layer: &ConfigLayer,
+    node_id: u64,
+) -> Result<Vec<(u64, String)>, ConfigError> {
+    let initial_cluster = match &layer.initial_cluster {
+        Some(s) => parse_initial_cluster(s).map_err(|m| invalid("initial-cluster", m))?,
+        None => Vec::new(),
+    };
+    if initial_cluster.is_empty() == layer.join.is_none() {
+        return Err(invalid(
+            "initial-cluster",
+            "cluster mode needs exactly one of --initial-cluster or --join".into(),
+        ));
+    }
+    if !initial_cluster.is_empty() && !initial_cluster.iter().any(|(id, _)| *id == node_id) {
+        return Err(invalid(
+            "initial-cluster",
+            format!("the list does not include this node (--node-id {node_id})"),
+        ));
+    }
+    Ok(initial_cluster)
+}
+
+/// `--join-as`: whether a joining node asks to be a voter (the default)
+/// or a learner.
+fn resolve_join_as(layer: &ConfigLayer) -> Result<bool, ConfigError> {
+    match layer.join_as.as_deref() {
+        None | Some("voter") => Ok(true),
+        Some("learner") => Ok(false),
+        Some(other) => Err(invalid(
+            "join-as",
+            format!("{other:?}: expected voter or learner"),
+        )),
+    }
+}
+
+/// `(heartbeat_ms, election_timeout_ms)`: an election timeout spans at
+/// least three heartbeats, so a follower does not start an election while
+/// a healthy leader's heartbeat is merely late.
+fn resolve_raft_timing(layer: &ConfigLayer) -> Result<(u64, u64), ConfigError> {
+    let heartbeat_ms = at_least("heartbeat-ms", layer.heartbeat_ms.unwrap_or(100), 10)?;
+    let election_timeout_ms = layer.election_timeout_ms.unwrap_or(400);
+    // Saturating: a huge heartbeat is refused here, not an overflow.
+    if election_timeout_ms < heartbeat_ms.saturating_mul(3) {
+        return Err(invalid(
+            "election-timeout-ms",
+            format!("{election_timeout_ms} must be at least 3 x heartbeat-ms ({heartbeat_ms})"),
+        ));
+    }
+    Ok((heartbeat_ms, election_timeout_ms))
 }
 
 /// The cluster secret: from its file, none when the operator says `none`,
@@ -832,6 +858,32 @@ mod tests {
         assert!(!secret_of(layer("0.0.0.0:7380", file)).unwrap().is_none());
         let missing = Some(dir.path().join("nope").display().to_string());
         assert!(secret_of(layer("127.0.0.1:7380", missing)).is_err());
+    }
+
+    /// Raft timing: an election timeout of at least three heartbeats,
+    /// refused (not an overflow) for a heartbeat too large to triple.
+    #[test]
+    fn election_timeout_spans_three_heartbeats() {
+        let timing = |heartbeat_ms, election_timeout_ms| {
+            ServerConfig::resolve(ConfigLayer {
+                node_id: Some(1),
+                initial_cluster: Some("1=127.0.0.1:1".into()),
+                heartbeat_ms,
+                election_timeout_ms,
+                ..Default::default()
+            })
+            .map(|c| {
+                let cluster = c.cluster.unwrap();
+                (cluster.heartbeat_ms, cluster.election_timeout_ms)
+            })
+        };
+        assert_eq!(timing(None, None).unwrap(), (100, 400));
+        assert_eq!(timing(Some(50), Some(150)).unwrap(), (50, 150));
+        let refused = timing(Some(50), Some(149)).unwrap_err().to_string();
+        assert!(refused.contains("election-timeout-ms"), "{refused}");
+        assert!(timing(Some(9), Some(1_000)).is_err());
+        // Tripled with wrapping, this heartbeat would be 2 ms.
+        assert!(timing(Some(u64::MAX / 3 + 1), None).is_err());
     }
 
     #[test]

@@ -8,11 +8,11 @@
 
 mod common;
 
-use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::TestServer;
+use common::tools::{ensure_redis_py, wait_bounded};
 use redis::Commands;
 
 const ACCOUNTS: u64 = 8;
@@ -20,26 +20,6 @@ const THREADS: u64 = 6;
 const TOTAL_PER_ACCOUNT: i64 = 1000;
 /// Bound on one driver run, beyond its own duration.
 const DRIVER_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// Makes `import redis` work, installing redis-py if needed.
-fn ensure_redis_py() {
-    let has = |_: ()| {
-        Command::new("python3")
-            .args(["-c", "import redis"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if has(()) {
-        return;
-    }
-    let status = Command::new("python3")
-        .args(["-m", "pip", "install", "--quiet", "redis>=5,<8"])
-        .status()
-        .expect("run python3 -m pip (python3 is required for this test)");
-    assert!(status.success(), "pip install redis failed");
-    assert!(has(()), "redis-py still not importable after pip install");
-}
 
 fn spawn_driver(port: u16, duration_s: u64) -> Child {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/bank_transfer.py");
@@ -65,30 +45,11 @@ struct Summary {
     snapshots: i64,
 }
 
-fn finish(mut child: Child) -> Summary {
-    let deadline = Instant::now() + DRIVER_TIMEOUT;
-    while child.try_wait().expect("wait driver").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("bank driver did not finish within {DRIVER_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let mut out = String::new();
-    let mut err = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+fn finish(child: Child) -> Summary {
+    let output = wait_bounded(child, DRIVER_TIMEOUT)
+        .unwrap_or_else(|e| panic!("bank driver did not finish within {DRIVER_TIMEOUT:?}: {e}"));
+    let out = String::from_utf8(output.stdout).expect("driver stdout is UTF-8");
+    let err = String::from_utf8_lossy(&output.stderr);
     let line = out.lines().last().unwrap_or_default();
     assert!(
         line.starts_with('{'),

@@ -10,18 +10,18 @@ mod common;
 use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::TestServer;
 use common::raw::{R, Raw, int, ok};
 use common::redis_server::{RedisServer, redis_cli_bin};
+use common::tools::{ensure_redis_py, run_bounded};
 
 /// How soon a killed connection must be closed (it is woken at once; the
 /// bound leaves room for a loaded test machine).
 const KILL_BOUND: Duration = Duration::from_secs(3);
-/// Bound on one external tool run (redis-cli, python3, pip).
+/// Bound on one external tool run (redis-cli, python3).
 const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Redis 7.2's CLIENT LIST fields, in order.
@@ -543,47 +543,15 @@ fn client_kill_closes_text_old_and_stuck_connections() {
     assert!(sent.len() < 48 << 20, "the kill cut the replies short");
 }
 
+/// Runs a client tool within `TOOL_TIMEOUT`: whether it succeeded, its
+/// stdout and stderr. Panics if it cannot start or does not finish.
 fn run_tool(cmd: &mut Command) -> (bool, String, String) {
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let out = match rx.recv_timeout(TOOL_TIMEOUT) {
-        Ok(out) => out.expect("tool output"),
-        Err(_) => {
-            // SAFETY: plain kill(2) on a pid we spawned and have not reaped.
-            unsafe {
-                libc::kill(pid as i32, libc::SIGKILL);
-            }
-            panic!("{cmd:?} did not finish within {TOOL_TIMEOUT:?}");
-        }
-    };
+    let out = run_bounded(cmd, TOOL_TIMEOUT).unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-/// Makes `import redis` work, installing redis-py with pip if needed.
-fn ensure_redis_py() {
-    let import = || run_tool(Command::new("python3").args(["-c", "import redis"])).0;
-    if import() {
-        return;
-    }
-    let install =
-        run_tool(Command::new("python3").args(["-m", "pip", "install", "--quiet", "redis>=5,<8"]));
-    assert!(
-        import(),
-        "redis-py is missing and pip could not install it: {install:?}"
-    );
 }
 
 const REDIS_PY_SCRIPT: &str = r#"

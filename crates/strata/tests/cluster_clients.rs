@@ -14,106 +14,20 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Command, Output, Stdio};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::cluster::*;
+use common::tools::{ensure_redis_cli, ensure_redis_py, run_bounded, wait_bounded};
 
-/// Bound on installing redis-py or redis-tools.
-const INSTALL_TIMEOUT: Duration = Duration::from_secs(300);
 /// Bound on one client operation retried over a failover.
 const OP_DEADLINE: Duration = Duration::from_secs(30);
 /// Bound on the whole redis-py driver run.
 const DRIVER_TIMEOUT: Duration = Duration::from_secs(180);
 /// Bound on `redis-cli --cluster check` (it probes every node).
 const CHECK_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Runs `cmd` to completion, killing it after `timeout`.
-fn run_bounded(cmd: &mut Command, timeout: Duration) -> Result<Output, String> {
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("spawn {cmd:?}: {e}"))?;
-    wait_bounded(child, timeout).map_err(|e| format!("{cmd:?}: {e}"))
-}
-
-/// Waits for `child` (stdout and stderr piped), killing it after `timeout`.
-fn wait_bounded(mut child: Child, timeout: Duration) -> Result<Output, String> {
-    let drain = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut p) = pipe {
-                let _ = p.read_to_end(&mut buf);
-            }
-            buf
-        })
-    };
-    let out = drain(child.stdout.take().map(|p| Box::new(p) as _));
-    let err = drain(child.stderr.take().map(|p| Box::new(p) as _));
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(POLL),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("still running after {timeout:?}; killed"));
-            }
-            Err(e) => return Err(format!("wait: {e}")),
-        }
-    };
-    Ok(Output {
-        status,
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-    })
-}
-
-fn succeeds(cmd: &mut Command) -> bool {
-    run_bounded(cmd, INSTALL_TIMEOUT).is_ok_and(|o| o.status.success())
-}
-
-/// Makes sure `python3 -c "import redis"` works, installing redis-py with
-/// pip if needed; panics if it cannot.
-fn ensure_redis_py() {
-    let import = || succeeds(Command::new("python3").args(["-c", "import redis"]));
-    if import() {
-        return;
-    }
-    let install = run_bounded(
-        Command::new("python3").args(["-m", "pip", "install", "--quiet", "redis>=5,<8"]),
-        INSTALL_TIMEOUT,
-    );
-    assert!(
-        import(),
-        "redis-py is missing and pip could not install it: {install:?}"
-    );
-}
-
-/// Makes sure `redis-cli` runs, installing Debian's redis-tools with
-/// apt-get if needed (as the bench scripts do); panics if it cannot.
-fn ensure_redis_cli() {
-    let present = || succeeds(Command::new("redis-cli").arg("--version"));
-    if present() {
-        return;
-    }
-    let apt = |args: &[&str]| run_bounded(Command::new("apt-get").args(args), INSTALL_TIMEOUT);
-    let first = apt(&["install", "-y", "-qq", "redis-tools"]);
-    if !present() {
-        let update = apt(&["update", "-qq"]);
-        let second = apt(&["install", "-y", "-qq", "redis-tools"]);
-        assert!(
-            present(),
-            "redis-cli is missing and apt-get could not install redis-tools (needs root): \
-             {first:?} {update:?} {second:?}"
-        );
-    }
-}
 
 fn seeds(cluster: &Cluster) -> Vec<String> {
     cluster

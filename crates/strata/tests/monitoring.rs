@@ -9,17 +9,16 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::TestServer;
+use common::tools::{ensure_redis_cli, ensure_redis_py, output_within, run_bounded};
 
-/// Bound on installing redis-py or redis-tools.
-const INSTALL_TIMEOUT: Duration = Duration::from_secs(300);
 /// Bound on any wait for a number to move.
 const MOVE_TIMEOUT: Duration = Duration::from_secs(20);
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -603,90 +602,6 @@ fn slowlog_logs_by_threshold_cuts_arguments_and_keeps_its_length() {
     assert_eq!(fields[1], redis::Value::Int(-2), "arity");
 }
 
-/// Runs `cmd` to completion, killing it after `timeout`.
-fn run_bounded(cmd: &mut Command, timeout: Duration) -> Result<Output, String> {
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("spawn {cmd:?}: {e}"))?;
-    Ok(wait_bounded(child, timeout))
-}
-
-/// Waits for `child` (stdout and stderr piped), killing it at `timeout`;
-/// returns what it printed either way.
-fn wait_bounded(mut child: Child, timeout: Duration) -> Output {
-    let drain = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut p) = pipe {
-                let _ = p.read_to_end(&mut buf);
-            }
-            buf
-        })
-    };
-    let out = drain(child.stdout.take().map(|p| Box::new(p) as _));
-    let err = drain(child.stderr.take().map(|p| Box::new(p) as _));
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait().expect("wait") {
-            Some(status) => break status,
-            None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            None => {
-                let _ = child.kill();
-                break child.wait().expect("wait");
-            }
-        }
-    };
-    Output {
-        status,
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-    }
-}
-
-fn succeeds(cmd: &mut Command) -> bool {
-    run_bounded(cmd, INSTALL_TIMEOUT).is_ok_and(|o| o.status.success())
-}
-
-/// Makes sure `redis-cli` runs, installing Debian's redis-tools with
-/// apt-get if needed (as the bench scripts do); panics if it cannot.
-fn ensure_redis_cli() {
-    let present = || succeeds(Command::new("redis-cli").arg("--version"));
-    if present() {
-        return;
-    }
-    let apt = |args: &[&str]| run_bounded(Command::new("apt-get").args(args), INSTALL_TIMEOUT);
-    let first = apt(&["install", "-y", "-qq", "redis-tools"]);
-    if !present() {
-        let update = apt(&["update", "-qq"]);
-        let second = apt(&["install", "-y", "-qq", "redis-tools"]);
-        assert!(
-            present(),
-            "redis-cli is missing and apt-get could not install redis-tools (needs root): \
-             {first:?} {update:?} {second:?}"
-        );
-    }
-}
-
-/// Makes sure `python3 -c "import redis"` works, installing redis-py with
-/// pip if needed; panics if it cannot.
-fn ensure_redis_py() {
-    let import = || succeeds(Command::new("python3").args(["-c", "import redis"]));
-    if import() {
-        return;
-    }
-    let install = run_bounded(
-        Command::new("python3").args(["-m", "pip", "install", "--quiet", "redis>=5,<8"]),
-        INSTALL_TIMEOUT,
-    );
-    assert!(
-        import(),
-        "redis-py is missing and pip could not install it: {install:?}"
-    );
-}
-
 /// One line of `redis-cli --stat`'s table.
 #[derive(Debug)]
 struct StatLine {
@@ -741,7 +656,7 @@ fn redis_cli_stat_shows_sane_numbers_under_writes() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn stdbuf redis-cli");
-    let out = wait_bounded(child, Duration::from_secs(3));
+    let out = output_within(child, Duration::from_secs(3));
     stop.store(true, Ordering::Relaxed);
     writer.join().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -265,44 +265,25 @@ impl DoubleText {
         }
     }
 
-    /// Re-lays out Rust's shortest round-trip digits (`{:e}`) the way
-    /// fpconv's `emit_digits` does.
-    // Why ~70 lines: one numeric layout with its cases (exponent ranges)
-    // in the order fpconv has them, so the two can be compared line by line.
+    /// The shortest round-tripping digits of `value` (Rust's `{:e}` finds
+    /// them), laid out as fpconv's `emit_digits` does.
     fn format_shortest(&mut self, value: f64) {
-        let mut scientific = FmtBuf::default();
-        if fmt::write(&mut scientific, format_args!("{:e}", value.abs())).is_err() {
+        let Some(shortest) = ShortestDigits::of(value.abs()) else {
             return;
-        }
-        let text = scientific.as_bytes();
-        let (mantissa, exponent) = match find_byte(b'e', text) {
-            Some(e) => (
-                text.get(..e).unwrap_or_default(),
-                text.get(e + 1..).unwrap_or_default(),
-            ),
-            None => (text, b"0".as_slice()),
         };
-        let mut digits = [0u8; 24];
-        let mut digits_len = 0usize;
-        for &b in mantissa.iter().filter(|b| b.is_ascii_digit()) {
-            if let Some(slot) = digits.get_mut(digits_len) {
-                *slot = b;
-                digits_len += 1;
-            }
-        }
-        let digits = digits.get(..digits_len).unwrap_or_default();
-        let exponent: i64 = std::str::from_utf8(exponent)
-            .ok()
-            .and_then(|e| e.parse().ok())
-            .unwrap_or(0);
-        let ndigits = digits_len as i64;
-        // value = digits * 10^k
-        let k = exponent - (ndigits - 1);
-        let exp_abs = (k + ndigits - 1).abs();
-
         if value < 0.0 {
             self.push(b"-");
         }
+        self.emit_digits(shortest.digits(), shortest.k);
+    }
+
+    /// fpconv's `emit_digits`, case by case in its order (so the two can be
+    /// compared line by line): the number `digits * 10^k` as an integer
+    /// with trailing zeros, a plain decimal fraction, or in scientific
+    /// notation with an exponent of at least two digits.
+    fn emit_digits(&mut self, digits: &[u8], k: i64) {
+        let ndigits = digits.len() as i64;
+        let exp_abs = (k + ndigits - 1).abs();
         if k >= 0 && exp_abs < ndigits + 7 {
             self.push(digits);
             for _ in 0..k {
@@ -340,6 +321,53 @@ impl DoubleText {
             self.push(b"0");
         }
         self.push(exp_text);
+    }
+}
+
+/// A non-negative double's shortest round-tripping decimal digits: the
+/// value is `digits * 10^k`.
+struct ShortestDigits {
+    buf: [u8; 24],
+    len: usize,
+    k: i64,
+}
+
+impl ShortestDigits {
+    /// `None` only if `{:e}` does not fit the fixed buffer (it always
+    /// does for an f64).
+    fn of(value: f64) -> Option<ShortestDigits> {
+        let mut scientific = FmtBuf::default();
+        fmt::write(&mut scientific, format_args!("{value:e}")).ok()?;
+        let text = scientific.as_bytes();
+        let (mantissa, exponent) = match find_byte(b'e', text) {
+            Some(e) => (
+                text.get(..e).unwrap_or_default(),
+                text.get(e + 1..).unwrap_or_default(),
+            ),
+            None => (text, b"0".as_slice()),
+        };
+        let mut shortest = ShortestDigits {
+            buf: [0u8; 24],
+            len: 0,
+            k: 0,
+        };
+        for &b in mantissa.iter().filter(|b| b.is_ascii_digit()) {
+            if let Some(slot) = shortest.buf.get_mut(shortest.len) {
+                *slot = b;
+                shortest.len += 1;
+            }
+        }
+        let exponent: i64 = std::str::from_utf8(exponent)
+            .ok()
+            .and_then(|e| e.parse().ok())
+            .unwrap_or(0);
+        // `{:e}` puts one digit before the point: value = d.ddd * 10^exponent.
+        shortest.k = exponent - (shortest.len as i64 - 1);
+        Some(shortest)
+    }
+
+    fn digits(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or_default()
     }
 }
 

@@ -1,6 +1,8 @@
 //! Requests: the server's parser (RESP arrays and inline commands) and the
 //! client's encoder.
 
+use std::ops::ControlFlow;
+
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::find_byte;
@@ -129,15 +131,49 @@ impl RequestParser {
         }
     }
 
-    // Why one function of ~95 lines: it is the hot path of every request,
-    // and the resume state, the loop and the early returns share five
-    // locals; split, they would travel back and forth by value.
+    /// A multibulk request, resumed where the last call stopped: its
+    /// header, then one bulk argument at a time until all have arrived.
     fn parse_multibulk(
         &mut self,
         buf: &mut BytesMut,
         limits: &RequestLimits,
     ) -> Result<Step, ProtocolError> {
-        let resumed = match self.pending.take() {
+        let (args_count, mut pos) = match self.resume_multibulk(buf) {
+            Some(resumed) => resumed,
+            None => match self.start_multibulk(buf, limits)? {
+                ControlFlow::Continue(started) => started,
+                ControlFlow::Break(step) => return Ok(step),
+            },
+        };
+        while self.spans.len() < args_count {
+            match read_bulk(buf, pos, limits)? {
+                Bulk::Complete { data_start, end } => {
+                    self.spans.push((data_start, end - 2));
+                    pos = end;
+                }
+                Bulk::Incomplete { frame_bytes } => {
+                    // Re-reading this short header next time is cheaper than
+                    // remembering it; the payload is never re-scanned.
+                    self.pending = Some(Pending::Multibulk { args_count, pos });
+                    self.pending_frame_bytes = frame_bytes;
+                    return Ok(Step::Incomplete);
+                }
+            }
+        }
+        debug_assert_eq!(self.spans.len(), args_count);
+        let frame = buf.split_to(pos).freeze();
+        let args = self
+            .spans
+            .drain(..)
+            .map(|(start, end)| frame.slice(start..end))
+            .collect();
+        Ok(Step::Request(args))
+    }
+
+    /// The arguments count and the position to go on from, if a call
+    /// stopped inside this request.
+    fn resume_multibulk(&mut self, buf: &BytesMut) -> Option<(usize, usize)> {
+        match self.pending.take() {
             // The bounds check keeps a contract violation (buffer shrunk
             // between calls) from turning into an out-of-range slice.
             Some(Pending::Multibulk { args_count, pos })
@@ -146,87 +182,39 @@ impl RequestParser {
                 Some((args_count, pos))
             }
             _ => None,
-        };
-        let (args_count, mut pos) = match resumed {
-            Some(state) => state,
-            None => {
-                self.spans.clear();
-                let Some((count, header_end)) =
-                    read_length_line(buf, 1, ProtocolError::InvalidMultibulkLength)?
-                else {
-                    return Ok(Step::Incomplete);
-                };
-                if count <= 0 {
-                    buf.advance(header_end);
-                    return Ok(Step::Skipped);
-                }
-                let count_u64 = count.unsigned_abs();
-                let args_count = usize::try_from(count_u64)
-                    .ok()
-                    .filter(|&n| n <= limits.args_count_max)
-                    .ok_or(ProtocolError::TooManyArgs {
-                        count: count_u64,
-                        count_max: limits.args_count_max,
-                    })?;
-                // Reserve little up front: the count is untrusted until the
-                // arguments actually arrive.
-                self.spans.reserve(args_count.min(64));
-                (args_count, header_end)
-            }
-        };
-
-        while self.spans.len() < args_count {
-            let Some(&marker) = buf.get(pos) else {
-                self.pending = Some(Pending::Multibulk { args_count, pos });
-                return Ok(Step::Incomplete);
-            };
-            if marker != b'$' {
-                return Err(ProtocolError::ExpectedBulk(marker));
-            }
-            let Some((len, data_start)) =
-                read_length_line(buf, pos + 1, ProtocolError::InvalidBulkLength)?
-            else {
-                self.pending = Some(Pending::Multibulk { args_count, pos });
-                return Ok(Step::Incomplete);
-            };
-            if len < 0 {
-                return Err(ProtocolError::InvalidBulkLength);
-            }
-            // Size check on the declared length, before waiting for (or
-            // allocating room for) the payload.
-            let end = (data_start as u64)
-                .saturating_add(len.unsigned_abs())
-                .saturating_add(2);
-            if end > limits.request_size_bytes_max as u64 {
-                return Err(ProtocolError::RequestTooLarge {
-                    size_bytes: end,
-                    size_bytes_max: limits.request_size_bytes_max,
-                });
-            }
-            // `end` fits in usize: it is at most request_size_bytes_max.
-            let end = end as usize;
-            let data_end = end - 2;
-            if buf.len() < end {
-                // Re-reading this short header next time is cheaper than
-                // remembering it; the payload is never re-scanned.
-                self.pending = Some(Pending::Multibulk { args_count, pos });
-                self.pending_frame_bytes = end;
-                return Ok(Step::Incomplete);
-            }
-            if buf.get(data_end..end) != Some(b"\r\n".as_slice()) {
-                return Err(ProtocolError::MissingCrlf);
-            }
-            self.spans.push((data_start, data_end));
-            pos = end;
         }
+    }
 
-        let frame = buf.split_to(pos).freeze();
-        let args = self
-            .spans
-            .drain(..)
-            .map(|(start, end)| frame.slice(start..end))
-            .collect();
-        Ok(Step::Request(args))
+    /// Reads the header `*<n>\r\n`: `Continue((n, header_end))`, or
+    /// `Break(step)` when there is no argument to read (incomplete
+    /// header, or an empty request, consumed).
+    fn start_multibulk(
+        &mut self,
+        buf: &mut BytesMut,
+        limits: &RequestLimits,
+    ) -> Result<ControlFlow<Step, (usize, usize)>, ProtocolError> {
+        self.spans.clear();
+        let Some((count, header_end)) =
+            read_length_line(buf, 1, ProtocolError::InvalidMultibulkLength)?
+        else {
+            return Ok(ControlFlow::Break(Step::Incomplete));
+        };
+        if count <= 0 {
+            buf.advance(header_end);
+            return Ok(ControlFlow::Break(Step::Skipped));
+        }
+        let count_u64 = count.unsigned_abs();
+        let args_count = usize::try_from(count_u64)
+            .ok()
+            .filter(|&n| n <= limits.args_count_max)
+            .ok_or(ProtocolError::TooManyArgs {
+                count: count_u64,
+                count_max: limits.args_count_max,
+            })?;
+        // Reserve little up front: the count is untrusted until the
+        // arguments actually arrive.
+        self.spans.reserve(args_count.min(64));
+        Ok(ControlFlow::Continue((args_count, header_end)))
     }
 
     fn parse_inline(
@@ -267,6 +255,54 @@ impl RequestParser {
         }
         Ok(Step::Request(args))
     }
+}
+
+/// One bulk argument of a multibulk request, as far as it has arrived.
+enum Bulk {
+    /// Not all here yet. `frame_bytes`: the buffer length the request
+    /// needs at least, once the argument's header declared its length;
+    /// 0 before (see [`RequestParser::pending_frame_bytes`]).
+    Incomplete { frame_bytes: usize },
+    /// The payload starts at `data_start`; `end` is past its `\r\n`.
+    Complete { data_start: usize, end: usize },
+}
+
+/// Reads the bulk argument `$<len>\r\n<bytes>\r\n` at `buf[pos]`. The
+/// size limit is checked on the declared length, before waiting for (or
+/// allocating room for) the payload.
+#[inline]
+fn read_bulk(buf: &[u8], pos: usize, limits: &RequestLimits) -> Result<Bulk, ProtocolError> {
+    let Some(&marker) = buf.get(pos) else {
+        return Ok(Bulk::Incomplete { frame_bytes: 0 });
+    };
+    if marker != b'$' {
+        return Err(ProtocolError::ExpectedBulk(marker));
+    }
+    let Some((len, data_start)) = read_length_line(buf, pos + 1, ProtocolError::InvalidBulkLength)?
+    else {
+        return Ok(Bulk::Incomplete { frame_bytes: 0 });
+    };
+    if len < 0 {
+        return Err(ProtocolError::InvalidBulkLength);
+    }
+    let end = (data_start as u64)
+        .saturating_add(len.unsigned_abs())
+        .saturating_add(2);
+    if end > limits.request_size_bytes_max as u64 {
+        return Err(ProtocolError::RequestTooLarge {
+            size_bytes: end,
+            size_bytes_max: limits.request_size_bytes_max,
+        });
+    }
+    // `end` fits in usize: it is at most request_size_bytes_max.
+    let end = end as usize;
+    if buf.len() < end {
+        return Ok(Bulk::Incomplete { frame_bytes: end });
+    }
+    if buf.get(end - 2..end) != Some(b"\r\n".as_slice()) {
+        return Err(ProtocolError::MissingCrlf);
+    }
+    Ok(Bulk::Complete { data_start, end })
 }
 
 /// Parses `[-]<digits>\r\n` starting at `buf[start]`; returns the value and
@@ -370,72 +406,14 @@ fn split_inline_args(line: &Bytes, limits: &RequestLimits) -> Result<Vec<Bytes>,
 /// Continues an inline argument at a quote (`bytes[i]` is `"` or `'`);
 /// returns the index after the argument. Quotes may open anywhere inside an
 /// argument (`a"b c"` is `ab c`), but a closing quote must end it.
-// Why ~70 lines: one byte-level state machine (quotes, escapes, hex
-// escapes); its cases read best side by side.
 fn read_quoted_arg(bytes: &[u8], mut i: usize, arg: &mut Vec<u8>) -> Result<usize, ProtocolError> {
     loop {
         match bytes.get(i) {
             None => return Ok(i),
             Some(&b) if is_inline_space(b) => return Ok(i),
-            Some(b'"') => {
-                i += 1;
-                loop {
-                    match bytes.get(i) {
-                        None => return Err(ProtocolError::UnbalancedQuotes),
-                        Some(b'\\') => {
-                            let hex = bytes.get(i + 1..i + 4).and_then(|esc| match esc {
-                                [b'x', hi, lo] => Some((hex_value(*hi)?, hex_value(*lo)?)),
-                                _ => None,
-                            });
-                            if let Some((hi, lo)) = hex {
-                                arg.push(hi << 4 | lo);
-                                i += 4;
-                            } else if let Some(&c) = bytes.get(i + 1) {
-                                arg.push(match c {
-                                    b'n' => b'\n',
-                                    b'r' => b'\r',
-                                    b't' => b'\t',
-                                    b'b' => 0x08,
-                                    b'a' => 0x07,
-                                    other => other,
-                                });
-                                i += 2;
-                            } else {
-                                return Err(ProtocolError::UnbalancedQuotes);
-                            }
-                        }
-                        Some(b'"') => {
-                            i += 1;
-                            break;
-                        }
-                        Some(&c) => {
-                            arg.push(c);
-                            i += 1;
-                        }
-                    }
-                }
-                return closing_quote_end(bytes, i);
-            }
-            Some(b'\'') => {
-                i += 1;
-                loop {
-                    match bytes.get(i) {
-                        None => return Err(ProtocolError::UnbalancedQuotes),
-                        Some(b'\\') if bytes.get(i + 1) == Some(&b'\'') => {
-                            arg.push(b'\'');
-                            i += 2;
-                        }
-                        Some(b'\'') => {
-                            i += 1;
-                            break;
-                        }
-                        Some(&c) => {
-                            arg.push(c);
-                            i += 1;
-                        }
-                    }
-                }
-                return closing_quote_end(bytes, i);
+            Some(&quote @ (b'"' | b'\'')) => {
+                let after = read_quoted(bytes, i + 1, arg, quote)?;
+                return closing_quote_end(bytes, after);
             }
             Some(&c) => {
                 arg.push(c);
@@ -443,6 +421,56 @@ fn read_quoted_arg(bytes: &[u8], mut i: usize, arg: &mut Vec<u8>) -> Result<usiz
             }
         }
     }
+}
+
+/// The inside of a quoted part from `bytes[i]` up to its closing `quote`;
+/// returns the index after it. In `"..."` a backslash starts a C escape;
+/// in `'...'` only `\'` is an escape, any other backslash is itself.
+fn read_quoted(
+    bytes: &[u8],
+    mut i: usize,
+    arg: &mut Vec<u8>,
+    quote: u8,
+) -> Result<usize, ProtocolError> {
+    loop {
+        match bytes.get(i) {
+            None => return Err(ProtocolError::UnbalancedQuotes),
+            Some(b'\\') if quote == b'"' => i = read_c_escape(bytes, i, arg)?,
+            Some(b'\\') if bytes.get(i + 1) == Some(&b'\'') => {
+                arg.push(b'\'');
+                i += 2;
+            }
+            Some(&c) if c == quote => return Ok(i + 1),
+            Some(&c) => {
+                arg.push(c);
+                i += 1;
+            }
+        }
+    }
+}
+
+/// The C escape at `bytes[i]` (a backslash) inside `"..."`: `\xHH`, `\n`,
+/// `\r`, `\t`, `\b`, `\a`, or any other byte standing for itself; returns
+/// the index after it.
+fn read_c_escape(bytes: &[u8], i: usize, arg: &mut Vec<u8>) -> Result<usize, ProtocolError> {
+    let hex = bytes.get(i + 1..i + 4).and_then(|esc| match esc {
+        [b'x', hi, lo] => Some((hex_value(*hi)?, hex_value(*lo)?)),
+        _ => None,
+    });
+    if let Some((hi, lo)) = hex {
+        arg.push(hi << 4 | lo);
+        return Ok(i + 4);
+    }
+    let &c = bytes.get(i + 1).ok_or(ProtocolError::UnbalancedQuotes)?;
+    arg.push(match c {
+        b'n' => b'\n',
+        b'r' => b'\r',
+        b't' => b'\t',
+        b'b' => 0x08,
+        b'a' => 0x07,
+        other => other,
+    });
+    Ok(i + 2)
 }
 
 /// A closing quote must be followed by a separator or the end of the line.

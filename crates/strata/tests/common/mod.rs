@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod peer;
 pub mod raw;
 pub mod redis_server;
+pub mod tools;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

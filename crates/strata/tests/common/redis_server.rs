@@ -31,21 +31,10 @@ pub fn redis_server_bin() -> std::path::PathBuf {
         find_in_path("apt-get").is_some(),
         "redis-server is missing and there is no apt-get: install redis-server (7.x) in PATH"
     );
-    // Bounded by coreutils' `timeout`: 5 minutes per apt-get call.
-    let apt = |args: &[&str]| {
-        Command::new("timeout")
-            .args(["300", "apt-get"])
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    let installed = apt(&["install", "-y", "-qq", "redis-server"])
-        || (apt(&["update", "-qq"]) && apt(&["install", "-y", "-qq", "redis-server"]));
+    let installed = super::tools::apt_install("redis-server");
     assert!(
-        installed,
-        "apt-get install -y redis-server failed (root is needed): install redis-server (7.x) in PATH"
+        installed.is_ok(),
+        "apt-get install -y redis-server failed (root is needed): install redis-server (7.x) in PATH: {installed:?}"
     );
     find_in_path("redis-server").expect("redis-server after apt-get install")
 }
