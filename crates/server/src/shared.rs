@@ -7,24 +7,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
-use strata_replication::{ClusterError, ClusterNode};
+use strata_replication::ClusterNode;
+use strata_storage::Store;
 use strata_storage::mutation::Limits;
-use strata_storage::{Mutation, Outcome, StorageError, Store};
 
 use crate::client_buffers::ClientBuffers;
 use crate::clients::{ClientInfo, Clients, Protocol};
 use crate::config::ServerConfig;
-
-/// Why a write or a read barrier failed: the local store, or the cluster
-/// (no leader, no quorum). A cluster error on a write means the outcome is
-/// unknown.
-#[derive(Debug, thiserror::Error)]
-pub enum PathError {
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-    #[error(transparent)]
-    Cluster(#[from] ClusterError),
-}
+use crate::write_path::WritePath;
 
 /// How many SCAN cursors the server remembers. Cursors are numbers (as every
 /// Redis client expects) that name a resume key held here; the oldest is
@@ -32,8 +22,11 @@ pub enum PathError {
 const SCAN_CURSORS_MAX: usize = 16_384;
 
 pub struct Shared {
+    /// Reads go here directly; writes never do (see `write_path`).
     pub store: Store,
-    /// Set in cluster mode: writes and linearizable reads go through it.
+    /// Every write, and the read barrier, go through it.
+    pub write_path: WritePath,
+    /// Set in cluster mode: CLUSTER, ROLE and INFO ask it.
     pub cluster: Option<ClusterNode>,
     pub config: ServerConfig,
     pub started: Instant,
@@ -78,8 +71,10 @@ impl Shared {
         // Start cursor ids at a time-derived value so cursors from before a
         // restart are unlikely to alias new ones.
         let seed = strata_storage::now_ms().wrapping_mul(1_000_003) % (1 << 40) + 1;
+        let write_path = WritePath::choose(&store, cluster.as_ref(), limits(&config));
         Shared {
             store,
+            write_path,
             cluster,
             started: Instant::now(),
             stats: ServerStats::default(),
@@ -98,58 +93,6 @@ impl Shared {
                 resume_after: HashMap::new(),
                 order: VecDeque::new(),
             }),
-        }
-    }
-
-    /// The limits a write is checked against (carried in the log entry in
-    /// cluster mode, so every replica decides alike).
-    pub fn limits(&self) -> Limits {
-        Limits {
-            key_size_bytes_max: self.config.storage.key_size_bytes_max,
-            value_size_bytes_max: self.config.storage.value_size_bytes_max,
-        }
-    }
-
-    /// One write: through the Raft log in cluster mode, else the local
-    /// group-commit writer.
-    pub async fn write(&self, m: Mutation) -> Result<Outcome, PathError> {
-        match &self.cluster {
-            Some(node) => match node.write_batch(vec![m], self.limits()).await.pop() {
-                Some(r) => r.map_err(PathError::from),
-                None => Err(PathError::Cluster(ClusterError::Again(
-                    "no outcome for a write".into(),
-                ))),
-            },
-            None => Ok(self.store.submit(m).await?),
-        }
-    }
-
-    /// A pipeline of writes through the Raft log, in order (cluster mode).
-    pub async fn write_batch(&self, ms: Vec<Mutation>) -> Vec<Result<Outcome, PathError>> {
-        match &self.cluster {
-            Some(node) => node
-                .write_batch(ms, self.limits())
-                .await
-                .into_iter()
-                .map(|r| r.map_err(PathError::from))
-                .collect(),
-            None => {
-                let mut out = Vec::with_capacity(ms.len());
-                for m in ms {
-                    out.push(self.store.submit(m).await.map_err(PathError::from));
-                }
-                out
-            }
-        }
-    }
-
-    /// Before a linearizable read in cluster mode: wait until this node
-    /// has applied everything committed when the read arrived (ReadIndex).
-    /// Single node: nothing to wait for.
-    pub async fn read_barrier(&self) -> Result<(), PathError> {
-        match &self.cluster {
-            Some(node) => node.read_barrier().await.map_err(PathError::from),
-            None => Ok(()),
         }
     }
 
@@ -175,6 +118,15 @@ impl Shared {
     pub fn load_cursor(&self, id: u64) -> Option<Bytes> {
         let c = self.scan_cursors.lock().unwrap_or_else(|p| p.into_inner());
         c.resume_after.get(&id).cloned()
+    }
+}
+
+/// The limits a write is checked against (carried in the log entry in
+/// cluster mode, so every replica decides alike).
+fn limits(config: &ServerConfig) -> Limits {
+    Limits {
+        key_size_bytes_max: config.storage.key_size_bytes_max,
+        value_size_bytes_max: config.storage.value_size_bytes_max,
     }
 }
 

@@ -140,6 +140,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let shared = shared(dir.path());
         let mut session = Session::new(1, "fuzz".into());
+        let mut pending = shared.write_path.pending();
         for args in calls {
             let spec = cmd::lookup(&args[0]).expect("every table name is found");
             // Inside MULTI, commands are queued as the connection does;
@@ -152,7 +153,12 @@ proptest! {
             }
             let mut ctx = Ctx { shared: &shared, session: &mut session, now_ms: 1_000_000 };
             let (mutation, replies) = match cmd::execute(spec, &mut ctx, &args) {
-                Action::Write(mutation) => (mutation, None),
+                Action::Write(mutation) => {
+                    // Only a write may build a mutation: a read would
+                    // skip the barrier's place in the pipeline.
+                    prop_assert_eq!(spec.kind, cmd::Kind::Write, "{} built a mutation", spec.name);
+                    (mutation, None)
+                }
                 Action::Exec(plan) => (plan.mutation, Some(plan.replies)),
                 _ => continue,
             };
@@ -160,7 +166,7 @@ proptest! {
                 prop_assert!(k.len() <= KEY_BYTES_MAX, "{} parsed a {}-byte key", spec.name, k.len());
                 Ok(())
             })?;
-            let outcome = rt.block_on(shared.store.submit(mutation));
+            let outcome = rt.block_on(shared.write_path.write(&mut pending, mutation));
             prop_assert!(outcome.is_ok(), "{}: {:?}", spec.name, outcome);
             if let (Some(replies), Ok(outcome)) = (replies, outcome) {
                 // Rendering EXEC's reply must not panic either.
