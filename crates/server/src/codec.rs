@@ -1,9 +1,11 @@
 //! The codec half of a connection: bytes to requests, replies to bytes.
 //!
-//! A connection ([`crate::connection`]) owns the transport (read and reply
+//! A connection is a transport ([`crate::transport`]: read and reply
 //! buffers, idle and request timers, client-buffer charge, shutdown, CLIENT
-//! KILL) and runs every request through the command layer ([`crate::cmd`]):
-//! statistics, MULTI, read barriers, grouped writes, replies in order. A
+//! KILL), which holds the codec, and a request handler
+//! ([`crate::connection`]) that runs every request through the command
+//! layer ([`crate::cmd`]): statistics, MULTI, read barriers, the write
+//! path, replies in order. A
 //! codec only frames requests and renders replies, so every front door
 //! (RESP, the text dialects) runs the same commands the same way. The
 //! connection is generic over its codec: one monomorphized copy per

@@ -36,7 +36,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use strata_protocol::resp::Reply;
-use tokio::sync::watch;
 
 use crate::cmd::slowlog::Client;
 use crate::cmd::{self, Action, Spec, TABLE};
@@ -258,13 +257,13 @@ impl CommandStats {
 }
 
 /// Samples the instantaneous rates every 100 ms until shutdown.
-pub async fn sample_rates(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+pub async fn sample_rates(shared: Arc<Shared>, mut shutdown: crate::shutdown::Shutdown) {
     let mut tick = tokio::time::interval(RATE_SAMPLE_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = shutdown.changed() => return,
+            () = shutdown.recv() => return,
         }
         let s: &ServerStats = &shared.stats;
         s.commands.sample_rates(
@@ -346,7 +345,7 @@ fn roles() -> &'static [Role] {
         TABLE
             .iter()
             .map(|s| Role {
-                reads_stats: !s.write && !s.flags.contains(&"fast"),
+                reads_stats: s.kind != cmd::Kind::Write && s.cost == cmd::Cost::Slow,
                 exec: s.name == "exec",
                 clears_queue: matches!(s.name, "multi" | "discard"),
             })

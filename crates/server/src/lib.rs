@@ -1,10 +1,12 @@
 //! Strata's network server.
 //!
 //! Shape (after mini-redis): [`server`] accepts connections and owns
-//! shutdown; [`connection`] turns bytes into requests and replies, through
-//! a [`codec`] per protocol (RESP, [`text`]); each
-//! command family lives in its own module under [`cmd`] (parse, then apply);
-//! all connections share one [`shared::Shared`].
+//! [`shutdown`]; a connection is a [`transport`] (bytes in and out, through
+//! a [`codec`] per protocol: RESP, [`text`]) and a request handler
+//! ([`connection`]); each command family lives in its own module under
+//! [`cmd`] (parse, then apply); every write goes through the one
+//! [`write_path`] chosen at startup; all connections share one
+//! [`shared::Shared`].
 
 pub mod client_buffers;
 pub mod clients;
@@ -19,8 +21,11 @@ pub mod memory;
 mod request_timer;
 pub mod server;
 pub mod shared;
+pub mod shutdown;
 mod text;
+mod transport;
 pub mod units;
+pub mod write_path;
 
 pub use config::{ConfigError, ConfigLayer, ServerConfig};
 pub use server::{ServerError, run};

@@ -16,10 +16,12 @@ use strata_replication::{ClusterConfig, ClusterNode};
 use strata_storage::{LocalStore, ReplicatedStore, Store};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, mpsc};
 
 use crate::config::ServerConfig;
 use crate::shared::Shared;
+use crate::shutdown::Shutdown;
+use crate::write_path::Writes;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -70,20 +72,26 @@ pub async fn run(
         .map(|(node, peer)| format!(" peer={peer} node={}", node.id()))
         .unwrap_or_default();
     let node = cluster.map(|(node, _)| node);
-    let shared = Arc::new(Shared::new(store.clone(), local, config, node.clone()));
+    let writes = match (local, node.clone()) {
+        (Some(local), _) => Writes::Local(local),
+        (None, Some(node)) => Writes::Cluster(node),
+        // open_store opens a replicated store only with cluster settings.
+        (None, None) => return Err(ServerError::Cluster("no cluster settings".into())),
+    };
+    let shared = Arc::new(Shared::new(store.clone(), writes, config));
     warn_if_exposed(&shared.config, listeners.resp_addr, listeners.text_addr);
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (trigger, stopping) = crate::shutdown::channel();
     // INFO's instantaneous_* rates: a sample every 100 ms, as Redis does.
     tokio::spawn(crate::command_stats::sample_rates(
         shared.clone(),
-        shutdown_rx.clone(),
+        stopping.clone(),
     ));
     let (resp_addr, text_addr) = (listeners.resp_addr, listeners.text_addr);
-    let (accept_tasks, done_rx) = listeners.serve(&shared, &shutdown_rx);
+    let (accept_tasks, done_rx) = listeners.serve(&shared, &stopping);
     print_ready(resp_addr, text_addr, &cluster_ready);
     let failure = wait_for_stop(shutdown, node.as_ref()).await;
     tracing::info!("shutting down: no new connections; finishing in-flight requests");
-    let _ = shutdown_tx.send(true);
+    trigger.fire();
     for t in accept_tasks {
         let _ = t.await;
     }
@@ -174,7 +182,7 @@ impl Listeners {
     fn serve(
         self,
         shared: &Arc<Shared>,
-        shutdown: &watch::Receiver<bool>,
+        shutdown: &Shutdown,
     ) -> (Vec<tokio::task::JoinHandle<()>>, mpsc::Receiver<()>) {
         let permits = Arc::new(Semaphore::new(shared.config.connections_max));
         let (done_tx, done_rx) = mpsc::channel::<()>(1);
@@ -347,7 +355,7 @@ async fn accept_loop(
     protocol: Protocol,
     shared: Arc<Shared>,
     permits: Arc<Semaphore>,
-    mut shutdown: watch::Receiver<bool>,
+    mut shutdown: Shutdown,
     done: mpsc::Sender<()>,
 ) {
     // Protected mode guards listeners that other hosts can reach.
@@ -358,7 +366,7 @@ async fn accept_loop(
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
-            _ = shutdown.changed() => return,
+            () = shutdown.recv() => return,
         };
         let (stream, peer) = match accepted {
             Ok(x) => x,
@@ -399,13 +407,13 @@ async fn serve_connection(
     peer: SocketAddr,
     protocol: Protocol,
     shared: Arc<Shared>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: Shutdown,
     held: (tokio::sync::OwnedSemaphorePermit, mpsc::Sender<()>),
 ) {
     // A guard, not a decrement after the match: a connection task that
     // panics unwinds through it, and a count left too high would report
-    // phantom clients and keep a lone client paying for the yield that lets
-    // others join its commit rounds.
+    // phantom clients (INFO only: the write path counts its own
+    // submitters).
     let counted = ConnectionCounted::new(&shared.stats.connections_current);
     match protocol {
         Protocol::Resp => {

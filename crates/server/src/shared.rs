@@ -7,24 +7,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
-use strata_replication::{ClusterError, ClusterNode};
+use strata_replication::ClusterNode;
+use strata_storage::Store;
 use strata_storage::mutation::Limits;
-use strata_storage::{LocalStore, Mutation, Outcome, StorageError, Store, Ticket};
 
 use crate::client_buffers::ClientBuffers;
 use crate::clients::{ClientInfo, Clients, Protocol};
 use crate::config::ServerConfig;
-
-/// Why a write or a read barrier failed: the local store, or the cluster
-/// (no leader, no quorum). A cluster error on a write means the outcome is
-/// unknown.
-#[derive(Debug, thiserror::Error)]
-pub enum PathError {
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-    #[error(transparent)]
-    Cluster(#[from] ClusterError),
-}
+use crate::write_path::{WritePath, Writes};
 
 /// How many SCAN cursors the server remembers. Cursors are numbers (as every
 /// Redis client expects) that name a resume key held here; the oldest is
@@ -32,11 +22,11 @@ pub enum PathError {
 const SCAN_CURSORS_MAX: usize = 16_384;
 
 pub struct Shared {
-    /// Reads, in both modes.
+    /// Reads go here directly; writes never do (see `write_path`).
     pub store: Store,
-    /// Set on a single node (exactly when `cluster` is not): its writes.
-    pub local: Option<LocalStore>,
-    /// Set in cluster mode: writes and linearizable reads go through it.
+    /// Every write, and the read barrier, go through it.
+    pub write_path: WritePath,
+    /// Set in cluster mode: CLUSTER, ROLE and INFO ask it.
     pub cluster: Option<ClusterNode>,
     pub config: ServerConfig,
     pub started: Instant,
@@ -77,18 +67,18 @@ struct ScanCursors {
 }
 
 impl Shared {
-    pub fn new(
-        store: Store,
-        local: Option<LocalStore>,
-        config: ServerConfig,
-        cluster: Option<ClusterNode>,
-    ) -> Shared {
+    pub fn new(store: Store, writes: Writes, config: ServerConfig) -> Shared {
         // Start cursor ids at a time-derived value so cursors from before a
         // restart are unlikely to alias new ones.
         let seed = strata_storage::now_ms().wrapping_mul(1_000_003) % (1 << 40) + 1;
+        let cluster = match &writes {
+            Writes::Cluster(node) => Some(node.clone()),
+            Writes::Local(_) => None,
+        };
+        let write_path = WritePath::choose(writes, limits(&config));
         Shared {
             store,
-            local,
+            write_path,
             cluster,
             started: Instant::now(),
             stats: ServerStats::default(),
@@ -107,94 +97,6 @@ impl Shared {
                 resume_after: HashMap::new(),
                 order: VecDeque::new(),
             }),
-        }
-    }
-
-    /// The limits a write is checked against (carried in the log entry in
-    /// cluster mode, so every replica decides alike).
-    pub fn limits(&self) -> Limits {
-        Limits {
-            key_size_bytes_max: self.config.storage.key_size_bytes_max,
-            value_size_bytes_max: self.config.storage.value_size_bytes_max,
-        }
-    }
-
-    /// One write: through the Raft log in cluster mode, else the local
-    /// group-commit writer.
-    pub async fn write(&self, m: Mutation) -> Result<Outcome, PathError> {
-        match &self.cluster {
-            Some(node) => match node.write_batch(vec![m], self.limits()).await.pop() {
-                Some(r) => r.map_err(PathError::from),
-                None => Err(PathError::Cluster(ClusterError::Again(
-                    "no outcome for a write".into(),
-                ))),
-            },
-            None => Ok(self.local()?.submit(m).await?),
-        }
-    }
-
-    /// A pipeline of writes through the Raft log, in order (cluster mode).
-    pub async fn write_batch(&self, ms: Vec<Mutation>) -> Vec<Result<Outcome, PathError>> {
-        match &self.cluster {
-            Some(node) => node
-                .write_batch(ms, self.limits())
-                .await
-                .into_iter()
-                .map(|r| r.map_err(PathError::from))
-                .collect(),
-            None => {
-                let mut out = Vec::with_capacity(ms.len());
-                for m in ms {
-                    let outcome = match self.local() {
-                        Ok(local) => local.submit(m).await,
-                        Err(e) => Err(e),
-                    };
-                    out.push(outcome.map_err(PathError::from));
-                }
-                out
-            }
-        }
-    }
-
-    /// The single node's store, for writes. A cluster node has none: every
-    /// write path takes `cluster` first, so this error is never answered.
-    fn local(&self) -> Result<&LocalStore, StorageError> {
-        self.local
-            .as_ref()
-            .ok_or_else(|| StorageError::Config("a cluster node writes through the cluster".into()))
-    }
-
-    /// Whether single-node writes may commit inline
-    /// (`LocalStore::writes_inline`); never in cluster mode.
-    pub fn writes_inline(&self) -> bool {
-        self.local.as_ref().is_some_and(LocalStore::writes_inline)
-    }
-
-    /// Queues a single-node write (`LocalStore::enqueue`).
-    pub async fn enqueue(&self, m: Mutation) -> Result<Ticket, StorageError> {
-        self.local()?.enqueue(m).await
-    }
-
-    /// Commits single-node writes in an inline round
-    /// (`LocalStore::apply_inline_round`); gives them back when it cannot.
-    pub async fn apply_inline_round(
-        &self,
-        ms: Vec<Mutation>,
-        others_may_join: bool,
-    ) -> Result<Vec<Result<Outcome, StorageError>>, Vec<Mutation>> {
-        match &self.local {
-            Some(local) => local.apply_inline_round(ms, others_may_join).await,
-            None => Err(ms),
-        }
-    }
-
-    /// Before a linearizable read in cluster mode: wait until this node
-    /// has applied everything committed when the read arrived (ReadIndex).
-    /// Single node: nothing to wait for.
-    pub async fn read_barrier(&self) -> Result<(), PathError> {
-        match &self.cluster {
-            Some(node) => node.read_barrier().await.map_err(PathError::from),
-            None => Ok(()),
         }
     }
 
@@ -220,6 +122,15 @@ impl Shared {
     pub fn load_cursor(&self, id: u64) -> Option<Bytes> {
         let c = self.scan_cursors.lock().unwrap_or_else(|p| p.into_inner());
         c.resume_after.get(&id).cloned()
+    }
+}
+
+/// The limits a write is checked against (carried in the log entry in
+/// cluster mode, so every replica decides alike).
+fn limits(config: &ServerConfig) -> Limits {
+    Limits {
+        key_size_bytes_max: config.storage.key_size_bytes_max,
+        value_size_bytes_max: config.storage.value_size_bytes_max,
     }
 }
 

@@ -19,6 +19,7 @@ use proptest::prelude::*;
 use strata_server::cmd::{self, Action, Ctx, TABLE};
 use strata_server::config::{ConfigLayer, ServerConfig};
 use strata_server::shared::{Session, Shared};
+use strata_server::write_path::Writes;
 use strata_storage::LocalStore;
 
 const KEY_BYTES_MAX: usize = 64;
@@ -117,12 +118,12 @@ fn shared(dir: &std::path::Path) -> Shared {
         ..ConfigLayer::default()
     };
     let config = ServerConfig::resolve(layer).expect("config");
-    let store = LocalStore::open(config.storage.clone()).expect("store");
-    Shared::new(store.reader(), Some(store), config, None)
+    let local = LocalStore::open(config.storage.clone()).expect("store");
+    Shared::new(local.reader(), Writes::Local(local), config)
 }
 
 /// Cases per run: 64 in `cargo test`; `STRATA_FUZZ_CASES=N` for a
-/// longer run (fuzz/README.md).
+/// longer run (README, "Fuzzing").
 fn cases() -> u32 {
     std::env::var("STRATA_FUZZ_CASES")
         .ok()
@@ -140,6 +141,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let shared = shared(dir.path());
         let mut session = Session::new(1, "fuzz".into());
+        let mut pending = shared.write_path.pending();
         for args in calls {
             let spec = cmd::lookup(&args[0]).expect("every table name is found");
             // Inside MULTI, commands are queued as the connection does;
@@ -152,7 +154,12 @@ proptest! {
             }
             let mut ctx = Ctx { shared: &shared, session: &mut session, now_ms: 1_000_000 };
             let (mutation, replies) = match cmd::execute(spec, &mut ctx, &args) {
-                Action::Write(mutation) => (mutation, None),
+                Action::Write(mutation) => {
+                    // Only a write may build a mutation: a read would
+                    // skip the barrier's place in the pipeline.
+                    prop_assert_eq!(spec.kind, cmd::Kind::Write, "{} built a mutation", spec.name);
+                    (mutation, None)
+                }
                 Action::Exec(plan) => (plan.mutation, Some(plan.replies)),
                 _ => continue,
             };
@@ -160,7 +167,7 @@ proptest! {
                 prop_assert!(k.len() <= KEY_BYTES_MAX, "{} parsed a {}-byte key", spec.name, k.len());
                 Ok(())
             })?;
-            let outcome = rt.block_on(shared.local.as_ref().expect("single node").submit(mutation));
+            let outcome = rt.block_on(shared.write_path.write(&mut pending, mutation));
             prop_assert!(outcome.is_ok(), "{}: {:?}", spec.name, outcome);
             if let (Some(replies), Ok(outcome)) = (replies, outcome) {
                 // Rendering EXEC's reply must not panic either.

@@ -62,10 +62,59 @@ pub struct Ctx<'a> {
 
 type Handler = fn(&mut Ctx<'_>, &[Bytes]) -> Action;
 
+/// What a command does to the keyspace: the connection decides the read
+/// barrier and the write route from this alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Reads keyspace data. In cluster mode it waits for a ReadIndex
+    /// point first (unless the connection is READONLY), and it runs after
+    /// the writes pipelined before it are committed, so it sees them.
+    Read,
+    /// Builds a [`Mutation`] ([`Action::Write`]) that joins the
+    /// connection's pending writes and goes through the write path; it
+    /// reads nothing, so nothing waits before it.
+    Write,
+    /// Neither: connection, server, transaction and cluster commands.
+    /// Runs after the pending writes are committed (replies stay in
+    /// order), without a read barrier. EXEC is one: its mutation goes
+    /// through the write path alone, and the log orders its reads.
+    Admin,
+}
+
+/// How long a command may take, for the connection's cached clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cost {
+    /// Microseconds: the clock read for the batch stays valid after it.
+    Fast,
+    /// May take long (KEYS, SCAN, RANGE, INFO...): the next command
+    /// reads the clock again, and the connection's statistics are added
+    /// in before it runs (INFO sees the commands pipelined before it).
+    Slow,
+}
+
+/// A command's kind, cost and COMMAND INFO flags, chosen together: the
+/// table names one of the classes below, so a command flagged `readonly`
+/// cannot be given another kind by a slip of the pen (and the test
+/// `flags_agree_with_kind_and_cost` checks every entry).
+pub struct Class {
+    pub kind: Kind,
+    pub cost: Cost,
+    pub flags: &'static [&'static str],
+}
+
+const fn class(kind: Kind, cost: Cost, flags: &'static [&'static str]) -> Class {
+    Class { kind, cost, flags }
+}
+
 pub struct Spec {
     pub name: &'static str,
     pub arity: i32,
-    pub write: bool,
+    /// Decides the read barrier and the write route (see [`Kind`]).
+    pub kind: Kind,
+    /// Decides whether the connection's cached clock survives the command.
+    pub cost: Cost,
+    /// COMMAND INFO's flags: documentation for clients, never read to
+    /// decide behaviour (a test checks they agree with `kind` and `cost`).
     pub flags: &'static [&'static str],
     /// First key, last key, step (COMMAND INFO); 0 when no keys.
     pub keys: (i64, i64, i64),
@@ -90,42 +139,64 @@ pub struct SubSpec {
 // `loading`, `stale`, `allow_busy`, `no_auth`): they are kept identical so
 // that clients which key off flags behave the same; they promise nothing
 // Strata breaks.
-const W: &[&str] = &["write"];
+const W: Class = class(Kind::Write, Cost::Slow, &["write"]);
 /// Writes that may add data.
-const WD: &[&str] = &["write", "denyoom"];
-const WDF: &[&str] = &["write", "denyoom", "fast"];
-const WF: &[&str] = &["write", "fast"];
-const R: &[&str] = &["readonly", "fast"];
-const RO: &[&str] = &["readonly"];
-const F: &[&str] = &["fast"];
-const LSF: &[&str] = &["loading", "stale", "fast"];
-const LS: &[&str] = &["loading", "stale"];
-const NLSF: &[&str] = &["noscript", "loading", "stale", "fast"];
+const WD: Class = class(Kind::Write, Cost::Slow, &["write", "denyoom"]);
+const WDF: Class = class(Kind::Write, Cost::Fast, &["write", "denyoom", "fast"]);
+const WF: Class = class(Kind::Write, Cost::Fast, &["write", "fast"]);
+const R: Class = class(Kind::Read, Cost::Fast, &["readonly", "fast"]);
+const RO: Class = class(Kind::Read, Cost::Slow, &["readonly"]);
+const F: Class = class(Kind::Admin, Cost::Fast, &["fast"]);
+const LSF: Class = class(Kind::Admin, Cost::Fast, &["loading", "stale", "fast"]);
+const LS: Class = class(Kind::Admin, Cost::Slow, &["loading", "stale"]);
+const NLSF: Class = class(
+    Kind::Admin,
+    Cost::Fast,
+    &["noscript", "loading", "stale", "fast"],
+);
+/// HELLO and QUIT.
+const HANDSHAKE: Class = class(
+    Kind::Admin,
+    Cost::Fast,
+    &[
+        "noscript",
+        "loading",
+        "stale",
+        "fast",
+        "no_auth",
+        "allow_busy",
+    ],
+);
+/// Redis's flags for MULTI, DISCARD, WATCH, UNWATCH.
+const TX_FLAGS: &[&str] = &["noscript", "loading", "stale", "fast", "allow_busy"];
+const TX: Class = class(Kind::Admin, Cost::Fast, TX_FLAGS);
+/// WATCH: Redis does not flag it `readonly`, but it reads data: the
+/// version it keeps must be of a state at least as new as any write
+/// acknowledged before it, or EXEC would abort on writes that came
+/// before WATCH. So it takes the read barrier.
+const TX_WATCH: Class = class(Kind::Read, Cost::Fast, TX_FLAGS);
+/// EXEC: not Redis's `skip_slowlog`: Strata cannot time the commands
+/// inside a transaction one by one, so it logs EXEC instead.
+const EXEC: Class = class(Kind::Admin, Cost::Slow, &["noscript", "loading", "stale"]);
+/// Containers (CLIENT, CONFIG...): their subcommands carry the flags.
+const NONE: Class = class(Kind::Admin, Cost::Slow, &[]);
+
+// Subcommands' flag sets: COMMAND INFO only.
+const SUB_LS: &[&str] = &["loading", "stale"];
 const NLS: &[&str] = &["noscript", "loading", "stale"];
 const ANLS: &[&str] = &["admin", "noscript", "loading", "stale"];
-/// HELLO and QUIT.
-const HANDSHAKE: &[&str] = &[
-    "noscript",
-    "loading",
-    "stale",
-    "fast",
-    "no_auth",
-    "allow_busy",
-];
-/// Redis's flags for MULTI, DISCARD, WATCH, UNWATCH.
-const TX: &[&str] = &["noscript", "loading", "stale", "fast", "allow_busy"];
-const NONE: &[&str] = &[];
 
 macro_rules! spec {
-    ($name:literal, $arity:expr, $write:expr, $flags:expr, $keys:expr, $handler:path) => {
-        spec!($name, $arity, $write, $flags, $keys, $handler, &[])
+    ($name:literal, $arity:expr, $class:expr, $keys:expr, $handler:path) => {
+        spec!($name, $arity, $class, $keys, $handler, &[])
     };
-    ($name:literal, $arity:expr, $write:expr, $flags:expr, $keys:expr, $handler:path, $subs:expr) => {
+    ($name:literal, $arity:expr, $class:expr, $keys:expr, $handler:path, $subs:expr) => {
         Spec {
             name: $name,
             arity: $arity,
-            write: $write,
-            flags: $flags,
+            kind: $class.kind,
+            cost: $class.cost,
+            flags: $class.flags,
             keys: $keys,
             handler: $handler,
             subcommands: $subs,
@@ -147,66 +218,32 @@ macro_rules! sub {
 /// `docs::DOCS` too (a test checks both ways).
 pub static TABLE: &[Spec] = &[
     // Connection
-    spec!("ping", -1, false, F, (0, 0, 0), connection::ping),
-    spec!("echo", 2, false, LSF, (0, 0, 0), connection::echo),
-    spec!("hello", -1, false, HANDSHAKE, (0, 0, 0), connection::hello),
-    spec!("select", 2, false, LSF, (0, 0, 0), connection::select),
-    spec!("quit", -1, false, HANDSHAKE, (0, 0, 0), connection::quit),
-    spec!(
-        "client",
-        -2,
-        false,
-        NONE,
-        (0, 0, 0),
-        client::client,
-        CLIENT_SUBS
-    ),
-    spec!("readonly", 1, false, LSF, (0, 0, 0), connection::readonly),
-    spec!("readwrite", 1, false, LSF, (0, 0, 0), connection::readonly),
-    spec!("asking", 1, false, F, (0, 0, 0), redis_cluster::asking),
+    spec!("ping", -1, F, (0, 0, 0), connection::ping),
+    spec!("echo", 2, LSF, (0, 0, 0), connection::echo),
+    spec!("hello", -1, HANDSHAKE, (0, 0, 0), connection::hello),
+    spec!("select", 2, LSF, (0, 0, 0), connection::select),
+    spec!("quit", -1, HANDSHAKE, (0, 0, 0), connection::quit),
+    spec!("client", -2, NONE, (0, 0, 0), client::client, CLIENT_SUBS),
+    spec!("readonly", 1, LSF, (0, 0, 0), connection::readonly),
+    spec!("readwrite", 1, LSF, (0, 0, 0), connection::readonly),
+    spec!("asking", 1, F, (0, 0, 0), redis_cluster::asking),
     // Transactions
-    spec!("multi", 1, false, TX, (0, 0, 0), tx::multi),
-    spec!(
-        "exec",
-        1,
-        false,
-        // Not Redis's `skip_slowlog`: Strata cannot time the commands
-        // inside a transaction one by one, so it logs EXEC instead.
-        &["noscript", "loading", "stale"],
-        (0, 0, 0),
-        tx::exec
-    ),
-    spec!("discard", 1, false, TX, (0, 0, 0), tx::discard),
-    spec!("watch", -2, false, TX, (1, -1, 1), tx::watch),
-    spec!("unwatch", 1, false, TX, (0, 0, 0), tx::unwatch),
+    spec!("multi", 1, TX, (0, 0, 0), tx::multi),
+    spec!("exec", 1, EXEC, (0, 0, 0), tx::exec),
+    spec!("discard", 1, TX, (0, 0, 0), tx::discard),
+    spec!("watch", -2, TX_WATCH, (1, -1, 1), tx::watch),
+    spec!("unwatch", 1, TX, (0, 0, 0), tx::unwatch),
     // Server
-    spec!(
-        "command",
-        -1,
-        false,
-        LS,
-        (0, 0, 0),
-        server::command,
-        COMMAND_SUBS
-    ),
-    spec!(
-        "config",
-        -2,
-        false,
-        NONE,
-        (0, 0, 0),
-        server::config,
-        CONFIG_SUBS
-    ),
-    spec!("info", -1, false, LS, (0, 0, 0), server::info),
-    spec!("dbsize", 1, false, R, (0, 0, 0), server::dbsize),
-    spec!("flushdb", -1, true, W, (0, 0, 0), server::flushall),
-    spec!("flushall", -1, true, W, (0, 0, 0), server::flushall),
-    spec!("time", 1, false, LSF, (0, 0, 0), server::time),
+    spec!("command", -1, LS, (0, 0, 0), server::command, COMMAND_SUBS),
+    spec!("config", -2, NONE, (0, 0, 0), server::config, CONFIG_SUBS),
+    spec!("info", -1, LS, (0, 0, 0), server::info),
+    spec!("dbsize", 1, R, (0, 0, 0), server::dbsize),
+    spec!("flushdb", -1, W, (0, 0, 0), server::flushall),
+    spec!("flushall", -1, W, (0, 0, 0), server::flushall),
+    spec!("time", 1, LSF, (0, 0, 0), server::time),
     spec!(
         "slowlog",
         -2,
-        false,
         NONE,
         (0, 0, 0),
         slowlog::slowlog,
@@ -215,61 +252,60 @@ pub static TABLE: &[Spec] = &[
     spec!(
         "cluster",
         -2,
-        false,
         NONE,
         (0, 0, 0),
         cluster::cluster,
         CLUSTER_SUBS
     ),
-    spec!("role", 1, false, NLSF, (0, 0, 0), cluster::role),
+    spec!("role", 1, NLSF, (0, 0, 0), cluster::role),
     // Strings
-    spec!("get", 2, false, R, (1, 1, 1), strings::get),
-    spec!("set", -3, true, WD, (1, 1, 1), strings::set),
-    spec!("setnx", 3, true, WDF, (1, 1, 1), strings::setnx),
-    spec!("setex", 4, true, WD, (1, 1, 1), strings::setex),
-    spec!("psetex", 4, true, WD, (1, 1, 1), strings::psetex),
-    spec!("getset", 3, true, WDF, (1, 1, 1), strings::getset),
-    spec!("getdel", 2, true, WF, (1, 1, 1), strings::getdel),
-    spec!("getex", -2, true, WF, (1, 1, 1), strings::getex),
-    spec!("mget", -2, false, R, (1, -1, 1), strings::mget),
-    spec!("mset", -3, true, WD, (1, -1, 2), strings::mset),
-    spec!("msetnx", -3, true, WD, (1, -1, 2), strings::msetnx),
-    spec!("append", 3, true, WDF, (1, 1, 1), strings::append),
-    spec!("strlen", 2, false, R, (1, 1, 1), strings::strlen),
-    spec!("incr", 2, true, WDF, (1, 1, 1), strings::incr),
-    spec!("decr", 2, true, WDF, (1, 1, 1), strings::decr),
-    spec!("incrby", 3, true, WDF, (1, 1, 1), strings::incrby),
-    spec!("decrby", 3, true, WDF, (1, 1, 1), strings::decrby),
-    spec!("incrbyfloat", 3, true, WDF, (1, 1, 1), strings::incrbyfloat),
-    spec!("getrange", 4, false, RO, (1, 1, 1), strings::getrange),
-    spec!("substr", 4, false, RO, (1, 1, 1), strings::getrange),
-    spec!("setrange", 4, true, WD, (1, 1, 1), strings::setrange),
+    spec!("get", 2, R, (1, 1, 1), strings::get),
+    spec!("set", -3, WD, (1, 1, 1), strings::set),
+    spec!("setnx", 3, WDF, (1, 1, 1), strings::setnx),
+    spec!("setex", 4, WD, (1, 1, 1), strings::setex),
+    spec!("psetex", 4, WD, (1, 1, 1), strings::psetex),
+    spec!("getset", 3, WDF, (1, 1, 1), strings::getset),
+    spec!("getdel", 2, WF, (1, 1, 1), strings::getdel),
+    spec!("getex", -2, WF, (1, 1, 1), strings::getex),
+    spec!("mget", -2, R, (1, -1, 1), strings::mget),
+    spec!("mset", -3, WD, (1, -1, 2), strings::mset),
+    spec!("msetnx", -3, WD, (1, -1, 2), strings::msetnx),
+    spec!("append", 3, WDF, (1, 1, 1), strings::append),
+    spec!("strlen", 2, R, (1, 1, 1), strings::strlen),
+    spec!("incr", 2, WDF, (1, 1, 1), strings::incr),
+    spec!("decr", 2, WDF, (1, 1, 1), strings::decr),
+    spec!("incrby", 3, WDF, (1, 1, 1), strings::incrby),
+    spec!("decrby", 3, WDF, (1, 1, 1), strings::decrby),
+    spec!("incrbyfloat", 3, WDF, (1, 1, 1), strings::incrbyfloat),
+    spec!("getrange", 4, RO, (1, 1, 1), strings::getrange),
+    spec!("substr", 4, RO, (1, 1, 1), strings::getrange),
+    spec!("setrange", 4, WD, (1, 1, 1), strings::setrange),
     // Keys
-    spec!("del", -2, true, W, (1, -1, 1), keys::del),
-    spec!("unlink", -2, true, WF, (1, -1, 1), keys::del),
-    spec!("exists", -2, false, R, (1, -1, 1), keys::exists),
-    spec!("type", 2, false, R, (1, 1, 1), keys::type_of),
-    spec!("rename", 3, true, W, (1, 2, 1), keys::rename),
-    spec!("renamenx", 3, true, WF, (1, 2, 1), keys::renamenx),
-    spec!("keys", 2, false, RO, (0, 0, 0), keys::keys),
-    spec!("scan", -2, false, RO, (0, 0, 0), keys::scan),
+    spec!("del", -2, W, (1, -1, 1), keys::del),
+    spec!("unlink", -2, WF, (1, -1, 1), keys::del),
+    spec!("exists", -2, R, (1, -1, 1), keys::exists),
+    spec!("type", 2, R, (1, 1, 1), keys::type_of),
+    spec!("rename", 3, W, (1, 2, 1), keys::rename),
+    spec!("renamenx", 3, WF, (1, 2, 1), keys::renamenx),
+    spec!("keys", 2, RO, (0, 0, 0), keys::keys),
+    spec!("scan", -2, RO, (0, 0, 0), keys::scan),
     // Expiry
-    spec!("expire", -3, true, WF, (1, 1, 1), expiry::expire),
-    spec!("pexpire", -3, true, WF, (1, 1, 1), expiry::pexpire),
-    spec!("expireat", -3, true, WF, (1, 1, 1), expiry::expireat),
-    spec!("pexpireat", -3, true, WF, (1, 1, 1), expiry::pexpireat),
-    spec!("ttl", 2, false, R, (1, 1, 1), expiry::ttl),
-    spec!("pttl", 2, false, R, (1, 1, 1), expiry::pttl),
-    spec!("expiretime", 2, false, R, (1, 1, 1), expiry::expiretime),
-    spec!("pexpiretime", 2, false, R, (1, 1, 1), expiry::pexpiretime),
-    spec!("persist", 2, true, WF, (1, 1, 1), expiry::persist),
+    spec!("expire", -3, WF, (1, 1, 1), expiry::expire),
+    spec!("pexpire", -3, WF, (1, 1, 1), expiry::pexpire),
+    spec!("expireat", -3, WF, (1, 1, 1), expiry::expireat),
+    spec!("pexpireat", -3, WF, (1, 1, 1), expiry::pexpireat),
+    spec!("ttl", 2, R, (1, 1, 1), expiry::ttl),
+    spec!("pttl", 2, R, (1, 1, 1), expiry::pttl),
+    spec!("expiretime", 2, R, (1, 1, 1), expiry::expiretime),
+    spec!("pexpiretime", 2, R, (1, 1, 1), expiry::pexpiretime),
+    spec!("persist", 2, WF, (1, 1, 1), expiry::persist),
     // Strata's own, and the text protocol's names as RESP aliases
-    spec!("range", -3, false, RO, (1, 2, 1), range::range),
-    spec!("readrange", -3, false, RO, (1, 2, 1), range::range),
-    spec!("put", 3, true, WD, (1, 1, 1), strings::put),
-    spec!("read", 2, false, R, (1, 1, 1), strings::get),
-    spec!("delete", -2, true, W, (1, -1, 1), keys::del),
-    spec!("batchput", -3, true, WD, (1, -1, 2), strings::mset),
+    spec!("range", -3, RO, (1, 2, 1), range::range),
+    spec!("readrange", -3, RO, (1, 2, 1), range::range),
+    spec!("put", 3, WD, (1, 1, 1), strings::put),
+    spec!("read", 2, R, (1, 1, 1), strings::get),
+    spec!("delete", -2, W, (1, -1, 1), keys::del),
+    spec!("batchput", -3, WD, (1, -1, 2), strings::mset),
 ];
 
 /// CLIENT's subcommands. PAUSE is refused (not supported by Strata) and so
@@ -279,7 +315,7 @@ static CLIENT_SUBS: &[SubSpec] = &[
     sub!("caching", 3, NLS),
     sub!("getname", 2, NLS),
     sub!("getredir", 2, NLS),
-    sub!("help", 2, LS),
+    sub!("help", 2, SUB_LS),
     sub!("id", 2, NLS),
     sub!("info", 2, NLS),
     sub!("kill", -3, ANLS),
@@ -296,17 +332,17 @@ static CLIENT_SUBS: &[SubSpec] = &[
 ];
 
 static COMMAND_SUBS: &[SubSpec] = &[
-    sub!("count", 2, LS),
-    sub!("docs", -2, LS),
-    sub!("getkeys", -4, LS),
-    sub!("help", 2, LS),
-    sub!("info", -2, LS),
-    sub!("list", -2, LS),
+    sub!("count", 2, SUB_LS),
+    sub!("docs", -2, SUB_LS),
+    sub!("getkeys", -4, SUB_LS),
+    sub!("help", 2, SUB_LS),
+    sub!("info", -2, SUB_LS),
+    sub!("list", -2, SUB_LS),
 ];
 
 static CONFIG_SUBS: &[SubSpec] = &[
     sub!("get", -3, ANLS),
-    sub!("help", 2, LS),
+    sub!("help", 2, SUB_LS),
     sub!("resetstat", 2, ANLS),
     sub!("set", -4, ANLS),
 ];
@@ -547,33 +583,68 @@ pub fn outcome_reply(result: Result<Outcome, StorageError>) -> Reply {
 }
 
 /// The reply for a write or read-barrier failure.
-pub fn path_error(e: &crate::shared::PathError) -> Reply {
+pub fn path_error(e: &crate::write_path::PathError) -> Reply {
     match e {
-        crate::shared::PathError::Storage(e) => storage_error(e),
+        crate::write_path::PathError::Storage(e) => storage_error(e),
         // Already prefixed: CLUSTERDOWN, TRYAGAIN or ERR.
-        crate::shared::PathError::Cluster(c) => Reply::error(c.to_string()),
+        crate::write_path::PathError::Cluster(c) => Reply::error(c.to_string()),
     }
 }
 
 /// A write's reply in cluster or single-node mode.
-pub fn write_reply(result: Result<Outcome, crate::shared::PathError>) -> Reply {
+pub fn write_reply(result: Result<Outcome, crate::write_path::PathError>) -> Reply {
     match result {
         Ok(o) => outcome_reply(Ok(o)),
         Err(e) => path_error(&e),
     }
 }
 
-/// Whether a command reads keyspace data (and so needs a read barrier in
-/// cluster mode). WATCH does: the version it keeps must be of a state at
-/// least as new as any write acknowledged before it, or EXEC would abort
-/// on writes that came before WATCH.
-pub fn reads_data(spec: &Spec) -> bool {
-    !spec.write && (spec.flags.contains(&"readonly") || spec.name == "watch")
-}
-
 pub fn storage_error(e: &StorageError) -> Reply {
     match e {
         StorageError::ShuttingDown => Reply::error("ERR server is shutting down"),
         other => Reply::error(format!("ERR {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Commands that read keyspace data though Redis does not flag them
+    /// `readonly` (see `TX_WATCH`): they take the read barrier all the same.
+    const READS_NOT_FLAGGED_READONLY: &[&str] = &["watch"];
+
+    /// The kind, not the flags, decides the read barrier and the write
+    /// route; this keeps the two from drifting apart, so a new read
+    /// command cannot skip the barrier by accident, nor a write the
+    /// write path.
+    #[test]
+    fn flags_agree_with_kind_and_cost() {
+        for spec in TABLE {
+            let has = |flag: &str| spec.flags.contains(&flag);
+            let name = spec.name;
+            assert_eq!(
+                has("write"),
+                spec.kind == Kind::Write,
+                "{name}: write flag vs kind"
+            );
+            if has("readonly") {
+                assert_eq!(spec.kind, Kind::Read, "{name}: readonly but not a read");
+            }
+            if spec.kind == Kind::Read && !has("readonly") {
+                assert!(
+                    READS_NOT_FLAGGED_READONLY.contains(&name),
+                    "{name}: a read not flagged readonly"
+                );
+            }
+            assert_eq!(
+                has("fast"),
+                spec.cost == Cost::Fast,
+                "{name}: fast flag vs cost"
+            );
+        }
+        for name in READS_NOT_FLAGGED_READONLY {
+            assert_eq!(lookup(name.as_bytes()).map(|s| s.kind), Some(Kind::Read));
+        }
     }
 }

@@ -24,7 +24,7 @@ use strata_storage::{Mutation, Op, Outcome, Record, Step};
 
 use super::expiry::{TtlKind, ttl_reply};
 use super::{Action, Ctx, Spec, args, keys, storage_error, strings};
-use crate::shared::PathError;
+use crate::write_path::PathError;
 
 /// Commands one transaction may queue.
 pub const QUEUED_COMMANDS_MAX: usize = 10_000;
@@ -76,7 +76,7 @@ fn kind(spec: &Spec) -> Kind {
     match spec.name {
         // FLUSHALL is applied between groups, never inside one.
         "flushall" | "flushdb" => Kind::Refused,
-        _ if spec.write => Kind::Write,
+        _ if spec.kind == super::Kind::Write => Kind::Write,
         "get" | "read" => Kind::Read(|_, r, _| match first(r) {
             Some(r) => Reply::Bulk(r.value),
             None => Reply::Null,
