@@ -32,9 +32,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start LABEL BINARY: a server on an ephemeral port; prints the port.
+# start LABEL BINARY: a server on an ephemeral port, its port in $port.
+# (Not run in $(...): a subshell would lose the pid that cleanup kills.)
 start() {
-    local label=$1 bin=$2 port="" i
+    local label=$1 bin=$2 i
+    port=""
     for v in $(env | sed -n 's/^\(STRATA_[A-Z_]*\)=.*/\1/p'); do unset "$v"; done
     "$bin" server --listen 127.0.0.1:0 --text-listen off --data-dir "$work/$label" \
         --fsync always >"$work/$label.out" 2>"$work/$label.err" &
@@ -45,11 +47,10 @@ start() {
         sleep 0.1
     done
     [ -n "$port" ] || { cat "$work/$label.err" >&2; echo "$label did not start" >&2; exit 1; }
-    echo "$port"
 }
 
-a_port=$(start A "$a_bin")
-b_port=$(start B "$b_bin")
+start A "$a_bin"; a_port=$port
+start B "$b_bin"; b_port=$port
 for port in "$a_port" "$b_port"; do
     timeout 120 redis-benchmark -p "$port" -t set -r 100000 -n 300000 -P 16 -c 50 -q >/dev/null
 done

@@ -69,6 +69,20 @@ enum Next {
     Close,
 }
 
+/// Where a request's synchronous part stopped ([`Handler::start`]).
+enum Step {
+    /// Answered, or joined the pending writes: nothing to wait for.
+    Done,
+    /// Inside MULTI: queued after the pending writes.
+    Queue(Option<&'static Spec>, Vec<Bytes>),
+    /// An unknown command: answered after the pending writes.
+    Unknown(Vec<Bytes>),
+    /// Runs after the pending writes and, for a read, a read point.
+    Settle(&'static Spec, Vec<Bytes>),
+    /// It ran; what it asked for waits (a commit, a cluster call, a close).
+    Act(Action),
+}
+
 pub async fn serve<C: Codec>(
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
@@ -142,14 +156,27 @@ impl<C: Codec> Handler<C> {
                 }
             };
             progressed = true;
-            if let Next::Close = self.request(args).await? {
-                return Ok(None);
+            // Most requests finish here without an await (a GET that needs
+            // no read point, a write joining the pending list): a future
+            // per request, built and dropped, measured 3% more
+            // instructions per GET `-P 16`.
+            let step = self.start(args);
+            if !matches!(step, Step::Done) {
+                if let Next::Close = self.finish(step).await? {
+                    return Ok(None);
+                }
+            }
+            if self.writes.len() >= PIPELINE_WRITES_MAX || self.transport.reply_buffer_full() {
+                self.drain_pending().await;
+                self.flush().await?;
+                self.now_ms = None;
             }
         }
     }
 
-    /// One request: counted, then queued (inside MULTI) or run.
-    async fn request(&mut self, args: Vec<Bytes>) -> std::io::Result<Next> {
+    /// One request's synchronous part: counted, then run if nothing must
+    /// be waited for first; otherwise the step that waits.
+    fn start(&mut self, args: Vec<Bytes>) -> Step {
         let spec = args.first().and_then(|name| cmd::lookup(name));
         let (in_multi, fresh) = (self.session.tx.is_some(), self.now_ms.is_some());
         let client = Client::from(&self.session);
@@ -157,28 +184,68 @@ impl<C: Codec> Handler<C> {
         // Inside MULTI: queue (one branch for connections that never use
         // it).
         if in_multi && !spec.is_some_and(cmd::tx::runs_in_multi) {
-            self.queue_in_multi(spec, &args).await?;
-            return Ok(Next::Continue);
+            return Step::Queue(spec, args);
         }
         let Some(spec) = spec else {
-            self.drain_pending().await;
-            self.reply(&cmd::unknown_command(&args));
-            return Ok(Next::Continue);
+            return Step::Unknown(args);
         };
-        if let Err(e) = self.before_run(spec).await {
-            self.reply(&cmd::path_error(&e));
-            return Ok(Next::Continue);
+        if self.must_settle(spec) {
+            return Step::Settle(spec, args);
         }
-        let action = self.execute(spec, args);
-        if let Next::Close = self.act(action).await? {
-            return Ok(Next::Close);
+        self.run_now(spec, args)
+    }
+
+    /// Whether a command must wait before it runs: anything but a write
+    /// runs after the pending writes; a read in cluster mode after a read
+    /// point (unless one covers it already or the connection is READONLY).
+    fn must_settle(&self, spec: &Spec) -> bool {
+        spec.kind != Kind::Write && (!self.writes.is_empty() || self.read_point_due(spec))
+    }
+
+    fn read_point_due(&self, spec: &Spec) -> bool {
+        spec.kind == Kind::Read
+            && self.barrier_needed
+            && !self.session.readonly
+            && !self.barrier_fresh
+    }
+
+    /// Runs a command whose turn has come; what it asked for is done at
+    /// once when that needs no wait.
+    fn run_now(&mut self, spec: &'static Spec, args: Vec<Bytes>) -> Step {
+        match self.execute(spec, args) {
+            Action::Write(m) => self.writes.push(m),
+            Action::Reply(r) if self.writes.is_empty() => self.reply(&r),
+            action => return Step::Act(action),
         }
-        if self.writes.len() >= PIPELINE_WRITES_MAX || self.transport.reply_buffer_full() {
-            self.drain_pending().await;
-            self.flush().await?;
-            self.now_ms = None;
-        }
-        Ok(Next::Continue)
+        Step::Done
+    }
+
+    /// The rest of a request that had to wait.
+    async fn finish(&mut self, step: Step) -> std::io::Result<Next> {
+        let action = match step {
+            Step::Done => return Ok(Next::Continue),
+            Step::Queue(spec, args) => {
+                self.queue_in_multi(spec, &args).await?;
+                return Ok(Next::Continue);
+            }
+            Step::Unknown(args) => {
+                self.drain_pending().await;
+                self.reply(&cmd::unknown_command(&args));
+                return Ok(Next::Continue);
+            }
+            Step::Settle(spec, args) => {
+                if let Err(e) = self.before_run(spec).await {
+                    self.reply(&cmd::path_error(&e));
+                    return Ok(Next::Continue);
+                }
+                match self.run_now(spec, args) {
+                    Step::Act(action) => action,
+                    _ => return Ok(Next::Continue),
+                }
+            }
+            Step::Act(action) => action,
+        };
+        self.act(action).await
     }
 
     /// Before a command other than a write: the writes before it are
@@ -189,11 +256,7 @@ impl<C: Codec> Handler<C> {
             return Ok(());
         }
         self.drain_pending().await;
-        if spec.kind == Kind::Read
-            && self.barrier_needed
-            && !self.session.readonly
-            && !self.barrier_fresh
-        {
+        if self.read_point_due(spec) {
             self.now_ms = None;
             self.shared.write_path.read_barrier().await?;
             self.barrier_fresh = true;
