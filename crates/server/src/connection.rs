@@ -161,10 +161,10 @@ impl<C: Codec> Handler<C> {
             // per request, built and dropped, measured 3% more
             // instructions per GET `-P 16`.
             let step = self.start(args);
-            if !matches!(step, Step::Done) {
-                if let Next::Close = self.finish(step).await? {
-                    return Ok(None);
-                }
+            if !matches!(step, Step::Done)
+                && let Next::Close = self.finish(step).await?
+            {
+                return Ok(None);
             }
             if self.writes.len() >= PIPELINE_WRITES_MAX || self.transport.reply_buffer_full() {
                 self.drain_pending().await;
