@@ -41,8 +41,10 @@ pub struct Args {
     #[arg(long, default_value = "127.0.0.1:7379")]
     pub addr: String,
 
-    /// Protocol: RESP, or etcd v3's HTTP/JSON gateway (SET -> put, GET ->
-    /// linearizable range, MSET -> txn of puts, RANGE -> range with limit),
+    /// Protocol: RESP; etcd v3's HTTP/JSON gateway (SET -> put, GET ->
+    /// linearizable range, MSET -> txn of puts, RANGE -> range with limit);
+    /// or Strata's HTTP API (SET -> PUT /v1/kv/k, GET -> GET /v1/kv/k?raw,
+    /// MSET -> POST /v1/txn, RANGE -> a key range). Both HTTP targets send
     /// one request at a time per HTTP/1.1 keep-alive connection.
     #[arg(long, value_enum, default_value_t = Target::Resp)]
     pub target: Target,
@@ -180,12 +182,13 @@ impl Args {
                 return Err(format!("{name} must be in (0, 3600], got {v}"));
             }
         }
-        if self.target == Target::Etcd {
+        if self.target != Target::Resp {
             if self.pipeline > 1 {
                 return Err(format!(
-                    "--target etcd sends one request at a time per connection (HTTP/1.1 \
+                    "--target {} sends one request at a time per connection (HTTP/1.1 \
                      without pipelining); use --pipeline 1 and more --connections, not \
                      --pipeline {}",
+                    self.target.name(),
                     self.pipeline
                 ));
             }
@@ -214,7 +217,9 @@ impl Args {
         // bytes. etcd: base64 (4/3, rounded up) plus JSON field names.
         let pair = match self.target {
             Target::Resp => KEY_LEN_BYTES as u64 + self.value_size + 32,
-            Target::Etcd => base64_len(KEY_LEN_BYTES as u64) + base64_len(self.value_size) + 64,
+            Target::Etcd | Target::Http => {
+                base64_len(KEY_LEN_BYTES as u64) + base64_len(self.value_size) + 64
+            }
         };
         match self.workload {
             Workload::Mset => 32 + self.batch * pair,
@@ -222,9 +227,9 @@ impl Args {
         }
     }
 
-    /// Largest etcd answer body we accept: every pair a scan (or a GET)
+    /// Largest HTTP answer body we accept: every pair a scan (or a GET)
     /// may return, in base64, plus room for etcd's revisions and header.
-    pub fn etcd_body_bytes_max(&self) -> usize {
+    pub fn http_body_bytes_max(&self) -> usize {
         let pairs = match self.workload {
             Workload::YcsbE => self.scan_length,
             _ => 1,
@@ -318,6 +323,6 @@ mod tests {
             "1024",
         ])
         .expect("valid");
-        assert!(a.etcd_body_bytes_max() > 1000 * 1024 * 4 / 3);
+        assert!(a.http_body_bytes_max() > 1000 * 1024 * 4 / 3);
     }
 }

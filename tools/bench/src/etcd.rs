@@ -9,40 +9,22 @@
 //! | `MSET k v ..` | `POST /v3/kv/txn`, one `request_put` per pair (all-or-nothing) |
 //! | `RANGE s e LIMIT n` | `POST /v3/kv/range {"key", "range_end": e + 1, "limit": n}` |
 //!
-//! HTTP is hyper's HTTP/1.1 client connection (no pool, no retries: one
-//! TCP connection per benchmark connection, so the model is the same as the
-//! RESP client's). A hand-written Content-Length-only client would not do:
-//! etcd's gateway answers errors with chunked bodies and trailers. Every
-//! wait is bounded (connect timeout; one reply timeout covering the send,
-//! the headers and the whole body), the read buffer (and so the header
-//! block) is capped at [`READ_BUF_BYTES_MAX`], and a body at the size the
-//! caller allows.
+//! The HTTP connection is [`crate::http::HttpConnection`] (a hand-written
+//! Content-Length-only client would not do: etcd's gateway answers errors
+//! with chunked bodies and trailers).
 //!
 //! A 2xx answer must be etcd's JSON (an object with a `header`), or the
 //! connection fails as with an unparseable RESP reply. Any other status is
 //! an error reply (counted, the connection goes on), with etcd's message
 //! when the body is etcd's `{"error", "message", "code"}`.
 
-use std::time::{Duration, Instant};
-
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper::header::{CONTENT_TYPE, HOST, HeaderValue};
-use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use strata_protocol::resp::Reply;
-use tokio::task::JoinHandle;
 
-use crate::client::{ClientError, connect_tcp};
-
-/// Largest read buffer hyper may grow to (its minimum is 8 KiB): a header
-/// block larger than this is an error. Bodies are streamed through it.
-pub const READ_BUF_BYTES_MAX: usize = 64 * 1024;
-/// How much of a bad body an error message quotes.
-const SNIPPET_BYTES: usize = 160;
+use crate::http::{Format, HttpRequest, snippet};
 
 /// Which gateway endpoint a request goes to, and how its answer is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,55 +49,53 @@ impl EtcdOp {
     }
 }
 
-/// One encoded request: endpoint and JSON body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EtcdRequest {
-    pub op: EtcdOp,
-    pub body: Bytes,
+/// Every gateway call is a POST of a JSON body.
+fn request(op: EtcdOp, body: impl Into<Bytes>) -> HttpRequest {
+    HttpRequest {
+        method: hyper::Method::POST,
+        path: op.path().into(),
+        content_type: "application/json",
+        body: body.into(),
+        format: Format::Etcd(op),
+    }
 }
 
 // Base64 output is `[A-Za-z0-9+/=]`, so it goes into JSON strings as is.
 
-pub fn put(key: &[u8], value: &[u8]) -> EtcdRequest {
-    EtcdRequest {
-        op: EtcdOp::Put,
-        body: format!(
-            r#"{{"key":"{}","value":"{}"}}"#,
-            BASE64.encode(key),
-            BASE64.encode(value)
-        )
-        .into(),
-    }
+pub fn put(key: &[u8], value: &[u8]) -> HttpRequest {
+    let body = format!(
+        r#"{{"key":"{}","value":"{}"}}"#,
+        BASE64.encode(key),
+        BASE64.encode(value)
+    );
+    request(EtcdOp::Put, body)
 }
 
-pub fn get(key: &[u8]) -> EtcdRequest {
-    EtcdRequest {
-        op: EtcdOp::Get,
-        body: format!(r#"{{"key":"{}"}}"#, BASE64.encode(key)).into(),
-    }
+pub fn get(key: &[u8]) -> HttpRequest {
+    request(
+        EtcdOp::Get,
+        format!(r#"{{"key":"{}"}}"#, BASE64.encode(key)),
+    )
 }
 
 /// Keys from `start` to `end` inclusive (etcd's `range_end` is exclusive:
 /// we send `end` + a zero byte, the next possible key), at most `limit`.
-pub fn scan(start: &[u8], end: &[u8], limit: u64) -> EtcdRequest {
+pub fn scan(start: &[u8], end: &[u8], limit: u64) -> HttpRequest {
     let mut range_end = end.to_vec();
     range_end.push(0);
-    EtcdRequest {
-        op: EtcdOp::Scan,
-        body: format!(
-            r#"{{"key":"{}","range_end":"{}","limit":"{limit}"}}"#,
-            BASE64.encode(start),
-            BASE64.encode(&range_end)
-        )
-        .into(),
-    }
+    let body = format!(
+        r#"{{"key":"{}","range_end":"{}","limit":"{limit}"}}"#,
+        BASE64.encode(start),
+        BASE64.encode(&range_end)
+    );
+    request(EtcdOp::Scan, body)
 }
 
 /// One transaction putting every key to `value` (no compare: it always
 /// succeeds). etcd refuses a key twice in one txn, where MSET lets the
 /// last one win: with one value for all, dropping repeats is the same
 /// write. etcd also refuses more than `--max-txn-ops` (default 128) puts.
-pub fn txn_put<K: AsRef<[u8]>>(keys: &[K], value: &[u8]) -> EtcdRequest {
+pub fn txn_put<K: AsRef<[u8]>>(keys: &[K], value: &[u8]) -> HttpRequest {
     let value = BASE64.encode(value);
     let mut body = String::with_capacity(32 + keys.len() * (64 + value.len()));
     body.push_str(r#"{"success":["#);
@@ -134,10 +114,7 @@ pub fn txn_put<K: AsRef<[u8]>>(keys: &[K], value: &[u8]) -> EtcdRequest {
         body.push_str(r#""}}"#);
     }
     body.push_str("]}");
-    EtcdRequest {
-        op: EtcdOp::Txn,
-        body: body.into(),
-    }
+    request(EtcdOp::Txn, body)
 }
 
 /// The parts of etcd's answers we read. Unknown fields are ignored; int64
@@ -176,20 +153,6 @@ struct ErrorBody {
     message: String,
     #[serde(default)]
     code: i64,
-}
-
-/// The start of a body, printable, for error messages.
-fn snippet(body: &[u8]) -> String {
-    let cut = &body[..body.len().min(SNIPPET_BYTES)];
-    let text: String = String::from_utf8_lossy(cut)
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if body.len() > SNIPPET_BYTES {
-        format!("{text}...")
-    } else {
-        text
-    }
 }
 
 fn decode(field: &str, what: &str) -> Result<Bytes, String> {
@@ -253,119 +216,30 @@ pub fn parse_response(op: EtcdOp, status: u16, body: &[u8]) -> Result<Reply, Str
     }
 }
 
-/// One HTTP/1.1 keep-alive connection to an etcd member's client port.
-pub struct EtcdConnection {
-    sender: SendRequest<Full<Bytes>>,
-    /// Drives the connection (hyper's split design); aborted on drop.
-    driver: JoinHandle<()>,
-    host: HeaderValue,
-    reply_timeout: Duration,
-    body_bytes_max: usize,
-}
-
-impl Drop for EtcdConnection {
-    fn drop(&mut self) {
-        self.driver.abort();
-    }
-}
-
-impl EtcdConnection {
-    pub async fn connect(
-        addr: &str,
-        connect_timeout: Duration,
-        reply_timeout: Duration,
-        body_bytes_max: usize,
-    ) -> Result<EtcdConnection, ClientError> {
-        let host = HeaderValue::from_str(addr).map_err(|_| ClientError::Connect {
-            addr: addr.to_string(),
-            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a valid Host"),
-        })?;
-        let stream = connect_tcp(addr, connect_timeout).await?;
-        let handshake = http1::Builder::new()
-            .max_buf_size(READ_BUF_BYTES_MAX)
-            .handshake::<_, Full<Bytes>>(TokioIo::new(stream));
-        let (sender, connection) = tokio::time::timeout(connect_timeout, handshake)
-            .await
-            .map_err(|_| ClientError::ConnectTimeout {
-                addr: addr.to_string(),
-                timeout: connect_timeout,
-            })?
-            .map_err(ClientError::Http)?;
-        // Its errors surface through the requests.
-        let driver = tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        Ok(EtcdConnection {
-            sender,
-            driver,
-            host,
-            reply_timeout,
-            body_bytes_max,
-        })
-    }
-
-    /// Sends one request and reads its whole answer, within the reply
-    /// timeout.
-    pub async fn request(&mut self, request: &EtcdRequest) -> Result<Reply, ClientError> {
-        let exchange = async {
-            self.sender.ready().await.map_err(ClientError::Http)?;
-            let http_request = hyper::Request::post(request.op.path())
-                .header(HOST, self.host.clone())
-                .header(CONTENT_TYPE, "application/json")
-                .body(Full::new(request.body.clone()))
-                .map_err(|e| ClientError::BadResponse(format!("cannot build a request: {e}")))?;
-            let response = self
-                .sender
-                .send_request(http_request)
-                .await
-                .map_err(ClientError::Http)?;
-            let status = response.status().as_u16();
-            let body = Limited::new(response.into_body(), self.body_bytes_max)
-                .collect()
-                .await
-                .map_err(|e| ClientError::BadResponse(format!("reading the body: {e}")))?
-                .to_bytes();
-            parse_response(request.op, status, &body).map_err(ClientError::BadResponse)
-        };
-        tokio::time::timeout(self.reply_timeout, exchange)
-            .await
-            .map_err(|_| ClientError::ReplyTimeout(self.reply_timeout))?
-    }
-
-    /// Sends `requests` one after the other (HTTP/1.1 without pipelining),
-    /// calling `on_reply(index, reply, arrival)` for each.
-    pub async fn round_trip(
-        &mut self,
-        requests: &[EtcdRequest],
-        mut on_reply: impl FnMut(usize, Reply, Instant),
-    ) -> Result<(), ClientError> {
-        for (index, request) in requests.iter().enumerate() {
-            let reply = self.request(request).await?;
-            on_reply(index, reply, Instant::now());
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn json(r: &EtcdRequest) -> serde_json::Value {
+    use std::time::Duration;
+
+    use crate::client::ClientError;
+    use crate::http::{HttpConnection, READ_BUF_BYTES_MAX};
+
+    fn json(r: &HttpRequest) -> serde_json::Value {
         serde_json::from_slice(&r.body).expect("request bodies are JSON")
     }
 
     #[test]
     fn requests_encode_keys_and_values_in_base64() {
         let r = put(b"key:000000000001", b"v\x00\xff\"");
-        assert_eq!(r.op.path(), "/v3/kv/put");
+        assert_eq!(r.path, "/v3/kv/put");
         let v = json(&r);
         assert_eq!(v["key"], BASE64.encode("key:000000000001"));
         assert_eq!(v["value"], BASE64.encode(b"v\x00\xff\""));
 
         let r = get(b"a");
-        assert_eq!(r.op, EtcdOp::Get);
-        assert_eq!(r.op.path(), "/v3/kv/range");
+        assert_eq!(r.format, Format::Etcd(EtcdOp::Get));
+        assert_eq!(r.path, "/v3/kv/range");
         assert_eq!(json(&r), serde_json::json!({"key": "YQ=="}));
 
         let r = put(b"", b"");
@@ -375,7 +249,7 @@ mod tests {
     #[test]
     fn scan_end_is_inclusive_and_limited() {
         let r = scan(b"a", b"c", 10);
-        assert_eq!(r.op.path(), "/v3/kv/range");
+        assert_eq!(r.path, "/v3/kv/range");
         let v = json(&r);
         assert_eq!(v["key"], "YQ==");
         assert_eq!(v["range_end"], BASE64.encode(b"c\x00"));
@@ -385,7 +259,7 @@ mod tests {
     #[test]
     fn txn_puts_every_key() {
         let r = txn_put(&[b"a", b"b", b"a"], b"v");
-        assert_eq!(r.op.path(), "/v3/kv/txn");
+        assert_eq!(r.path, "/v3/kv/txn");
         assert_eq!(
             json(&r),
             serde_json::json!({"success": [
@@ -552,8 +426,8 @@ mod tests {
         addr
     }
 
-    async fn connect(addr: &str, body_bytes_max: usize) -> EtcdConnection {
-        EtcdConnection::connect(
+    async fn connect(addr: &str, body_bytes_max: usize) -> HttpConnection {
+        HttpConnection::connect(
             addr,
             Duration::from_secs(5),
             Duration::from_millis(500),

@@ -36,9 +36,11 @@
 mod cli;
 mod client;
 mod etcd;
+mod http;
 mod keys;
 mod report;
 mod runner;
+mod strata_http;
 mod target;
 mod values;
 mod workload;
@@ -289,7 +291,7 @@ async fn connect_all(args: &Args) -> anyhow::Result<Vec<Conn>> {
     let options = ConnectOptions {
         connect_timeout: Duration::from_secs_f64(args.connect_timeout_s),
         reply_timeout: Duration::from_secs_f64(args.reply_timeout_s),
-        body_bytes_max: args.etcd_body_bytes_max(),
+        body_bytes_max: args.http_body_bytes_max(),
     };
     let target = args.target;
     let handles: Vec<_> = (0..args.connections)

@@ -1,4 +1,5 @@
-//! What the benchmark talks to: a RESP server or etcd's HTTP/JSON gateway.
+//! What the benchmark talks to: a RESP server, etcd's HTTP/JSON gateway or
+//! Strata's HTTP API.
 //! The runner builds a [`Batch`] of operations and hands it to a [`Conn`];
 //! both exist in one variant per target, so the load loops, key streams,
 //! statistics and reports are the same code for every target.
@@ -9,7 +10,9 @@ use bytes::BytesMut;
 use strata_protocol::resp::{Reply, encode_request};
 
 use crate::client::{ClientError, Connection};
-use crate::etcd::{self, EtcdConnection, EtcdRequest};
+use crate::etcd;
+use crate::http::{HttpConnection, HttpRequest};
+use crate::strata_http;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Target {
@@ -17,6 +20,8 @@ pub enum Target {
     Resp,
     /// etcd v3's HTTP/JSON gateway: PUT, linearizable range, txn.
     Etcd,
+    /// Strata's HTTP/JSON API (`--http-listen`).
+    Http,
 }
 
 impl Target {
@@ -24,15 +29,17 @@ impl Target {
         match self {
             Target::Resp => "resp",
             Target::Etcd => "etcd",
+            Target::Http => "http",
         }
     }
 }
 
-/// The requests of one pipeline (etcd: sent one after the other).
+/// The requests of one pipeline (HTTP: sent one after the other).
 #[derive(Debug)]
 pub enum Batch {
     Resp(BytesMut),
-    Etcd(Vec<EtcdRequest>),
+    Etcd(Vec<HttpRequest>),
+    Http(Vec<HttpRequest>),
 }
 
 impl Batch {
@@ -40,13 +47,14 @@ impl Batch {
         match target {
             Target::Resp => Batch::Resp(BytesMut::with_capacity(4096)),
             Target::Etcd => Batch::Etcd(Vec::new()),
+            Target::Http => Batch::Http(Vec::new()),
         }
     }
 
     pub fn clear(&mut self) {
         match self {
             Batch::Resp(out) => out.clear(),
-            Batch::Etcd(requests) => requests.clear(),
+            Batch::Etcd(requests) | Batch::Http(requests) => requests.clear(),
         }
     }
 
@@ -55,6 +63,7 @@ impl Batch {
         match self {
             Batch::Resp(out) => encode_request(&[b"SET".as_slice(), key, value], out),
             Batch::Etcd(requests) => requests.push(etcd::put(key, value)),
+            Batch::Http(requests) => requests.push(strata_http::put(key, value)),
         }
     }
 
@@ -63,6 +72,7 @@ impl Batch {
         match self {
             Batch::Resp(out) => encode_request(&[b"GET".as_slice(), key], out),
             Batch::Etcd(requests) => requests.push(etcd::get(key)),
+            Batch::Http(requests) => requests.push(strata_http::get(key)),
         }
     }
 
@@ -79,6 +89,7 @@ impl Batch {
                 encode_request(&args, out);
             }
             Batch::Etcd(requests) => requests.push(etcd::txn_put(keys, value)),
+            Batch::Http(requests) => requests.push(strata_http::txn_put(keys, value)),
         }
     }
 
@@ -94,6 +105,7 @@ impl Batch {
                 );
             }
             Batch::Etcd(requests) => requests.push(etcd::scan(start, end, limit)),
+            Batch::Http(requests) => requests.push(strata_http::scan(start, end, limit)),
         }
     }
 }
@@ -103,14 +115,14 @@ impl Batch {
 pub struct ConnectOptions {
     pub connect_timeout: Duration,
     pub reply_timeout: Duration,
-    /// Largest etcd answer body accepted.
+    /// Largest HTTP answer body accepted.
     pub body_bytes_max: usize,
 }
 
 /// One benchmark connection.
 pub enum Conn {
     Resp(Connection),
-    Etcd(EtcdConnection),
+    Http(HttpConnection),
 }
 
 impl Conn {
@@ -123,8 +135,8 @@ impl Conn {
             Target::Resp => Conn::Resp(
                 Connection::connect(addr, options.connect_timeout, options.reply_timeout).await?,
             ),
-            Target::Etcd => Conn::Etcd(
-                EtcdConnection::connect(
+            Target::Etcd | Target::Http => Conn::Http(
+                HttpConnection::connect(
                     addr,
                     options.connect_timeout,
                     options.reply_timeout,
@@ -147,10 +159,12 @@ impl Conn {
     ) -> Result<(), ClientError> {
         match (self, batch) {
             (Conn::Resp(conn), Batch::Resp(out)) => conn.round_trip(out, count, on_reply).await,
-            (Conn::Etcd(conn), Batch::Etcd(requests)) if requests.len() == count => {
+            (Conn::Http(conn), Batch::Etcd(requests) | Batch::Http(requests))
+                if requests.len() == count =>
+            {
                 conn.round_trip(requests, on_reply).await
             }
-            (Conn::Etcd(_), Batch::Etcd(_)) => Err(ClientError::Internal(
+            (Conn::Http(_), Batch::Etcd(_) | Batch::Http(_)) => Err(ClientError::Internal(
                 "batch size differs from the operation count",
             )),
             _ => Err(ClientError::Internal("a batch built for another target")),
