@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Strata cluster vs etcd cluster, 3 nodes each, on this one machine, driven
-# by ONE load generator (strata-bench: RESP for Strata, `--target etcd`, the
-# v3 HTTP/JSON gateway over HTTP/1.1 keep-alive, for etcd), so both get the
-# same closed loop, key stream (same seed), value size and HDR percentiles.
+# Strata cluster vs etcd cluster, 3 nodes each (or one node each with
+# --nodes 1), on this one machine, driven by ONE load generator
+# (strata-bench: RESP for Strata, or with --strata-target http Strata's
+# HTTP/JSON API; `--target etcd`, the v3 HTTP/JSON gateway over HTTP/1.1
+# keep-alive, for etcd), so both get the same closed loop, key stream (same
+# seed), value size and HDR percentiles.
 #
 #   Strata: `--fsync always` (a write is acknowledged once fsynced on a
 #   majority). etcd (Debian's etcd-server 3.4): default durability, i.e. the
@@ -21,7 +23,7 @@
 #   bench/etcd-compare.sh [--rounds R] [--duration-s D] [--warmup-s W]
 #                         [--connections C] [--value-size B] [--keyspace K]
 #                         [--bench-threads T] [--no-followers] [--keep-logs]
-#                         [--no-build]
+#                         [--no-build] [--nodes 1|3] [--strata-target resp|http]
 #   defaults: R=2, D=20, W=2, C=50, B=100, K=10000, T=1 (one client thread,
 #   as redis-benchmark, leaves the other core to the servers). About 6.5
 #   minutes on 2 cores plus the build (3.5 minutes with --no-followers).
@@ -46,6 +48,8 @@ bench_threads=1
 followers=1
 keep_logs=0
 no_build=0
+nodes=3
+strata_target=resp
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) rounds=$2; shift 2 ;;
@@ -58,6 +62,8 @@ while [ $# -gt 0 ]; do
         --no-followers) followers=0; shift ;;
         --keep-logs) keep_logs=1; shift ;;
         --no-build) no_build=1; shift ;;
+        --nodes) nodes=$2; shift 2 ;;
+        --strata-target) strata_target=$2; shift 2 ;;
         -h|--help) awk 'NR > 1 && /^#/ {sub(/^# ?/, ""); print; next} NR > 1 {exit}' "$0"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
@@ -66,6 +72,10 @@ for v in "$rounds" "$duration_s" "$warmup_s" "$connections" "$value_size" "$keys
     case "$v" in ''|*[!0-9]*) echo "numeric options take whole numbers, got '$v'" >&2; exit 2 ;; esac
 done
 [ "$rounds" -ge 1 ] && [ "$duration_s" -ge 1 ] || { echo "--rounds and --duration-s must be at least 1" >&2; exit 2; }
+case "$nodes" in 1|3) ;; *) echo "--nodes is 1 or 3, got '$nodes'" >&2; exit 2 ;; esac
+case "$strata_target" in resp|http) ;; *) echo "--strata-target is resp or http, got '$strata_target'" >&2; exit 2 ;; esac
+[ "$nodes" -eq 3 ] || followers=0
+node_ids=$(seq "$nodes")
 bench_timeout=$((warmup_s + duration_s + 120))   # one strata-bench run, load included
 
 missing=()
@@ -128,18 +138,20 @@ anomaly() {
 die() { log "FAIL: $*"; exit 1; }
 now_ms() { local t=${EPOCHREALTIME//[.,]/}; echo $((t / 1000)); }
 
-# Twelve distinct free loopback ports, all held at once while choosing.
-read -r s_c1 s_c2 s_c3 s_p1 s_p2 s_p3 e_c1 e_c2 e_c3 e_p1 e_p2 e_p3 < <(python3 -c '
+# Fifteen distinct free loopback ports, all held at once while choosing.
+read -r s_c1 s_c2 s_c3 s_p1 s_p2 s_p3 e_c1 e_c2 e_c3 e_p1 e_p2 e_p3 s_h1 s_h2 s_h3 < <(python3 -c '
 import socket
-ss = [socket.socket() for _ in range(12)]
+ss = [socket.socket() for _ in range(15)]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in ss))')
 declare -A client_port=([strata|1]=$s_c1 [strata|2]=$s_c2 [strata|3]=$s_c3
     [etcd|1]=$e_c1 [etcd|2]=$e_c2 [etcd|3]=$e_c3)
 declare -A peer_port=([strata|1]=$s_p1 [strata|2]=$s_p2 [strata|3]=$s_p3
     [etcd|1]=$e_p1 [etcd|2]=$e_p2 [etcd|3]=$e_p3)
+declare -A http_port=([1]=$s_h1 [2]=$s_h2 [3]=$s_h3)
 strata_initial="1=127.0.0.1:$s_p1,2=127.0.0.1:$s_p2,3=127.0.0.1:$s_p3"
 etcd_initial="e1=http://127.0.0.1:$e_p1,e2=http://127.0.0.1:$e_p2,e3=http://127.0.0.1:$e_p3"
+[ "$nodes" -eq 3 ] || etcd_initial="e1=http://127.0.0.1:$e_p1"
 
 # ------------------------------------------------------------------ strata
 # strata_field PORT NAME: one value of CLUSTER INFO (empty if no answer).
@@ -149,17 +161,19 @@ strata_field() {
 }
 
 start_strata() {
-    local root=$1 id out
-    for id in 1 2 3; do
+    local root=$1 id out extra
+    for id in $node_ids; do
         out=$work/logs/strata$id.$root.out
+        extra=(--http-listen off)
+        [ "$strata_target" = http ] && extra=(--http-listen "127.0.0.1:${http_port[$id]}")
+        [ "$nodes" -eq 3 ] && extra+=(--node-id "$id" --peer-listen "127.0.0.1:${peer_port[strata|$id]}"
+            --initial-cluster "$strata_initial")
         "$strata" server --listen "127.0.0.1:${client_port[strata|$id]}" --text-listen off \
-            --data-dir "$work/$root/n$id" --fsync always \
-            --node-id "$id" --peer-listen "127.0.0.1:${peer_port[strata|$id]}" \
-            --initial-cluster "$strata_initial" \
+            --data-dir "$work/$root/n$id" --fsync always "${extra[@]}" \
             >"$out" 2>>"$work/logs/strata$id.log" &
         pid[strata|$id]=$!
     done
-    for id in 1 2 3; do
+    for id in $node_ids; do
         local i ok=0
         for i in $(seq 300); do
             grep -q '^ready ' "$work/logs/strata$id.$root.out" 2>/dev/null && { ok=1; break; }
@@ -173,6 +187,7 @@ start_strata() {
 # strata_leader: prints the leader id once every node names the same one (30 s).
 strata_leader() {
     local deadline=$(( $(now_ms) + 30000 )) id leader ok
+    [ "$nodes" -eq 1 ] && { echo 1; return 0; }
     while [ "$(now_ms)" -lt "$deadline" ]; do
         leader=""
         for id in 1 2 3; do
@@ -193,7 +208,7 @@ strata_leader() {
 # -------------------------------------------------------------------- etcd
 start_etcd() {
     local root=$1 id
-    for id in 1 2 3; do
+    for id in $node_ids; do
         etcd --name "e$id" --data-dir "$work/$root/e$id" \
             --listen-client-urls "http://127.0.0.1:${client_port[etcd|$id]}" \
             --advertise-client-urls "http://127.0.0.1:${client_port[etcd|$id]}" \
@@ -219,14 +234,14 @@ etcd_leader() {
     local deadline=$(( $(now_ms) + 30000 )) id member lead leaders found
     while [ "$(now_ms)" -lt "$deadline" ]; do
         leaders=() found=""
-        for id in 1 2 3; do
+        for id in $node_ids; do
             kill -0 "${pid[etcd|$id]}" 2>/dev/null || die "etcd member $id exited: $(tail -3 "$work/logs/etcd$id.log")"
             read -r member lead < <(etcd_status "${client_port[etcd|$id]}"; echo) || true
             [ -n "${lead:-}" ] && [ "$lead" != 0 ] || continue
             leaders+=("$lead")
             [ "$member" = "$lead" ] && found=$id
         done
-        if [ "${#leaders[@]}" -eq 3 ] && [ -n "$found" ] &&
+        if [ "${#leaders[@]}" -eq "$nodes" ] && [ -n "$found" ] &&
             [ "$(printf '%s\n' "${leaders[@]}" | sort -u | wc -l)" -eq 1 ]; then
             echo "$found"; return 0
         fi
@@ -237,7 +252,7 @@ etcd_leader() {
 
 stop_all() {
     local sys=$1 id
-    for id in 1 2 3; do
+    for id in $node_ids; do
         kill -9 "${pid[$sys|$id]}" 2>/dev/null || true
         wait "${pid[$sys|$id]}" 2>/dev/null || true
         unset "pid[$sys|$id]"
@@ -247,7 +262,7 @@ stop_all() {
 # cpu_ticks SYSTEM: CPU time (user + system, clock ticks) of its 3 servers.
 cpu_ticks() {
     local sys=$1 id total=0 t
-    for id in 1 2 3; do
+    for id in $node_ids; do
         t=$(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/${pid[$sys|$id]}/stat" 2>/dev/null || echo 0)
         total=$((total + t))
     done
@@ -295,8 +310,9 @@ run_no=0
 # bench_run SYSTEM NODE_KIND NODE_ID WORKLOAD ROUND SEED
 bench_run() {
     local sys=$1 kind=$2 id=$3 wl=$4 r=$5 seed=$6 target=resp mode addr name rc t0 t1
-    [ "$sys" = etcd ] && target=etcd
     addr=127.0.0.1:${client_port[$sys|$id]}
+    [ "$sys" = etcd ] && target=etcd
+    [ "$sys" = strata ] && [ "$strata_target" = http ] && { target=http; addr=127.0.0.1:${http_port[$id]}; }
     run_no=$((run_no + 1))
     name=$(printf '%02d-r%d-%s-%s-%s' "$run_no" "$r" "$sys" "$kind" "$wl")
     local common=(--target "$target" --addr "$addr" --connections "$connections"
@@ -341,7 +357,8 @@ round_system() {
         start_etcd "$root"
         leader=$(etcd_leader) || die "round $r: no etcd leader within 30 s"
     fi
-    for id in 1 2 3; do [ "$id" != "$leader" ] && { follower=$id; break; }; done
+    follower=none
+    for id in $node_ids; do [ "$id" != "$leader" ] && { follower=$id; break; }; done
     log "round $r: $sys leader is node $leader, follower node $follower"
     kinds=(leader)
     if [ "$followers" -eq 1 ]; then
@@ -380,12 +397,13 @@ done >"$raw"
 etcd_version=$(etcd --version 2>/dev/null | awk '/^etcd Version/ {print $3}')
 anomaly_file=$work/anomalies.txt
 printf '%s\n' ${anomalies[@]+"${anomalies[@]}"} >"$anomaly_file"
-extra_flags=""
-[ "$followers" -eq 1 ] || extra_flags=" --no-followers"
+extra_flags=" --nodes $nodes --strata-target $strata_target"
+[ "$followers" -eq 1 ] || [ "$nodes" -eq 1 ] || extra_flags+=" --no-followers"
 REPORT_COMMAND="bench/etcd-compare.sh --rounds $rounds --duration-s $duration_s --warmup-s $warmup_s --connections $connections --value-size $value_size --keyspace $keyspace --bench-threads $bench_threads$extra_flags" \
 REPORT_WHEN="$(date -u '+%Y-%m-%d %H:%M UTC')" \
 REPORT_MACHINE="$(nproc) cores, load average before $load_before, after $load_after; ${elapsed_s} s in all." \
 REPORT_ETCD_VERSION="$etcd_version" REPORT_LOGS="$logs_dest" \
+REPORT_NODES="$nodes" REPORT_STRATA_TARGET="$strata_target" \
 REPORT_ROUNDS="$rounds" REPORT_WARMUP="$warmup_s" REPORT_CONNECTIONS="$connections" \
 REPORT_VALUE_SIZE="$value_size" REPORT_KEYSPACE="$keyspace" REPORT_THREADS="$bench_threads" \
     python3 - "$work/runs" "$anomaly_file" >"$report" <<'EOF'
@@ -434,7 +452,9 @@ def pairs():
                 yield wl, kind, s, e
 
 wl_name = {"write": "write: SET / put", "read": "read: GET / linearizable range"}
-print(f"# Strata vs etcd, 3 nodes each, {env['REPORT_WHEN']}")
+nodes_text = "3 nodes each" if env["REPORT_NODES"] == "3" else "one node each"
+via = "its HTTP/JSON API" if env["REPORT_STRATA_TARGET"] == "http" else "RESP"
+print(f"# Strata vs etcd, {nodes_text}, Strata through {via}, {env['REPORT_WHEN']}")
 print()
 print(f"`{env['REPORT_COMMAND']}`;")
 print(env["REPORT_MACHINE"])
@@ -461,7 +481,7 @@ for wl, kind, s, e in pairs():
           f"{f_ratio(stat(s, 'p50'), stat(e, 'p50'))} | {f_ratio(stat(s, 'p99'), stat(e, 'p99'))} | {' '.join(per_round)} |")
 print()
 print("CPU used during the runs (warm-up + measured), medians, in cores (the machine has "
-      f"{os.cpu_count()}): the three servers together, and the load generator.")
+      f"{os.cpu_count()}): the servers together, and the load generator.")
 print()
 print("| workload | node | Strata servers | etcd servers | client, Strata | client, etcd | server CPU µs per op, Strata / etcd |")
 print("|---|---|--:|--:|--:|--:|--:|")
