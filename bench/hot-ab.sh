@@ -6,13 +6,20 @@
 # bench/ab.sh's short runs (0.2 s for GET -P 16) leave the answer in the
 # noise.
 #
-#   bench/hot-ab.sh A_BINARY B_BINARY [rounds] [requests] [redis-benchmark args]
+#   bench/hot-ab.sh [--scrape-b] A_BINARY B_BINARY [rounds] [requests] [redis-benchmark args]
 #   (defaults 6 rounds, 3000000 requests, "-t get -P 16")
 #
+# --scrape-b: B's /metrics is fetched once a second while the test runs
+# (both servers get an HTTP listener; only B is scraped): give the same
+# binary twice to measure what a Prometheus scraper costs.
+#
 # For example: bench/hot-ab.sh /tmp/strata-before target/release/strata 6 3000000 -t set
+#              bench/hot-ab.sh --scrape-b target/release/strata target/release/strata 8
 set -euo pipefail
 
-usage="usage: bench/hot-ab.sh A_BINARY B_BINARY [rounds] [requests] [redis-benchmark args]"
+usage="usage: bench/hot-ab.sh [--scrape-b] A_BINARY B_BINARY [rounds] [requests] [redis-benchmark args]"
+scrape_b=0
+[ "${1:-}" = --scrape-b ] && { scrape_b=1; shift; }
 a_bin=$(realpath -- "${1:?$usage}")
 b_bin=$(realpath -- "${2:?$usage}")
 shift 2
@@ -38,8 +45,12 @@ start() {
     local label=$1 bin=$2 i
     port=""
     for v in $(env | sed -n 's/^\(STRATA_[A-Z_]*\)=.*/\1/p'); do unset "$v"; done
-    "$bin" server --listen 127.0.0.1:0 --text-listen off --data-dir "$work/$label" \
-        --fsync always >"$work/$label.out" 2>"$work/$label.err" &
+    # Through the environment, not a flag: builds from before the HTTP
+    # listener ignore it. Without it each would take the default port.
+    local http=off
+    [ "$scrape_b" -eq 1 ] && http=127.0.0.1:0
+    STRATA_HTTP_LISTEN=$http "$bin" server --listen 127.0.0.1:0 --text-listen off \
+        --data-dir "$work/$label" --fsync always >"$work/$label.out" 2>"$work/$label.err" &
     pids+=($!)
     for i in $(seq 300); do  # 30 s at most
         port=$(sed -n 's/^ready resp=127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$work/$label.out")
@@ -51,6 +62,15 @@ start() {
 
 start A "$a_bin"; a_port=$port
 start B "$b_bin"; b_port=$port
+if [ "$scrape_b" -eq 1 ]; then
+    b_http=$(sed -n 's/^ready .* http=\([0-9.]*:[0-9]*\).*/\1/p' "$work/B.out")
+    [ -n "$b_http" ] || { echo "B reports no http= address: $(cat "$work/B.out")" >&2; exit 1; }
+    command -v curl >/dev/null || { echo "curl is needed for --scrape-b" >&2; exit 2; }
+    timeout 5 curl -fsS "http://$b_http/metrics" >/dev/null || { echo "B's /metrics does not answer" >&2; exit 1; }
+    (while sleep 1; do timeout 5 curl -sS -o /dev/null "http://$b_http/metrics" || true; done) &
+    pids+=($!)
+    echo "B's /metrics ($b_http) is scraped every second"
+fi
 for port in "$a_port" "$b_port"; do
     timeout 120 redis-benchmark -p "$port" -t set -r 100000 -n 300000 -P 16 -c 50 -q >/dev/null
 done
