@@ -1,0 +1,440 @@
+//! Query evaluation over a small read trait, [`IndexRead`], that storage
+//! implements on a consistent view (a snapshot) of the data keyspace.
+//!
+//! Every node evaluates to a set of user keys with a score contribution;
+//! AND intersects and adds, OR unites and adds, NOT subtracts (from its
+//! AND siblings, or from every document), as RediSearch's iterators do.
+//! BM25 is [`crate::score`]'s. A query word expands as in RediSearch: the
+//! word itself, its stem among the stem entries (`+run`), and the stem as
+//! a word, each scoring on its own; a phrase and a prefix do not expand.
+//! Fields that do not exist, or are of another type, match nothing (as in
+//! RediSearch); a KNN vector of the wrong size is an error.
+//!
+//! Results: by score, highest first, ties by user key ascending; KNN by
+//! distance, nearest first, ties by key. Deterministic, and bounded:
+//! a query reads at most [`SearchOptions::entries_scanned_max`] entries.
+
+mod text;
+
+use std::collections::{BTreeMap, BinaryHeap};
+
+use crate::codec::DecodeError;
+use crate::document::floats_from_blob;
+use crate::entries::{IndexStats, Indexer, decode_doc_record};
+use crate::keys::{self, KIND_DOC, KIND_NUMERIC, KIND_TAG, KIND_VECTOR};
+use crate::limits::QUERY_ENTRIES_SCANNED_MAX;
+use crate::query::{Bound, Knn, Node, Query, TagMatch};
+use crate::schema::{FieldId, FieldKind};
+use crate::score::{Bm25, distance};
+
+/// What a query reads. `scan` visits the entries with `start <= key < end`
+/// in ascending key order until `visit` returns false.
+pub trait IndexRead {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ReadError>;
+    fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), ReadError>;
+}
+
+/// A failed read, as the implementation words it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ReadError(pub String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EvalError {
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// RediSearch's text.
+    #[error(
+        "Error parsing vector similarity query: query vector blob size ({got}) does not match index's expected size ({expected})."
+    )]
+    VectorSize { got: usize, expected: usize },
+    #[error("Query reads more than {0} index entries; narrow it")]
+    TooManyEntries(u64),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SearchOptions {
+    pub bm25: Bm25,
+    /// LIMIT offset count.
+    pub offset: usize,
+    pub count: usize,
+    pub entries_scanned_max: u64,
+}
+
+impl Default for SearchOptions {
+    fn default() -> Self {
+        SearchOptions {
+            bm25: Bm25::STRATA,
+            offset: 0,
+            count: 10,
+            entries_scanned_max: QUERY_ENTRIES_SCANNED_MAX,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hit {
+    pub key: Vec<u8>,
+    /// BM25 (higher is better), or for KNN the distance (lower is nearer).
+    pub score: f64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SearchResult {
+    /// Documents matched (for KNN: at most k).
+    pub total: u64,
+    /// The page LIMIT asked for.
+    pub hits: Vec<Hit>,
+}
+
+/// Matched user keys and their scores.
+type Set = BTreeMap<Vec<u8>, f64>;
+
+/// Runs `query` against index `ix` as `read` sees it.
+pub fn search(
+    ix: &Indexer,
+    read: &impl IndexRead,
+    query: &Query,
+    opts: &SearchOptions,
+) -> Result<SearchResult, EvalError> {
+    let stats = match read.get(&keys::stats_key(ix.id))? {
+        Some(raw) => IndexStats::decode(&raw)?,
+        None => IndexStats::new(ix.def.fields.len()),
+    };
+    let mut ev = Eval {
+        ix,
+        read,
+        opts,
+        avg_len: avg_len(ix, &stats),
+        stats,
+        scanned: 0,
+        universe: None,
+    };
+    if let Some(knn) = &query.knn {
+        let filter = match query.root {
+            Node::All => None,
+            ref root => Some(ev.node(root)?.unwrap_or_default()),
+        };
+        let hits = ev.knn(knn, filter.as_ref())?;
+        return Ok(page(hits, opts, |a, b| a.score.total_cmp(&b.score)));
+    }
+    let set = ev.node(&query.root)?.unwrap_or_default();
+    let hits = set
+        .into_iter()
+        .map(|(key, score)| Hit { key, score })
+        .collect();
+    Ok(page(hits, opts, |a, b| b.score.total_cmp(&a.score)))
+}
+
+/// The weighted average document length: RediSearch's `avgDocLen`.
+fn avg_len(ix: &Indexer, stats: &IndexStats) -> f64 {
+    if stats.docs == 0 {
+        return 0.0;
+    }
+    let total: u64 = stats
+        .tokens
+        .iter()
+        .enumerate()
+        .map(|(f, &t)| t.saturating_mul(ix.text_weight(f as FieldId, false)))
+        .fold(0u64, u64::saturating_add);
+    total as f64 / stats.docs as f64
+}
+
+/// Sorts by `order` then key, and cuts the LIMIT page.
+fn page(
+    mut hits: Vec<Hit>,
+    opts: &SearchOptions,
+    order: impl Fn(&Hit, &Hit) -> std::cmp::Ordering,
+) -> SearchResult {
+    let total = hits.len() as u64;
+    hits.sort_by(|a, b| order(a, b).then_with(|| a.key.cmp(&b.key)));
+    let hits = hits
+        .into_iter()
+        .skip(opts.offset)
+        .take(opts.count)
+        .collect();
+    SearchResult { total, hits }
+}
+
+struct Eval<'a, R> {
+    ix: &'a Indexer,
+    read: &'a R,
+    opts: &'a SearchOptions,
+    stats: IndexStats,
+    avg_len: f64,
+    scanned: u64,
+    /// Every document, with its `*` score; loaded once, when needed.
+    universe: Option<Set>,
+}
+
+impl<R: IndexRead> Eval<'_, R> {
+    /// Scans `start..end`, counting every entry against the query's limit.
+    fn scan(
+        &mut self,
+        start: &[u8],
+        end: &[u8],
+        mut visit: impl FnMut(&[u8], &[u8]) -> Result<bool, EvalError>,
+    ) -> Result<(), EvalError> {
+        let max = self.opts.entries_scanned_max;
+        let mut scanned = self.scanned;
+        let mut failure = None;
+        self.read.scan(start, end, &mut |k, v| {
+            scanned += 1;
+            if scanned > max {
+                failure = Some(EvalError::TooManyEntries(max));
+                return false;
+            }
+            match visit(k, v) {
+                Ok(go_on) => go_on,
+                Err(e) => {
+                    failure = Some(e);
+                    false
+                }
+            }
+        })?;
+        self.scanned = scanned;
+        failure.map_or(Ok(()), Err)
+    }
+
+    fn scan_prefix(
+        &mut self,
+        prefix: &[u8],
+        visit: impl FnMut(&[u8], &[u8]) -> Result<bool, EvalError>,
+    ) -> Result<(), EvalError> {
+        let end = prefix_end(prefix);
+        self.scan(prefix, &end, visit)
+    }
+
+    /// None: the node constrains nothing (a word that is a stop word).
+    fn node(&mut self, n: &Node) -> Result<Option<Set>, EvalError> {
+        match n {
+            Node::All => Ok(Some(self.universe()?.clone())),
+            Node::Term { field, word } => self.term(field.as_deref(), word),
+            Node::Prefix { field, prefix } => self.prefix(field.as_deref(), prefix).map(Some),
+            Node::Phrase { field, text } => self.phrase(field.as_deref(), text),
+            Node::Tags { field, tags } => self.tags(field, tags).map(Some),
+            Node::Range { field, lo, hi } => self.range(field, *lo, *hi).map(Some),
+            Node::Not(inner) => {
+                let inner = self.node(inner)?.unwrap_or_default();
+                let all = self.universe()?;
+                Ok(Some(
+                    all.keys()
+                        .filter(|k| !inner.contains_key(*k))
+                        .map(|k| (k.clone(), 0.0))
+                        .collect(),
+                ))
+            }
+            Node::And(children) => self.and(children),
+            Node::Or(children) => {
+                let mut out: Option<Set> = None;
+                for c in children {
+                    if let Some(s) = self.node(c)? {
+                        let acc = out.get_or_insert_with(Set::new);
+                        for (k, v) in s {
+                            *acc.entry(k).or_insert(0.0) += v;
+                        }
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// Intersects the positive children, then removes what the negated
+    /// ones match (no need for every document unless all are negated).
+    fn and(&mut self, children: &[Node]) -> Result<Option<Set>, EvalError> {
+        let mut acc: Option<Set> = None;
+        let mut negated = Vec::new();
+        for c in children {
+            if let Node::Not(inner) = c {
+                negated.push(inner.as_ref());
+                continue;
+            }
+            let Some(s) = self.node(c)? else { continue };
+            acc = Some(match acc {
+                None => s,
+                Some(a) => a
+                    .into_iter()
+                    .filter_map(|(k, v)| s.get(&k).map(|w| (k, v + w)))
+                    .collect(),
+            });
+        }
+        if negated.is_empty() {
+            return Ok(acc);
+        }
+        let mut acc = match acc {
+            Some(a) => a,
+            None => self.universe()?.keys().map(|k| (k.clone(), 0.0)).collect(),
+        };
+        for inner in negated {
+            if let Some(s) = self.node(inner)? {
+                acc.retain(|k, _| !s.contains_key(k));
+            }
+        }
+        Ok(Some(acc))
+    }
+
+    /// Every document, scored as RediSearch scores `*` under BM25STD
+    /// (idf 1, frequency 1: shorter documents first).
+    fn universe(&mut self) -> Result<&Set, EvalError> {
+        if self.universe.is_none() {
+            let prefix = keys::kind_prefix(self.ix.id, KIND_DOC, None);
+            let (ix, bm25, avg) = (self.ix, self.opts.bm25, self.avg_len);
+            let mut all = Set::new();
+            self.scan_prefix(&prefix.clone(), |k, v| {
+                let key = keys::user_key_after(k, &prefix)?;
+                let counts = decode_doc_record(v)?;
+                let len: u64 = counts
+                    .iter()
+                    .enumerate()
+                    .map(|(f, &c)| c * ix.text_weight(f as FieldId, false))
+                    .sum();
+                all.insert(key.to_vec(), bm25.term(1.0, 1.0, len, avg));
+                Ok(true)
+            })?;
+            self.universe = Some(all);
+        }
+        Ok(self.universe.get_or_insert_with(Set::new))
+    }
+
+    fn field_of(&self, name: &str, want: fn(&FieldKind) -> bool) -> Option<FieldId> {
+        self.ix
+            .def
+            .field_id(name)
+            .filter(|&f| want(&self.ix.def.fields[usize::from(f)].kind))
+    }
+
+    fn tags(&mut self, field: &str, tags: &[TagMatch]) -> Result<Set, EvalError> {
+        let Some(fid) = self.field_of(field, |k| matches!(k, FieldKind::Tag { .. })) else {
+            return Ok(Set::new());
+        };
+        let case_sensitive = matches!(
+            self.ix.def.fields[usize::from(fid)].kind,
+            FieldKind::Tag {
+                case_sensitive: true,
+                ..
+            }
+        );
+        let field_prefix = keys::kind_prefix(self.ix.id, KIND_TAG, Some(fid));
+        let mut out = Set::new();
+        for t in tags {
+            let tag = crate::analyze::normalize_tag(&t.tag, case_sensitive);
+            let scan = keys::tag_key(self.ix.id, fid, &tag, !t.prefix, None);
+            self.scan_prefix(&scan, |k, _| {
+                let (_, user_key) = keys::split_tag(k, &field_prefix)?;
+                out.insert(user_key, 0.0);
+                Ok(true)
+            })?;
+        }
+        Ok(out)
+    }
+
+    fn range(&mut self, field: &str, lo: Bound, hi: Bound) -> Result<Set, EvalError> {
+        let Some(fid) = self.field_of(field, |k| matches!(k, FieldKind::Numeric)) else {
+            return Ok(Set::new());
+        };
+        let field_prefix = keys::kind_prefix(self.ix.id, KIND_NUMERIC, Some(fid));
+        let start = keys::numeric_bound(self.ix.id, fid, lo.value);
+        let end = prefix_end(&field_prefix);
+        let mut out = Set::new();
+        self.scan(&start, &end, |k, _| {
+            let (v, user_key) = keys::split_numeric(k, &field_prefix)?;
+            if v > hi.value || (v == hi.value && !hi.inclusive) {
+                return Ok(false);
+            }
+            if v > lo.value || lo.inclusive {
+                out.insert(user_key.to_vec(), 0.0);
+            }
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    /// The k nearest of the vectors (of `filter`'s documents, if any).
+    fn knn(&mut self, knn: &Knn, filter: Option<&Set>) -> Result<Vec<Hit>, EvalError> {
+        let Some(fid) = self.field_of(&knn.field, |k| matches!(k, FieldKind::Vector(_))) else {
+            return Ok(Vec::new());
+        };
+        let FieldKind::Vector(vd) = &self.ix.def.fields[usize::from(fid)].kind else {
+            return Ok(Vec::new());
+        };
+        let (dim, metric) = (vd.dim, vd.metric);
+        let target = floats_from_blob(dim, &knn.vector).ok_or(EvalError::VectorSize {
+            got: knn.vector.len(),
+            expected: dim as usize * 4,
+        })?;
+        let prefix = keys::kind_prefix(self.ix.id, KIND_VECTOR, Some(fid));
+        // A max-heap of the k best so far: its top is the worst kept.
+        let mut best: BinaryHeap<Nearest> =
+            BinaryHeap::with_capacity(knn.k.saturating_add(1).min(1 << 16));
+        self.scan_prefix(&prefix.clone(), |k, v| {
+            let key = keys::user_key_after(k, &prefix)?;
+            if filter.is_some_and(|f| !f.contains_key(key)) {
+                return Ok(true);
+            }
+            let vector =
+                floats_from_blob(dim, v).ok_or(DecodeError("vector entry of the wrong size"))?;
+            best.push(Nearest {
+                distance: distance(metric, &target, &vector),
+                key: key.to_vec(),
+            });
+            if best.len() > knn.k {
+                best.pop();
+            }
+            Ok(true)
+        })?;
+        Ok(best
+            .into_iter()
+            .map(|n| Hit {
+                key: n.key,
+                score: n.distance,
+            })
+            .collect())
+    }
+}
+
+/// A KNN candidate, ordered by (distance, key): the heap keeps the
+/// smallest k and drops the largest.
+struct Nearest {
+    distance: f64,
+    key: Vec<u8>,
+}
+
+impl PartialEq for Nearest {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+impl Eq for Nearest {}
+impl PartialOrd for Nearest {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Nearest {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.distance
+            .total_cmp(&other.distance)
+            .then_with(|| self.key.cmp(&other.key))
+    }
+}
+
+/// The first key after every key starting with `prefix`.
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xFF {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    // All 0xFF (never: every prefix starts with the tag byte): no bound.
+    vec![0xFF; prefix.len() + 1]
+}

@@ -1,0 +1,216 @@
+//! The index entries a value writes, and the oracle issue 21 asks for at
+//! the library level: after any sequence of writes and deletes, the
+//! entries kept by applying each write's changes equal the entries
+//! computed from the final values alone.
+
+mod common;
+
+use common::{Memory, indexer};
+use proptest::prelude::*;
+use strata_search::entries::{DocInput, IndexStats, Posting};
+use strata_search::keys;
+
+const STRING_INDEX: &str =
+    "s PREFIX 1 k SCHEMA value AS body TEXT value AS tag TAG value AS n NUMERIC";
+const JSON_INDEX: &str = "j ON JSON SCHEMA $.title AS title TEXT WEIGHT 2 $.body AS body TEXT NOSTEM \
+     $.tags AS tags TAG $.n AS n NUMERIC $.v AS v VECTOR FLAT 6 TYPE FLOAT32 DIM 2 DISTANCE_METRIC L2";
+
+#[test]
+fn a_value_writes_postings_tags_numbers_and_its_doc_record() {
+    let ix = indexer(3, STRING_INDEX);
+    let (entries, stats) = ix.entries(b"k1", Some(DocInput::plain(b"42")));
+    assert_eq!(stats.docs, 1);
+    assert_eq!(stats.tokens, [1, 0, 0]);
+    let keys: Vec<_> = entries.keys().cloned().collect();
+    assert_eq!(
+        keys,
+        [
+            keys::doc_key(3, b"k1"),
+            keys::posting_key(3, false, "42", Some(b"k1")),
+            keys::tag_key(3, 1, "42", true, Some(b"k1")),
+            keys::numeric_key(3, 2, 42.0, b"k1"),
+        ]
+    );
+    let posting = Posting::decode(
+        &entries[&keys::posting_key(3, false, "42", Some(b"k1"))],
+        true,
+    )
+    .unwrap();
+    assert_eq!(
+        posting,
+        Posting {
+            doc_len: 1,
+            fields: vec![(0, 1, vec![0])]
+        }
+    );
+}
+
+#[test]
+fn postings_carry_positions_stems_and_the_weighted_length() {
+    let ix = indexer(1, JSON_INDEX);
+    let v = br#"{"title": "Running the running race", "body": "running"}"#;
+    let (entries, stats) = ix.entries(b"d", Some(DocInput::plain(v)));
+    assert_eq!(stats.tokens, [3, 1, 0, 0, 0]);
+    // Title weight 2: three words count 6, the body's one 1.
+    let raw = Posting::decode(
+        &entries[&keys::posting_key(1, false, "running", Some(b"d"))],
+        true,
+    )
+    .unwrap();
+    assert_eq!(
+        raw,
+        Posting {
+            doc_len: 7,
+            fields: vec![(0, 2, vec![0, 1]), (1, 1, vec![0])]
+        }
+    );
+    // The stem, from the title only: the body is NOSTEM.
+    let stem = Posting::decode(
+        &entries[&keys::posting_key(1, true, "run", Some(b"d"))],
+        false,
+    )
+    .unwrap();
+    assert_eq!(
+        stem,
+        Posting {
+            doc_len: 7,
+            fields: vec![(0, 2, vec![])]
+        }
+    );
+    assert!(entries.contains_key(&keys::posting_key(1, false, "race", Some(b"d"))));
+}
+
+#[test]
+fn the_same_value_again_writes_nothing_and_a_change_writes_the_difference() {
+    let ix = indexer(1, STRING_INDEX);
+    let same = ix.changes(
+        b"k",
+        Some(DocInput::plain(b"red fox")),
+        Some(DocInput::plain(b"red fox")),
+    );
+    assert!(same.is_empty());
+    let c = ix.changes(
+        b"k",
+        Some(DocInput::plain(b"red fox")),
+        Some(DocInput::plain(b"red dog")),
+    );
+    assert!(
+        c.deletes
+            .contains(&keys::posting_key(1, false, "fox", Some(b"k")))
+    );
+    assert!(
+        c.puts
+            .iter()
+            .any(|(k, _)| *k == keys::posting_key(1, false, "dog", Some(b"k")))
+    );
+    // "red" is unchanged (same positions, same length): neither put nor deleted.
+    let red = keys::posting_key(1, false, "red", Some(b"k"));
+    assert!(!c.deletes.contains(&red) && c.puts.iter().all(|(k, _)| *k != red));
+    assert!(c.stats.is_zero());
+}
+
+#[test]
+fn keys_outside_the_prefixes_change_nothing_and_bad_values_are_counted() {
+    let ix = indexer(1, STRING_INDEX);
+    assert!(
+        ix.changes(b"other", None, Some(DocInput::plain(b"x")))
+            .is_empty()
+    );
+    let c = ix.changes(b"k", None, Some(DocInput::plain(b"\xff\xfe")));
+    assert!(c.puts.is_empty() && c.stats.skipped == 1 && c.stats.docs == 0);
+    let j = indexer(2, JSON_INDEX);
+    for bad in [&b"not json"[..], b"[1,2]", b"\"s\""] {
+        let c = j.changes(b"x", None, Some(DocInput::plain(bad)));
+        assert!(c.puts.is_empty() && c.stats.skipped == 1, "{bad:?}");
+    }
+    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    assert_eq!(
+        j.changes(b"x", None, Some(DocInput::plain(deep.as_bytes())))
+            .stats
+            .skipped,
+        1
+    );
+}
+
+#[test]
+fn embeddings_fill_embed_fields_only() {
+    let ix = indexer(
+        1,
+        "e SCHEMA value AS t TEXT value AS v VECTOR FLAT 6 TYPE FLOAT32 DIM 2 DISTANCE_METRIC COSINE EMBED t",
+    );
+    let emb = vec![(1u16, vec![0.5f32, 0.25])];
+    let (entries, _) = ix.entries(
+        b"k",
+        Some(DocInput {
+            value: b"hello",
+            embeddings: &emb,
+        }),
+    );
+    let want: Vec<u8> = [0.5f32, 0.25]
+        .iter()
+        .flat_map(|f| f.to_le_bytes())
+        .collect();
+    assert_eq!(entries.get(&keys::vector_key(1, 1, b"k")), Some(&want));
+    let (entries, _) = ix.entries(b"k", Some(DocInput::plain(b"hello")));
+    assert!(!entries.contains_key(&keys::vector_key(1, 1, b"k")));
+}
+
+fn json_value() -> impl Strategy<Value = Vec<u8>> {
+    let words = prop::sample::select(vec![
+        "run", "running", "runs", "fox", "the", "Fox", "jumps", "über", "a",
+    ]);
+    let text = prop::collection::vec(words, 0..6).prop_map(|w| w.join(" "));
+    prop_oneof![
+        8 => (text.clone(), text, prop::option::of("[a-c,]{0,6}"), prop::option::of(-5i32..5), prop::option::of(prop::collection::vec(-2i8..2, 1..4)))
+            .prop_map(|(t, b, tags, n, v)| {
+                let mut o = serde_json::Map::new();
+                o.insert("title".into(), t.into());
+                o.insert("body".into(), b.into());
+                if let Some(tags) = tags { o.insert("tags".into(), tags.into()); }
+                if let Some(n) = n { o.insert("n".into(), n.into()); }
+                if let Some(v) = v { o.insert("v".into(), v.into_iter().map(f64::from).collect::<Vec<_>>().into()); }
+                serde_json::to_vec(&o).unwrap()
+            }),
+        1 => Just(b"not json".to_vec()),
+        1 => "\\PC{0,12}".prop_map(String::into_bytes),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn applied_changes_equal_entries_recomputed_from_final_values(
+        ops in prop::collection::vec((0usize..4, prop::option::of(json_value())), 1..40)
+    ) {
+        let string_ix = indexer(1, STRING_INDEX);
+        let json_ix = indexer(2, JSON_INDEX);
+        let mut s = Memory::default();
+        let mut j = Memory::default();
+        for (k, value) in &ops {
+            let key = format!("k{k}").into_bytes();
+            s.write(&string_ix, &key, value.as_deref());
+            j.write(&json_ix, &key, value.as_deref());
+        }
+        prop_assert_eq!(&s.entries, &s.recomputed(&string_ix));
+        prop_assert_eq!(&j.entries, &j.recomputed(&json_ix));
+        // Deleting everything leaves only zero statistics.
+        for k in 0..4 {
+            j.write(&json_ix, format!("k{k}").as_bytes(), None);
+        }
+        prop_assert_eq!(j.entries.len(), 1);
+        let stats = IndexStats::decode(&j.entries[&keys::stats_key(2)]).unwrap();
+        prop_assert_eq!(stats, IndexStats::new(5));
+    }
+
+    #[test]
+    fn postings_and_doc_records_never_panic_on_any_bytes(bytes in prop::collection::vec(any::<u8>(), 0..32), positions in any::<bool>()) {
+        if let Ok(p) = Posting::decode(&bytes, positions) {
+            prop_assert_eq!(p.encode(), bytes.clone());
+        }
+        let _ = strata_search::entries::decode_doc_record(&bytes);
+        if let Ok(s) = IndexStats::decode(&bytes) {
+            prop_assert_eq!(s.encode(), bytes);
+        }
+    }
+}
