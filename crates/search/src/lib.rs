@@ -51,6 +51,23 @@ pub use eval::{Hit, IndexRead, ReadError, SearchOptions, SearchResult};
 pub use query::{Params, Query};
 pub use schema::{IndexDef, IndexId, SchemaError};
 
+/// Bytes of client text an error message repeats.
+const ECHO_SIZE_BYTES_MAX: usize = 128;
+
+/// Client text as an error message may repeat it: lossy UTF-8, control
+/// characters (CR and LF would end a RESP error line) as spaces, cut to
+/// [`ECHO_SIZE_BYTES_MAX`] bytes at a character boundary.
+pub(crate) fn echo(raw: &[u8]) -> String {
+    let mut out = String::new();
+    for c in String::from_utf8_lossy(raw).chars() {
+        if out.len() + c.len_utf8() > ECHO_SIZE_BYTES_MAX {
+            break;
+        }
+        out.push(if c.is_control() { ' ' } else { c });
+    }
+    out
+}
+
 /// Turns text into a vector, for `EMBED` fields: implemented by the server
 /// (a sentence-embedding model on the connection side), never called by
 /// this crate. Declared here so that the schema's `EMBED` option, the

@@ -144,7 +144,7 @@ impl Params {
                 return Err(QueryError::ParamTooLarge(QUERY_PARAM_SIZE_BYTES_MAX));
             }
             if map.insert(name.to_string(), pair[1].to_vec()).is_some() {
-                return Err(QueryError::DuplicateParameter(name.to_string()));
+                return Err(QueryError::DuplicateParameter(crate::echo(name.as_bytes())));
             }
         }
         Ok(Params(map))
@@ -154,7 +154,7 @@ impl Params {
         self.0
             .get(name)
             .map(Vec::as_slice)
-            .ok_or_else(|| QueryError::NoSuchParameter(name.to_string()))
+            .ok_or_else(|| QueryError::NoSuchParameter(crate::echo(name.as_bytes())))
     }
 
     fn text(&self, name: &str) -> Result<&str, QueryError> {
@@ -271,7 +271,7 @@ impl<'a> Parser<'a> {
         }
         QueryError::Syntax {
             offset: self.pos,
-            near: near.to_string(),
+            near: crate::echo(near.as_bytes()),
         }
     }
 

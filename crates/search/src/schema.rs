@@ -282,7 +282,7 @@ impl<'a> Args<'a> {
 }
 
 fn lossy(raw: &[u8]) -> String {
-    String::from_utf8_lossy(raw).into_owned()
+    crate::echo(raw)
 }
 
 impl IndexDef {
@@ -338,7 +338,7 @@ impl IndexDef {
                 self.on = match kind.to_ascii_uppercase().as_str() {
                     "STRING" => DocKind::String,
                     "JSON" => DocKind::Json,
-                    _ => return Err(SchemaError::InvalidRuleType(kind.to_string())),
+                    _ => return Err(SchemaError::InvalidRuleType(lossy(kind.as_bytes()))),
                 };
             } else if a.eat("PREFIX") {
                 self.parse_prefixes(a)?;
@@ -379,7 +379,7 @@ impl IndexDef {
             let id = self
                 .field_id(source)
                 .filter(|&id| matches!(self.fields[id as usize].kind, FieldKind::Text { .. }))
-                .ok_or_else(|| SchemaError::BadEmbedField(source.clone()))?;
+                .ok_or_else(|| SchemaError::BadEmbedField(lossy(source.as_bytes())))?;
             if let FieldKind::Vector(v) = &mut self.fields[i].kind {
                 v.embed = Some(id);
             }
@@ -401,16 +401,16 @@ impl IndexDef {
         }
         for (i, f) in self.fields.iter().enumerate() {
             if self.fields[..i].iter().any(|g| g.name == f.name) {
-                return Err(SchemaError::DuplicateField(f.name.clone()));
+                return Err(SchemaError::DuplicateField(lossy(f.name.as_bytes())));
             }
             check_len("a field name", f.name.len(), FIELD_NAME_SIZE_BYTES_MAX)?;
             check_len("a field path", f.path.len(), FIELD_NAME_SIZE_BYTES_MAX)?;
             match self.on {
                 DocKind::String if f.path != STRING_FIELD => {
-                    return Err(SchemaError::NotStringField(f.path.clone()));
+                    return Err(SchemaError::NotStringField(lossy(f.path.as_bytes())));
                 }
                 DocKind::Json if f.steps != parse_json_path(&f.path)? => {
-                    return Err(SchemaError::BadJsonPath(f.path.clone()));
+                    return Err(SchemaError::BadJsonPath(lossy(f.path.as_bytes())));
                 }
                 _ => {}
             }
@@ -483,15 +483,15 @@ fn parse_field(a: &mut Args, def: &IndexDef) -> Result<(FieldDef, Option<String>
     check_len("a field name", name.len(), FIELD_NAME_SIZE_BYTES_MAX)?;
     check_len("a field path", path.len(), FIELD_NAME_SIZE_BYTES_MAX)?;
     if def.field_id(name).is_some() {
-        return Err(SchemaError::DuplicateField(name.to_string()));
+        return Err(SchemaError::DuplicateField(lossy(name.as_bytes())));
     }
     let steps = match def.on {
         DocKind::Json => parse_json_path(path)?,
         DocKind::String if path == STRING_FIELD => Vec::new(),
-        DocKind::String => return Err(SchemaError::NotStringField(path.to_string())),
+        DocKind::String => return Err(SchemaError::NotStringField(lossy(path.as_bytes()))),
     };
     let Some(type_arg) = a.next() else {
-        return Err(SchemaError::NoType(name.to_string()));
+        return Err(SchemaError::NoType(lossy(name.as_bytes())));
     };
     let mut embed = None;
     let kind = match type_arg.to_ascii_uppercase().as_slice() {
@@ -504,7 +504,7 @@ fn parse_field(a: &mut Args, def: &IndexDef) -> Result<(FieldDef, Option<String>
             FieldKind::Vector(v)
         }
         b"GEO" | b"GEOSHAPE" => return Err(SchemaError::Unsupported(lossy(type_arg))),
-        _ => return Err(SchemaError::InvalidFieldType(name.to_string())),
+        _ => return Err(SchemaError::InvalidFieldType(lossy(name.as_bytes()))),
     };
     let mut field = FieldDef {
         name: name.to_string(),
@@ -671,7 +671,9 @@ fn parse_vector_type(a: &mut Args) -> Result<(), SchemaError> {
         .iter()
         .any(|o| t.eq_ignore_ascii_case(o))
     {
-        return Err(SchemaError::Unsupported(format!("TYPE {t}")));
+        return Err(SchemaError::Unsupported(lossy(
+            format!("TYPE {t}").as_bytes(),
+        )));
     }
     if !t.eq_ignore_ascii_case("FLOAT32") {
         return Err(SchemaError::BadArguments {
@@ -715,7 +717,7 @@ fn parse_metric(a: &mut Args) -> Result<Metric, SchemaError> {
 /// bare `name` means `$.name` (RediSearch's legacy paths). Names in dot
 /// form are letters, digits, `_` and `-` (and any non-ASCII character).
 pub fn parse_json_path(path: &str) -> Result<Vec<PathStep>, SchemaError> {
-    let bad = || SchemaError::BadJsonPath(path.to_string());
+    let bad = || SchemaError::BadJsonPath(lossy(path.as_bytes()));
     let mut rest = match path.strip_prefix('$') {
         Some(r) => r,
         None if !path.is_empty() && path.chars().all(is_name_char) => {

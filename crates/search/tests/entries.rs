@@ -214,3 +214,29 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_longest_entry_key_is_the_documented_overhead_over_the_user_key() {
+    use strata_search::limits::{ENTRY_KEY_OVERHEAD_BYTES_MAX, TAG_SIZE_BYTES_MAX};
+    let ix = indexer(u32::MAX, "t ON JSON SCHEMA $.g AS g TAG $.t AS t TEXT");
+    let nul_tag = "\u{0}".repeat(TAG_SIZE_BYTES_MAX);
+    let long_word = "é".repeat(200);
+    let value = serde_json::to_vec(&serde_json::json!({"g": nul_tag, "t": long_word})).unwrap();
+    let user_key = vec![0xFFu8; 100];
+    let (entries, _) = ix.entries(&user_key, Some(DocInput::plain(&value)));
+    let longest = entries.keys().map(Vec::len).max().unwrap();
+    assert_eq!(longest, user_key.len() + ENTRY_KEY_OVERHEAD_BYTES_MAX);
+}
+
+#[test]
+fn json_paths_reach_nested_values() {
+    let ix = indexer(
+        1,
+        r#"p ON JSON SCHEMA $["a.b"].c AS x TAG $.arr[1] AS y NUMERIC plain AS z TEXT"#,
+    );
+    let v = br#"{"a.b": {"c": "hit"}, "arr": [1, 2.5], "plain": "word"}"#;
+    let (entries, stats) = ix.entries(b"k", Some(DocInput::plain(v)));
+    assert!(entries.contains_key(&keys::tag_key(1, 0, "hit", true, Some(b"k"))));
+    assert!(entries.contains_key(&keys::numeric_key(1, 1, 2.5, b"k")));
+    assert_eq!(stats.tokens, [0, 0, 1]);
+}

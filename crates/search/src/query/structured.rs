@@ -93,7 +93,7 @@ impl Parser<'_> {
             let name = self.param_name()?;
             let text = self.params.text(&name)?;
             parse_bound(text).ok_or_else(|| QueryError::BadNumericParameter {
-                value: text.to_string(),
+                value: crate::echo(text.as_bytes()),
                 name,
             })?
         } else {
@@ -167,7 +167,7 @@ impl Parser<'_> {
             let text = self.params.text(&name)?;
             text.parse::<usize>()
                 .map_err(|_| QueryError::BadNumericParameter {
-                    value: text.to_string(),
+                    value: crate::echo(text.as_bytes()),
                     name,
                 })?
         } else {
