@@ -350,9 +350,15 @@ impl<'a> Parser<'a> {
                 self.node(Node::All)
             }
             Some('$') => {
+                let at = self.pos;
                 self.bump();
                 let name = self.param_name()?;
                 let word = self.params.text(&name)?.to_string();
+                // A word is never empty (the fuzzer found one that was).
+                if word.is_empty() {
+                    self.pos = at;
+                    return Err(self.syntax());
+                }
                 self.node(Node::Term {
                     field: field.map(str::to_string),
                     word,

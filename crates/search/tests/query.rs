@@ -166,6 +166,8 @@ fn errors_are_redisearch_s() {
         assert_eq!(err(q, &none), want, "{q:?}");
     }
     let params = Params::from_pairs(&[b"k", b"ten", b"b", b""]).unwrap();
+    // Found by the fuzzer: an empty value where a word goes.
+    assert_eq!(err("NN $b /", &params), "Syntax error at offset 3 near $b");
     assert_eq!(
         err("*=>[KNN 1 @v $b EF 3]", &params),
         "Syntax error at offset 16 near EF"
