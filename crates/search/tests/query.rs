@@ -118,6 +118,21 @@ fn every_construct_parses() {
             ..
         }
     ));
+    // Found by the fuzzer: escaped white space at a tag's ends is kept,
+    // and printed escaped.
+    let t = p("@t:{\\ d\\ }");
+    let want = TagMatch {
+        tag: " d ".into(),
+        prefix: false,
+    };
+    assert_eq!(
+        t,
+        Node::Tags {
+            field: "t".into(),
+            tags: vec![want]
+        }
+    );
+    assert_eq!(p(&t.to_string()), t);
 }
 
 #[test]
@@ -237,7 +252,7 @@ fn leaf() -> impl Strategy<Value = Node> {
             name(),
             prop::collection::vec(
                 (
-                    "[a-zA-Z0-9|}*$\\\\]([a-zA-Z0-9 |}*$\\\\]{0,5}[a-zA-Z0-9|}*$\\\\])?",
+                    "[a-zA-Z0-9 |}*$\\\\]{1,7}".prop_filter("not blank", |t| !t.trim().is_empty()),
                     any::<bool>()
                 ),
                 1..4

@@ -209,13 +209,23 @@ fn limits_are_enforced() {
 #[test]
 fn errors_repeat_client_text_on_one_bounded_line() {
     let refs: [&[u8]; 3] = [b"III", b"IIIIIIIIII\n", b""];
-    assert_eq!(IndexDef::parse(&refs).unwrap_err().to_string(), "Unknown argument `IIIIIIIIII `");
+    assert_eq!(
+        IndexDef::parse(&refs).unwrap_err().to_string(),
+        "Unknown argument `IIIIIIIIII `"
+    );
     let long = vec![b'x'; 1000];
     let refs: [&[u8]; 2] = [b"i", &long];
-    assert_eq!(IndexDef::parse(&refs).unwrap_err().to_string().len(), "Unknown argument ``".len() + 128);
+    assert_eq!(
+        IndexDef::parse(&refs).unwrap_err().to_string().len(),
+        "Unknown argument ``".len() + 128
+    );
     let refs: [&[u8]; 4] = [b"i", b"SCHEMA", b"value", b"\r\nTEXT"];
-    assert_eq!(IndexDef::parse(&refs).unwrap_err().to_string(), "Invalid field type for field `value`");
-    let p = strata_search::query::Params::from_pairs(&[b"a\r\nb", b"1", b"a\r\nb", b"2"]).unwrap_err();
+    assert_eq!(
+        IndexDef::parse(&refs).unwrap_err().to_string(),
+        "Invalid field type for field `value`"
+    );
+    let p =
+        strata_search::query::Params::from_pairs(&[b"a\r\nb", b"1", b"a\r\nb", b"2"]).unwrap_err();
     assert_eq!(p.to_string(), "Duplicate parameter `a  b`");
 }
 

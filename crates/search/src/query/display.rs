@@ -47,8 +47,11 @@ impl Display for Node {
                     if i > 0 {
                         f.write_str(" | ")?;
                     }
+                    let last = t.tag.chars().count().saturating_sub(1);
                     for (j, c) in t.tag.chars().enumerate() {
-                        if matches!(c, '|' | '}' | '\\' | '*') || (j == 0 && c == '$') {
+                        // Unescaped white space at either end is trimmed.
+                        let edge = (j == 0 || j == last) && c.is_whitespace();
+                        if matches!(c, '|' | '}' | '\\' | '*') || (j == 0 && c == '$') || edge {
                             f.write_char('\\')?;
                         }
                         f.write_char(c)?;
