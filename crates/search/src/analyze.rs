@@ -95,6 +95,15 @@ impl Analyzer {
         (stem != term && !stem.is_empty() && !stem.contains('\0')).then(|| cut(&stem).to_string())
     }
 
+    /// The stem a query word expands to among the stem entries: always,
+    /// whatever the word's length and even when equal to it, as
+    /// RediSearch's query expander does (`StemmerExpander`): `run` finds
+    /// the `+run` written for `running`.
+    pub fn query_stem(&self, term: &str) -> Option<String> {
+        let stem = self.stemmer.stem(term);
+        (!stem.is_empty() && !stem.contains('\0')).then(|| cut(&stem).to_string())
+    }
+
     /// The terms of a query word, normalized as at indexing (a query word
     /// may hold several Unicode words: `e-mail` is `e` and `mail`). Stop
     /// words are dropped.

@@ -5,8 +5,9 @@
 //! AND intersects and adds, OR unites and adds, NOT subtracts (from its
 //! AND siblings, or from every document), as RediSearch's iterators do.
 //! BM25 is [`crate::score`]'s. A query word expands as in RediSearch: the
-//! word itself, its stem among the stem entries (`+run`), and the stem as
-//! a word, each scoring on its own; a phrase and a prefix do not expand.
+//! word itself, its stem among the stem entries (`+run`, always), and the
+//! stem as a word (when it differs), each scoring on its own; a phrase and
+//! a prefix do not expand.
 //! Fields that do not exist, or are of another type, match nothing (as in
 //! RediSearch); a KNN vector of the wrong size is an error.
 //!

@@ -105,6 +105,9 @@ fn field_weights_and_stems_count_as_in_redisearch() {
         ["d:1"],
         "runs -> +run, in the title"
     );
+    // The query expander always looks up `+stem`: `run` finds `running`
+    // (its `+run`), not the NOSTEM body's `runs`.
+    assert_eq!(keys_of(&ix, &m, "run"), ["d:1"]);
     assert_eq!(keys_of(&ix, &m, "@body:running"), Vec::<String>::new());
 }
 
@@ -344,7 +347,7 @@ fn naive_leaf<'a>(node: &'a Node, a: &Analyzer) -> Option<Matcher<'a>> {
                 .query_terms(word)
                 .into_iter()
                 .map(|t| {
-                    let s = a.stem(&t);
+                    let s = a.query_stem(&t);
                     (t, s)
                 })
                 .collect();

@@ -88,7 +88,8 @@ impl<R: IndexRead> Eval<'_, R> {
     }
 
     /// A query word: each of its analyzed terms (usually one), ANDed; each
-    /// term expanded to itself, `+stem` and `stem`, ORed.
+    /// term expanded to itself, `stem` (when it differs) and `+stem`
+    /// (always: [`crate::analyze::Analyzer::query_stem`]), ORed.
     pub(super) fn term(
         &mut self,
         field: Option<&str>,
@@ -99,11 +100,12 @@ impl<R: IndexRead> Eval<'_, R> {
         let mut acc: Option<Set> = None;
         for term in terms {
             let mut union = Set::new();
-            let stem = self.ix.analyzer.stem(&term);
             let mut expansions = vec![(term.clone(), false)];
-            if let Some(s) = stem {
-                expansions.push((s.clone(), true));
-                expansions.push((s, false));
+            if let Some(s) = self.ix.analyzer.query_stem(&term) {
+                if s != term {
+                    expansions.push((s.clone(), false));
+                }
+                expansions.push((s, true));
             }
             for (t, is_stem) in expansions {
                 let (df, postings) = self.postings(&t, is_stem, fields)?;
