@@ -56,6 +56,9 @@ pub enum EvalError {
         "Error parsing vector similarity query: query vector blob size ({got}) does not match index's expected size ({expected})."
     )]
     VectorSize { got: usize, expected: usize },
+    /// Strata's (stored vectors are finite, so every distance is too).
+    #[error("Error parsing vector similarity query: the query vector holds NaN or infinity")]
+    VectorNotFinite,
     #[error("Query reads more than {0} index entries; narrow it")]
     TooManyEntries(u64),
 }
@@ -371,6 +374,9 @@ impl<R: IndexRead> Eval<'_, R> {
             got: knn.vector.len(),
             expected: dim as usize * 4,
         })?;
+        if !target.iter().all(|x| x.is_finite()) {
+            return Err(EvalError::VectorNotFinite);
+        }
         let prefix = keys::kind_prefix(self.ix.id, KIND_VECTOR, Some(fid));
         // A max-heap of the k best so far: its top is the worst kept.
         let mut best: BinaryHeap<Nearest> =

@@ -194,6 +194,18 @@ fn knn_is_exact_filtered_and_ordered_by_distance() {
     );
     let hits = run(&ix, &m, "@tags:{a}=>[KNN 2 @v $q AS d]", &params);
     assert_eq!(hits, [("d:1".into(), 1.0), ("d:4".into(), 2.0)]);
+    // Found by the fuzzer: a NaN in the query vector.
+    let nan: Vec<u8> = [f32::NAN, 0.0]
+        .iter()
+        .flat_map(|f| f.to_le_bytes())
+        .collect();
+    let q = parse(
+        b"*=>[KNN 3 @v $q]",
+        &Params::from_pairs(&[b"q", &nan]).unwrap(),
+    )
+    .unwrap();
+    let e = search(&ix, &m, &q, &SearchOptions::default()).unwrap_err();
+    assert_eq!(e, EvalError::VectorNotFinite);
     let bad = Params::from_pairs(&[b"q", b"abc"]).unwrap();
     let q = parse(b"*=>[KNN 3 @v $q]", &bad).unwrap();
     let e = search(&ix, &m, &q, &SearchOptions::default()).unwrap_err();
