@@ -23,12 +23,12 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use strata_fuzz::Input;
+use strata_search::IndexDef;
 use strata_search::entries::{DocInput, IndexStats, Indexer, Posting, decode_doc_record};
 use strata_search::eval::{IndexRead, ReadError, SearchOptions, search};
 use strata_search::keys::TAG_SEARCH;
 use strata_search::limits::ENTRY_KEY_OVERHEAD_BYTES_MAX;
 use strata_search::query::{Params, parse};
-use strata_search::IndexDef;
 
 const JSON_INDEX: &str = "j ON JSON SCHEMA $.t AS t TEXT WEIGHT 2 $.b AS b TEXT NOSTEM $.g AS g TAG \
     $.n AS n NUMERIC $.v AS v VECTOR FLAT 6 TYPE FLOAT32 DIM 2 DISTANCE_METRIC COSINE";
@@ -41,7 +41,12 @@ impl IndexRead for Memory {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ReadError> {
         Ok(self.0.get(key).cloned())
     }
-    fn scan(&self, start: &[u8], end: &[u8], visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Result<(), ReadError> {
+    fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), ReadError> {
         if start < end {
             for (k, v) in self.0.range(start.to_vec()..end.to_vec()) {
                 if !visit(k, v) {
@@ -55,7 +60,10 @@ impl IndexRead for Memory {
 
 fn indexer(id: u32, create: &str) -> Indexer {
     let args: Vec<&[u8]> = create.split_whitespace().map(str::as_bytes).collect();
-    Indexer::new(id, IndexDef::parse(&args).expect("the fixed definitions parse"))
+    Indexer::new(
+        id,
+        IndexDef::parse(&args).expect("the fixed definitions parse"),
+    )
 }
 
 /// A few documents over every field type, indexed once.
@@ -72,7 +80,10 @@ fn fixture() -> &'static (Indexer, Memory) {
         ];
         let mut stats = IndexStats::new(ix.def.fields.len());
         for (i, d) in docs.iter().enumerate() {
-            let (entries, contribution) = ix.entries(format!("d:{i}").as_bytes(), Some(DocInput::plain(d.as_bytes())));
+            let (entries, contribution) = ix.entries(
+                format!("d:{i}").as_bytes(),
+                Some(DocInput::plain(d.as_bytes())),
+            );
             m.0.extend(entries);
             stats.apply(&contribution);
         }
@@ -83,7 +94,10 @@ fn fixture() -> &'static (Indexer, Memory) {
 
 fn one_line(e: &impl std::fmt::Display) {
     let text = e.to_string();
-    assert!(!text.contains('\n') && !text.contains('\r'), "error text is one line: {text:?}");
+    assert!(
+        !text.contains('\n') && !text.contains('\r'),
+        "error text is one line: {text:?}"
+    );
 }
 
 fn query(payload: &[u8]) {
@@ -97,17 +111,25 @@ fn query(payload: &[u8]) {
         Err(e) => return one_line(&e),
     };
     let printed = q.to_string();
-    let again = parse(printed.as_bytes(), &params).unwrap_or_else(|e| panic!("{printed:?} does not parse: {e}"));
+    let again = parse(printed.as_bytes(), &params)
+        .unwrap_or_else(|e| panic!("{printed:?} does not parse: {e}"));
     assert_eq!(again.root, q.root, "printed as {printed:?}");
     let (ix, m) = fixture();
-    let opts = SearchOptions { count: 3, offset: 1, ..SearchOptions::default() };
+    let opts = SearchOptions {
+        count: 3,
+        offset: 1,
+        ..SearchOptions::default()
+    };
     match search(ix, m, &q, &opts) {
         Ok(r) => {
             assert!(r.hits.len() <= 3 && r.hits.len() as u64 <= r.total.saturating_sub(1));
             assert!(r.hits.iter().all(|h| h.score.is_finite()));
             let knn = q.knn.is_some();
             let ordered = |a: f64, b: f64| if knn { a <= b } else { a >= b };
-            assert!(r.hits.windows(2).all(|w| ordered(w[0].score, w[1].score)), "sorted by score");
+            assert!(
+                r.hits.windows(2).all(|w| ordered(w[0].score, w[1].score)),
+                "sorted by score"
+            );
             let mut keys: Vec<_> = r.hits.iter().map(|h| &h.key).collect();
             keys.sort();
             keys.dedup();
@@ -133,7 +155,12 @@ fn write_then_delete(ix: &Indexer, key: &[u8], value: &[u8]) {
     assert!(zero.is_zero(), "statistics cancel out");
     for k in &put_keys {
         assert_eq!(k.first(), Some(&TAG_SEARCH));
-        assert!(k.len() <= key.len() + ENTRY_KEY_OVERHEAD_BYTES_MAX, "entry key {} bytes for a {}-byte key", k.len(), key.len());
+        assert!(
+            k.len() <= key.len() + ENTRY_KEY_OVERHEAD_BYTES_MAX,
+            "entry key {} bytes for a {}-byte key",
+            k.len(),
+            key.len()
+        );
     }
 }
 

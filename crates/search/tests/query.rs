@@ -118,8 +118,12 @@ fn every_construct_parses() {
             ..
         }
     ));
-    // Found by the fuzzer: escaped white space at a tag's ends is kept,
-    // and printed escaped.
+}
+
+/// Found by the fuzzer: escaped white space at a tag's ends is kept, and
+/// printed escaped.
+#[test]
+fn escaped_edge_white_space_in_a_tag_is_kept() {
     let t = p("@t:{\\ d\\ }");
     let want = TagMatch {
         tag: " d ".into(),
