@@ -32,7 +32,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
@@ -44,6 +44,7 @@ use crate::config::FsyncPolicy;
 use crate::engine::{Engine, META_COUNTS, META_VERSION, encode_u64};
 use crate::error::{Result, StorageError};
 use crate::mutation::{self, Limits, Mutation, Op, Outcome};
+use crate::observe::{PublishObserver, Published};
 use crate::prefetch::Prefetcher;
 use crate::read_cache::{Changes, ReadCache};
 use crate::record::Record;
@@ -159,6 +160,8 @@ pub(crate) struct Writer {
     /// Set (under the lock) once shutdown has made everything durable: an
     /// inline commit after that would be acknowledged but never synced.
     pub closed: bool,
+    /// Told of each published view's changes (`observe.rs`); set once.
+    pub observer: Arc<OnceLock<Arc<dyn PublishObserver>>>,
 }
 
 /// Locks the writer. A poisoned lock means an apply panicked, and that
@@ -407,6 +410,15 @@ impl Writer {
             .published_version
             .store(self.versions.last, Ordering::Release);
         self.read_cache.published(version);
+        // After the version: whoever it wakes reads this view or a newer
+        // one. One atomic load when nobody observes.
+        if let Some(observer) = self.observer.get() {
+            observer.published(&Published {
+                version: self.versions.last,
+                keys: &changes.keys,
+                everything: changes.all,
+            });
+        }
         // After the view: the new records are now what every reader sees.
         self.read_cache.write_through(changes);
         self.stats.keys.store(self.counts.keys, Ordering::Relaxed);

@@ -38,6 +38,7 @@ mod local;
 mod log;
 mod log_apply;
 pub mod mutation;
+mod observe;
 pub mod pattern;
 mod prefetch;
 mod read_cache;
@@ -63,8 +64,9 @@ pub use log::LogStore;
 pub use log_apply::{LogEntry, SnapshotEntries};
 pub use mutation::{
     ExpireCondition, GetExChange, Limits, Mutation, MutationError, Op, Outcome, SetCondition,
-    SetExpiry, Step, Watched, WatchedVersion, record_digest,
+    SetExpiry, Step, VersionCheck, Watched, WatchedVersion, record_digest,
 };
+pub use observe::{PublishObserver, Published};
 pub use record::Record;
 pub use replicated::ReplicatedStore;
 pub use requests::RequestId;

@@ -9,7 +9,7 @@
 //! (`replicated.rs`). Both hand out a `Store` for readers (the server's
 //! connections), and both dereference to it.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
@@ -23,6 +23,7 @@ use crate::config::{FsyncPolicy, StorageConfig};
 use crate::engine::{Engine, META_DELETED, META_VERSION, Mode};
 use crate::error::Result;
 use crate::mutation::{Limits, WatchedVersion};
+use crate::observe::PublishObserver;
 use crate::prefetch::Prefetcher;
 use crate::read_cache::{Changes, ReadCache};
 use crate::record::Record;
@@ -83,6 +84,8 @@ pub(crate) struct Inner {
     pub(crate) config: StorageConfig,
     /// Set by `shutdown`: the background threads stop.
     pub(crate) stopping: Arc<AtomicBool>,
+    /// The writer's observer of published views (`observe.rs`).
+    observer: Arc<OnceLock<Arc<dyn PublishObserver>>>,
     /// The writer thread, and a single node's sweeper and fsync threads.
     pub(crate) threads: std::sync::Mutex<Vec<JoinHandle<()>>>,
 }
@@ -111,6 +114,7 @@ impl Store {
         let view = Arc::new(ArcSwap::from_pointee(engine.snapshot()));
         let read_cache = Arc::new(ReadCache::new(config.read_cache_size_bytes));
         let failed = Arc::new(Failure::default());
+        let observer = Arc::new(OnceLock::new());
         let writer = Writer {
             engine: engine.clone(),
             view: view.clone(),
@@ -134,6 +138,7 @@ impl Store {
             prefetch: Prefetcher::new(config.prefetch_slow_read_ns),
             versions,
             closed: false,
+            observer: observer.clone(),
         };
         let writer = Arc::new(std::sync::Mutex::new(writer));
         let (tx, rx) = mpsc::channel(config.write_queue_len_max);
@@ -149,6 +154,7 @@ impl Store {
                 writer,
                 config,
                 stopping: Arc::new(AtomicBool::new(false)),
+                observer,
                 threads: std::sync::Mutex::new(vec![thread]),
             }),
         })
@@ -253,6 +259,45 @@ impl Store {
             existed: stored.as_ref().is_some_and(|r| r.is_live_at(now_ms)),
             as_of: stored.map_or(published, |r| r.version.max(published)),
         })
+    }
+
+    /// The version of the latest published view: every record a read
+    /// makes after loading it has been written at it or later (a record's
+    /// [`Record::version`] is at most the version of the view holding it).
+    /// Only grows, across restarts too; in a cluster, the index of the
+    /// last log entry applied here.
+    pub fn published_version(&self) -> u64 {
+        self.inner.stats.published_version.load(Ordering::Acquire)
+    }
+
+    /// Sets the one observer told of every published view's changes
+    /// (`observe.rs`), from the next view on. False if one was set
+    /// already (it stays).
+    pub fn set_publish_observer(&self, observer: Arc<dyn PublishObserver>) -> bool {
+        self.inner.observer.set(observer).is_ok()
+    }
+
+    /// Every live record with `start <= key <= end`, in key order, at
+    /// most `limit`, with its version and expiry; the flag says whether
+    /// more exist past the limit. See [`Snapshot::range`].
+    pub fn range_records(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+        now_ms: u64,
+    ) -> Result<(Vec<(Bytes, Record)>, bool)> {
+        self.snapshot().range_records(start, end, limit, now_ms)
+    }
+
+    /// See [`Snapshot::prefix_records`].
+    pub fn prefix_records(
+        &self,
+        prefix: &[u8],
+        limit: usize,
+        now_ms: u64,
+    ) -> Result<(Vec<(Bytes, Record)>, bool)> {
+        self.snapshot().prefix_records(prefix, limit, now_ms)
     }
 
     /// Several keys from one snapshot, so MGET is a consistent view.
