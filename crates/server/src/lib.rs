@@ -8,6 +8,7 @@
 //! [`write_path`] chosen at startup; all connections share one
 //! [`shared::Shared`].
 
+pub mod changes;
 pub mod client_buffers;
 pub mod clients;
 pub mod cmd;
@@ -19,6 +20,7 @@ mod http_probe;
 mod idle;
 pub mod memory;
 mod request_timer;
+pub mod runner;
 pub mod server;
 pub mod shared;
 pub mod shutdown;
