@@ -154,7 +154,11 @@ impl Waiters {
             list.into_iter().for_each(|(_, w)| w.notify_one());
             self.count -= n;
         }
-        let lens: Vec<usize> = self.prefix_lens.range(..=key.len()).map(|(l, _)| *l).collect();
+        let lens: Vec<usize> = self
+            .prefix_lens
+            .range(..=key.len())
+            .map(|(l, _)| *l)
+            .collect();
         for len in lens {
             if let Some(list) = self.prefixes.remove(&key[..len]) {
                 let n = list.len();
@@ -417,7 +421,9 @@ mod tests {
         assert_eq!(feed.waiting(), 3);
         view(&feed, 6, &[("p/x", false), ("b", true)]);
         let bounded = std::time::Duration::from_secs(5);
-        tokio::time::timeout(bounded, prefix.changed()).await.unwrap();
+        tokio::time::timeout(bounded, prefix.changed())
+            .await
+            .unwrap();
         assert_eq!(feed.waiting(), 2, "woken waiters leave");
         view(&feed, 7, &[("a", true)]);
         tokio::time::timeout(bounded, key.changed()).await.unwrap();
@@ -427,12 +433,25 @@ mod tests {
         assert_eq!(feed.waiting(), 0);
         // The log: a deletion is a change; per key, its latest version.
         let scope = Scope::Prefix(b(""));
-        assert_eq!(feed.register(scope.clone(), 6, || 7).unwrap().state, Since::Changed);
-        assert_eq!(feed.register(scope.clone(), 7, || 7).unwrap().state, Since::Unchanged);
+        assert_eq!(
+            feed.register(scope.clone(), 6, || 7).unwrap().state,
+            Since::Changed
+        );
+        assert_eq!(
+            feed.register(scope.clone(), 7, || 7).unwrap().state,
+            Since::Unchanged
+        );
         let got = feed.changed_keys(&scope, 5, 10, || 7).unwrap();
         assert_eq!(got, vec![(b("a"), 7), (b("b"), 6), (b("p/x"), 6)]);
-        assert_eq!(feed.changed_keys(&Scope::Prefix(b("p/")), 6, 10, || 7), Some(vec![]));
-        assert_eq!(feed.changed_keys(&scope, 4, 10, || 7), None, "before the floor");
+        assert_eq!(
+            feed.changed_keys(&Scope::Prefix(b("p/")), 6, 10, || 7),
+            Some(vec![])
+        );
+        assert_eq!(
+            feed.changed_keys(&scope, 4, 10, || 7),
+            None,
+            "before the floor"
+        );
         assert_eq!(feed.changed_keys(&scope, 5, 2, || 7), None, "too many");
         // FLUSHALL: everything changed, and every waiter wakes.
         let any = feed.register(Scope::Key(b("zz")), 7, || 7).unwrap();
@@ -442,7 +461,10 @@ mod tests {
             everything: true,
         });
         tokio::time::timeout(bounded, any.changed()).await.unwrap();
-        assert_eq!(feed.register(Scope::Key(b("zz")), 7, || 8).unwrap().state, Since::Changed);
+        assert_eq!(
+            feed.register(Scope::Key(b("zz")), 7, || 8).unwrap().state,
+            Since::Changed
+        );
         assert_eq!(feed.changed_keys(&scope, 7, 10, || 8), None);
     }
 

@@ -9,8 +9,8 @@
 //! (`replicated.rs`). Both hand out a `Store` for readers (the server's
 //! connections), and both dereference to it.
 
-use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
 use arc_swap::ArcSwap;

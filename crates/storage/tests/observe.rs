@@ -25,13 +25,20 @@ fn set(key: &str, value: &str, expiry: SetExpiry) -> Op {
     }
 }
 
-/// Every view it was told of: (version, changed keys (deleted?), everything).
+/// One view as told: (version, changed keys (deleted?), everything).
+type View = (u64, Vec<(Bytes, bool)>, bool);
+
+/// Every view it was told of.
 #[derive(Default)]
-struct Seen(Mutex<Vec<(u64, Vec<(Bytes, bool)>, bool)>>);
+struct Seen(Mutex<Vec<View>>);
 
 impl PublishObserver for Seen {
     fn published(&self, p: &Published<'_>) {
-        let keys = p.keys.iter().map(|(k, r)| (k.clone(), r.is_none())).collect();
+        let keys = p
+            .keys
+            .iter()
+            .map(|(k, r)| (k.clone(), r.is_none()))
+            .collect();
         self.0.lock().unwrap().push((p.version, keys, p.everything));
     }
 }
@@ -45,7 +52,11 @@ fn the_observer_sees_each_view_and_listings_carry_versions() {
     let seen = Arc::new(Seen::default());
     assert!(store.set_publish_observer(seen.clone()));
     assert!(!store.set_publish_observer(seen.clone()), "set once");
-    let write = |op: Op| store.submit_blocking(Mutation { now_ms: 1_000, op }).unwrap();
+    let write = |op: Op| {
+        store
+            .submit_blocking(Mutation { now_ms: 1_000, op })
+            .unwrap()
+    };
     let v0 = store.published_version();
     assert_eq!(write(set("p/a", "1", SetExpiry::Clear)), Outcome::Ok);
     let v1 = store.published_version();
@@ -63,7 +74,10 @@ fn the_observer_sees_each_view_and_listings_carry_versions() {
         assert_eq!(last.1, vec![(b("p/a"), true)], "a deletion is a change");
         let versions: Vec<u64> = seen.iter().map(|s| s.0).collect();
         assert!(versions.windows(2).all(|w| w[0] < w[1]), "{versions:?}");
-        assert!(seen.iter().any(|s| s.1 == vec![(b("p/a"), false)] && s.0 == v1));
+        assert!(
+            seen.iter()
+                .any(|s| s.1 == vec![(b("p/a"), false)] && s.0 == v1)
+        );
     }
     // Listings: the prefix's live records, with versions and expiries.
     let (under, more) = store.prefix_records(b"p/", 10, 1_000).unwrap();

@@ -195,15 +195,16 @@ fn op() -> impl Strategy<Value = Op> {
             .collect::<Vec<_>>()
     });
     let as_of = prop::sample::select(vec![0u64, 1, 3, 6, 12, u64::MAX]);
-    let versions = prop::collection::vec((key(), any::<bool>(), as_of.clone()), 0..3).prop_map(|w| {
-        w.into_iter()
-            .map(|(key, existed, as_of)| WatchedVersion {
-                key,
-                existed,
-                as_of,
-            })
-            .collect::<Vec<_>>()
-    });
+    let versions =
+        prop::collection::vec((key(), any::<bool>(), as_of.clone()), 0..3).prop_map(|w| {
+            w.into_iter()
+                .map(|(key, existed, as_of)| WatchedVersion {
+                    key,
+                    existed,
+                    as_of,
+                })
+                .collect::<Vec<_>>()
+        });
     let checks = prop::collection::vec((key(), as_of), 0..3).prop_map(|c| {
         c.into_iter()
             .map(|(key, version)| VersionCheck { key, version })

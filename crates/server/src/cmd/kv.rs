@@ -165,7 +165,10 @@ pub fn prefix(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
     if let Some(since) = l.changed {
         return changed(ctx, &a[1], since, &l).into();
     }
-    let found = ctx.shared.store.prefix_records(&a[1], take(ctx, &l), ctx.now_ms);
+    let found = ctx
+        .shared
+        .store
+        .prefix_records(&a[1], take(ctx, &l), ctx.now_ms);
     match listing_reply(ctx, &l, found) {
         Ok(reply) => Reply::Array(reply).into(),
         Err(e) => e.into(),
@@ -279,7 +282,10 @@ fn plan_txn(ctx: &Ctx<'_>, ops: &[Bytes]) -> Result<Op, Reply> {
             )));
         };
         let Some(op_args) = rest.get(1..=n) else {
-            return Err(args::wrong_arity(&format!("kv.txn|{}", name.to_lowercase())));
+            return Err(args::wrong_arity(&format!(
+                "kv.txn|{}",
+                name.to_lowercase()
+            )));
         };
         plan_op(ctx, name, op_args, &mut steps, &mut checks)?;
         rest = &rest[1 + n..];

@@ -21,8 +21,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::connect_info::ConnectInfo;
 use axum::body::Body;
+use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -32,10 +32,10 @@ use bytes::Bytes;
 use strata_protocol::resp::Reply;
 use tower_http::timeout::TimeoutLayer;
 
+use super::blocking::BLOCKING_WAIT_MS_MAX;
 use super::kv_codec::{
     Entry, Query, error_of, index_headers, json_response, key_of, listing_json, unexpected,
 };
-use super::blocking::BLOCKING_WAIT_MS_MAX;
 use super::{ApiError, AppState, blocking};
 use crate::changes::Scope;
 use crate::runner::{Ran, Runner};
@@ -84,13 +84,11 @@ pub fn runner(state: &AppState, req: &Parts, stale: bool) -> Runner {
 /// The request's body, whole, within the request size limit (413 past it).
 pub async fn body_of(state: &AppState, body: Body) -> Result<Bytes, ApiError> {
     let max = state.shared.config.request_size_bytes_max;
-    axum::body::to_bytes(body, max)
-        .await
-        .map_err(|e| {
-            ApiError::too_large(format!(
-                "the body is over {max} bytes (request-size-bytes-max), or broke off: {e}"
-            ))
-        })
+    axum::body::to_bytes(body, max).await.map_err(|e| {
+        ApiError::too_large(format!(
+            "the body is over {max} bytes (request-size-bytes-max), or broke off: {e}"
+        ))
+    })
 }
 
 /// 404 with the index headers: a blocking query on a missing key needs
@@ -125,7 +123,9 @@ async fn read_inner(state: &AppState, req: &Parts) -> Result<Response, ApiError>
         return range(&mut runner(state, req, q.has("stale")), &q).await;
     }
     if q.has("changed") && !listing {
-        return Err(ApiError::bad_request("&changed goes with ?recurse or ?keys"));
+        return Err(ApiError::bad_request(
+            "&changed goes with ?recurse or ?keys",
+        ));
     }
     let scope = if listing {
         Scope::Prefix(key.clone())
@@ -154,7 +154,8 @@ async fn one(runner: &mut Runner, key: Bytes) -> Result<Response, ApiError> {
     match &ran.reply {
         Reply::Null => Ok(not_found_at(ran.index, format!("no key {:?}", shown(&key)))),
         Reply::Array(fields) => {
-            let entry = Entry::new(&key, fields, strata_storage::now_ms()).ok_or_else(unexpected)?;
+            let entry =
+                Entry::new(&key, fields, strata_storage::now_ms()).ok_or_else(unexpected)?;
             Ok(json_response(StatusCode::OK, ran.index, entry, &[]))
         }
         _ => Err(error_of(ran)),
@@ -232,7 +233,9 @@ fn listing_parts(ran: &Ran) -> Result<(&[Reply], bool, bool), ApiError> {
 
 async fn range(runner: &mut Runner, q: &Query) -> Result<Response, ApiError> {
     let (Some(start), Some(end)) = (q.bytes("start"), q.bytes("end")) else {
-        return Err(ApiError::bad_request("a range takes both ?start= and &end="));
+        return Err(ApiError::bad_request(
+            "a range takes both ?start= and &end=",
+        ));
     };
     let mut args = vec![word("KV.RANGE"), start.clone(), end.clone()];
     listing_args(&mut args, q)?;
@@ -242,7 +245,11 @@ async fn range(runner: &mut Runner, q: &Query) -> Result<Response, ApiError> {
     }
     let (items, more, _) = listing_parts(&ran)?;
     let json = listing_json(items, strata_storage::now_ms())?;
-    let extra: &[_] = if more { &[("x-strata-more", "true")] } else { &[] };
+    let extra: &[_] = if more {
+        &[("x-strata-more", "true")]
+    } else {
+        &[]
+    };
     Ok(json_response(StatusCode::OK, ran.index, json, extra))
 }
 
@@ -273,7 +280,14 @@ async fn write_inner(state: &AppState, req: &Parts, body: Body) -> Result<Respon
         };
     };
     let ttl = number(ttl_ms.unwrap_or(0));
-    let args = vec![word("KV.TXN"), word("CAS"), key, number(version), value, ttl];
+    let args = vec![
+        word("KV.TXN"),
+        word("CAS"),
+        key,
+        number(version),
+        value,
+        ttl,
+    ];
     checked(runner.run(args).await)
 }
 
@@ -306,7 +320,9 @@ async fn delete_inner(state: &AppState, req: &Parts) -> Result<Response, ApiErro
     let mut runner = runner(state, req, false);
     if q.has("recurse") {
         if q.has("cas") {
-            return Err(ApiError::bad_request("?recurse and ?cas do not go together"));
+            return Err(ApiError::bad_request(
+                "?recurse and ?cas do not go together",
+            ));
         }
         return delete_prefix(state, &mut runner, key).await;
     }

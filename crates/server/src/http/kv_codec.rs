@@ -70,9 +70,7 @@ impl Query {
             .ok()
             .and_then(|s| s.parse::<u64>().ok())
             .map(Some)
-            .ok_or_else(|| {
-                ApiError::bad_request(format!("{name} must be a non-negative integer"))
-            })
+            .ok_or_else(|| ApiError::bad_request(format!("{name} must be a non-negative integer")))
     }
 
     /// A duration parameter in milliseconds (see [`duration_ms`]).
@@ -319,7 +317,10 @@ mod tests {
         assert_eq!(key_of("/v1/kv/%FF+").unwrap(), Bytes::from(&b"\xff+"[..]));
         assert_eq!(key_of("/v1/kv/").unwrap(), Bytes::new());
         assert!(key_of("/v1/kv/%F").is_err());
-        let q = Query::parse(Some("recurse&start=a+b&limit=3"), &["recurse", "start", "limit"]);
+        let q = Query::parse(
+            Some("recurse&start=a+b&limit=3"),
+            &["recurse", "start", "limit"],
+        );
         let q = q.unwrap();
         assert!(q.has("recurse"));
         assert_eq!(q.bytes("start").unwrap(), &Bytes::from("a b"));
@@ -343,7 +344,11 @@ mod tests {
         assert_eq!(e["Encoding"], "base64");
         assert_eq!(e["ModifyIndex"], 7);
         assert_eq!(e["TtlMs"], 500);
-        let fields = [Reply::Bulk(Bytes::from("hé")), Reply::Integer(1), Reply::Integer(-1)];
+        let fields = [
+            Reply::Bulk(Bytes::from("hé")),
+            Reply::Integer(1),
+            Reply::Integer(-1),
+        ];
         let e = serde_json::to_value(Entry::new(b"\xfe", &fields, 0).unwrap()).unwrap();
         assert_eq!(e["Value"], "hé");
         assert_eq!(e["Encoding"], "text");

@@ -174,7 +174,11 @@ fn respond(ran: Ran, answers: &[Answer], check_ops: &[usize]) -> Result<Response
         return Err(error_of(ran));
     };
     match parts.as_slice() {
-        [Reply::Status(s), Reply::Integer(version), Reply::Array(outcomes)] if s == "OK" => {
+        [
+            Reply::Status(s),
+            Reply::Integer(version),
+            Reply::Array(outcomes),
+        ] if s == "OK" => {
             let version = u64::try_from(*version).unwrap_or(0);
             let results = results(answers, outcomes, version)?;
             let body = serde_json::json!({"Results": results, "Errors": null, "Index": version});

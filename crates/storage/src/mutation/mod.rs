@@ -340,7 +340,10 @@ pub enum Outcome {
     /// [`Op::ExecChecked`] not applied: its check number `check` (from 0)
     /// did not hold; `version` is what the key's live record had (0: no
     /// live record). Nothing was changed.
-    CheckFailed { check: u32, version: u64 },
+    CheckFailed {
+        check: u32,
+        version: u64,
+    },
     /// A read step of [`Op::ExecChecked`]: the live records as (value,
     /// expiry in Unix ms (0 = none), modification version).
     VersionedRecords(Vec<Option<(Bytes, u64, u64)>>),

@@ -1007,7 +1007,10 @@ fn checked_transactions_compare_exact_versions() {
     );
     assert_eq!(s.0[&b("a")].value, b("1"), "a failed check writes nothing");
     // A version above the key's is not "unchanged since": exact match only.
-    let later = checked(vec![Step::Write(set("a", "3"))], vec![check("a", version + 5)]);
+    let later = checked(
+        vec![Step::Write(set("a", "3"))],
+        vec![check("a", version + 5)],
+    );
     assert!(matches!(run(&mut s, 1, later), Outcome::CheckFailed { .. }));
     // The second check fails: nothing of the first step is written either.
     let two = checked(
@@ -1032,7 +1035,11 @@ fn checked_transactions_compare_exact_versions() {
         ],
         vec![check("a", version), check("none", 0)],
     );
-    let Outcome::Checked { version: v2, outcomes } = run(&mut s, 1, ok) else {
+    let Outcome::Checked {
+        version: v2,
+        outcomes,
+    } = run(&mut s, 1, ok)
+    else {
         panic!()
     };
     assert!(v2 > version);
