@@ -36,6 +36,8 @@ trap cleanup EXIT
 start() {
     local label=$1 bin=$2 port="" i
     for v in $(env | sed -n 's/^\(STRATA_[A-Z_]*\)=.*/\1/p'); do unset "$v"; done
+    # Ephemeral, not the default HTTP port (an older build ignores it).
+    export STRATA_HTTP_LISTEN=127.0.0.1:0
     "$bin" server --listen 127.0.0.1:0 --text-listen off --data-dir "$work/$label" \
         --fsync always >"$work/$label.out" 2>"$work/$label.err" &
     pids+=($!)

@@ -43,6 +43,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::FsyncPolicy;
 use crate::engine::{Engine, META_COUNTS, META_VERSION, encode_u64};
 use crate::error::{Result, StorageError};
+use crate::histogram::{Buckets, FSYNC_MICROS_BOUNDS, GROUP_SIZE_BOUNDS};
 use crate::mutation::{self, Limits, Mutation, Op, Outcome};
 use crate::observe::{PublishObserver, Published};
 use crate::prefetch::Prefetcher;
@@ -90,6 +91,21 @@ pub(crate) struct WriterStats {
     /// a reader that loads it and then reads a record gets that state or
     /// a newer one (`Store::watch`).
     pub published_version: AtomicU64,
+    /// Mutations per committed group (`histogram::GROUP_SIZE_BOUNDS`).
+    pub group_sizes: Buckets,
+    /// Each fsync's time, µs (`histogram::FSYNC_MICROS_BOUNDS`).
+    pub fsync_micros: Buckets,
+}
+
+impl WriterStats {
+    /// With the histograms' buckets (the `Default` has none).
+    pub(crate) fn new() -> WriterStats {
+        WriterStats {
+            group_sizes: Buckets::new(&GROUP_SIZE_BOUNDS),
+            fsync_micros: Buckets::new(&FSYNC_MICROS_BOUNDS),
+            ..WriterStats::default()
+        }
+    }
 }
 
 /// Versions reserved per write of the single-node ceiling
@@ -433,6 +449,7 @@ impl Writer {
         self.stats
             .group_size_max
             .fetch_max(mutations, Ordering::Relaxed);
+        self.stats.group_sizes.record(mutations);
     }
 
     /// Writes the batch and makes it as durable as the policy asks.
@@ -557,5 +574,6 @@ pub(crate) fn sync_and_measure(engine: &Engine, stats: &WriterStats) -> Result<(
         .fsync_micros_total
         .fetch_add(micros, Ordering::Relaxed);
     stats.fsync_micros_max.fetch_max(micros, Ordering::Relaxed);
+    stats.fsync_micros.record(micros);
     Ok(())
 }

@@ -33,6 +33,7 @@ mod engine;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+mod histogram;
 mod inline_round;
 mod local;
 mod log;
@@ -59,6 +60,7 @@ pub use config::{
 };
 pub use corruption::corruption_errors;
 pub use error::{Result, StorageError};
+pub use histogram::{BucketCounts, FSYNC_MICROS_BOUNDS, GROUP_SIZE_BOUNDS};
 pub use local::{LocalStore, Ticket};
 pub use log::LogStore;
 pub use log_apply::{LogEntry, SnapshotEntries};

@@ -22,6 +22,7 @@ use crate::commit::{Failure, Versions, Writer, WriterMsg, WriterStats};
 use crate::config::{FsyncPolicy, StorageConfig};
 use crate::engine::{Engine, META_DELETED, META_VERSION, Mode};
 use crate::error::Result;
+use crate::histogram::BucketCounts;
 use crate::mutation::{Limits, WatchedVersion};
 use crate::observe::PublishObserver;
 use crate::prefetch::Prefetcher;
@@ -65,6 +66,18 @@ pub struct StoreStats {
     pub failed: Option<String>,
     /// Reads refused because they hit damaged data (see `corruption.rs`).
     pub corruption_errors: u64,
+    /// The version of the published state: the last group committed on a
+    /// single node, the last log index applied in a cluster.
+    pub published_version: u64,
+    /// Mutations per group commit, and each fsync's time in µs (bounds:
+    /// [`crate::GROUP_SIZE_BOUNDS`], [`crate::FSYNC_MICROS_BOUNDS`]).
+    pub group_sizes: BucketCounts,
+    pub fsync_micros: BucketCounts,
+    /// Bytes on disk per keyspace (`data`; in a cluster also `raftlog`
+    /// and `dedupe`); the journal is `journal_disk_space_bytes`.
+    pub keyspace_disk_bytes: Vec<(&'static str, u64)>,
+    /// Whether the engine stalls or throttles commits right now.
+    pub write_stalled: bool,
 }
 
 pub(crate) struct Inner {
@@ -105,7 +118,7 @@ impl Store {
         let engine = Engine::open(&config, mode)?;
         let counts = Counts::recover(&engine)?;
         let versions = versions_at_open(&engine, mode)?;
-        let stats = Arc::new(WriterStats::default());
+        let stats = Arc::new(WriterStats::new());
         stats.keys.store(counts.keys, Ordering::Relaxed);
         stats.expiring.store(counts.expiring, Ordering::Relaxed);
         stats
@@ -367,7 +380,19 @@ impl Store {
             read_cache_fills_refused: self.inner.read_cache.fills_refused.load(Ordering::Relaxed),
             failed: self.inner.failed.get(),
             corruption_errors: crate::corruption::corruption_errors(),
+            published_version: s.published_version.load(Ordering::Acquire),
+            group_sizes: s.group_sizes.read(),
+            fsync_micros: s.fsync_micros.read(),
+            keyspace_disk_bytes: e.disk_space_by_keyspace(),
+            write_stalled: e.write_stalled(),
         }
+    }
+
+    /// Why the store refuses writes (a write or fsync failed; it does until
+    /// a restart), or None. Cheap, unlike [`Store::stats`]: for health
+    /// checks.
+    pub fn failure(&self) -> Option<String> {
+        self.inner.failed.get()
     }
 
     /// Up to `keys_max` (key, expiry time) pairs of the expiry index that are
