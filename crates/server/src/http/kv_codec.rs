@@ -200,20 +200,17 @@ impl Entry {
             deleted,
         })
     }
+}
 
-    /// A write's result: the key and the version it was stamped with.
-    pub fn written(key: &[u8], version: u64) -> Entry {
-        let (key, key_encoding) = text_or_base64(key);
-        Entry {
-            key,
-            key_encoding,
-            value: None,
-            encoding: None,
-            modify_index: version,
-            ttl_ms: None,
-            deleted: false,
-        }
-    }
+/// A write's result in a transaction: its key and the version it was
+/// stamped with (Consul's shape: no value).
+pub fn written_json(key: &[u8], version: u64) -> serde_json::Value {
+    let mut json = match key_json(key) {
+        serde_json::Value::String(text) => serde_json::json!({ "Key": text }),
+        object => object,
+    };
+    json["ModifyIndex"] = version.into();
+    json
 }
 
 /// A key alone (`?keys`): a string when UTF-8, else an object with the
@@ -225,15 +222,23 @@ pub fn key_json(key: &[u8]) -> serde_json::Value {
     }
 }
 
+/// One item of a listing: an entry, or a key alone.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum Listed {
+    Entry(Entry),
+    Key(serde_json::Value),
+}
+
 /// A listing's `[entries, more, (full)]` as JSON: entries or keys.
-pub fn listing_json(items: &[Reply], now_ms: u64) -> Result<Vec<serde_json::Value>, ApiError> {
+pub fn listing_json(items: &[Reply], now_ms: u64) -> Result<Vec<Listed>, ApiError> {
     items
         .iter()
         .map(|item| match item {
-            Reply::Bulk(key) => Ok(key_json(key)),
+            Reply::Bulk(key) => Ok(Listed::Key(key_json(key))),
             Reply::Array(fields) => match fields.split_first() {
                 Some((Reply::Bulk(key), rest)) => Entry::new(key, rest, now_ms)
-                    .and_then(|e| serde_json::to_value(e).ok())
+                    .map(Listed::Entry)
                     .ok_or_else(unexpected),
                 _ => Err(unexpected()),
             },

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use strata_protocol::resp::Reply;
 
 use super::kv::{body_of, number, runner, word};
-use super::kv_codec::{Entry, Query, error_of, json_response, unexpected};
+use super::kv_codec::{Entry, Query, error_of, json_response, unexpected, written_json};
 use super::{ApiError, AppState};
 use crate::runner::Ran;
 
@@ -215,7 +215,7 @@ fn results(
     for (answer, outcome) in answers.iter().zip(outcomes) {
         let kv = match (answer, outcome) {
             (Answer::Hidden, _) => continue,
-            (Answer::Written(key), _) => serde_json::to_value(Entry::written(key, version)),
+            (Answer::Written(key), _) => Ok(written_json(key, version)),
             (Answer::Read(key), Reply::Array(records)) => match records.as_slice() {
                 [Reply::Null] => Ok(serde_json::Value::Null),
                 [Reply::Array(fields)] => {
