@@ -407,7 +407,10 @@ impl Node {
             bin: bin.to_path_buf(),
             args,
             rust_log: rust_log.to_string(),
-            env: Vec::new(),
+            // An ephemeral HTTP port (in `last_ready`), so that nodes on one
+            // host do not all ask for the default; a flag, or `set_env`
+            // (applied after), overrides it.
+            env: vec![(HTTP_LISTEN_ENV.to_string(), EPHEMERAL.to_string())],
             child: None,
             starts: 0,
             last_ready: None,
@@ -458,9 +461,6 @@ impl Node {
                 cmd.env_remove(name);
             }
         }
-        // An ephemeral HTTP port (in `last_ready`), so that nodes on one
-        // host do not all ask for the default; a flag or `env` overrides it.
-        cmd.env(HTTP_LISTEN_ENV, EPHEMERAL);
         for (name, value) in &self.env {
             cmd.env(name, value);
         }

@@ -325,6 +325,24 @@ fn raft_config(config: &ClusterConfig) -> Result<Arc<Config>, std::io::Error> {
     Ok(Arc::new(validated))
 }
 
+/// Starts the proposer task: its queue's sender, and what it counts.
+fn spawn_proposer(
+    raft: &Raft,
+    config: &ClusterConfig,
+    stop_tx: &watch::Sender<bool>,
+) -> (mpsc::Sender<Submission>, Arc<ProposerStats>) {
+    let (proposer, proposals) = mpsc::channel(PROPOSER_QUEUE_LEN_MAX);
+    let stats = Arc::new(ProposerStats::default());
+    tokio::spawn(crate::proposer::run(
+        raft.clone(),
+        Duration::from_millis(config.forward_timeout_ms),
+        proposals,
+        stop_tx.subscribe(),
+        Arc::clone(&stats),
+    ));
+    (proposer, stats)
+}
+
 /// The advertised peer address: what `--initial-cluster` says for this
 /// node, or the bound address.
 fn advertised_peer_addr(config: &ClusterConfig, peer_local: SocketAddr) -> String {
@@ -384,15 +402,7 @@ impl ClusterNode {
             snapshot_corrupt,
             stop_tx.subscribe(),
         ));
-        let (proposer, proposals) = mpsc::channel(PROPOSER_QUEUE_LEN_MAX);
-        let proposer_stats = Arc::new(ProposerStats::default());
-        tokio::spawn(crate::proposer::run(
-            raft.clone(),
-            Duration::from_millis(config.forward_timeout_ms),
-            proposals,
-            stop_tx.subscribe(),
-            Arc::clone(&proposer_stats),
-        ));
+        let (proposer, proposer_stats) = spawn_proposer(&raft, &config, &stop_tx);
         let node = ClusterNode {
             inner: Arc::new(Inner {
                 id: config.node_id,

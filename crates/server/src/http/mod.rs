@@ -50,7 +50,8 @@ use tokio::net::TcpListener;
 use tokio::task::{AbortHandle, JoinHandle};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
+use tracing::Level;
 
 pub use error::ApiError;
 pub use listener::ClientAddr;
@@ -115,7 +116,12 @@ pub fn router(state: AppState) -> Router {
     }
     router
         .layer(axum::middleware::map_response(json_errors))
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            // Every event at DEBUG: tower-http logs a 5xx as an ERROR by
+            // default, and a 503 from /readyz is an answer, not a failure
+            // (a probe would fill the log while a node waits for a leader).
+            TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(Level::DEBUG)),
+        )
         .with_state(state)
 }
 
