@@ -76,6 +76,9 @@ else
 fi
 # Settings must come from the flags below only.
 for v in $(env | sed -n 's/^\(STRATA_[A-Z_]*\)=.*/\1/p'); do unset "$v"; done
+# The HTTP listener on an ephemeral port: nodes on one host must not all
+# ask for its default (7382); an older build ignores the variable.
+export STRATA_HTTP_LISTEN=127.0.0.1:0
 
 mkdir -p bench/results
 stamp=$(date -u +%Y%m%d-%H%M%S)

@@ -69,6 +69,8 @@ server_pid=""
 cgroup_dir=""
 cgroup_procs=""
 server_args=(--text-listen off)
+# Ephemeral, not the default HTTP port (an older build ignores it).
+export STRATA_HTTP_LISTEN=127.0.0.1:0
 [ -n "$io_threads" ] && server_args+=(--io-threads "$io_threads")
 
 cleanup() {

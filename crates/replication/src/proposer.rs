@@ -17,6 +17,7 @@
 //! as in a group commit.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -40,6 +41,16 @@ const GATHER_COMMANDS_MAX: usize = 4096;
 /// pipelined 223k vs 196k requests/s, unpipelined 38.6k vs 29.8k; limits
 /// of 2, 4 and 8 fell in between (docs/perf-log/2026-11-23-cluster-proposals.md).
 const GATHERS_IN_FLIGHT_MAX: usize = 1;
+
+/// What the proposer handed to Raft, for monitoring: two relaxed adds per
+/// gather (not per command).
+#[derive(Default)]
+pub(crate) struct ProposerStats {
+    /// Log entries proposed (each holds 1 to 256 commands).
+    pub entries: AtomicU64,
+    /// Commands in them.
+    pub commands: AtomicU64,
+}
 
 /// Where a batch's outcomes go: all of them, or why they are unknown.
 pub(crate) type Reply = oneshot::Sender<Result<Vec<Outcome>, ForwardError>>;
@@ -66,6 +77,7 @@ pub(crate) async fn run(
     wait_max: Duration,
     mut queue: mpsc::Receiver<Submission>,
     mut stop: watch::Receiver<bool>,
+    stats: Arc<ProposerStats>,
 ) {
     let in_flight = Arc::new(Semaphore::new(GATHERS_IN_FLIGHT_MAX));
     loop {
@@ -99,6 +111,12 @@ pub(crate) async fn run(
             }
         };
         let sizes: Vec<usize> = proposals.iter().map(|p| p.commands().len()).collect();
+        stats
+            .entries
+            .fetch_add(sizes.len() as u64, Ordering::Relaxed);
+        stats
+            .commands
+            .fetch_add(sizes.iter().sum::<usize>() as u64, Ordering::Relaxed);
         match raft.client_write_many(proposals).await {
             // The results are awaited in a task that holds the in-flight
             // permit; the next gather fills up in the queue meanwhile.

@@ -231,6 +231,51 @@ impl CommandStats {
         }
     }
 
+    /// Every command called or refused since the start or RESETSTAT, as
+    /// `/metrics` shows it: its counters, and its latency samples counted
+    /// per bucket of `bounds_ns` (inclusive upper bounds, ascending; one
+    /// more bucket at the end for the rest). Bucket edges are exact to the
+    /// histogram's 2 significant digits, and a command slower than 1 s was
+    /// recorded as 1 s (see `LATENCY_NS_MAX`). Takes each command's
+    /// histogram lock briefly, at scrape time only.
+    pub fn each_command(&self, bounds_ns: &[u64], mut f: impl FnMut(CommandSample)) {
+        for (spec, c) in TABLE.iter().zip(self.commands.iter()) {
+            let calls = c.calls.load(Relaxed);
+            let rejected = c.rejected.load(Relaxed);
+            let failed = c.failed.load(Relaxed);
+            if calls == 0 && rejected == 0 && failed == 0 {
+                continue;
+            }
+            let mut latency = vec![0u64; bounds_ns.len() + 1];
+            if let Some(h) = lock(&c.latency).as_ref() {
+                for v in h.iter_recorded() {
+                    let ns = h.lowest_equivalent(v.value_iterated_to());
+                    let i = bounds_ns.partition_point(|&b| b < ns);
+                    if let Some(n) = latency.get_mut(i) {
+                        *n += v.count_at_value();
+                    }
+                }
+            }
+            f(CommandSample {
+                name: spec.name,
+                calls,
+                failed,
+                rejected,
+                nanos: c.nanos.load(Relaxed),
+                latency,
+            });
+        }
+    }
+
+    /// errorstats' counts by error code, in code order.
+    pub fn error_counts(&self) -> Vec<(String, u64)> {
+        lock(&self.errors)
+            .counts
+            .iter()
+            .map(|(code, n)| (code.clone(), *n))
+            .collect()
+    }
+
     /// One sample of the instantaneous rates (every 100 ms).
     fn sample_rates(&self, now: Instant, values: [u64; 3]) {
         let mut r = lock(&self.rates);
@@ -254,6 +299,20 @@ impl CommandStats {
         r.samples
             .map(|s| s.iter().sum::<u64>() / RATE_SAMPLES as u64)
     }
+}
+
+/// One command's statistics as [`CommandStats::each_command`] reads them.
+pub struct CommandSample {
+    pub name: &'static str,
+    /// Calls that ran (failed ones included), refusals before running.
+    pub calls: u64,
+    pub failed: u64,
+    pub rejected: u64,
+    /// Time of the calls that have a latency sample, in ns.
+    pub nanos: u64,
+    /// Latency samples per bucket (not cumulative), the last one for
+    /// everything above the last bound.
+    pub latency: Vec<u64>,
 }
 
 /// Samples the instantaneous rates every 100 ms until shutdown.

@@ -24,6 +24,10 @@ pub struct ConfigLayer {
     /// [default: 127.0.0.1:7381]
     #[arg(long, env = "STRATA_TEXT_LISTEN")]
     pub text_listen: Option<String>,
+    /// HTTP listen address (JSON API, /metrics, /livez, /readyz), or `off`.
+    /// [default: 127.0.0.1:7382]
+    #[arg(long, env = "STRATA_HTTP_LISTEN")]
+    pub http_listen: Option<String>,
     /// Data directory.
     /// [default: ./strata-data]
     #[arg(long, env = "STRATA_DATA_DIR")]
@@ -181,6 +185,8 @@ pub struct ConfigLayer {
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub text_listen: Option<SocketAddr>,
+    /// The HTTP listener (`None`: off).
+    pub http_listen: Option<SocketAddr>,
     pub connections_max: usize,
     pub idle_timeout_ms: u64,
     pub request_timeout_ms: u64,
@@ -434,6 +440,8 @@ pub const DEFAULT_ADMIN_TIMEOUT_MS: u64 = 10_000;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7379";
 pub const DEFAULT_TEXT_LISTEN: &str = "127.0.0.1:7381";
+/// After RESP (7379), the peer port (7380) and text (7381).
+pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:7382";
 pub const DEFAULT_DATA_DIR: &str = "./strata-data";
 
 impl ConfigLayer {
@@ -453,6 +461,7 @@ impl ConfigLayer {
         ConfigLayer {
             listen: self.listen.or(lower.listen),
             text_listen: self.text_listen.or(lower.text_listen),
+            http_listen: self.http_listen.or(lower.http_listen),
             data_dir: self.data_dir.or(lower.data_dir),
             fsync: self.fsync.or(lower.fsync),
             connections_max: self.connections_max.or(lower.connections_max),
@@ -505,6 +514,14 @@ fn default_io_threads() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get().saturating_sub(1).max(1))
         .unwrap_or(1)
+}
+
+/// A listener's address, or None for `off` (or nothing).
+fn listen_or_off(name: &'static str, s: &str) -> Result<Option<SocketAddr>, ConfigError> {
+    match s {
+        "off" | "" => Ok(None),
+        addr => parse_addr(name, addr).map(Some),
+    }
 }
 
 fn parse_addr(name: &'static str, s: &str) -> Result<SocketAddr, ConfigError> {
@@ -619,15 +636,20 @@ impl ServerConfig {
     pub fn resolve(layer: ConfigLayer) -> Result<ServerConfig, ConfigError> {
         let cluster = resolve_cluster(&layer)?;
         let listen = parse_addr("listen", layer.listen.as_deref().unwrap_or(DEFAULT_LISTEN))?;
-        let text_listen = match layer.text_listen.as_deref().unwrap_or(DEFAULT_TEXT_LISTEN) {
-            "off" | "" => None,
-            s => Some(parse_addr("text-listen", s)?),
-        };
+        let text_listen = listen_or_off(
+            "text-listen",
+            layer.text_listen.as_deref().unwrap_or(DEFAULT_TEXT_LISTEN),
+        )?;
+        let http_listen = listen_or_off(
+            "http-listen",
+            layer.http_listen.as_deref().unwrap_or(DEFAULT_HTTP_LISTEN),
+        )?;
         let storage = resolve_storage(&layer)?;
         let request_size_bytes_max = resolve_request_size(&layer, &storage)?;
         Ok(ServerConfig {
             listen,
             text_listen,
+            http_listen,
             connections_max: at_least("connections-max", layer.connections_max.unwrap_or(4096), 1)?,
             // Bounded: a deadline is `now + timeout`, which must not
             // overflow (0 switches the idle timeout off).
@@ -708,6 +730,11 @@ impl ServerConfig {
             (
                 "text-listen",
                 self.text_listen
+                    .map_or_else(|| "off".to_string(), |a| a.to_string()),
+            ),
+            (
+                "http-listen",
+                self.http_listen
                     .map_or_else(|| "off".to_string(), |a| a.to_string()),
             ),
             ("data-dir", s.data_dir.display().to_string()),
@@ -884,6 +911,63 @@ mod tests {
         assert!(timing(Some(9), Some(1_000)).is_err());
         // Tripled with wrapping, this heartbeat would be 2 ms.
         assert!(timing(Some(u64::MAX / 3 + 1), None).is_err());
+    }
+
+    /// `--http-listen`: on by default on the port after text's, `off` (or
+    /// empty) turns it off, port 0 is kept for the OS to choose, and it
+    /// comes from a flag or the file like every setting.
+    #[test]
+    fn http_listen_defaults_turns_off_and_parses() {
+        let http = |v: Option<&str>| {
+            ServerConfig::resolve(ConfigLayer {
+                http_listen: v.map(String::from),
+                ..Default::default()
+            })
+            .map(|c| c.http_listen)
+        };
+        assert_eq!(
+            http(None).unwrap(),
+            Some(DEFAULT_HTTP_LISTEN.parse().unwrap())
+        );
+        assert_eq!(http(None).unwrap().unwrap().port(), 7382);
+        assert_eq!(http(Some("off")).unwrap(), None);
+        assert_eq!(http(Some("")).unwrap(), None);
+        assert_eq!(
+            http(Some("127.0.0.1:0")).unwrap(),
+            Some("127.0.0.1:0".parse().unwrap())
+        );
+        assert_eq!(
+            http(Some("[::1]:8500")).unwrap(),
+            Some("[::1]:8500".parse().unwrap())
+        );
+        for bad in [
+            "OFF",
+            "localhost:7382",
+            "127.0.0.1",
+            "127.0.0.1:99999",
+            " off",
+        ] {
+            let e = http(Some(bad)).unwrap_err().to_string();
+            assert!(e.contains("http-listen"), "{bad:?}: {e}");
+        }
+        let file: ConfigLayer = toml::from_str("http_listen = \"off\"\n").unwrap();
+        let flags = ConfigLayer {
+            http_listen: Some("127.0.0.1:9".into()),
+            ..Default::default()
+        };
+        let c = ServerConfig::resolve(flags.over(file.clone())).unwrap();
+        assert_eq!(c.http_listen, Some("127.0.0.1:9".parse().unwrap()));
+        let c = ServerConfig::resolve(file).unwrap();
+        assert_eq!(c.http_listen, None);
+        assert!(c.settings().contains(&("http-listen", "off".to_string())));
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            layer: ConfigLayer,
+        }
+        use clap::Parser as _;
+        let flags = Flags::try_parse_from(["x", "--http-listen", "off"]).unwrap();
+        assert_eq!(flags.layer.http_listen.as_deref(), Some("off"));
     }
 
     #[test]

@@ -6,8 +6,11 @@
 //! ([`connection`]); each command family lives in its own module under
 //! [`cmd`] (parse, then apply); every write goes through the one
 //! [`write_path`] chosen at startup; all connections share one
-//! [`shared::Shared`].
+//! [`shared::Shared`]. The [`http`] listener serves the JSON API and the
+//! operations endpoints (`/metrics`, `/livez`, `/readyz`) over the same
+//! `Shared`.
 
+pub mod changes;
 pub mod client_buffers;
 pub mod clients;
 pub mod cmd;
@@ -15,10 +18,12 @@ mod codec;
 pub mod command_stats;
 pub mod config;
 mod connection;
+pub mod http;
 mod http_probe;
 mod idle;
 pub mod memory;
 mod request_timer;
+pub mod runner;
 pub mod server;
 pub mod shared;
 pub mod shutdown;

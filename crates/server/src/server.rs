@@ -51,8 +51,8 @@ enum Protocol {
 }
 
 /// Runs the server until `shutdown` resolves. Prints the machine-readable
-/// line `ready resp=<addr> text=<addr|off>` on stdout once it accepts
-/// connections, so scripts and tests can use ephemeral ports.
+/// line `ready resp=<addr> text=<addr|off> http=<addr|off>` on stdout once
+/// it accepts connections, so scripts and tests can use ephemeral ports.
 pub async fn run(
     mut config: ServerConfig,
     shutdown: impl Future<Output = ()>,
@@ -79,23 +79,18 @@ pub async fn run(
         (None, None) => return Err(ServerError::Cluster("no cluster settings".into())),
     };
     let shared = Arc::new(Shared::new(store.clone(), writes, config));
-    warn_if_exposed(&shared.config, listeners.resp_addr, listeners.text_addr);
+    warn_if_exposed(&shared.config, &listeners);
     let (trigger, stopping) = crate::shutdown::channel();
-    // INFO's instantaneous_* rates: a sample every 100 ms, as Redis does.
-    tokio::spawn(crate::command_stats::sample_rates(
-        shared.clone(),
-        stopping.clone(),
-    ));
-    let (resp_addr, text_addr) = (listeners.resp_addr, listeners.text_addr);
-    let (accept_tasks, done_rx) = listeners.serve(&shared, &stopping);
-    print_ready(resp_addr, text_addr, &cluster_ready);
+    let addrs = listeners.addrs();
+    let (served, done_rx) = listeners.serve(&shared, &stopping);
+    print_ready(addrs, &cluster_ready);
     let failure = wait_for_stop(shutdown, node.as_ref()).await;
     tracing::info!("shutting down: no new connections; finishing in-flight requests");
     trigger.fire();
-    for t in accept_tasks {
+    for t in served.accept_tasks {
         let _ = t.await;
     }
-    finish(&shared, node.as_ref(), done_rx).await;
+    finish(&shared, node.as_ref(), done_rx, served.http).await;
     store.shutdown().await.map_err(ServerError::Flush)?;
     tracing::info!("shutdown complete: storage flushed");
     match failure {
@@ -146,8 +141,26 @@ fn open_store(config: &ServerConfig) -> Result<Opened, ServerError> {
 struct Listeners {
     resp: TcpListener,
     text: Option<TcpListener>,
+    http: Option<TcpListener>,
     resp_addr: SocketAddr,
     text_addr: Option<SocketAddr>,
+    http_addr: Option<SocketAddr>,
+}
+
+/// The bound addresses, for the ready line.
+#[derive(Clone, Copy)]
+struct Addrs {
+    resp: SocketAddr,
+    text: Option<SocketAddr>,
+    http: Option<SocketAddr>,
+}
+
+/// The tasks serving the listeners.
+struct Served {
+    /// The RESP and text accept loops: they end at shutdown.
+    accept_tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The HTTP server: it ends once its requests in flight have finished.
+    http: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Listeners {
@@ -155,52 +168,81 @@ impl Listeners {
     /// (tcp_port), CONFIG GET and ROLE would say nothing useful of port 0.
     fn bind(config: &mut ServerConfig) -> Result<Listeners, ServerError> {
         let resp = listen(config.listen, config.listen_backlog)?;
-        let text = match config.text_listen {
-            Some(addr) => Some(listen(addr, config.listen_backlog)?),
-            None => None,
+        let optional = |addr: Option<SocketAddr>| match addr {
+            Some(addr) => listen(addr, config.listen_backlog).map(Some),
+            None => Ok(None),
         };
+        let text = optional(config.text_listen)?;
+        let http = optional(config.http_listen)?;
         let resp_addr = resp.local_addr().map_err(|source| ServerError::Bind {
             addr: config.listen,
             source,
         })?;
         let text_addr = text.as_ref().and_then(|l| l.local_addr().ok());
+        let http_addr = http.as_ref().and_then(|l| l.local_addr().ok());
         config.listen = resp_addr;
         if text_addr.is_some() {
             config.text_listen = text_addr;
         }
+        if http_addr.is_some() {
+            config.http_listen = http_addr;
+        }
         Ok(Listeners {
             resp,
             text,
+            http,
             resp_addr,
             text_addr,
+            http_addr,
         })
+    }
+
+    fn addrs(&self) -> Addrs {
+        Addrs {
+            resp: self.resp_addr,
+            text: self.text_addr,
+            http: self.http_addr,
+        }
     }
 
     /// Starts an accept loop per listener. Each connection task holds a
     /// clone of the returned receiver's sender; when all are gone,
     /// `recv()` returns None: every connection has finished.
-    fn serve(
-        self,
-        shared: &Arc<Shared>,
-        shutdown: &Shutdown,
-    ) -> (Vec<tokio::task::JoinHandle<()>>, mpsc::Receiver<()>) {
+    /// The HTTP server, if on, starts last: `/livez` watches the other
+    /// tasks (and INFO's rate sampler, which runs until shutdown too).
+    fn serve(self, shared: &Arc<Shared>, shutdown: &Shutdown) -> (Served, mpsc::Receiver<()>) {
         let permits = Arc::new(Semaphore::new(shared.config.connections_max));
         let (done_tx, done_rx) = mpsc::channel::<()>(1);
+        // INFO's instantaneous_* rates: a sample every 100 ms, as Redis does.
+        let sampler = tokio::spawn(crate::command_stats::sample_rates(
+            shared.clone(),
+            shutdown.clone(),
+        ));
+        let mut core_tasks = vec![("stats-sampler", sampler.abort_handle())];
         let listeners = std::iter::once((self.resp, Protocol::Resp))
             .chain(self.text.map(|t| (t, Protocol::Text)));
-        let tasks = listeners
-            .map(|(listener, protocol)| {
-                tokio::spawn(accept_loop(
-                    listener,
-                    protocol,
-                    shared.clone(),
-                    permits.clone(),
-                    shutdown.clone(),
-                    done_tx.clone(),
-                ))
-            })
-            .collect();
-        (tasks, done_rx)
+        let mut accept_tasks = Vec::new();
+        for (listener, protocol) in listeners {
+            let task = tokio::spawn(accept_loop(
+                listener,
+                protocol,
+                shared.clone(),
+                permits.clone(),
+                shutdown.clone(),
+                done_tx.clone(),
+            ));
+            let name = match protocol {
+                Protocol::Resp => "resp-accept",
+                Protocol::Text => "text-accept",
+            };
+            core_tasks.push((name, task.abort_handle()));
+            accept_tasks.push(task);
+        }
+        let http = self.http.map(|listener| {
+            let state = crate::http::HttpState::new(shared.clone(), shutdown.clone(), core_tasks);
+            crate::http::spawn(listener, state)
+        });
+        (Served { accept_tasks, http }, done_rx)
     }
 }
 
@@ -246,12 +288,18 @@ async fn start_cluster(
     Ok(Some((node, peer_addr)))
 }
 
-/// The line scripts and tests wait for (`ready resp=... text=...`).
-fn print_ready(resp: SocketAddr, text: Option<SocketAddr>, cluster_ready: &str) {
-    let text_shown = text.map_or_else(|| "off".to_string(), |a| a.to_string());
-    tracing::info!(resp = %resp, text = %text_shown, "listening");
+/// The line scripts and tests wait for (`ready resp=... text=...
+/// http=...`; words are only ever added, so parsers that look for the ones
+/// they know keep working).
+fn print_ready(addrs: Addrs, cluster_ready: &str) {
+    let shown = |a: Option<SocketAddr>| a.map_or_else(|| "off".to_string(), |a| a.to_string());
+    let (resp, text, http) = (addrs.resp, shown(addrs.text), shown(addrs.http));
+    tracing::info!(resp = %resp, text = %text, http = %http, "listening");
     let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "ready resp={resp} text={text_shown}{cluster_ready}");
+    let _ = writeln!(
+        stdout,
+        "ready resp={resp} text={text} http={http}{cluster_ready}"
+    );
     let _ = stdout.flush();
 }
 
@@ -278,28 +326,51 @@ async fn wait_for_stop(
     }
 }
 
-/// Hands leadership over, lets connections finish within the shutdown
-/// timeout, and stops Raft.
-async fn finish(shared: &Shared, node: Option<&ClusterNode>, mut done: mpsc::Receiver<()>) {
+/// Hands leadership over, lets connections (client and HTTP) finish
+/// within the shutdown timeout, and stops Raft.
+async fn finish(
+    shared: &Shared,
+    node: Option<&ClusterNode>,
+    mut done: mpsc::Receiver<()>,
+    mut http: Option<tokio::task::JoinHandle<()>>,
+) {
     let grace = Duration::from_millis(shared.config.shutdown_timeout_ms);
     if let Some(node) = node {
         // First, while Raft still runs: in-flight requests are forwarded
         // to the new leader and finish.
         node.hand_over(grace.min(Duration::from_secs(5))).await;
     }
-    if tokio::time::timeout(grace, done.recv()).await.is_err() {
+    let all_done = async {
+        done.recv().await;
+        if let Some(task) = http.as_mut() {
+            let _ = task.await;
+        }
+    };
+    if tokio::time::timeout(grace, all_done).await.is_err() {
         tracing::warn!(
             timeout_ms = grace.as_millis() as u64,
             "connections still busy after the shutdown timeout; closing them"
         );
+    }
+    if let Some(task) = http {
+        task.abort();
     }
     if let Some(node) = node {
         node.stop(grace).await;
     }
 }
 
-/// Says at start-up what a non-loopback client listener exposes.
-fn warn_if_exposed(config: &ServerConfig, resp: SocketAddr, text: Option<SocketAddr>) {
+/// Says at start-up what a non-loopback listener exposes.
+fn warn_if_exposed(config: &ServerConfig, listeners: &Listeners) {
+    if let Some(http) = listeners.http_addr.filter(|a| !a.ip().is_loopback()) {
+        tracing::warn!(
+            listen = %http,
+            "the HTTP listener is on a non-loopback address: anyone who can reach it can \
+             read /metrics and the cluster's status (protected mode covers the RESP and text \
+             listeners)"
+        );
+    }
+    let (resp, text) = (listeners.resp_addr, listeners.text_addr);
     for addr in std::iter::once(resp).chain(text) {
         if addr.ip().is_loopback() {
             continue;

@@ -37,6 +37,9 @@ pub struct Shared {
     pub client_buffers: std::sync::Arc<ClientBuffers>,
     /// Every open client connection (CLIENT LIST, CLIENT KILL).
     pub clients: std::sync::Arc<Clients>,
+    /// What changed after a version (the HTTP API's blocking queries),
+    /// told of every view the store publishes.
+    pub changes: std::sync::Arc<crate::changes::ChangeFeed>,
     next_client_id: AtomicU64,
     scan_cursors: Mutex<ScanCursors>,
 }
@@ -76,7 +79,12 @@ impl Shared {
             Writes::Local(_) => None,
         };
         let write_path = WritePath::choose(writes, limits(&config));
+        let changes = std::sync::Arc::new(crate::changes::ChangeFeed::default());
+        // One store, one server: a store is given one observer for its
+        // life, so a second `Shared` on it (tests only) would not be told.
+        let _observed = store.set_publish_observer(changes.clone());
         Shared {
+            changes,
             store,
             write_path,
             cluster,

@@ -32,7 +32,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
@@ -43,7 +43,9 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::FsyncPolicy;
 use crate::engine::{Engine, META_COUNTS, META_VERSION, encode_u64};
 use crate::error::{Result, StorageError};
+use crate::histogram::{Buckets, FSYNC_MICROS_BOUNDS, GROUP_SIZE_BOUNDS};
 use crate::mutation::{self, Limits, Mutation, Op, Outcome};
+use crate::observe::{PublishObserver, Published};
 use crate::prefetch::Prefetcher;
 use crate::read_cache::{Changes, ReadCache};
 use crate::record::Record;
@@ -89,6 +91,21 @@ pub(crate) struct WriterStats {
     /// a reader that loads it and then reads a record gets that state or
     /// a newer one (`Store::watch`).
     pub published_version: AtomicU64,
+    /// Mutations per committed group (`histogram::GROUP_SIZE_BOUNDS`).
+    pub group_sizes: Buckets,
+    /// Each fsync's time, µs (`histogram::FSYNC_MICROS_BOUNDS`).
+    pub fsync_micros: Buckets,
+}
+
+impl WriterStats {
+    /// With the histograms' buckets (the `Default` has none).
+    pub(crate) fn new() -> WriterStats {
+        WriterStats {
+            group_sizes: Buckets::new(&GROUP_SIZE_BOUNDS),
+            fsync_micros: Buckets::new(&FSYNC_MICROS_BOUNDS),
+            ..WriterStats::default()
+        }
+    }
 }
 
 /// Versions reserved per write of the single-node ceiling
@@ -159,6 +176,8 @@ pub(crate) struct Writer {
     /// Set (under the lock) once shutdown has made everything durable: an
     /// inline commit after that would be acknowledged but never synced.
     pub closed: bool,
+    /// Told of each published view's changes (`observe.rs`); set once.
+    pub observer: Arc<OnceLock<Arc<dyn PublishObserver>>>,
 }
 
 /// Locks the writer. A poisoned lock means an apply panicked, and that
@@ -407,6 +426,15 @@ impl Writer {
             .published_version
             .store(self.versions.last, Ordering::Release);
         self.read_cache.published(version);
+        // After the version: whoever it wakes reads this view or a newer
+        // one. One atomic load when nobody observes.
+        if let Some(observer) = self.observer.get() {
+            observer.published(&Published {
+                version: self.versions.last,
+                keys: &changes.keys,
+                everything: changes.all,
+            });
+        }
         // After the view: the new records are now what every reader sees.
         self.read_cache.write_through(changes);
         self.stats.keys.store(self.counts.keys, Ordering::Relaxed);
@@ -421,6 +449,7 @@ impl Writer {
         self.stats
             .group_size_max
             .fetch_max(mutations, Ordering::Relaxed);
+        self.stats.group_sizes.record(mutations);
     }
 
     /// Writes the batch and makes it as durable as the policy asks.
@@ -545,5 +574,6 @@ pub(crate) fn sync_and_measure(engine: &Engine, stats: &WriterStats) -> Result<(
         .fsync_micros_total
         .fetch_add(micros, Ordering::Relaxed);
     stats.fsync_micros_max.fetch_max(micros, Ordering::Relaxed);
+    stats.fsync_micros.record(micros);
     Ok(())
 }

@@ -55,6 +55,12 @@ const LOG_KEYSPACE: &str = "raftlog";
 /// it pins.
 const DEDUPE_KEYSPACE: &str = "dedupe";
 
+/// fjall sleeps inside `commit` (100 ms steps) while this many memtables
+/// wait to be flushed...
+pub(crate) const STALL_SEALED_MEMTABLES: usize = 4;
+/// ...and throttles commits from this many L0 runs.
+pub(crate) const THROTTLE_L0_TABLES: usize = 20;
+
 /// `k` ++ user key -> record. The tag also lets the engine, which refuses
 /// empty keys, store Redis's empty key.
 pub(crate) const TAG_DATA: u8 = b'k';
@@ -223,13 +229,34 @@ impl Engine {
         Ok(Arc::new(engine))
     }
 
-    /// Whether a commit might sleep in the engine's write stall: fjall
-    /// sleeps inside `commit` (100 ms steps) while 4 or more memtables wait
-    /// to be flushed, and throttles from 20 L0 runs. Checked with margin
-    /// (half of each), because an inline commit runs on a network thread,
-    /// which must not sleep.
+    /// Whether a commit might sleep in the engine's write stall (see
+    /// [`STALL_SEALED_MEMTABLES`]). Checked with margin (half of each
+    /// threshold), because an inline commit runs on a network thread, which
+    /// must not sleep.
     pub fn under_write_pressure(&self) -> bool {
-        self.data.sealed_memtable_count() >= 2 || self.data.l0_table_count() >= 10
+        self.data.sealed_memtable_count() >= STALL_SEALED_MEMTABLES / 2
+            || self.data.l0_table_count() >= THROTTLE_L0_TABLES / 2
+    }
+
+    /// Whether commits stall or are throttled now, by the engine's own
+    /// thresholds (for monitoring: a gauge read at scrape time, so the
+    /// writer pays nothing for it).
+    pub fn write_stalled(&self) -> bool {
+        self.data.sealed_memtable_count() >= STALL_SEALED_MEMTABLES
+            || self.data.l0_table_count() >= THROTTLE_L0_TABLES
+    }
+
+    /// Bytes on disk per keyspace, by their names on disk (the journal,
+    /// which they share, is `Database::journal_disk_space`).
+    pub fn disk_space_by_keyspace(&self) -> Vec<(&'static str, u64)> {
+        let mut out = vec![(KEYSPACE, self.data.disk_space())];
+        if let Some(log) = &self.log {
+            out.push((LOG_KEYSPACE, log.disk_space()));
+        }
+        if let Some(dedupe) = &self.dedupe {
+            out.push((DEDUPE_KEYSPACE, dedupe.disk_space()));
+        }
+        out
     }
 
     /// The dedupe keyspace, or an error on a store that is not replicated.

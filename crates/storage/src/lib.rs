@@ -33,11 +33,13 @@ mod engine;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+mod histogram;
 mod inline_round;
 mod local;
 mod log;
 mod log_apply;
 pub mod mutation;
+mod observe;
 pub mod pattern;
 mod prefetch;
 mod read_cache;
@@ -58,13 +60,15 @@ pub use config::{
 };
 pub use corruption::corruption_errors;
 pub use error::{Result, StorageError};
+pub use histogram::{BucketCounts, FSYNC_MICROS_BOUNDS, GROUP_SIZE_BOUNDS};
 pub use local::{LocalStore, Ticket};
 pub use log::LogStore;
 pub use log_apply::{LogEntry, SnapshotEntries};
 pub use mutation::{
     ExpireCondition, GetExChange, Limits, Mutation, MutationError, Op, Outcome, SetCondition,
-    SetExpiry, Step, Watched, WatchedVersion, record_digest,
+    SetExpiry, Step, VersionCheck, Watched, WatchedVersion, record_digest,
 };
+pub use observe::{PublishObserver, Published};
 pub use record::Record;
 pub use replicated::ReplicatedStore;
 pub use requests::RequestId;

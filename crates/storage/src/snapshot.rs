@@ -54,18 +54,43 @@ impl Snapshot {
         now_ms: u64,
     ) -> Result<(Vec<(Bytes, Bytes)>, bool)> {
         let mut out = Vec::new();
-        if start > end {
+        let more = self.walk_range(start, end, limit, now_ms, |k, r| out.push((k, r.value)))?;
+        Ok((out, more))
+    }
+
+    /// [`Snapshot::range`] with whole records: versions and expiries.
+    pub fn range_records(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+        now_ms: u64,
+    ) -> Result<(Vec<(Bytes, Record)>, bool)> {
+        let mut out = Vec::new();
+        let more = self.walk_range(start, end, limit, now_ms, |k, r| out.push((k, r)))?;
+        Ok((out, more))
+    }
+
+    /// The live records whose keys start with `prefix`, in key order, at
+    /// most `limit`; the flag says whether more exist past the limit.
+    pub fn prefix_records(
+        &self,
+        prefix: &[u8],
+        limit: usize,
+        now_ms: u64,
+    ) -> Result<(Vec<(Bytes, Record)>, bool)> {
+        let mut out = Vec::new();
+        if !storable(prefix) {
+            // Every key under it would be longer than any stored key.
             return Ok((out, false));
         }
-        let range = (storable_lower(start), storable_upper(end));
-        if let (Bound::Excluded(lower), Bound::Included(upper)) = &range
-            && lower >= upper
-        {
-            // Both ends past the storable length, with the same cut.
-            return Ok((out, false));
-        }
+        let lower = data_key(prefix);
+        let range = (Bound::Included(lower.clone()), Bound::Unbounded);
         for guard in self.snap.range::<Vec<u8>, _>(&self.engine.data, range) {
             let (key, raw) = guard.into_inner()?;
+            if !key.starts_with(&lower) {
+                break;
+            }
             let record = decode(&key, raw.into())?;
             if !record.is_live_at(now_ms) {
                 continue;
@@ -73,9 +98,45 @@ impl Snapshot {
             if out.len() == limit {
                 return Ok((out, true));
             }
-            out.push((user_key(&key, key.clone().into())?, record.value));
+            out.push((user_key(&key, key.clone().into())?, record));
         }
         Ok((out, false))
+    }
+
+    /// Calls `push` for each live record with `start <= key <= end`, in
+    /// key order, at most `limit` times; true if more exist past them.
+    fn walk_range(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+        now_ms: u64,
+        mut push: impl FnMut(Bytes, Record),
+    ) -> Result<bool> {
+        if start > end {
+            return Ok(false);
+        }
+        let range = (storable_lower(start), storable_upper(end));
+        if let (Bound::Excluded(lower), Bound::Included(upper)) = &range
+            && lower >= upper
+        {
+            // Both ends past the storable length, with the same cut.
+            return Ok(false);
+        }
+        let mut taken = 0;
+        for guard in self.snap.range::<Vec<u8>, _>(&self.engine.data, range) {
+            let (key, raw) = guard.into_inner()?;
+            let record = decode(&key, raw.into())?;
+            if !record.is_live_at(now_ms) {
+                continue;
+            }
+            if taken == limit {
+                return Ok(true);
+            }
+            taken += 1;
+            push(user_key(&key, key.clone().into())?, record);
+        }
+        Ok(false)
     }
 
     /// One step of a SCAN: examines up to `count` keys after `after`

@@ -265,4 +265,9 @@ impl State for GroupState<'_> {
     fn deleted_max(&self) -> u64 {
         self.deleted_max
     }
+
+    fn version(&self) -> u64 {
+        // As `put` stamps it.
+        self.version.max(1)
+    }
 }

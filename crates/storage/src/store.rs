@@ -9,8 +9,8 @@
 //! (`replicated.rs`). Both hand out a `Store` for readers (the server's
 //! connections), and both dereference to it.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
 use arc_swap::ArcSwap;
@@ -22,7 +22,9 @@ use crate::commit::{Failure, Versions, Writer, WriterMsg, WriterStats};
 use crate::config::{FsyncPolicy, StorageConfig};
 use crate::engine::{Engine, META_DELETED, META_VERSION, Mode};
 use crate::error::Result;
+use crate::histogram::BucketCounts;
 use crate::mutation::{Limits, WatchedVersion};
+use crate::observe::PublishObserver;
 use crate::prefetch::Prefetcher;
 use crate::read_cache::{Changes, ReadCache};
 use crate::record::Record;
@@ -64,6 +66,18 @@ pub struct StoreStats {
     pub failed: Option<String>,
     /// Reads refused because they hit damaged data (see `corruption.rs`).
     pub corruption_errors: u64,
+    /// The version of the published state: the last group committed on a
+    /// single node, the last log index applied in a cluster.
+    pub published_version: u64,
+    /// Mutations per group commit, and each fsync's time in µs (bounds:
+    /// [`crate::GROUP_SIZE_BOUNDS`], [`crate::FSYNC_MICROS_BOUNDS`]).
+    pub group_sizes: BucketCounts,
+    pub fsync_micros: BucketCounts,
+    /// Bytes on disk per keyspace (`data`; in a cluster also `raftlog`
+    /// and `dedupe`); the journal is `journal_disk_space_bytes`.
+    pub keyspace_disk_bytes: Vec<(&'static str, u64)>,
+    /// Whether the engine stalls or throttles commits right now.
+    pub write_stalled: bool,
 }
 
 pub(crate) struct Inner {
@@ -83,6 +97,8 @@ pub(crate) struct Inner {
     pub(crate) config: StorageConfig,
     /// Set by `shutdown`: the background threads stop.
     pub(crate) stopping: Arc<AtomicBool>,
+    /// The writer's observer of published views (`observe.rs`).
+    observer: Arc<OnceLock<Arc<dyn PublishObserver>>>,
     /// The writer thread, and a single node's sweeper and fsync threads.
     pub(crate) threads: std::sync::Mutex<Vec<JoinHandle<()>>>,
 }
@@ -102,7 +118,7 @@ impl Store {
         let engine = Engine::open(&config, mode)?;
         let counts = Counts::recover(&engine)?;
         let versions = versions_at_open(&engine, mode)?;
-        let stats = Arc::new(WriterStats::default());
+        let stats = Arc::new(WriterStats::new());
         stats.keys.store(counts.keys, Ordering::Relaxed);
         stats.expiring.store(counts.expiring, Ordering::Relaxed);
         stats
@@ -111,6 +127,7 @@ impl Store {
         let view = Arc::new(ArcSwap::from_pointee(engine.snapshot()));
         let read_cache = Arc::new(ReadCache::new(config.read_cache_size_bytes));
         let failed = Arc::new(Failure::default());
+        let observer = Arc::new(OnceLock::new());
         let writer = Writer {
             engine: engine.clone(),
             view: view.clone(),
@@ -134,6 +151,7 @@ impl Store {
             prefetch: Prefetcher::new(config.prefetch_slow_read_ns),
             versions,
             closed: false,
+            observer: observer.clone(),
         };
         let writer = Arc::new(std::sync::Mutex::new(writer));
         let (tx, rx) = mpsc::channel(config.write_queue_len_max);
@@ -149,6 +167,7 @@ impl Store {
                 writer,
                 config,
                 stopping: Arc::new(AtomicBool::new(false)),
+                observer,
                 threads: std::sync::Mutex::new(vec![thread]),
             }),
         })
@@ -255,6 +274,45 @@ impl Store {
         })
     }
 
+    /// The version of the latest published view: every record a read
+    /// makes after loading it has been written at it or later (a record's
+    /// [`Record::version`] is at most the version of the view holding it).
+    /// Only grows, across restarts too; in a cluster, the index of the
+    /// last log entry applied here.
+    pub fn published_version(&self) -> u64 {
+        self.inner.stats.published_version.load(Ordering::Acquire)
+    }
+
+    /// Sets the one observer told of every published view's changes
+    /// (`observe.rs`), from the next view on. False if one was set
+    /// already (it stays).
+    pub fn set_publish_observer(&self, observer: Arc<dyn PublishObserver>) -> bool {
+        self.inner.observer.set(observer).is_ok()
+    }
+
+    /// Every live record with `start <= key <= end`, in key order, at
+    /// most `limit`, with its version and expiry; the flag says whether
+    /// more exist past the limit. See [`Snapshot::range`].
+    pub fn range_records(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+        now_ms: u64,
+    ) -> Result<(Vec<(Bytes, Record)>, bool)> {
+        self.snapshot().range_records(start, end, limit, now_ms)
+    }
+
+    /// See [`Snapshot::prefix_records`].
+    pub fn prefix_records(
+        &self,
+        prefix: &[u8],
+        limit: usize,
+        now_ms: u64,
+    ) -> Result<(Vec<(Bytes, Record)>, bool)> {
+        self.snapshot().prefix_records(prefix, limit, now_ms)
+    }
+
     /// Several keys from one snapshot, so MGET is a consistent view.
     pub fn get_many(&self, keys: &[Bytes], now_ms: u64) -> Result<Vec<Option<Record>>> {
         self.snapshot().get_many(keys, now_ms)
@@ -322,7 +380,19 @@ impl Store {
             read_cache_fills_refused: self.inner.read_cache.fills_refused.load(Ordering::Relaxed),
             failed: self.inner.failed.get(),
             corruption_errors: crate::corruption::corruption_errors(),
+            published_version: s.published_version.load(Ordering::Acquire),
+            group_sizes: s.group_sizes.read(),
+            fsync_micros: s.fsync_micros.read(),
+            keyspace_disk_bytes: e.disk_space_by_keyspace(),
+            write_stalled: e.write_stalled(),
         }
+    }
+
+    /// Why the store refuses writes (a write or fsync failed; it does until
+    /// a restart), or None. Cheap, unlike [`Store::stats`]: for health
+    /// checks.
+    pub fn failure(&self) -> Option<String> {
+        self.inner.failed.get()
     }
 
     /// Up to `keys_max` (key, expiry time) pairs of the expiry index that are

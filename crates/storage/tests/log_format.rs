@@ -13,7 +13,7 @@
 use bytes::Bytes;
 use strata_storage::{
     ExpireCondition, GetExChange, Mutation, MutationError, Op, Outcome, SetCondition, SetExpiry,
-    Step, Watched, WatchedVersion,
+    Step, VersionCheck, Watched, WatchedVersion,
 };
 
 fn b(s: &str) -> Bytes {
@@ -234,4 +234,54 @@ fn later_variants_keep_their_encoding() {
     let raw = m.to_bytes().expect("encode");
     assert_eq!(Mutation::from_bytes(&raw).expect("decode"), m);
     assert_eq!(hex(&raw), "d00f0f020005016e020101016e02017701ac0201750000");
+}
+
+/// `Op::ExecChecked` and its answers (the HTTP API's compare-and-set and
+/// transactions, 2026-12-07), pinned from the build that added them.
+#[test]
+fn checked_transactions_keep_their_encoding() {
+    let m = Mutation {
+        now_ms: 2_000,
+        op: Op::ExecChecked {
+            steps: vec![
+                Step::Write(Op::Delete { keys: vec![b("d")] }),
+                Step::Read { keys: vec![b("n")] },
+            ],
+            checks: vec![
+                VersionCheck {
+                    key: b("c"),
+                    version: 300,
+                },
+                VersionCheck {
+                    key: b("z"),
+                    version: 0,
+                },
+            ],
+        },
+    };
+    let raw = m.to_bytes().expect("encode");
+    assert_eq!(Mutation::from_bytes(&raw).expect("decode"), m);
+    assert_eq!(hex(&raw), "d00f100200020101640101016e020163ac02017a00");
+    let outcomes = [
+        Outcome::Checked {
+            version: 7,
+            outcomes: vec![
+                Outcome::Int(1),
+                Outcome::VersionedRecords(vec![Some((b("v"), 9, 7)), None]),
+            ],
+        },
+        Outcome::CheckFailed {
+            check: 1,
+            version: 5,
+        },
+    ];
+    let got: Vec<String> = outcomes
+        .iter()
+        .map(|o| {
+            let raw = postcard::to_stdvec(o).expect("encode");
+            assert_eq!(&postcard::from_bytes::<Outcome>(&raw).expect("decode"), o);
+            hex(&raw)
+        })
+        .collect();
+    assert_eq!(got, ["08070202020a02010176090700", "090105"]);
 }

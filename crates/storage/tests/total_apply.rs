@@ -19,7 +19,7 @@ use strata_storage::mutation::{State, apply};
 use strata_storage::{
     ExpireCondition, FsyncPolicy, GetExChange, KEY_SIZE_BYTES_LIMIT, Limits, LogEntry, Mutation,
     Op, Outcome, Record, ReplicatedStore, SetCondition, SetExpiry, Step, StorageConfig, Store,
-    Watched, WatchedVersion, record_digest,
+    VersionCheck, Watched, WatchedVersion, record_digest,
 };
 
 /// The engine's own key-length bound, which it enforces by panicking.
@@ -69,6 +69,9 @@ impl State for Model {
     }
     fn deleted_max(&self) -> u64 {
         self.2
+    }
+    fn version(&self) -> u64 {
+        self.1
     }
 }
 
@@ -178,6 +181,7 @@ fn op() -> impl Strategy<Value = Op> {
             2 => prop::collection::vec(key(), 0..3).prop_map(|keys| Step::Read { keys }),
             1 => Just(Step::Write(Op::Exec { steps: vec![], watched: vec![] })),
             1 => Just(Step::Write(Op::ExecVersioned { steps: vec![], watched: vec![] })),
+            1 => Just(Step::Write(Op::ExecChecked { steps: vec![], checks: vec![] })),
         ]
     };
     let digest = prop::sample::select(vec![
@@ -191,17 +195,25 @@ fn op() -> impl Strategy<Value = Op> {
             .collect::<Vec<_>>()
     });
     let as_of = prop::sample::select(vec![0u64, 1, 3, 6, 12, u64::MAX]);
-    let versions = prop::collection::vec((key(), any::<bool>(), as_of), 0..3).prop_map(|w| {
-        w.into_iter()
-            .map(|(key, existed, as_of)| WatchedVersion {
-                key,
-                existed,
-                as_of,
-            })
+    let versions =
+        prop::collection::vec((key(), any::<bool>(), as_of.clone()), 0..3).prop_map(|w| {
+            w.into_iter()
+                .map(|(key, existed, as_of)| WatchedVersion {
+                    key,
+                    existed,
+                    as_of,
+                })
+                .collect::<Vec<_>>()
+        });
+    let checks = prop::collection::vec((key(), as_of), 0..3).prop_map(|c| {
+        c.into_iter()
+            .map(|(key, version)| VersionCheck { key, version })
             .collect::<Vec<_>>()
     });
     prop_oneof![
         6 => base_op(),
+        1 => (prop::collection::vec(step(), 0..4), checks)
+            .prop_map(|(steps, checks)| Op::ExecChecked { steps, checks }),
         1 => (prop::collection::vec(step(), 0..4), watched)
             .prop_map(|(steps, watched)| Op::Exec { steps, watched }),
         1 => (prop::collection::vec(step(), 0..4), versions)

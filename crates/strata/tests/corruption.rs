@@ -62,6 +62,7 @@ fn try_start(data_dir: &Path, args: &[&str]) -> Start {
     let log = std::fs::File::create(&log_path).expect("create log");
     let mut child = Command::new(strata_bin())
         .args(["server", "--listen", "127.0.0.1:0", "--text-listen", "off"])
+        .args(["--http-listen", "127.0.0.1:0"])
         .arg("--data-dir")
         .arg(data_dir)
         .args(args)

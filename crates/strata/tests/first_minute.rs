@@ -28,6 +28,7 @@ impl EnvServer {
         let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
         let mut child = Command::new(strata_bin())
             .args(["server", "--listen", "127.0.0.1:0", "--text-listen", "off"])
+            .args(["--http-listen", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(dir.path().join("data"))
             .envs(envs.iter().copied())

@@ -97,6 +97,8 @@ fn strata_cmd(args: &[&str], envs: &[(&str, &str)], cwd: &Path) -> Command {
             cmd.env_remove(k);
         }
     }
+    // An ephemeral HTTP port, not the default one, unless a test says.
+    cmd.env("STRATA_HTTP_LISTEN", "127.0.0.1:0");
     for (k, v) in envs {
         cmd.env(k, v);
     }

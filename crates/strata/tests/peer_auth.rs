@@ -293,6 +293,7 @@ fn run_until_exit(dir: &Path, args: &[&str]) -> (i32, String) {
     let mut child = Command::new(strata_bin())
         .arg("server")
         .args(["--listen", "127.0.0.1:0", "--text-listen", "off"])
+        .args(["--http-listen", "off"])
         .arg("--data-dir")
         .arg(dir.join("data"))
         .args(args)

@@ -49,6 +49,7 @@ impl Server {
         let log_file = std::fs::File::create(&log).expect("create server log");
         let mut child = Command::new(strata_bin())
             .args(["server", "--listen", "127.0.0.1:0", "--text-listen", "off"])
+            .args(["--http-listen", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(dir.path().join("data"))
             .env_remove("STRATA_ADDR")

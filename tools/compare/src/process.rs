@@ -404,6 +404,8 @@ pub fn start_strata(strata: &Path, level: Level, kind: Server) -> Result<ServerP
         .arg("--data-dir")
         .arg(dir.path().join("data"))
         .args(["--fsync", level.strata_fsync()])
+        // An ephemeral HTTP port; an older build ignores the variable.
+        .env("STRATA_HTTP_LISTEN", "127.0.0.1:0")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(File::create(&log_path).context("creating the strata log")?);

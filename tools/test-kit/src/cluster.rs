@@ -8,7 +8,8 @@
 //!   or `--join addr --join-as learner|voter`, `--heartbeat-ms`,
 //!   `--election-timeout-ms`, `--snapshot-logs`, `--forward-timeout-ms`;
 //! * after binding, exactly one line on stdout:
-//!   `ready resp=<addr> text=<addr|off> peer=<addr> node=<id>`;
+//!   `ready resp=<addr> text=<addr|off> http=<addr|off> peer=<addr> node=<id>`
+//!   (words may be added; an older server has no `http=`);
 //! * `CLUSTER LEADER` answers `[id, peer_addr, client_addr]` or nil,
 //!   `CLUSTER INFO` answers `key:value` lines.
 //!
@@ -34,6 +35,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail};
 use strata_client::resp::Reply;
 use strata_client::{Client, ClientOptions};
+
+/// The variable that sets the server's HTTP listener, and the address
+/// every spawned server gets unless told otherwise: by the environment, so
+/// that older builds (which have no HTTP listener) ignore it.
+pub const HTTP_LISTEN_ENV: &str = "STRATA_HTTP_LISTEN";
+pub const EPHEMERAL: &str = "127.0.0.1:0";
 
 /// How long a node may take to print its ready line (recovery replays the
 /// journal and the Raft log first).
@@ -109,26 +116,36 @@ pub fn write_secret_file(path: &Path, secret: &str) -> anyhow::Result<()> {
 pub struct Ready {
     pub resp: SocketAddr,
     pub text: Option<SocketAddr>,
+    /// The HTTP listener (None: `off`, or a server without one).
+    pub http: Option<SocketAddr>,
     pub peer: Option<SocketAddr>,
     pub node: Option<u64>,
 }
 
-/// Parses `ready resp=<addr> text=<addr|off> [peer=<addr> node=<id>]`.
+/// `off` or an address.
+fn addr_or_off(v: &str) -> Option<Option<SocketAddr>> {
+    if v == "off" {
+        Some(None)
+    } else {
+        v.parse().ok().map(Some)
+    }
+}
+
+/// Parses `ready resp=<addr> text=<addr|off> [http=<addr|off>]
+/// [peer=<addr> node=<id>]`.
 pub fn parse_ready_line(line: &str) -> Option<Ready> {
     let mut words = line.split_whitespace();
     if words.next()? != "ready" {
         return None;
     }
-    let (mut resp, mut text, mut peer, mut node) = (None, None, None, None);
+    let (mut resp, mut text, mut http, mut peer, mut node) = (None, None, None, None, None);
     for word in words {
         if let Some(v) = word.strip_prefix("resp=") {
             resp = Some(v.parse().ok()?);
         } else if let Some(v) = word.strip_prefix("text=") {
-            text = if v == "off" {
-                None
-            } else {
-                Some(v.parse().ok()?)
-            };
+            text = addr_or_off(v)?;
+        } else if let Some(v) = word.strip_prefix("http=") {
+            http = addr_or_off(v)?;
         } else if let Some(v) = word.strip_prefix("peer=") {
             peer = Some(v.parse().ok()?);
         } else if let Some(v) = word.strip_prefix("node=") {
@@ -138,6 +155,7 @@ pub fn parse_ready_line(line: &str) -> Option<Ready> {
     Some(Ready {
         resp: resp?,
         text,
+        http,
         peer,
         node,
     })
@@ -389,7 +407,10 @@ impl Node {
             bin: bin.to_path_buf(),
             args,
             rust_log: rust_log.to_string(),
-            env: Vec::new(),
+            // An ephemeral HTTP port (in `last_ready`), so that nodes on one
+            // host do not all ask for the default; a flag, or `set_env`
+            // (applied after), overrides it.
+            env: vec![(HTTP_LISTEN_ENV.to_string(), EPHEMERAL.to_string())],
             child: None,
             starts: 0,
             last_ready: None,
@@ -1078,9 +1099,18 @@ mod tests {
         assert_eq!(r.text, None);
         assert_eq!(r.peer, Some("127.0.0.1:2".parse().unwrap()));
         assert_eq!(r.node, Some(3));
+        assert_eq!(r.http, None);
         let single = parse_ready_line("ready resp=127.0.0.1:1 text=127.0.0.1:4").unwrap();
         assert_eq!(single.peer, None);
         assert_eq!(single.text, Some("127.0.0.1:4".parse().unwrap()));
+        let http =
+            parse_ready_line("ready resp=127.0.0.1:1 text=off http=127.0.0.1:5 peer=127.0.0.1:2")
+                .unwrap();
+        assert_eq!(http.http, Some("127.0.0.1:5".parse().unwrap()));
+        assert_eq!(http.peer, Some("127.0.0.1:2".parse().unwrap()));
+        let off = parse_ready_line("ready resp=127.0.0.1:1 text=off http=off").unwrap();
+        assert_eq!(off.http, None);
+        assert!(parse_ready_line("ready resp=127.0.0.1:1 http=nowhere").is_none());
         assert!(parse_ready_line("").is_none());
         assert!(parse_ready_line("error: bind").is_none());
         assert!(parse_ready_line("ready text=off").is_none());

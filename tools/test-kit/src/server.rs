@@ -62,6 +62,8 @@ impl Server {
                 cmd.env_remove(name);
             }
         }
+        // An ephemeral HTTP port unless `env` says otherwise.
+        cmd.env(crate::cluster::HTTP_LISTEN_ENV, crate::cluster::EPHEMERAL);
         // After the removal above: the last setting of a name wins.
         for (name, value) in env {
             cmd.env(name, value);

@@ -68,6 +68,8 @@ impl ServerSpec {
                 cmd.env_remove(name);
             }
         }
+        // An ephemeral HTTP port (an older build ignores the variable).
+        cmd.env("STRATA_HTTP_LISTEN", "127.0.0.1:0");
         set_parent_death_signal(&mut cmd);
         let spawned_at = Instant::now();
         let mut child = cmd

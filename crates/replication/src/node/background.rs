@@ -4,6 +4,29 @@
 use super::*;
 
 impl ClusterNode {
+    /// Counts leader changes as this node sees them: every leader id other
+    /// than the last one it knew, the first included (an election that
+    /// returns the same leader is not a change). It watches openraft's
+    /// server metrics, which change only with the vote, the role, the
+    /// leader or the membership, so it wakes rarely (unlike a watch on the
+    /// full metrics, see `raft_failed`).
+    pub(super) async fn leader_watch_loop(self) {
+        let mut server = self.inner.raft.server_metrics();
+        let mut stop = self.inner.stop_tx.subscribe();
+        let mut last = None;
+        loop {
+            let leader = server.borrow_watched().current_leader;
+            if leader.is_some() && leader != last {
+                self.inner.leader_changes.fetch_add(1, Ordering::Relaxed);
+                last = leader;
+            }
+            tokio::select! {
+                changed = server.changed() => if changed.is_err() { return },
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
     /// On a follower: asks the leader which members are failed, every
     /// `member_health::ASK_INTERVAL_MS`.
     pub(super) async fn failed_members_loop(self) {

@@ -24,7 +24,7 @@ use tokio::sync::{Mutex, Semaphore, mpsc, oneshot, watch};
 use crate::auth::ClusterSecret;
 use crate::log_store::LogStore;
 use crate::network::{Network, PeerConn};
-use crate::proposer::{PROPOSER_QUEUE_LEN_MAX, Submission};
+use crate::proposer::{PROPOSER_QUEUE_LEN_MAX, ProposerStats, Submission};
 use crate::state_machine::{SmStats, StateMachine};
 use crate::types::{Command, NodeId, Raft};
 use crate::wire::{AdminRequest, ForwardError, NodeStatus, Request, Response};
@@ -160,6 +160,9 @@ pub struct ClusterStatus {
     pub leader: Option<NodeId>,
     pub leader_peer_addr: Option<String>,
     pub commit_index: u64,
+    /// The commit index the leader last reported (may lead `commit_index`
+    /// on a node still receiving the entries).
+    pub cluster_commit_index: u64,
     pub applied_index: u64,
     pub last_log_index: u64,
     pub snapshot_index: Option<u64>,
@@ -183,6 +186,12 @@ pub struct ClusterStatus {
     /// A leader is known and, if this node is the leader, a quorum
     /// acknowledged it within two maximal election timeouts.
     pub healthy: bool,
+    /// Times this node saw a leader other than the last one it knew (the
+    /// first leader it learns of included).
+    pub leader_changes: u64,
+    /// Log entries this node proposed as leader, and the commands in them.
+    pub proposals: u64,
+    pub proposed_commands: u64,
 }
 
 struct Inner {
@@ -208,6 +217,10 @@ struct Inner {
     reads: ReadConfirmations,
     /// Which members are failed, for the Redis Cluster emulation.
     health: crate::member_health::MemberHealth,
+    /// Entries and commands proposed (monitoring).
+    proposer_stats: Arc<ProposerStats>,
+    /// Leaders this node has seen take over (`leader_watch_loop`).
+    leader_changes: AtomicU64,
 }
 
 /// How this node, as leader, confirmed linearizable reads (INFO
@@ -312,6 +325,24 @@ fn raft_config(config: &ClusterConfig) -> Result<Arc<Config>, std::io::Error> {
     Ok(Arc::new(validated))
 }
 
+/// Starts the proposer task: its queue's sender, and what it counts.
+fn spawn_proposer(
+    raft: &Raft,
+    config: &ClusterConfig,
+    stop_tx: &watch::Sender<bool>,
+) -> (mpsc::Sender<Submission>, Arc<ProposerStats>) {
+    let (proposer, proposals) = mpsc::channel(PROPOSER_QUEUE_LEN_MAX);
+    let stats = Arc::new(ProposerStats::default());
+    tokio::spawn(crate::proposer::run(
+        raft.clone(),
+        Duration::from_millis(config.forward_timeout_ms),
+        proposals,
+        stop_tx.subscribe(),
+        Arc::clone(&stats),
+    ));
+    (proposer, stats)
+}
+
 /// The advertised peer address: what `--initial-cluster` says for this
 /// node, or the bound address.
 fn advertised_peer_addr(config: &ClusterConfig, peer_local: SocketAddr) -> String {
@@ -371,13 +402,7 @@ impl ClusterNode {
             snapshot_corrupt,
             stop_tx.subscribe(),
         ));
-        let (proposer, proposals) = mpsc::channel(PROPOSER_QUEUE_LEN_MAX);
-        tokio::spawn(crate::proposer::run(
-            raft.clone(),
-            Duration::from_millis(config.forward_timeout_ms),
-            proposals,
-            stop_tx.subscribe(),
-        ));
+        let (proposer, proposer_stats) = spawn_proposer(&raft, &config, &stop_tx);
         let node = ClusterNode {
             inner: Arc::new(Inner {
                 id: config.node_id,
@@ -397,6 +422,8 @@ impl ClusterNode {
                 config,
                 reads: ReadConfirmations::new(),
                 health: Default::default(),
+                proposer_stats,
+                leader_changes: AtomicU64::new(0),
             }),
         };
         tokio::spawn(crate::peer_server::serve(listener, node.clone()));
@@ -405,6 +432,7 @@ impl ClusterNode {
         tokio::spawn(node.clone().dedupe_eviction_loop());
         tokio::spawn(node.clone().client_addr_loop());
         tokio::spawn(node.clone().failed_members_loop());
+        tokio::spawn(node.clone().leader_watch_loop());
         Ok((node, peer_local))
     }
 
@@ -547,6 +575,25 @@ impl ClusterNode {
 
     pub fn is_stopping(&self) -> bool {
         self.inner.stopping.load(Ordering::Acquire)
+    }
+
+    /// Why this node's replication cannot serve, if a core task stopped on
+    /// its own: Raft's core stopped on an error, or the proposer's task
+    /// ended. None while both run, and after a deliberate [`stop`](Self::stop).
+    /// Cheap (no clone of the metrics): for health checks. A core task that
+    /// ended by a panic without a report is [`raft_failed`](Self::raft_failed)'s
+    /// to notice (it polls), and the server then shuts down.
+    pub fn core_failure(&self) -> Option<String> {
+        if self.is_stopping() {
+            return None;
+        }
+        if let Err(fatal) = &self.inner.raft.metrics().borrow_watched().running_state {
+            return Some(format!("Raft stopped: {fatal}"));
+        }
+        if self.inner.proposer.is_closed() {
+            return Some("the proposer task ended".to_string());
+        }
+        None
     }
 
     /// Resolves, with its error, when Raft stops on its own: a storage

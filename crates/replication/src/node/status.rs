@@ -48,6 +48,7 @@ impl ClusterNode {
             leader: m.current_leader,
             leader_peer_addr: m.current_leader.and_then(|l| nodes.get(&l).cloned()),
             commit_index: m.local_committed.map_or(0, |l| l.index),
+            cluster_commit_index: m.cluster_committed.map_or(0, |l| l.index),
             applied_index: m.last_applied.map_or(0, |l| l.index),
             last_log_index: m.last_log_index.unwrap_or(0),
             snapshot_index: m.snapshot.map(|l| l.index),
@@ -66,6 +67,9 @@ impl ClusterNode {
             reads_confirmed_by_heartbeat: self.inner.reads.by_heartbeat.load(Ordering::Relaxed),
             reads_confirmed_by_log: self.inner.reads.by_log.load(Ordering::Relaxed),
             read_heartbeat_timeouts: self.inner.reads.heartbeat_timeouts.load(Ordering::Relaxed),
+            leader_changes: self.inner.leader_changes.load(Ordering::Relaxed),
+            proposals: self.inner.proposer_stats.entries.load(Ordering::Relaxed),
+            proposed_commands: self.inner.proposer_stats.commands.load(Ordering::Relaxed),
         }
     }
 

@@ -171,6 +171,10 @@ pub static DOCS: &[Doc] = &[
     doc!("read", "strata", "0.1.0", "O(1)", "Strata: return a key's value (the text protocol's READ)", "key"),
     doc!("delete", "strata", "0.1.0", "O(N) where N is the number of keys", "Strata: delete keys (the text protocol's DELETE)", "key..."),
     doc!("batchput", "strata", "0.1.0", "O(N) where N is the number of keys", "Strata: set several keys at once, atomically (the text protocol's BATCHPUT)", "data=(key value)..."),
+    doc!("kv.get", "strata", "0.1.0", "O(1)", "Strata: return a key's value, modification version and expiry time (the HTTP API's GET)", "key"),
+    doc!("kv.prefix", "strata", "0.1.0", "O(log(N)+M) where M is the number of entries returned", "Strata: return the entries under a prefix with versions and expiry times, or only those changed after a version (the HTTP API's ?recurse)", "key [LIMIT count:integer] [KEYSONLY] [CHANGED version:integer]"),
+    doc!("kv.range", "strata", "0.1.0", "O(log(N)+M) where M is the number of entries returned", "Strata: return the entries from start to end (both included) with versions and expiry times", "start:key end:key [LIMIT count:integer] [KEYSONLY]"),
+    doc!("kv.txn", "strata", "0.1.0", "O(N) where N is the number of ops", "Strata: apply SET, CAS, GET, DEL, DELCAS and CHECK ops all or nothing, comparing exact versions (the HTTP API's transactions)", "op..."),
 ];
 
 /// The entry for `name` (`get`, `client|kill`), case-insensitively.

@@ -14,6 +14,7 @@ mod connection;
 pub mod docs;
 mod expiry;
 mod keys;
+pub mod kv;
 mod range;
 pub mod redis_cluster;
 mod server;
@@ -306,6 +307,12 @@ pub static TABLE: &[Spec] = &[
     spec!("read", 2, R, (1, 1, 1), strings::get),
     spec!("delete", -2, W, (1, -1, 1), keys::del),
     spec!("batchput", -3, WD, (1, -1, 2), strings::mset),
+    // Versioned keys: what the HTTP API runs (see `kv.rs`)
+    spec!("kv.get", 2, R, (1, 1, 1), kv::get),
+    spec!("kv.prefix", -2, RO, (1, 1, 1), kv::prefix),
+    spec!("kv.range", -3, RO, (1, 2, 1), kv::range),
+    // Keys sit among the ops: `kv::txn` checks each one's size itself.
+    spec!("kv.txn", -2, WD, (0, 0, 0), kv::txn),
 ];
 
 /// CLIENT's subcommands. PAUSE is refused (not supported by Strata) and so
@@ -572,6 +579,27 @@ pub fn outcome_reply(result: Result<Outcome, StorageError>) -> Reply {
             Reply::Array(outcomes.into_iter().map(|o| outcome_reply(Ok(o))).collect())
         }
         Ok(Outcome::Aborted) => Reply::NullArray,
+        // KV.TXN's (`kv.rs`).
+        Ok(Outcome::Checked { version, outcomes }) => Reply::Array(vec![
+            Reply::ok(),
+            Reply::Integer(i64::try_from(version).unwrap_or(i64::MAX)),
+            Reply::Array(outcomes.into_iter().map(|o| outcome_reply(Ok(o))).collect()),
+        ]),
+        Ok(Outcome::CheckFailed { check, version }) => Reply::Array(vec![
+            Reply::status("CONFLICT"),
+            Reply::Integer(i64::from(check)),
+            Reply::Integer(i64::try_from(version).unwrap_or(i64::MAX)),
+        ]),
+        Ok(Outcome::VersionedRecords(records)) => Reply::Array(
+            records
+                .into_iter()
+                .map(|r| {
+                    r.map_or(Reply::Null, |(value, at, version)| {
+                        Reply::Array(kv::record_reply(value, version, at))
+                    })
+                })
+                .collect(),
+        ),
         Ok(Outcome::Records(records)) => Reply::Array(
             records
                 .into_iter()

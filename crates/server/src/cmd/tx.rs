@@ -74,8 +74,9 @@ enum Kind {
 
 fn kind(spec: &Spec) -> Kind {
     match spec.name {
-        // FLUSHALL is applied between groups, never inside one.
-        "flushall" | "flushdb" => Kind::Refused,
+        // FLUSHALL is applied between groups, never inside one; KV.TXN is
+        // a transaction of its own.
+        "flushall" | "flushdb" | "kv.txn" => Kind::Refused,
         _ if spec.kind == super::Kind::Write => Kind::Write,
         "get" | "read" => Kind::Read(|_, r, _| match first(r) {
             Some(r) => Reply::Bulk(r.value),

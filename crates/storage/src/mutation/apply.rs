@@ -103,21 +103,31 @@ impl<S: State> Applier<'_, S> {
             Op::SweepExpired { entries } => self.sweep_expired(entries),
             Op::Exec { steps, watched } => self.exec(steps, Watches::Digests(watched)),
             Op::ExecVersioned { steps, watched } => self.exec(steps, Watches::Versions(watched)),
+            Op::ExecChecked { steps, checks } => self.exec_checked(steps, checks),
         }?;
         // Validate first, write after: a refusal or an abort is decided
         // before anything is written, so it has changed nothing.
         debug_assert!(
-            !matches!(outcome, Outcome::Refused(_) | Outcome::Aborted)
-                || self.writes == writes_before,
+            !matches!(
+                outcome,
+                Outcome::Refused(_) | Outcome::Aborted | Outcome::CheckFailed { .. }
+            ) || self.writes == writes_before,
             "a refused or aborted op wrote"
         );
         // Lists of answers, aborts and read records belong to transactions.
         debug_assert!(
-            matches!(op, Op::Exec { .. } | Op::ExecVersioned { .. })
-                || !matches!(
-                    outcome,
-                    Outcome::Many(_) | Outcome::Aborted | Outcome::Records(_)
-                ),
+            matches!(
+                op,
+                Op::Exec { .. } | Op::ExecVersioned { .. } | Op::ExecChecked { .. }
+            ) || !matches!(
+                outcome,
+                Outcome::Many(_)
+                    | Outcome::Aborted
+                    | Outcome::Records(_)
+                    | Outcome::Checked { .. }
+                    | Outcome::CheckFailed { .. }
+                    | Outcome::VersionedRecords(_)
+            ),
             "only a transaction answers a list, an abort or records"
         );
         Ok(outcome)

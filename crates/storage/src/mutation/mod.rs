@@ -176,6 +176,18 @@ pub enum Op {
         steps: Vec<Step>,
         watched: Vec<WatchedVersion>,
     },
+    /// A transaction guarded by exact version checks: compare-and-set by
+    /// modification version, as the HTTP API's `?cas=` and `/v1/txn` offer
+    /// it. Applied only if every check holds ([`VersionCheck`]); then
+    /// every step in order, as [`Op::Exec`], and its reads answer each
+    /// record's version too ([`Outcome::VersionedRecords`]). Answers
+    /// [`Outcome::Checked`] or [`Outcome::CheckFailed`]. (Appended: the
+    /// enum is the log format.)
+    ExecChecked {
+        #[serde(deserialize_with = "nested::deserialize")]
+        steps: Vec<Step>,
+        checks: Vec<VersionCheck>,
+    },
 }
 
 /// One command of a transaction.
@@ -233,6 +245,16 @@ pub struct WatchedVersion {
     pub as_of: u64,
 }
 
+/// A check of [`Op::ExecChecked`]: the key's live record has exactly
+/// this modification version (see [`Record::version`]); 0 means the key
+/// has no live record. Exact, not "at most": a version the key never had
+/// fails, as Consul's `cas` and `check-index` do.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionCheck {
+    pub key: Bytes,
+    pub version: u64,
+}
+
 impl Mutation {
     /// Bytes of payload, for group-commit size limits.
     pub fn payload_size_bytes(&self) -> usize {
@@ -273,6 +295,9 @@ impl Op {
             Op::ExecVersioned { steps, watched } => {
                 steps_size_bytes(steps) + watched.iter().map(|w| w.key.len() + 9).sum::<usize>()
             }
+            Op::ExecChecked { steps, checks } => {
+                steps_size_bytes(steps) + checks.iter().map(|c| c.key.len() + 8).sum::<usize>()
+            }
         }
     }
 }
@@ -282,7 +307,7 @@ fn steps_size_bytes(steps: &[Step]) -> usize {
         .iter()
         .map(|s| match s {
             // Not descended into: refused when applied.
-            Step::Write(Op::Exec { .. } | Op::ExecVersioned { .. }) => 0,
+            Step::Write(Op::Exec { .. } | Op::ExecVersioned { .. } | Op::ExecChecked { .. }) => 0,
             Step::Write(op) => op.payload_size_bytes(),
             Step::Read { keys } => keys.iter().map(Bytes::len).sum(),
         })
@@ -304,6 +329,24 @@ pub enum Outcome {
     Aborted,
     /// A read step's live records (value, expiry in Unix ms; 0 = none).
     Records(Vec<Option<(Bytes, u64)>>),
+    /// [`Op::ExecChecked`] applied: the version its writes were stamped
+    /// with, and one answer per step. (Appended, as the variants below:
+    /// outcomes are kept in retry records.)
+    Checked {
+        version: u64,
+        #[serde(deserialize_with = "nested::deserialize")]
+        outcomes: Vec<Outcome>,
+    },
+    /// [`Op::ExecChecked`] not applied: its check number `check` (from 0)
+    /// did not hold; `version` is what the key's live record had (0: no
+    /// live record). Nothing was changed.
+    CheckFailed {
+        check: u32,
+        version: u64,
+    },
+    /// A read step of [`Op::ExecChecked`]: the live records as (value,
+    /// expiry in Unix ms (0 = none), modification version).
+    VersionedRecords(Vec<Option<(Bytes, u64, u64)>>),
 }
 
 /// A mutation refused by the state machine. Nothing was changed.
@@ -351,7 +394,13 @@ impl Outcome {
     pub fn size_bytes(&self) -> usize {
         match self {
             Outcome::Bulk(b) => b.len(),
-            Outcome::Many(outcomes) => outcomes.iter().map(Outcome::size_bytes).sum(),
+            Outcome::Many(outcomes) | Outcome::Checked { outcomes, .. } => {
+                outcomes.iter().map(Outcome::size_bytes).sum()
+            }
+            Outcome::VersionedRecords(records) => records
+                .iter()
+                .map(|r| r.as_ref().map_or(0, |(v, _, _)| v.len()))
+                .sum(),
             Outcome::Records(records) => records
                 .iter()
                 .map(|r| r.as_ref().map_or(0, |(v, _)| v.len()))
@@ -360,7 +409,8 @@ impl Outcome {
             | Outcome::Nil
             | Outcome::Int(_)
             | Outcome::Refused(_)
-            | Outcome::Aborted => 0,
+            | Outcome::Aborted
+            | Outcome::CheckFailed { .. } => 0,
         }
     }
 }
@@ -382,6 +432,10 @@ pub trait State {
     /// state: a key that is absent at WATCH and absent at EXEC but was
     /// created and deleted in between leaves no record behind, only this.
     fn deleted_max(&self) -> u64;
+    /// The version [`State::put`] stamps records with now: the same for
+    /// every write of one mutation (its group's number, or its log
+    /// entry's index), which [`Outcome::Checked`] reports.
+    fn version(&self) -> u64;
 }
 
 /// Serialisable because a replicated log carries the limits with each
@@ -477,6 +531,10 @@ impl Op {
                 steps_keys(steps, check)?;
                 watched.iter().try_for_each(|w| check(&w.key))
             }
+            Op::ExecChecked { steps, checks } => {
+                steps_keys(steps, check)?;
+                checks.iter().try_for_each(|c| check(&c.key))
+            }
         }
     }
 }
@@ -489,7 +547,7 @@ fn steps_keys<'a, E>(
         match step {
             // Refused by `Applier::exec` before any key is used; not
             // descended into, so the depth stays one.
-            Step::Write(Op::Exec { .. } | Op::ExecVersioned { .. }) => {}
+            Step::Write(Op::Exec { .. } | Op::ExecVersioned { .. } | Op::ExecChecked { .. }) => {}
             Step::Write(op) => op.keys_dyn(check)?,
             Step::Read { keys } => keys.iter().try_for_each(&mut *check)?,
         }

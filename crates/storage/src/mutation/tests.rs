@@ -129,6 +129,10 @@ impl State for MapState {
     fn deleted_max(&self) -> u64 {
         self.2
     }
+    /// This state stamps each put anew: the last one stamped.
+    fn version(&self) -> u64 {
+        self.1
+    }
 }
 
 const LIMITS: Limits = Limits {
@@ -970,4 +974,97 @@ fn mutation_serialises() {
     let mut padded = raw.clone();
     padded.push(0);
     assert!(Mutation::from_bytes(&padded).is_err());
+}
+
+/// `Op::ExecChecked`: exact version checks first (0: no live record),
+/// nothing written when one fails, which one is said; reads answer
+/// versions; the answer names the version the writes were stamped with.
+#[test]
+fn checked_transactions_compare_exact_versions() {
+    use crate::mutation::VersionCheck;
+    let mut s = MapState::default();
+    let check = |key: &str, version: u64| VersionCheck {
+        key: b(key),
+        version,
+    };
+    let checked = |steps: Vec<Step>, checks: Vec<VersionCheck>| Op::ExecChecked { steps, checks };
+    // Create-only: the check of 0 holds while the key is absent.
+    let out = run(
+        &mut s,
+        1,
+        checked(vec![Step::Write(set("a", "1"))], vec![check("a", 0)]),
+    );
+    let Outcome::Checked { version, outcomes } = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(outcomes, vec![Outcome::Ok]);
+    assert_eq!(s.0[&b("a")].version, version);
+    // Again: now it exists, so the check fails, and names the version.
+    let again = checked(vec![Step::Write(set("a", "2"))], vec![check("a", 0)]);
+    assert_eq!(
+        run(&mut s, 1, again),
+        Outcome::CheckFailed { check: 0, version }
+    );
+    assert_eq!(s.0[&b("a")].value, b("1"), "a failed check writes nothing");
+    // A version above the key's is not "unchanged since": exact match only.
+    let later = checked(
+        vec![Step::Write(set("a", "3"))],
+        vec![check("a", version + 5)],
+    );
+    assert!(matches!(run(&mut s, 1, later), Outcome::CheckFailed { .. }));
+    // The second check fails: nothing of the first step is written either.
+    let two = checked(
+        vec![Step::Write(set("b", "x")), Step::Write(set("a", "4"))],
+        vec![check("a", version), check("zz", 7)],
+    );
+    assert_eq!(
+        run(&mut s, 1, two),
+        Outcome::CheckFailed {
+            check: 1,
+            version: 0
+        }
+    );
+    assert!(!s.0.contains_key(&b("b")));
+    // All hold: the write, then a read that sees it with its version.
+    let ok = checked(
+        vec![
+            Step::Write(set("a", "5")),
+            Step::Read {
+                keys: vec![b("a"), b("none")],
+            },
+        ],
+        vec![check("a", version), check("none", 0)],
+    );
+    let Outcome::Checked {
+        version: v2,
+        outcomes,
+    } = run(&mut s, 1, ok)
+    else {
+        panic!()
+    };
+    assert!(v2 > version);
+    assert_eq!(
+        outcomes,
+        vec![
+            Outcome::Ok,
+            Outcome::VersionedRecords(vec![Some((b("5"), 0, v2)), None])
+        ]
+    );
+    // An expired record is no live record: check 0 holds.
+    let expiring = Op::Set {
+        key: b("t"),
+        value: b("v"),
+        condition: SetCondition::Always,
+        expiry: SetExpiry::At(10),
+        return_old: false,
+    };
+    run(&mut s, 1, expiring);
+    let after = checked(vec![], vec![check("t", 0)]);
+    assert!(matches!(run(&mut s, 10, after), Outcome::Checked { .. }));
+    // Refused whole when a step is unfit (FLUSHALL, a nested transaction).
+    let unfit = checked(vec![Step::Write(Op::FlushAll)], vec![]);
+    assert_eq!(
+        run(&mut s, 1, unfit),
+        Outcome::Refused(MutationError::NotInTransaction)
+    );
 }

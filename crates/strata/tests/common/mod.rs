@@ -3,10 +3,12 @@
 //!
 //! Contract with the server (see README "Machine-readable start-up line"):
 //! after binding its listeners, `strata server` prints exactly one line
-//! `ready resp=<addr> text=<addr|off>` on stdout. Every wait here is bounded.
+//! `ready resp=<addr> text=<addr|off> http=<addr|off>` on stdout. Every
+//! wait here is bounded.
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod http;
 pub mod peer;
 pub mod raw;
 pub mod redis_server;
@@ -33,6 +35,8 @@ pub struct TestServer {
     child: Option<Child>,
     pub resp_addr: SocketAddr,
     pub text_addr: Option<SocketAddr>,
+    /// The HTTP listener (ephemeral unless the test passes `--http-listen`).
+    pub http_addr: Option<SocketAddr>,
     pub data_dir: PathBuf,
     pub log_path: PathBuf,
     args: Vec<String>,
@@ -64,11 +68,12 @@ impl TestServer {
     fn spawn(data_dir: &Path, args: &[&str], log_dir: &Path) -> Self {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         let log_path = log_dir.join("server.log");
-        let (child, resp_addr, text_addr) = launch(data_dir, &args, &log_path);
+        let (child, ready) = launch(data_dir, &args, &log_path);
         TestServer {
             child: Some(child),
-            resp_addr,
-            text_addr,
+            resp_addr: ready.resp,
+            text_addr: ready.text,
+            http_addr: ready.http,
             data_dir: data_dir.to_path_buf(),
             log_path,
             args,
@@ -136,10 +141,11 @@ impl TestServer {
     /// Start again after a stop (graceful or not) on the same data dir.
     pub fn relaunch(&mut self) {
         assert!(self.child.is_none(), "server still running");
-        let (child, resp_addr, text_addr) = launch(&self.data_dir, &self.args, &self.log_path);
+        let (child, ready) = launch(&self.data_dir, &self.args, &self.log_path);
         self.child = Some(child);
-        self.resp_addr = resp_addr;
-        self.text_addr = text_addr;
+        self.resp_addr = ready.resp;
+        self.text_addr = ready.text;
+        self.http_addr = ready.http;
     }
 
     pub fn is_running(&mut self) -> bool {
@@ -151,6 +157,12 @@ impl TestServer {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// `http://<http addr>`; panics if the HTTP listener is off.
+    pub fn http_base(&self) -> String {
+        let addr = self.http_addr.expect("the HTTP listener is on");
+        format!("http://{addr}")
     }
 }
 
@@ -176,11 +188,14 @@ fn connect(url: &str) -> redis::Connection {
 #[allow(unused_imports)]
 pub use strata_test_kit::env_u64;
 
-fn launch(
-    data_dir: &Path,
-    args: &[String],
-    log_path: &Path,
-) -> (Child, SocketAddr, Option<SocketAddr>) {
+/// What a server's ready line says of its client listeners.
+pub struct ReadyAddrs {
+    pub resp: SocketAddr,
+    pub text: Option<SocketAddr>,
+    pub http: Option<SocketAddr>,
+}
+
+fn launch(data_dir: &Path, args: &[String], log_path: &Path) -> (Child, ReadyAddrs) {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -189,7 +204,7 @@ fn launch(
     let mut cmd = Command::new(strata_bin());
     cmd.arg("server");
     // Ephemeral loopback listeners unless the test chooses its own.
-    for flag in ["--listen", "--text-listen"] {
+    for flag in ["--listen", "--text-listen", "--http-listen"] {
         if !args.iter().any(|a| a == flag) {
             cmd.arg(flag).arg("127.0.0.1:0");
         }
@@ -222,7 +237,15 @@ fn launch(
             std::fs::read_to_string(log_path).unwrap_or_default()
         )
     });
-    (child, resp, text)
+    let http = parse_ready_http(&line);
+    (child, ReadyAddrs { resp, text, http })
+}
+
+/// The `http=<addr>` word of a ready line (None if `off` or absent).
+pub fn parse_ready_http(line: &str) -> Option<SocketAddr> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix("http="))
+        .and_then(|v| v.parse().ok())
 }
 
 /// Parses `ready resp=127.0.0.1:1234 text=127.0.0.1:1235` (text may be `off`).
