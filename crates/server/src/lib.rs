@@ -8,6 +8,7 @@
 //! [`write_path`] chosen at startup; all connections share one
 //! [`shared::Shared`].
 
+pub mod backup;
 pub mod client_buffers;
 pub mod clients;
 pub mod cmd;

@@ -24,6 +24,7 @@
 //! (opaque bytes written in the batch of the entries it names) and
 //! request records for retry dedupe ([`RequestId`]). See `replicated.rs`.
 
+mod backup;
 mod check;
 mod clock;
 mod commit;
@@ -44,10 +45,15 @@ mod read_cache;
 pub mod record;
 mod replicated;
 mod requests;
+mod restore;
 mod snapshot;
 mod state;
 mod store;
 
+pub use backup::{
+    BACKUP_FORMAT_VERSION, BackupError, BackupHeader, BackupReader, BackupRecord, BackupStream,
+    BackupSummary,
+};
 pub use check::{
     CheckError, CheckReport, Damage, JournalRepair, RepairReport, check_data_dir, repair_journals,
 };
@@ -68,5 +74,6 @@ pub use mutation::{
 pub use record::Record;
 pub use replicated::ReplicatedStore;
 pub use requests::RequestId;
+pub use restore::{RestoreMode, RestoreReport, restore_data_dir, seed_index};
 pub use snapshot::Snapshot;
 pub use store::{Store, StoreStats};
