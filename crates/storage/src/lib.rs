@@ -17,6 +17,11 @@
 //! [`Store::range`], [`Store::scan`], or several from one [`Snapshot`], from
 //! the latest durable state. A write on the wrong mode does not compile.
 //!
+//! Backups: [`BackupStream`] writes a backup file of one consistent state
+//! ([`Store::snapshot_with_version`]) a chunk at a time, [`BackupReader`]
+//! reads and checks one, [`restore_data_dir`] builds a data directory from
+//! one, all or nothing.
+//!
 //! Storage does not run consensus, but it does keep what the replication
 //! layer (crates/replication, Raft) needs stored with the data, without
 //! interpreting it: the log ([`LogStore`], opaque numbered entries, in the
