@@ -374,32 +374,7 @@ fn a_backup_seeds_a_three_node_cluster() {
     let (_, info, _) = status(&file);
     let version: u64 = status_field(&info, "version").parse().unwrap();
 
-    let mut cluster = cl::Cluster::prepare(cl::config(1)).expect("prepare");
-    let (data_dir, peer) = {
-        let n = cluster.node(1);
-        (n.data_dir.clone(), n.peer_addr)
-    };
-    let seed = format!("1={peer}");
-    let (code, out, err) = restore(&file, &data_dir, &["--initial-cluster", &seed]);
-    assert_eq!(code, 0, "restore: {out}{err}");
-    assert!(out.contains("--join"), "{out}");
-    must!(cluster, cluster.node_mut(1).start(), "start node 1");
-    must!(
-        cluster,
-        cluster.wait_for_leader(cl::LEADER_TIMEOUT),
-        "leader"
-    );
-    for id in [2, 3] {
-        must!(
-            cluster,
-            cluster.join_node(id, 1, JoinAs::Voter, &[]).map(|_| ()),
-            "join"
-        );
-    }
-    cl::wait_for("3 voters", cl::CATCH_UP_TIMEOUT, || {
-        let members = cl::cluster_nodes(cluster.node(1));
-        (members.iter().filter(|m| m.3 == "voter").count() == 3).then_some(())
-    });
+    let mut cluster = seed_cluster(&file);
     let applied = must!(
         cluster,
         cluster.wait_converged(&[1, 2, 3], cl::CATCH_UP_TIMEOUT),
@@ -433,6 +408,38 @@ fn a_backup_seeds_a_three_node_cluster() {
     );
 
     follower_backup_restores_into_a_single_node(&cluster, dir.path());
+}
+
+/// Restores `file` into node 1 of a new cluster as its seed, starts it,
+/// and joins nodes 2 and 3 as voters (README, "Seeding a new cluster").
+fn seed_cluster(file: &Path) -> cl::Cluster {
+    let mut cluster = cl::Cluster::prepare(cl::config(1)).expect("prepare");
+    let (data_dir, peer) = {
+        let n = cluster.node(1);
+        (n.data_dir.clone(), n.peer_addr)
+    };
+    let seed = format!("1={peer}");
+    let (code, out, err) = restore(file, &data_dir, &["--initial-cluster", &seed]);
+    assert_eq!(code, 0, "restore: {out}{err}");
+    assert!(out.contains("--join"), "{out}");
+    must!(cluster, cluster.node_mut(1).start(), "start node 1");
+    must!(
+        cluster,
+        cluster.wait_for_leader(cl::LEADER_TIMEOUT),
+        "leader"
+    );
+    for id in [2, 3] {
+        must!(
+            cluster,
+            cluster.join_node(id, 1, JoinAs::Voter, &[]).map(|_| ()),
+            "join"
+        );
+    }
+    cl::wait_for("3 voters", cl::CATCH_UP_TIMEOUT, || {
+        let members = cl::cluster_nodes(cluster.node(1));
+        (members.iter().filter(|m| m.3 == "voter").count() == 3).then_some(())
+    });
+    cluster
 }
 
 /// A follower's backup holds what the cluster acknowledged, and restores
@@ -656,35 +663,9 @@ fn backups_are_bounded_resent_and_dropped_when_idle() {
 #[test]
 fn a_large_backup_streams_in_bounded_memory() {
     const VALUES: usize = 384;
-    const VALUE_BYTES: usize = 256 * 1024;
     let server = TestServer::start_with(&["--fsync", "never", "--cache-size-bytes", "16MiB"]);
     let mut c = client(server.resp_addr);
-    let value = |i: usize| -> Vec<u8> {
-        // Different bytes per value (xorshift), so nothing dedupes them.
-        let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ i as u64;
-        (0..VALUE_BYTES)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    };
-    for batch in (0..VALUES).collect::<Vec<_>>().chunks(8) {
-        let requests: Vec<Vec<Vec<u8>>> = batch
-            .iter()
-            .map(|&i| {
-                vec![
-                    b"SET".to_vec(),
-                    format!("big:{i:04}").into_bytes(),
-                    value(i),
-                ]
-            })
-            .collect();
-        let replies = c.pipeline(&requests).expect("pipeline");
-        assert!(replies.iter().all(|r| *r == Reply::ok()));
-    }
+    load_big(&mut c, VALUES);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("big.backup");
     let pid = server.pid();
@@ -710,7 +691,7 @@ fn a_large_backup_streams_in_bounded_memory() {
         .and_then(|s| s.split_whitespace().next())
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no peak RSS in {out}"));
-    let store_mb = (VALUES * VALUE_BYTES) as f64 / 1e6;
+    let store_mb = (VALUES * BIG_VALUE_BYTES) as f64 / 1e6;
     assert!(
         client_peak_mb < store_mb / 3.0,
         "client peak RSS {client_peak_mb} MB for a {store_mb} MB store"
@@ -734,7 +715,41 @@ fn a_large_backup_streams_in_bounded_memory() {
             &mut r,
             &[b"GET".to_vec(), format!("big:{i:04}").into_bytes()],
         );
-        assert_eq!(got, Reply::Bulk(value(i).into()), "big:{i}");
+        assert_eq!(got, Reply::Bulk(big_value(i).into()), "big:{i}");
+    }
+}
+
+/// Value `i` of the large test: 256 KiB of xorshift bytes, different per
+/// value, so nothing dedupes or compresses them.
+fn big_value(i: usize) -> Vec<u8> {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ i as u64;
+    (0..BIG_VALUE_BYTES)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+const BIG_VALUE_BYTES: usize = 256 * 1024;
+
+/// SETs `big:0000..` to [`big_value`], 8 to a pipeline.
+fn load_big(c: &mut Client, values: usize) {
+    for batch in (0..values).collect::<Vec<_>>().chunks(8) {
+        let requests: Vec<Vec<Vec<u8>>> = batch
+            .iter()
+            .map(|&i| {
+                vec![
+                    b"SET".to_vec(),
+                    format!("big:{i:04}").into_bytes(),
+                    big_value(i),
+                ]
+            })
+            .collect();
+        let replies = c.pipeline(&requests).expect("pipeline");
+        assert!(replies.iter().all(|r| *r == Reply::ok()));
     }
 }
 
