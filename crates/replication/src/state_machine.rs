@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use strata_storage::{LogEntry, ReplicatedStore, StorageError};
 
 use crate::log_store::{decode, encode};
-use crate::types::{LogId, SnapshotMeta, StoredMembership, TypeConfig};
+use crate::types::{LogId, NodeId, SnapshotMeta, StoredMembership, TypeConfig};
 
 const SNAPSHOT_MAGIC: &[u8; 8] = b"STRATASN";
 const SNAPSHOT_VERSION: u32 = 1;
@@ -88,6 +88,32 @@ pub(crate) fn applied_index(store: &ReplicatedStore) -> io::Result<u64> {
         }
         None => Ok(0),
     }
+}
+
+/// The applied mark of a cluster's first node restored from a backup
+/// (`strata backup restore --initial-cluster ID=ADDR`): the log applied up
+/// to `index`, by a leader of term 0 (before any election, like the entry
+/// `initialize` writes), with that node as the only voter. A node that
+/// starts with it finds its store ahead of an empty log, so openraft
+/// purges the log up to `index`, builds a snapshot, and elects the node
+/// at once; members added with `--join` receive the data as that
+/// snapshot, and every write goes on from `index + 1`, above every
+/// restored record's version.
+pub fn seed_applied_mark(index: u64, node_id: NodeId, peer_addr: &str) -> io::Result<Bytes> {
+    use openraft::vote::RaftLeaderIdExt;
+    let log_id = LogId::new(
+        <openraft::type_config::alias::LeaderIdOf<TypeConfig>>::new_committed(0, node_id),
+        index,
+    );
+    let membership = openraft::Membership::new(
+        vec![std::collections::BTreeSet::from([node_id])],
+        std::collections::BTreeMap::from([(node_id, openraft::BasicNode::new(peer_addr))]),
+    )
+    .map_err(|e| invalid(format!("seed membership: {e}")))?;
+    encode(&AppliedMark {
+        last_applied: Some(log_id),
+        membership: StoredMembership::new(Some(log_id), membership),
+    })
 }
 
 #[derive(Serialize, Deserialize)]
@@ -1108,5 +1134,19 @@ mod tests {
         ] {
             assert_eq!(snapshot_index_of(Path::new(other)), None, "{other}");
         }
+    }
+
+    #[test]
+    fn a_seed_mark_is_one_voter_at_the_backup_index() {
+        let raw = seed_applied_mark(42, 3, "10.0.0.3:7380").unwrap();
+        let mark: AppliedMark = decode(&raw, "applied mark").unwrap();
+        let last = mark.last_applied.expect("a last applied log id");
+        assert_eq!(last.index(), 42);
+        assert_eq!(mark.membership.log_id(), &Some(last));
+        let voters: Vec<u64> = mark.membership.membership().voter_ids().collect();
+        assert_eq!(voters, vec![3]);
+        let nodes: Vec<_> = mark.membership.membership().nodes().collect();
+        assert_eq!(nodes.len(), 1);
+        assert_eq!(nodes[0].1.addr, "10.0.0.3:7380");
     }
 }

@@ -178,6 +178,12 @@ pub struct ConfigLayer {
     /// [default: 128]
     #[arg(long, env = "STRATA_SLOWLOG_MAX_LEN")]
     pub slowlog_max_len: Option<usize>,
+    /// An online backup (`strata backup save`) that asks for no chunk for
+    /// this long is dropped, with the snapshot it holds.
+    /// [default: 60s]
+    #[arg(long, env = "STRATA_BACKUP_IDLE_TIMEOUT_MS", value_parser = crate::units::parse_duration_ms)]
+    #[serde(default, deserialize_with = "crate::units::de_duration_ms")]
+    pub backup_idle_timeout_ms: Option<u64>,
 }
 
 /// Resolved configuration of a running server.
@@ -208,6 +214,8 @@ pub struct ServerConfig {
     pub slowlog_log_slower_than_us: i64,
     /// SLOWLOG's length at start-up.
     pub slowlog_max_len: usize,
+    /// An open backup idle this long is dropped (`backup.rs`).
+    pub backup_idle_timeout_ms: u64,
 }
 
 /// Cluster settings as configured (see `ClusterConfig` for their use).
@@ -499,6 +507,7 @@ impl ConfigLayer {
                 .slowlog_log_slower_than
                 .or(lower.slowlog_log_slower_than),
             slowlog_max_len: self.slowlog_max_len.or(lower.slowlog_max_len),
+            backup_idle_timeout_ms: self.backup_idle_timeout_ms.or(lower.backup_idle_timeout_ms),
         }
     }
 }
@@ -719,6 +728,14 @@ impl ServerConfig {
                 0,
                 crate::cmd::slowlog::LEN_MAX,
             )?,
+            backup_idle_timeout_ms: in_range(
+                "backup-idle-timeout-ms",
+                layer
+                    .backup_idle_timeout_ms
+                    .unwrap_or(crate::backup::DEFAULT_IDLE_TIMEOUT_MS),
+                100,
+                3_600_000,
+            )?,
         })
     }
 
@@ -789,6 +806,10 @@ impl ServerConfig {
                 self.slowlog_log_slower_than_us.to_string(),
             ),
             ("slowlog-max-len", self.slowlog_max_len.to_string()),
+            (
+                "backup-idle-timeout-ms",
+                self.backup_idle_timeout_ms.to_string(),
+            ),
         ]
     }
 }

@@ -305,6 +305,12 @@ impl<C: Codec> Handler<C> {
                 self.now_ms = None;
                 self.reply(&r);
             }
+            Action::Backup(call) => {
+                self.drain_pending().await;
+                let r = cmd::backup::run(&self.shared, call).await;
+                self.now_ms = None;
+                self.reply(&r);
+            }
             Action::Exec(plan) => {
                 self.drain_pending().await;
                 // A read after it needs a read point after it.

@@ -10,6 +10,7 @@
 //! operations endpoints (`/metrics`, `/livez`, `/readyz`) over the same
 //! `Shared`.
 
+pub mod backup;
 pub mod changes;
 pub mod client_buffers;
 pub mod clients;

@@ -42,6 +42,8 @@ pub struct Shared {
     pub changes: std::sync::Arc<crate::changes::ChangeFeed>,
     next_client_id: AtomicU64,
     scan_cursors: Mutex<ScanCursors>,
+    /// Online backups in progress (BACKUP).
+    pub backups: std::sync::Arc<crate::backup::Backups>,
 }
 
 #[derive(Default)]
@@ -98,6 +100,7 @@ impl Shared {
                 config.client_buffers_size_bytes_max,
             )),
             clients: std::sync::Arc::new(Clients::default()),
+            backups: crate::backup::Backups::new(config.backup_idle_timeout_ms),
             config,
             next_client_id: AtomicU64::new(1),
             scan_cursors: Mutex::new(ScanCursors {

@@ -17,6 +17,11 @@
 //! [`Store::range`], [`Store::scan`], or several from one [`Snapshot`], from
 //! the latest durable state. A write on the wrong mode does not compile.
 //!
+//! Backups: [`BackupStream`] writes a backup file of one consistent state
+//! ([`Store::snapshot_with_version`]) a chunk at a time, [`BackupReader`]
+//! reads and checks one, [`restore_data_dir`] builds a data directory from
+//! one, all or nothing.
+//!
 //! Storage does not run consensus, but it does keep what the replication
 //! layer (crates/replication, Raft) needs stored with the data, without
 //! interpreting it: the log ([`LogStore`], opaque numbered entries, in the
@@ -24,6 +29,7 @@
 //! (opaque bytes written in the batch of the entries it names) and
 //! request records for retry dedupe ([`RequestId`]). See `replicated.rs`.
 
+mod backup;
 mod check;
 mod clock;
 mod commit;
@@ -46,10 +52,15 @@ mod read_cache;
 pub mod record;
 mod replicated;
 mod requests;
+mod restore;
 mod snapshot;
 mod state;
 mod store;
 
+pub use backup::{
+    BACKUP_FORMAT_VERSION, BackupError, BackupHeader, BackupReader, BackupRecord, BackupStream,
+    BackupSummary,
+};
 pub use check::{
     CheckError, CheckReport, Damage, JournalRepair, RepairReport, check_data_dir, repair_journals,
 };
@@ -72,5 +83,6 @@ pub use observe::{PublishObserver, Published};
 pub use record::Record;
 pub use replicated::ReplicatedStore;
 pub use requests::RequestId;
+pub use restore::{RestoreMode, RestoreReport, restore_data_dir, seed_index};
 pub use snapshot::Snapshot;
 pub use store::{Store, StoreStats};

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use fjall::Readable;
 
 use crate::config::KEY_SIZE_BYTES_LIMIT;
-use crate::engine::{Engine, META_APPLIED, data_key, decode, storable, user_key};
+use crate::engine::{Engine, META_APPLIED, TAG_DATA, data_key, decode, storable, user_key};
 use crate::error::{Result, StorageError};
 use crate::pattern::{glob_match, literal_prefix};
 use crate::record::Record;
@@ -229,6 +229,26 @@ impl Snapshot {
             a: data.peekable(),
             b: dedupe.peekable(),
         }
+    }
+
+    /// Every stored record in key order, expired or not, as (user key,
+    /// record bytes as stored), for backups (`backup.rs`). Streams from the
+    /// engine, and keeps it open and this snapshot's versions held while
+    /// the iterator lives, as [`Snapshot::export`] does.
+    pub(crate) fn records_raw(
+        &self,
+    ) -> impl Iterator<Item = Result<(Bytes, Bytes)>> + Send + 'static {
+        let engine = self.engine.clone();
+        // Every data key: the tag, then anything; the next tag is past them.
+        let range = vec![TAG_DATA]..vec![TAG_DATA + 1];
+        self.snap
+            .range::<Vec<u8>, _>(&self.engine.data, range)
+            .map(move |guard| {
+                let _open = &engine;
+                let (key, value) = guard.into_inner()?;
+                let stored = Bytes::from(key);
+                Ok((user_key(&stored, stored.clone())?, Bytes::from(value)))
+            })
     }
 
     /// The applied mark as of this snapshot (consistent with its data).

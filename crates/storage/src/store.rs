@@ -227,6 +227,22 @@ impl Store {
         }
     }
 
+    /// The latest state and its exact version, as one pair: every record
+    /// in it has that version or a lower one, and every change with a
+    /// higher version is missing from it. For backups, which say what
+    /// they hold by that version. Takes the writer's lock (the writer
+    /// moves the version and publishes the view under it), so it waits
+    /// for a group in progress: call it where blocking is allowed.
+    pub fn snapshot_with_version(&self) -> (Snapshot, u64) {
+        let writer = self
+            .inner
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let snapshot = self.snapshot();
+        (snapshot, writer.versions.last)
+    }
+
     /// A live record (not expired at `now_ms`), from the read cache when
     /// it holds the key, else from the latest view (and then cached).
     pub fn get(&self, key: &[u8], now_ms: u64) -> Result<Option<Record>> {

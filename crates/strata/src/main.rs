@@ -3,6 +3,7 @@
 //! This is the binary's edge: errors become `anyhow` reports and exit codes
 //! here, and nowhere else.
 
+mod backup;
 mod cli;
 mod offline;
 
@@ -47,6 +48,13 @@ enum Command {
     /// aside, then cut the damaged one at its last valid batch (losing the
     /// writes after it). Exit 0 repaired or nothing to do, 2 error.
     Repair(offline::RepairArgs),
+    /// Online backups and restores: `save` a running server's store to a
+    /// file (`strata --addr HOST:PORT backup save FILE`), `status` to
+    /// verify a file, `restore` it into a new data directory.
+    Backup {
+        #[command(subcommand)]
+        command: backup::BackupCommand,
+    },
     #[command(flatten)]
     Client(cli::ClientCommand),
 }
@@ -80,6 +88,7 @@ fn main() -> ExitCode {
         },
         Command::Check(args) => offline::check(&args),
         Command::Repair(args) => offline::repair(&args),
+        Command::Backup { command } => backup::run(&cli.addr, command),
         Command::Client(command) => cli::run(&cli.addr, command),
     }
 }
@@ -161,6 +170,26 @@ mod allocator {
             peak_bytes: peak as u64,
             name: "mimalloc",
         }
+    }
+
+    /// The process's peak resident set size so far (the OS's figure, as
+    /// mimalloc reads it), for `strata backup save`'s report.
+    pub(crate) fn peak_rss_bytes() -> u64 {
+        let mut peak = 0usize;
+        // SAFETY: as in `memory`: one valid, writable output, nulls elsewhere.
+        unsafe {
+            mi_process_info(
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                &mut peak,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            )
+        };
+        peak as u64
     }
 
     /// `mi_option_purge_delay` in mimalloc v3's `mi_option_t`, the version

@@ -123,6 +123,11 @@ pub static DOCS: &[Doc] = &[
     doc!("cluster|removenode", "strata", "0.1.0", "O(1)", "Strata: remove a member", "node-id:integer"),
     doc!("cluster|status", "strata", "0.1.0", "O(N) where N is the number of members", "Strata: CLUSTER INFO with each follower's progress", ""),
     doc!("role", "server", "2.8.12", "O(1)", "Report this node's replication role", ""),
+    doc!("backup", "strata", "0.1.0", "Depends on subcommand.", "Strata: an online backup of the whole store, a chunk per request (strata backup save)", ""),
+    doc!("backup|begin", "strata", "0.1.0", "O(1)", "Strata: start a backup of a consistent snapshot; answer its id, version, time and chunk size", "[STALE]"),
+    doc!("backup|end", "strata", "0.1.0", "O(1)", "Strata: drop a backup and its snapshot", "id"),
+    doc!("backup|list", "strata", "0.1.0", "O(N) where N is the number of backups in progress", "Strata: list the backups in progress", ""),
+    doc!("backup|next", "strata", "0.1.0", "O(N) where N is the size of the chunk", "Strata: the backup file's bytes from an offset, at most one chunk; nil once complete", "id offset:integer"),
     // Strings
     doc!("get", "string", "1.0.0", "O(1)", "Return a key's value", "key"),
     doc!("set", "string", "1.0.0", "O(1)", "Set a key's value, with an optional condition and expiry", "key value [condition=(NX|XX)] [GET] [expiration=(EX seconds:integer|PX milliseconds:integer|EXAT unix-time-seconds:unix-time|PXAT unix-time-milliseconds:unix-time|KEEPTTL)]"),

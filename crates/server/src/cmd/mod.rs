@@ -8,6 +8,7 @@
 //! changes state is a `Mutation`, which is what a replicated log will carry.
 
 mod args;
+pub mod backup;
 mod client;
 pub mod cluster;
 mod connection;
@@ -46,6 +47,9 @@ pub enum Action {
     /// EXEC: one mutation through the write path; the reply is derived
     /// from its outcome (`tx::exec_reply`).
     Exec(tx::ExecPlan),
+    /// BACKUP: the connection runs it (it may wait for a read point and
+    /// read from the engine) and replies.
+    Backup(backup::BackupCall),
 }
 
 impl From<Reply> for Action {
@@ -181,6 +185,10 @@ const TX_WATCH: Class = class(Kind::Read, Cost::Fast, TX_FLAGS);
 const EXEC: Class = class(Kind::Admin, Cost::Slow, &["noscript", "loading", "stale"]);
 /// Containers (CLIENT, CONFIG...): their subcommands carry the flags.
 const NONE: Class = class(Kind::Admin, Cost::Slow, &[]);
+/// BACKUP: Admin, not Read, although it reads the whole store: BEGIN
+/// takes its read point itself (once per backup, not per chunk), and
+/// NEXT reads the snapshot BEGIN took, which no barrier could change.
+const BACKUP: Class = class(Kind::Admin, Cost::Slow, &["admin", "noscript"]);
 
 // Subcommands' flag sets: COMMAND INFO only.
 const SUB_LS: &[&str] = &["loading", "stale"];
@@ -259,6 +267,7 @@ pub static TABLE: &[Spec] = &[
         CLUSTER_SUBS
     ),
     spec!("role", 1, NLSF, (0, 0, 0), cluster::role),
+    spec!("backup", -2, BACKUP, (0, 0, 0), backup::backup, BACKUP_SUBS),
     // Strings
     spec!("get", 2, R, (1, 1, 1), strings::get),
     spec!("set", -3, WD, (1, 1, 1), strings::set),
@@ -362,6 +371,14 @@ static SLOWLOG_SUBS: &[SubSpec] = &[
     sub!("help", 2, &["loading", "stale"]),
     sub!("len", 2, &["admin", "loading", "stale"]),
     sub!("reset", 2, &["admin", "loading", "stale"]),
+];
+
+/// Strata's BACKUP (see `backup.rs`).
+static BACKUP_SUBS: &[SubSpec] = &[
+    sub!("begin", -2, &["admin", "noscript"]),
+    sub!("end", 3, &["admin", "noscript"]),
+    sub!("list", 2, &["admin", "noscript"]),
+    sub!("next", 4, &["admin", "noscript"]),
 ];
 
 static CLUSTER_SUBS: &[SubSpec] = &[
