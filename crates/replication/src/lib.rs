@@ -26,7 +26,9 @@ pub mod types;
 pub mod wire;
 
 pub use auth::{ClusterSecret, SecretError};
-pub use node::{ClusterConfig, ClusterError, ClusterNode, ClusterStatus, DEDUPE_WINDOW_MS};
+pub use node::{
+    ClusterConfig, ClusterError, ClusterNode, ClusterStatus, DEDUPE_WINDOW_MS, StepDown,
+};
 pub use state_machine::seed_applied_mark;
 pub use types::{Command, NodeId, Proposal};
 pub use wire::{AdminRequest, NodeStatus};

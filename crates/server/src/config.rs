@@ -120,6 +120,12 @@ pub struct ConfigLayer {
     /// [default: 127.0.0.1:7380]
     #[arg(long, env = "STRATA_PEER_LISTEN")]
     pub peer_listen: Option<String>,
+    /// Cluster mode: the address other nodes reach this one at, HOST:PORT,
+    /// when it is not the --peer-listen address (a DNS name, NAT). A
+    /// founding node's is its --initial-cluster entry.
+    /// [default: the --initial-cluster entry, else --peer-listen]
+    #[arg(long, env = "STRATA_PEER_ADVERTISE")]
+    pub peer_advertise: Option<String>,
     /// Cluster mode, bootstrap: `1=host:port,2=host:port,3=host:port`, the
     /// peer addresses of the founding members; identical on every one.
     #[arg(long, env = "STRATA_INITIAL_CLUSTER")]
@@ -226,6 +232,7 @@ pub struct ClusterSettings {
     pub initial_cluster: Vec<(u64, String)>,
     pub join: Option<String>,
     pub join_as_voter: bool,
+    pub peer_advertise: Option<String>,
     pub heartbeat_ms: u64,
     pub election_timeout_ms: u64,
     pub snapshot_logs: u64,
@@ -268,7 +275,8 @@ fn resolve_cluster(layer: &ConfigLayer) -> Result<Option<ClusterSettings>, Confi
     let any = layer.node_id.is_some()
         || layer.initial_cluster.is_some()
         || layer.join.is_some()
-        || layer.peer_listen.is_some();
+        || layer.peer_listen.is_some()
+        || layer.peer_advertise.is_some();
     if !any {
         return Ok(None);
     }
@@ -279,6 +287,7 @@ fn resolve_cluster(layer: &ConfigLayer) -> Result<Option<ClusterSettings>, Confi
         return Err(invalid("node-id", "must be at least 1".into()));
     }
     let initial_cluster = resolve_initial_cluster(layer, node_id)?;
+    let peer_advertise = resolve_peer_advertise(layer, node_id, &initial_cluster)?;
     let join_as_voter = resolve_join_as(layer)?;
     let (heartbeat_ms, election_timeout_ms) = resolve_raft_timing(layer)?;
     let peer_listen = parse_addr(
@@ -292,6 +301,7 @@ fn resolve_cluster(layer: &ConfigLayer) -> Result<Option<ClusterSettings>, Confi
         initial_cluster,
         join: layer.join.clone(),
         join_as_voter,
+        peer_advertise,
         heartbeat_ms,
         election_timeout_ms,
         snapshot_logs: at_least("snapshot-logs", layer.snapshot_logs.unwrap_or(100_000), 10)?,
@@ -339,6 +349,45 @@ fn resolve_initial_cluster(
     }
     Ok(initial_cluster)
 }
+
+/// `--peer-advertise`: HOST:PORT (as CLUSTER ADDNODE takes it). A founding
+/// node is known to the others by its `--initial-cluster` entry, so a
+/// different address there would leave them and it disagreeing.
+fn resolve_peer_advertise(
+    layer: &ConfigLayer,
+    node_id: u64,
+    initial_cluster: &[(u64, String)],
+) -> Result<Option<String>, ConfigError> {
+    let Some(advertise) = layer.peer_advertise.as_deref().map(str::trim) else {
+        return Ok(None);
+    };
+    let port_ok = advertise
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+    if !port_ok || advertise.len() > PEER_ADDR_BYTES_MAX {
+        return Err(invalid(
+            "peer-advertise",
+            format!("{advertise:?} is not HOST:PORT (at most {PEER_ADDR_BYTES_MAX} bytes)"),
+        ));
+    }
+    let listed = initial_cluster.iter().find(|(id, _)| *id == node_id);
+    if let Some((_, listed)) = listed
+        && listed != advertise
+    {
+        return Err(invalid(
+            "peer-advertise",
+            format!(
+                "{advertise} differs from this node's --initial-cluster entry {listed}: the \
+                 other founding nodes reach it there; give one address in both, or leave \
+                 --peer-advertise out"
+            ),
+        ));
+    }
+    Ok(Some(advertise.to_string()))
+}
+
+/// The longest peer address CLUSTER ADDLEARNER / ADDNODE accept.
+const PEER_ADDR_BYTES_MAX: usize = 255;
 
 /// `--join-as`: whether a joining node asks to be a voter (the default)
 /// or a learner.
@@ -493,6 +542,7 @@ impl ConfigLayer {
             io_threads: self.io_threads.or(lower.io_threads),
             node_id: self.node_id.or(lower.node_id),
             peer_listen: self.peer_listen.or(lower.peer_listen),
+            peer_advertise: self.peer_advertise.or(lower.peer_advertise),
             initial_cluster: self.initial_cluster.or(lower.initial_cluster),
             join: self.join.or(lower.join),
             join_as: self.join_as.or(lower.join_as),
@@ -906,6 +956,57 @@ mod tests {
         assert!(!secret_of(layer("0.0.0.0:7380", file)).unwrap().is_none());
         let missing = Some(dir.path().join("nope").display().to_string());
         assert!(secret_of(layer("127.0.0.1:7380", missing)).is_err());
+    }
+
+    /// `--peer-advertise`: HOST:PORT, a DNS name allowed; a founding
+    /// node's must be its `--initial-cluster` entry; setting it alone
+    /// turns cluster mode on (and so asks for a node id).
+    #[test]
+    fn peer_advertise_is_host_port_and_agrees_with_initial_cluster() {
+        let layer = |initial: Option<&str>, join: Option<&str>, advertise: &str| ConfigLayer {
+            node_id: Some(4),
+            initial_cluster: initial.map(Into::into),
+            join: join.map(Into::into),
+            peer_advertise: Some(advertise.into()),
+            ..Default::default()
+        };
+        let advertised = |l| ServerConfig::resolve(l).map(|c| c.cluster.unwrap().peer_advertise);
+        let name = "strata-3.strata-peer:7380";
+        assert_eq!(
+            advertised(layer(None, Some("strata-peer:7380"), name)).unwrap(),
+            Some(name.to_string())
+        );
+        let founders = "1=a:7380,4=strata-3.strata-peer:7380";
+        assert_eq!(
+            advertised(layer(Some(founders), None, name)).unwrap(),
+            Some(name.to_string())
+        );
+        let refused = advertised(layer(Some(founders), None, "b:7380"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("peer-advertise") && refused.contains("initial-cluster"),
+            "{refused}"
+        );
+        for bad in ["strata-3", ":7380", "host:0", "host:99999", "host:x"] {
+            let refused = advertised(layer(None, Some("m:7380"), bad));
+            assert!(refused.is_err(), "{bad} accepted");
+        }
+        let long = format!("{}:7380", "h".repeat(300));
+        assert!(advertised(layer(None, Some("m:7380"), &long)).is_err());
+        let alone = ConfigLayer {
+            peer_advertise: Some(name.into()),
+            ..Default::default()
+        };
+        let refused = ServerConfig::resolve(alone).unwrap_err().to_string();
+        assert!(refused.contains("node-id"), "{refused}");
+        // Not given: none, as before.
+        let plain = ConfigLayer {
+            node_id: Some(1),
+            initial_cluster: Some("1=127.0.0.1:1".into()),
+            ..Default::default()
+        };
+        assert_eq!(advertised(plain).unwrap(), None);
     }
 
     /// Raft timing: an election timeout of at least three heartbeats,

@@ -262,6 +262,7 @@ async fn start_cluster(
         initial_cluster: c.initial_cluster.clone(),
         join: c.join.clone(),
         join_as_voter: c.join_as_voter,
+        peer_advertise: c.peer_advertise.clone(),
         heartbeat_ms: c.heartbeat_ms,
         election_timeout_ms: c.election_timeout_ms,
         snapshot_logs: c.snapshot_logs,

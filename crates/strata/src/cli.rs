@@ -137,6 +137,10 @@ pub enum ClusterCommand {
         #[arg(value_parser = clap::value_parser!(u64).range(1..))]
         id: u64,
     },
+    /// If the node at --addr leads, hand leadership to the most up-to-date
+    /// voter and wait until it leads; on any other node, nothing to do
+    /// (CLUSTER STEPDOWN). Before stopping a node for maintenance.
+    StepDown,
 }
 
 /// What a successful command found, for the exit code.
@@ -254,7 +258,8 @@ fn connect(addr: &str, command: &ClientCommand) -> anyhow::Result<Client> {
                 ClusterCommand::AddLearner { .. }
                 | ClusterCommand::AddNode { .. }
                 | ClusterCommand::Promote { .. }
-                | ClusterCommand::RemoveNode { .. },
+                | ClusterCommand::RemoveNode { .. }
+                | ClusterCommand::StepDown,
         } => MEMBERSHIP_TIMEOUT_MS,
         _ => REQUEST_TIMEOUT_MS,
     };
@@ -304,6 +309,7 @@ fn cluster(
         ClusterCommand::Info => vec!["CLUSTER", "INFO"],
         ClusterCommand::Nodes => vec!["CLUSTER", "MEMBERS"],
         ClusterCommand::Leader => vec!["CLUSTER", "LEADER"],
+        ClusterCommand::StepDown => vec!["CLUSTER", "STEPDOWN"],
         ClusterCommand::AddLearner {
             id: n,
             peer_addr: a,

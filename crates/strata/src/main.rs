@@ -55,6 +55,13 @@ enum Command {
         #[command(subcommand)]
         command: backup::BackupCommand,
     },
+    /// Print a completion script for a shell: `strata completions bash >
+    /// /etc/bash_completion.d/strata` (zsh: a `_strata` file in $fpath;
+    /// fish: ~/.config/fish/completions/strata.fish).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     #[command(flatten)]
     Client(cli::ClientCommand),
 }
@@ -89,7 +96,27 @@ fn main() -> ExitCode {
         Command::Check(args) => offline::check(&args),
         Command::Repair(args) => offline::repair(&args),
         Command::Backup { command } => backup::run(&cli.addr, command),
+        Command::Completions { shell } => completions(shell),
         Command::Client(command) => cli::run(&cli.addr, command),
+    }
+}
+
+/// Writes the completion script for `shell` to stdout; generated from the
+/// same definitions as the parser, so it cannot fall behind it.
+fn completions(shell: clap_complete::Shell) -> ExitCode {
+    use clap::CommandFactory;
+    use std::io::Write;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "strata", &mut script);
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(&script).and_then(|()| stdout.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        // `strata completions bash | head` closes stdout early: not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: writing the completion script: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{TestServer, run_cli, strata_bin};
+use common::{TestServer, run_cli, run_strata, strata_bin};
 
 /// Runs the CLI *without* `--addr`, with extra environment variables (and
 /// no inherited STRATA_* variables). Bounded wait.
@@ -521,4 +521,59 @@ fn usage_errors_exit_2() {
     let out = run_cli_env(&["--addr", "not an address", "ping"], &[]);
     assert_eq!(out.0, 2, "unparsable --addr must exit 2: {out:?}");
     expect_stderr(&out, "unparsable --addr");
+}
+
+/// `strata completions <shell>`: a script for each shell that names the
+/// subcommands (nested ones too), which bash parses; an unknown shell is
+/// a usage error.
+#[test]
+fn completions_name_the_subcommands() {
+    let subcommands = [
+        "server",
+        "check",
+        "repair",
+        "completions",
+        "put",
+        "get",
+        "cluster",
+    ];
+    let markers = [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef strata"),
+        ("fish", "complete -c strata"),
+        ("elvish", "edit:completion:arg-completer[strata]"),
+        ("powershell", "Register-ArgumentCompleter"),
+    ];
+    for (shell, marker) in markers {
+        let (code, script, stderr) = run_strata(&["completions", shell]);
+        assert_eq!(code, 0, "strata completions {shell}: {stderr}");
+        assert!(
+            script.contains(marker),
+            "{shell}: no {marker:?} in\n{script}"
+        );
+        for sub in subcommands.iter().chain(&["remove-node", "step-down"]) {
+            assert!(script.contains(sub), "{shell}: {sub} is missing");
+        }
+    }
+    // bash itself parses the script (`bash -n`).
+    let (_, script, _) = run_strata(&["completions", "bash"]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("strata.bash");
+    std::fs::write(&path, &script).unwrap();
+    let out = Command::new("bash")
+        .arg("-n")
+        .arg(&path)
+        .output()
+        .expect("run bash -n");
+    assert!(
+        out.status.success(),
+        "bash -n refused the script: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (code, _, stderr) = run_strata(&["completions", "tcsh"]);
+    assert_eq!(code, 2, "an unknown shell is a usage error");
+    assert!(
+        stderr.contains("bash"),
+        "the error lists the shells: {stderr}"
+    );
 }

@@ -17,6 +17,9 @@
 //! * a node cut off from the majority answers -CLUSTERDOWN / -TRYAGAIN
 //!   within forward-timeout + 2 s;
 //! * SIGTERM of the leader hands over leadership and exits 0;
+//! * `strata cluster step-down` hands leadership over (a no-op on a
+//!   follower, an error for a lone voter);
+//! * a node joining with `--peer-advertise` is a member under that name;
 //! * INCR through a follower while the leader dies is never applied twice;
 //! * writes keep working when every peer link has 40 ms of latency (well
 //!   under the election timeout), through the fault proxy of strata-chaos.
@@ -1390,4 +1393,92 @@ fn a_corrupt_snapshot_is_refused_and_the_follower_stays_up() {
         "{}",
         cluster.node(leader).log_tail(30)
     );
+}
+
+/// `strata cluster step-down` (CLUSTER STEPDOWN), the Kubernetes pre-stop
+/// hook: on a follower it answers OK and changes nothing; on the leader it
+/// answers once another node leads, and the old leader keeps serving (it
+/// forwards). A lone voter has nobody to hand over to: an error.
+#[test]
+fn step_down_hands_leadership_over_and_is_a_no_op_on_followers() {
+    let (cluster, leader) = start(config(3));
+    set(cluster.node(leader), "k", "v");
+    let all = [1, 2, 3];
+    let follower = others(&cluster, leader)[0];
+    let out = run_cli(&["cluster", "step-down"], cluster.node(follower).resp_addr);
+    assert_eq!((out.0, out.1.as_str()), (0, "OK\n"), "{out:?}");
+    let still = wait_for("an agreed leader", LEADER_TIMEOUT, || {
+        cluster.agreed_leader(&all)
+    });
+    assert_eq!(still, leader, "a step-down on a follower moved leadership");
+
+    let t = Instant::now();
+    let out = run_cli(&["cluster", "step-down"], cluster.node(leader).resp_addr);
+    let took = t.elapsed();
+    assert_eq!((out.0, out.1.as_str()), (0, "OK\n"), "{out:?}");
+    // When it answers, the old leader already follows another node.
+    let view = cluster.node(leader).leader_view().unwrap();
+    assert!(
+        view.as_ref().is_some_and(|v| v.id != leader),
+        "node {leader} still sees {view:?} as leader after stepping down"
+    );
+    let new_leader = wait_for("all three agree on the new leader", LEADER_TIMEOUT, || {
+        cluster.agreed_leader(&all)
+    });
+    println!("step-down of leader {leader}: node {new_leader} leads; answered in {took:?}");
+    assert_ne!(new_leader, leader);
+    assert!(took < Duration::from_secs(3), "step-down took {took:?}");
+    set(cluster.node(leader), "after", "1");
+    assert_eq!(get(cluster.node(new_leader), "after").as_deref(), Some("1"));
+    assert_eq!(get(cluster.node(leader), "k").as_deref(), Some("v"));
+
+    let wrong = cluster.node(leader).call(&["CLUSTER", "STEPDOWN", "now"]);
+    assert!(
+        matches!(&wrong, Ok(Reply::Error(e)) if e.contains("wrong number of arguments")),
+        "{wrong:?}"
+    );
+
+    let (lone, lone_leader) = start(config(1));
+    let out = run_cli(&["cluster", "step-down"], lone.node(lone_leader).resp_addr);
+    assert_eq!(out.0, 2, "{out:?}");
+    assert!(out.2.contains("only voter"), "{out:?}");
+}
+
+/// `--peer-advertise`: a node that joins under a DNS name (here
+/// `localhost:<port>`, not its bound 127.0.0.1 address) is a member under
+/// that name, and the others reach it there: it becomes a voter only once
+/// the leader has replicated to it.
+#[test]
+fn a_joining_node_is_known_by_its_advertised_name() {
+    let (mut cluster, leader) = start(config(3));
+    set(cluster.node(leader), "before", "1");
+    let args = vec![
+        "--join".to_string(),
+        cluster.node(leader).peer_addr.to_string(),
+        "--heartbeat-ms".to_string(),
+        cluster.config.heartbeat_ms.to_string(),
+        "--election-timeout-ms".to_string(),
+        cluster.config.election_timeout_ms.to_string(),
+    ];
+    let node = must!(cluster, cluster.new_node(4, args), "node 4");
+    let name = format!("localhost:{}", node.peer_listen.port());
+    node.set_env("STRATA_PEER_ADVERTISE", &name);
+    must!(cluster, cluster.node_mut(4).start(), "start node 4");
+    wait_for("node 4 as a voter", CATCH_UP_TIMEOUT, || {
+        let info = cluster.node(leader).cluster_info().ok()?;
+        (info.get("cluster_voters")? == "1,2,3,4").then_some(())
+    });
+    let members = cluster_nodes(cluster.node(leader));
+    assert!(
+        members.iter().any(|m| m.0 == 4 && m.1 == name),
+        "node 4 is not a member as {name}: {members:?}"
+    );
+    must!(
+        cluster,
+        cluster.wait_converged(&[1, 2, 3, 4], CATCH_UP_TIMEOUT),
+        "converge with node 4",
+    );
+    assert_eq!(get(cluster.node(4), "before").as_deref(), Some("1"));
+    set(cluster.node(4), "via-4", "ok");
+    assert_eq!(get(cluster.node(leader), "via-4").as_deref(), Some("ok"));
 }

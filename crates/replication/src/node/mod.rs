@@ -67,6 +67,17 @@ const STATUS_TIMEOUT_MS: u64 = 1_000;
 /// Commands in one forwarded batch at most (a connection's pipeline).
 pub const WRITE_BATCH_COMMANDS_MAX: usize = 4096;
 
+/// What [`ClusterNode::step_down`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepDown {
+    /// This node did not lead: nothing to hand over.
+    NotLeader,
+    /// This node led alone (the only voter): nobody to hand over to.
+    NoOtherVoter,
+    /// Another node leads now; the transfer went to `to`.
+    HandedOver { to: NodeId },
+}
+
 #[derive(Clone, Debug)]
 pub struct ClusterConfig {
     pub node_id: NodeId,
@@ -76,6 +87,10 @@ pub struct ClusterConfig {
     /// Peer address of a running member to join through.
     pub join: Option<String>,
     pub join_as_voter: bool,
+    /// The peer address the other nodes reach this one at, when it is not
+    /// the bound `peer_listen` (a DNS name, an address behind NAT). A
+    /// founding node's is its `initial_cluster` entry, and must agree.
+    pub peer_advertise: Option<String>,
     pub heartbeat_ms: u64,
     pub election_timeout_ms: u64,
     pub snapshot_logs: u64,
@@ -108,6 +123,17 @@ impl ClusterConfig {
             return Err(format!(
                 "--initial-cluster does not list this node's id {}",
                 self.node_id
+            ));
+        }
+        let listed = self
+            .initial_cluster
+            .iter()
+            .find(|(id, _)| *id == self.node_id);
+        if let (Some((_, listed)), Some(advertised)) = (listed, &self.peer_advertise)
+            && listed != advertised
+        {
+            return Err(format!(
+                "--peer-advertise {advertised} differs from this node's --initial-cluster entry {listed}"
             ));
         }
         let mut seen = BTreeSet::new();
@@ -344,13 +370,15 @@ fn spawn_proposer(
 }
 
 /// The advertised peer address: what `--initial-cluster` says for this
-/// node, or the bound address.
+/// node, else `--peer-advertise`, else the bound address. A joining node
+/// sends it with its join request; the membership keeps it for good.
 fn advertised_peer_addr(config: &ClusterConfig, peer_local: SocketAddr) -> String {
     config
         .initial_cluster
         .iter()
         .find(|(id, _)| *id == config.node_id)
         .map(|(_, a)| a.clone())
+        .or_else(|| config.peer_advertise.clone())
         .unwrap_or_else(|| peer_local.to_string())
 }
 
@@ -529,13 +557,28 @@ impl ClusterNode {
         }
     }
 
-    /// Graceful step-down: a leader hands leadership to the most
-    /// up-to-date voter and waits (bounded) until another node leads, so
-    /// clients see no election timeout. Raft keeps running, so requests
-    /// still in flight are forwarded to the new leader.
+    /// Graceful step-down before shutdown: [`step_down`](Self::step_down),
+    /// with what went wrong logged rather than returned (SIGTERM goes on
+    /// either way).
     pub async fn hand_over(&self, timeout: Duration) {
+        match self.step_down(timeout).await {
+            Ok(StepDown::HandedOver { to }) => {
+                tracing::info!(to, "leadership handed over before shutdown")
+            }
+            Ok(StepDown::NotLeader | StepDown::NoOtherVoter) => {}
+            Err(e) => tracing::warn!(error = %e, "leadership not handed over before shutdown"),
+        }
+    }
+
+    /// A leader hands leadership to the most up-to-date voter and waits
+    /// (bounded by `timeout`) until another node leads, so clients see no
+    /// election timeout. Raft keeps running, so requests in flight are
+    /// forwarded to the new leader. Nothing to do on a node that does not
+    /// lead. Used on SIGTERM and by CLUSTER STEPDOWN (a pod's pre-stop
+    /// hook, maintenance).
+    pub async fn step_down(&self, timeout: Duration) -> Result<StepDown, String> {
         if !self.is_leader() {
-            return;
+            return Ok(StepDown::NotLeader);
         }
         let s = self.status();
         let target = s
@@ -545,25 +588,30 @@ impl ClusterNode {
             .max_by_key(|v| s.matched.get(v).copied().flatten())
             .copied();
         let Some(to) = target else {
-            return;
+            return Ok(StepDown::NoOtherVoter);
         };
-        tracing::info!(to, "handing leadership over before shutdown");
-        if let Err(e) = self.inner.raft.trigger().transfer_leader(to).await {
-            tracing::warn!(error = %e, "leadership transfer not started");
-            return;
-        }
-        let waited = self
-            .inner
+        tracing::info!(to, "handing leadership over");
+        self.inner
+            .raft
+            .trigger()
+            .transfer_leader(to)
+            .await
+            .map_err(|e| format!("leadership transfer to node {to} not started: {e}"))?;
+        self.inner
             .raft
             .wait(Some(timeout))
             .metrics(
                 |m| m.current_leader.is_some_and(|l| l != m.id),
                 "leadership handed over",
             )
-            .await;
-        if let Err(e) = waited {
-            tracing::warn!(error = %e, "leadership not handed over in time");
-        }
+            .await
+            .map_err(|e| {
+                format!(
+                    "no other node leads {} ms after the transfer to node {to}: {e}",
+                    timeout.as_millis()
+                )
+            })?;
+        Ok(StepDown::HandedOver { to })
     }
 
     /// Stops Raft and the background tasks (bounded by `timeout`).

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use bytes::Bytes;
 use strata_protocol::resp::Reply;
-use strata_replication::{AdminRequest, ClusterNode, ClusterStatus, NodeId};
+use strata_replication::{AdminRequest, ClusterNode, ClusterStatus, NodeId, StepDown};
 
 use super::args::{self, is};
 use super::redis_cluster::{self, View};
@@ -30,6 +30,8 @@ pub enum ClusterCall {
     MyId,
     Role,
     Admin(AdminRequest),
+    /// Hand leadership over if this node leads (a pod's pre-stop hook).
+    StepDown,
 }
 
 fn disabled() -> Action {
@@ -128,9 +130,12 @@ pub fn cluster(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
             ClusterCall::Admin(AdminRequest::Remove {
                 id: node_id(&a[2])?,
             })
+        } else if is(sub, "stepdown") {
+            want(2)?;
+            ClusterCall::StepDown
         } else {
             return Err(Reply::error(format!(
-                "ERR unknown subcommand '{}'. Try CLUSTER INFO, STATUS, LEADER, MEMBERS, NODES, SLOTS, SHARDS, MYID, KEYSLOT, ADDLEARNER, ADDNODE, PROMOTE, REMOVENODE.",
+                "ERR unknown subcommand '{}'. Try CLUSTER INFO, STATUS, LEADER, MEMBERS, NODES, SLOTS, SHARDS, MYID, KEYSLOT, ADDLEARNER, ADDNODE, PROMOTE, REMOVENODE, STEPDOWN.",
                 args::show(sub, 64)
             )));
         })
@@ -197,6 +202,30 @@ pub async fn run(shared: &Shared, call: ClusterCall) -> Reply {
             Ok(()) => Reply::ok(),
             Err(e) => Reply::error(e.to_string()),
         },
+        ClusterCall::StepDown => step_down(shared, node).await,
+    }
+}
+
+/// CLUSTER STEPDOWN: `+OK` once another node leads, or at once on a node
+/// that does not lead (so a pod's pre-stop hook can run it on every pod).
+/// Bounded by the admin timeout.
+async fn step_down(shared: &Shared, node: &ClusterNode) -> Reply {
+    let timeout_ms = shared
+        .config
+        .cluster
+        .as_ref()
+        .map_or(crate::config::DEFAULT_ADMIN_TIMEOUT_MS, |c| {
+            c.admin_timeout_ms
+        });
+    match node
+        .step_down(std::time::Duration::from_millis(timeout_ms))
+        .await
+    {
+        Ok(StepDown::NotLeader | StepDown::HandedOver { .. }) => Reply::ok(),
+        Ok(StepDown::NoOtherVoter) => {
+            Reply::error("ERR this node is the only voter: no other node can lead")
+        }
+        Err(e) => Reply::error(format!("ERR {e}")),
     }
 }
 

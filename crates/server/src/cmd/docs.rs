@@ -122,6 +122,7 @@ pub static DOCS: &[Doc] = &[
     doc!("cluster|promote", "strata", "0.1.0", "O(1)", "Strata: make a learner a voter", "node-id:integer"),
     doc!("cluster|removenode", "strata", "0.1.0", "O(1)", "Strata: remove a member", "node-id:integer"),
     doc!("cluster|status", "strata", "0.1.0", "O(N) where N is the number of members", "Strata: CLUSTER INFO with each follower's progress", ""),
+    doc!("cluster|stepdown", "strata", "0.1.0", "O(1)", "Strata: hand leadership to the most up-to-date voter, if this node leads", ""),
     doc!("role", "server", "2.8.12", "O(1)", "Report this node's replication role", ""),
     doc!("backup", "strata", "0.1.0", "Depends on subcommand.", "Strata: an online backup of the whole store, a chunk per request (strata backup save)", ""),
     doc!("backup|begin", "strata", "0.1.0", "O(1)", "Strata: start a backup of a consistent snapshot; answer its id, version, time and chunk size", "[STALE]"),

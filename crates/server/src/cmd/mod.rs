@@ -395,6 +395,7 @@ static CLUSTER_SUBS: &[SubSpec] = &[
     sub!("promote", 3, &["admin", "stale"]),
     sub!("removenode", 3, &["admin", "stale"]),
     sub!("status", 2, &["stale"]),
+    sub!("stepdown", 2, &["admin", "stale"]),
 ];
 
 fn index() -> &'static HashMap<&'static [u8], &'static Spec> {
