@@ -110,6 +110,7 @@ impl Runner {
                 }
             }
             Action::Cluster(call) => (cmd::cluster::run(&self.shared, call).await, None),
+            Action::Backup(call) => (cmd::backup::run(&self.shared, call).await, None),
             Action::Exec(plan) => {
                 let result = path.write(&mut self.writes, plan.mutation).await;
                 (cmd::tx::exec_reply(plan.replies, result), None)
