@@ -8,11 +8,14 @@
 # and checks the restored node's key count.
 #
 #   bench/backup.sh [--size-mb 1024] [--value-size 4096] [--time-bound-s 600]
-#                   [--cache-size-bytes 64MiB] [--dir /var/tmp]
+#                   [--cache-size-bytes 64MiB] [--dir /var/tmp] [--memory-max-mb M]
 #
 # A store larger than RAM: pick --size-mb above the machine's memory and a
 # --dir on a disk with room for about three times that (the store, the
-# file, the restored copy). The server's block cache is kept small
+# file, the restored copy). Or, where the disk is too small for that, give
+# the server less memory than the store: --memory-max-mb puts it in a
+# memory cgroup of M MiB (page cache included; needs root), as
+# bench/data-size.sh does. The server's block cache is kept small
 # (--cache-size-bytes), so its RSS shows what the backup itself holds.
 # Every step is bounded by --time-bound-s (`timeout`); the server is stopped
 # by pid on exit. Results: a markdown table on stdout and in
@@ -25,6 +28,7 @@ value_size=4096
 bound_s=600
 cache=64MiB
 base=/var/tmp
+memory_max_mb=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --size-mb) size_mb=$2; shift 2 ;;
@@ -32,7 +36,8 @@ while [ $# -gt 0 ]; do
         --time-bound-s) bound_s=$2; shift 2 ;;
         --cache-size-bytes) cache=$2; shift 2 ;;
         --dir) base=$2; shift 2 ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        --memory-max-mb) memory_max_mb=$2; shift 2 ;;
+        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -47,20 +52,49 @@ work=$(mktemp -d "$base/strata-backup-bench.XXXXXX")
 server_pid=""
 poller_pid=""
 
+cgroup_dir=""
 cleanup() {
     [ -n "$poller_pid" ] && kill "$poller_pid" 2>/dev/null || true
     [ -n "$server_pid" ] && kill -9 "$server_pid" 2>/dev/null || true
     wait 2>/dev/null || true
+    [ -n "$cgroup_dir" ] && rmdir "$cgroup_dir" 2>/dev/null || true
     rm -rf "$work"
 }
 trap cleanup EXIT
+
+# The server's memory cgroup (v2, or v1's memory controller), if asked for.
+cgroup_limit=""
+if [ -n "$memory_max_mb" ]; then
+    if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+        cgroup_dir=/sys/fs/cgroup/strata-backup-bench-$$
+        cgroup_limit=memory.max
+        cgroup_peak() { awk '{printf "%.0f", $1 / 1048576}' "$cgroup_dir/memory.peak" 2>/dev/null || echo "?"; }
+        cgroup_ooms() { awk '/^oom_kill / {print $2}' "$cgroup_dir/memory.events"; }
+    elif [ -d /sys/fs/cgroup/memory ]; then
+        cgroup_dir=/sys/fs/cgroup/memory/strata-backup-bench-$$
+        cgroup_limit=memory.limit_in_bytes
+        cgroup_peak() { awk '{printf "%.0f", $1 / 1048576}' "$cgroup_dir/memory.max_usage_in_bytes"; }
+        cgroup_ooms() { awk '/^oom_kill / {print $2}' "$cgroup_dir/memory.oom_control"; }
+    else
+        echo "no memory cgroup available (root and cgroup v1 or v2 are needed)" >&2; exit 2
+    fi
+    mkdir "$cgroup_dir"
+    echo $((memory_max_mb * 1024 * 1024)) >"$cgroup_dir/$cgroup_limit"
+fi
 
 # start_server DATA_DIR: sets $server_pid and $addr.
 start_server() {
     local out=$work/ready
     rm -f "$out"
-    "$strata" server --listen 127.0.0.1:0 --text-listen off --fsync never \
-        --cache-size-bytes "$cache" --data-dir "$1" >"$out" 2>>"$work/server.log" &
+    local args=(server --listen 127.0.0.1:0 --text-listen off --fsync never
+        --cache-size-bytes "$cache" --data-dir "$1")
+    if [ -n "$cgroup_dir" ]; then
+        # Joins the cgroup before it execs: every allocation and page counts.
+        sh -c 'echo $$ > "$0" && exec "$@"' "$cgroup_dir/cgroup.procs" "$strata" "${args[@]}" \
+            >"$out" 2>>"$work/server.log" &
+    else
+        "$strata" "${args[@]}" >"$out" 2>>"$work/server.log" &
+    fi
     server_pid=$!
     for _ in $(seq 1200); do
         if grep -q '^ready ' "$out" 2>/dev/null; then
@@ -143,6 +177,7 @@ stop_server
     echo "# Backup and restore, $stamp"
     echo
     echo "$(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB RAM; $keys keys of $value_size random bytes; server --fsync never --cache-size-bytes $cache"
+    [ -z "$cgroup_dir" ] || echo "The server ran in a memory cgroup of $memory_max_mb MiB (page cache included): peak $(cgroup_peak) MiB, OOM kills $(cgroup_ooms)."
     echo
     echo "| step | result |"
     echo "|---|---|"
