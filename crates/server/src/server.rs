@@ -83,6 +83,9 @@ pub async fn run(
     let (trigger, stopping) = crate::shutdown::channel();
     let addrs = listeners.addrs();
     let (served, done_rx) = listeners.serve(&shared, &stopping);
+    // Index backfills and purges (issue 21): stops at shutdown, before
+    // the store is flushed.
+    let search_work = tokio::spawn(crate::search_driver::run(shared.clone(), stopping.clone()));
     print_ready(addrs, &cluster_ready);
     let failure = wait_for_stop(shutdown, node.as_ref()).await;
     tracing::info!("shutting down: no new connections; finishing in-flight requests");
@@ -90,6 +93,8 @@ pub async fn run(
     for t in served.accept_tasks {
         let _ = t.await;
     }
+    let grace = Duration::from_millis(shared.config.shutdown_timeout_ms);
+    let _ = tokio::time::timeout(grace, search_work).await;
     finish(&shared, node.as_ref(), done_rx, served.http).await;
     store.shutdown().await.map_err(ServerError::Flush)?;
     tracing::info!("shutdown complete: storage flushed");

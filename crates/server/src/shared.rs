@@ -44,6 +44,9 @@ pub struct Shared {
     scan_cursors: Mutex<ScanCursors>,
     /// Online backups in progress (BACKUP).
     pub backups: std::sync::Arc<crate::backup::Backups>,
+    /// The sentence-embedding service for EMBED fields
+    /// (`--embedding-model`); None: EMBED fields are refused.
+    pub embedder: Option<crate::embedding::SharedEmbedder>,
 }
 
 #[derive(Default)]
@@ -101,6 +104,7 @@ impl Shared {
             )),
             clients: std::sync::Arc::new(Clients::default()),
             backups: crate::backup::Backups::new(config.backup_idle_timeout_ms),
+            embedder: None,
             config,
             next_client_id: AtomicU64::new(1),
             scan_cursors: Mutex::new(ScanCursors {
