@@ -43,6 +43,41 @@ pub trait Embedder: Send + Sync {
 
 pub type SharedEmbedder = Arc<dyn Embedder>;
 
+#[cfg(feature = "embedding")]
+impl Embedder for strata_embed::EmbedService {
+    fn dim(&self) -> usize {
+        strata_embed::EmbedService::dim(self)
+    }
+
+    fn embed(&self, texts: Vec<String>) -> EmbedFuture<'_> {
+        Box::pin(strata_embed::EmbedService::embed(self, texts))
+    }
+}
+
+/// The embedder `--embedding-model` names (None without it): the model
+/// loaded and its bounded service started (one worker thread).
+pub fn open(model_dir: Option<&std::path::Path>) -> Result<Option<SharedEmbedder>, String> {
+    let Some(dir) = model_dir else {
+        return Ok(None);
+    };
+    open_model(dir).map(Some)
+}
+
+#[cfg(feature = "embedding")]
+fn open_model(dir: &std::path::Path) -> Result<SharedEmbedder, String> {
+    let model = strata_embed::MiniLm::load(dir).map_err(|e| e.to_string())?;
+    let config = strata_embed::EmbedConfig::default();
+    let service = strata_embed::EmbedService::start(Arc::new(model), config)
+        .map_err(|e| e.to_string())?;
+    tracing::info!(model = %dir.display(), dim = service.dim(), "embedding model loaded");
+    Ok(Arc::new(service))
+}
+
+#[cfg(not(feature = "embedding"))]
+fn open_model(_: &std::path::Path) -> Result<SharedEmbedder, String> {
+    Err("this build has no embedding model (built without the `embedding` feature)".into())
+}
+
 /// A write waiting for its vectors.
 pub struct Job {
     mutation: Mutation,

@@ -42,6 +42,8 @@ pub enum ServerError {
     RaftStopped(String),
     #[error("shutdown could not flush storage: {0}")]
     Flush(strata_storage::StorageError),
+    #[error("cannot load the embedding model (--embedding-model): {0}")]
+    Embedding(String),
 }
 
 #[derive(Clone, Copy)]
@@ -57,6 +59,8 @@ pub async fn run(
     mut config: ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
+    let embedder = crate::embedding::open(config.embedding_model.as_deref())
+        .map_err(ServerError::Embedding)?;
     let opened = open_store(&config)?;
     let store = opened.reader();
     let listeners = Listeners::bind(&mut config)?;
@@ -78,7 +82,9 @@ pub async fn run(
         // open_store opens a replicated store only with cluster settings.
         (None, None) => return Err(ServerError::Cluster("no cluster settings".into())),
     };
-    let shared = Arc::new(Shared::new(store.clone(), writes, config));
+    let mut shared = Shared::new(store.clone(), writes, config);
+    shared.embedder = embedder;
+    let shared = Arc::new(shared);
     warn_if_exposed(&shared.config, &listeners);
     let (trigger, stopping) = crate::shutdown::channel();
     let addrs = listeners.addrs();
