@@ -189,8 +189,11 @@ fn ft_commands_answer_with_redisearch_shapes() {
     );
     assert_eq!(keys_of(&r).0, 2);
 
-    // FT._LIST, FT.INFO's shape.
-    assert_eq!(call(&mut c, &["FT._LIST"]), Reply::Array(vec![bulk("idx")]));
+    // FT._LIST (simple strings), FT.INFO's shape.
+    assert_eq!(
+        call(&mut c, &["FT._LIST"]),
+        Reply::Array(vec![Reply::Status("idx".into())])
+    );
     let info = info(&mut c, "idx");
     let keys: Vec<&str> = info.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(
@@ -211,7 +214,36 @@ fn ft_commands_answer_with_redisearch_shapes() {
         panic!("{info:?}")
     };
     assert_eq!(attributes.len(), 2);
+    assert_eq!(info[4].1, Reply::Integer(3), "num_docs: {info:?}");
 
+    // RESP3: RediSearch's map.
+    let mut c3 = client(&server);
+    call(&mut c3, &["HELLO", "3"]);
+    let r = call(&mut c3, &["FT.SEARCH", "idx", "fast", "WITHSCORES"]);
+    let Reply::Map(top) = &r else {
+        panic!("RESP3 FT.SEARCH: {r:?}")
+    };
+    let names: Vec<String> = top
+        .iter()
+        .map(|(k, _)| match k {
+            Reply::Status(s) => s.to_string(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(names, ["attributes", "total_results", "format", "results", "warning"]);
+    assert_eq!(top[1].1, Reply::Integer(1));
+    let Reply::Array(results) = &top[3].1 else {
+        panic!("{r:?}")
+    };
+    let Reply::Map(hit) = &results[0] else {
+        panic!("{r:?}")
+    };
+    assert_eq!(hit[0], (Reply::Status("id".into()), bulk("doc:3")));
+    assert!(matches!(hit[1], (Reply::Status(ref s), Reply::Double(d)) if s == "score" && d > 0.0));
+    assert_eq!(
+        hit[2].1,
+        Reply::Map(vec![(bulk("value"), bulk("rust is fast"))])
+    );
     // The redis crate reads the same replies.
     let mut r = server.redis();
     let found: redis::Value = redis::cmd("FT.SEARCH")
@@ -226,7 +258,8 @@ fn ft_commands_answer_with_redisearch_shapes() {
     assert_eq!(found[1], redis::Value::BulkString(b"doc:3".to_vec()));
 
     // Drop: gone from the list, searches refused, the keys stay.
-    assert_eq!(call(&mut c, &["FT.DROPINDEX", "idx"]), Reply::ok());
+    // A third argument other than DD is ignored, as RediSearch does.
+    assert_eq!(call(&mut c, &["FT.DROPINDEX", "idx", "KEEP"]), Reply::ok());
     assert_eq!(call(&mut c, &["FT._LIST"]), Reply::Array(vec![]));
     assert_eq!(
         error_text(&call(&mut c, &["FT.SEARCH", "idx", "python"])),
@@ -376,6 +409,67 @@ fn json_documents_sort_and_return_fields() {
     );
 }
 
+/// FLOAT32 LE bytes of a vector.
+fn blob(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+#[test]
+fn knn_over_stored_vectors_sorts_by_distance() {
+    let server = TestServer::start();
+    let mut c = client(&server);
+    let r = call(
+        &mut c,
+        &[
+            "FT.CREATE", "v", "PREFIX", "1", "vec:", "SCHEMA", "value", "AS", "emb", "VECTOR",
+            "FLAT", "6", "TYPE", "FLOAT32", "DIM", "2", "DISTANCE_METRIC", "L2",
+        ],
+    );
+    assert_eq!(r, Reply::ok());
+    wait_built(&mut c, "v");
+    for (k, v) in [("vec:a", [0.0f32, 0.0]), ("vec:b", [3.0, 4.0]), ("vec:c", [1.0, 0.0])] {
+        let args: Vec<Vec<u8>> = vec![b"SET".to_vec(), k.as_bytes().to_vec(), blob(&v)];
+        assert_eq!(c.call(&args).unwrap(), Reply::ok());
+    }
+    let q = blob(&[0.0, 1.0]);
+    let args: Vec<Vec<u8>> = [
+        &b"FT.SEARCH"[..],
+        b"v",
+        b"*=>[KNN 2 @emb $q AS dist]",
+        b"SORTBY",
+        b"dist",
+        b"RETURN",
+        b"1",
+        b"dist",
+        b"PARAMS",
+        b"2",
+        b"q",
+        &q,
+        b"DIALECT",
+        b"2",
+    ]
+    .iter()
+    .map(|a| a.to_vec())
+    .collect();
+    // Squared L2 from (0, 1): a 1, c 2, b 18; k = 2.
+    assert_eq!(
+        c.call(&args).unwrap(),
+        Reply::Array(vec![
+            Reply::Integer(2),
+            bulk("vec:a"),
+            Reply::Array(vec![bulk("dist"), bulk("1")]),
+            bulk("vec:c"),
+            Reply::Array(vec![bulk("dist"), bulk("2")]),
+        ])
+    );
+    let bad: Vec<Vec<u8>> = [&b"FT.SEARCH"[..], b"v", b"*=>[KNN 2 @emb $q]", b"PARAMS", b"2", b"q", b"abc"]
+        .iter()
+        .map(|a| a.to_vec())
+        .collect();
+    let r = c.call(&bad).unwrap();
+    assert!(error_text(&r).contains("query vector blob size (3)"), "{r:?}");
+}
+
 #[test]
 fn dropindex_dd_deletes_the_documents() {
     let server = TestServer::start();
@@ -401,7 +495,7 @@ fn bad_input_is_answered_with_errors() {
         err(&mut c, &["FT.CREATE", "idx", "SCHEMA", "value", "TEXT"]),
         "Index already exists"
     );
-    assert_eq!(err(&mut c, &["FT.INFO", "nope"]), "Unknown Index name");
+    assert_eq!(err(&mut c, &["FT.INFO", "nope"]), "Unknown index name");
     assert_eq!(err(&mut c, &["FT.DROPINDEX", "nope"]), "Unknown Index name");
     assert_eq!(err(&mut c, &["FT.SEARCH", "nope", "x"]), "nope: no such index");
     assert!(err(&mut c, &["FT.SEARCH", "idx", "(a"]).starts_with("Syntax error"));
@@ -420,8 +514,21 @@ fn bad_input_is_answered_with_errors() {
         "Parameters must be specified in PARAM VALUE pairs"
     );
     assert!(err(&mut c, &["FT.SEARCH", "idx", "x", "DIALECT", "9"]).starts_with("DIALECT requires"));
-    assert!(err(&mut c, &["FT.DROPINDEX", "idx", "XX"]).starts_with("ERR wrong number of arguments"));
-    assert!(err(&mut c, &["FT.CREATE"]).starts_with("ERR wrong number of arguments"));
+    assert_eq!(
+        err(&mut c, &["FT.DROPINDEX", "idx", "DD", "x"]),
+        "ERR wrong number of arguments for 'FT.DROPINDEX' command"
+    );
+    assert_eq!(
+        err(&mut c, &["FT.CREATE", "i", "SCHEMA", "value"]),
+        "ERR wrong number of arguments for 'FT.CREATE' command"
+    );
+    assert_eq!(err(&mut c, &["FT.SEARCH", "idx"]), "No query string provided");
+    // Names longer than any index's: unknown, on every front door.
+    let long = "x".repeat(70_000);
+    assert_eq!(err(&mut c, &["FT.SEARCH", &long, "a"]), format!("{long}: no such index"));
+    assert_eq!(err(&mut c, &["FT.INFO", &long]), "Unknown index name");
+    assert_eq!(err(&mut c, &["FT.DROPINDEX", &long]), "Unknown Index name");
+    assert!(err(&mut c, &["SEARCH", "TEXT", &long, "a"]).ends_with("no such index"));
     // Oversized: a huge query, deep nesting, many fields, a huge name.
     let huge = "a ".repeat(20_000);
     assert!(err(&mut c, &["FT.SEARCH", "idx", &huge]).contains("longer than"));
@@ -442,7 +549,6 @@ fn bad_input_is_answered_with_errors() {
         vec!["FT.SEARCH", "idx", "x", "LIMIT", "-1", "2"],
         vec!["FT.SEARCH", "idx", "*=>[KNN 5 @v $q]"],
         vec!["FT.SEARCH", "idx", "x", "\u{0}\u{1}"],
-        vec!["FT.INFO", "idx", "extra"],
         vec!["FT._LIST", "extra"],
         vec!["FT.CREATE", "y", "ON", "HASH", "SCHEMA", "a", "TEXT"],
         vec!["SEARCH", "FUZZY", "idx", "x"],

@@ -333,9 +333,10 @@ pub static TABLE: &[Spec] = &[
     // Keys sit among the ops: `kv::txn` checks each one's size itself.
     spec!("kv.txn", -2, WD, (0, 0, 0), kv::txn),
     // Search: RediSearch's FT.* (`search.rs`) and Strata's SEARCH
-    spec!("ft.create", -2, WD, (0, 0, 0), search::ft_create),
-    spec!("ft.search", -3, RO, (0, 0, 0), search::ft_search),
-    spec!("ft.info", 2, RO, (0, 0, 0), search::ft_info),
+    // RediSearch's arities (FT.CREATE i SCHEMA f is an arity error there).
+    spec!("ft.create", -5, WD, (0, 0, 0), search::ft_create),
+    spec!("ft.search", -2, RO, (0, 0, 0), search::ft_search),
+    spec!("ft.info", -2, RO, (0, 0, 0), search::ft_info),
     spec!("ft._list", 1, RO, (0, 0, 0), search::ft_list),
     spec!("ft.dropindex", -2, W, (0, 0, 0), search::ft_dropindex),
     spec!("search", -4, RO, (0, 0, 0), search::search),
@@ -495,6 +496,11 @@ fn run_checked(
 /// subcommand's (`sub`: from [`subcommand`]).
 fn arity_error(spec: &Spec, sub: Option<usize>, args_len: usize) -> Option<Reply> {
     if !arity_ok(spec.arity, args_len) {
+        // A module's commands are named as registered: RediSearch's in
+        // upper case (`'FT.CREATE'`).
+        if spec.name.starts_with("ft.") {
+            return Some(args::wrong_arity(&spec.name.to_ascii_uppercase()));
+        }
         return Some(args::wrong_arity(spec.name));
     }
     let sub = &spec.subcommands[sub?];

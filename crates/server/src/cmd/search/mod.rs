@@ -88,10 +88,18 @@ pub fn refusal(e: &MutationError) -> Option<Reply> {
 /// What the connection runs for a search command that waits (on the
 /// embedder, or on writes).
 pub enum Call {
+    /// FT.CREATE: the definition, then the first backfill page.
+    Create { name: String, mutation: Mutation },
     /// A search whose KNN text must be embedded first.
     Embed(Box<Request>),
     /// FT.DROPINDEX name DD.
     DropWithDocs(String),
+}
+
+/// Whether `name` can name an index at all: a longer one is an unknown
+/// index, answered without a read (a storage key holds at most 64 KiB).
+fn nameable(name: &[u8]) -> bool {
+    name.len() <= strata_search::limits::INDEX_NAME_SIZE_BYTES_MAX
 }
 
 /// A search ready to run.
@@ -102,10 +110,17 @@ pub struct Request {
     pub args: SearchArgs,
     /// Strata's SEARCH: its reply shape and its threshold.
     pub strata: Option<modes::Shape>,
+    /// The connection speaks RESP3: FT.SEARCH answers RediSearch's map.
+    pub resp3: bool,
+}
+
+fn resp3(ctx: &Ctx<'_>) -> bool {
+    ctx.session.protocol == strata_protocol::resp::ProtocolVersion::Resp3
 }
 
 pub async fn run(shared: &Shared, pending: &mut Pending, call: Call) -> Reply {
     match call {
+        Call::Create { name, mutation } => create(shared, pending, name, mutation).await,
         Call::Embed(mut req) => {
             if let Err(e) = embed_knn(shared, &mut req).await {
                 return e;
@@ -128,12 +143,45 @@ pub fn ft_create(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
     if let Err(e) = check_embed_fields(ctx.shared, &def) {
         return e.into();
     }
-    Action::Write(Mutation {
-        now_ms: ctx.now_ms,
-        op: Op::CreateIndex {
-            definition: Bytes::from(def.encode(0)),
+    Action::Search(Call::Create {
+        name: def.name.clone(),
+        mutation: Mutation {
+            now_ms: ctx.now_ms,
+            op: Op::CreateIndex {
+                definition: Bytes::from(def.encode(0)),
+            },
         },
     })
+}
+
+/// FT.CREATE: the definition goes through the write path; then, as
+/// storage asks, one first backfill page of at most
+/// `CREATE_BACKFILL_KEYS_MAX` keys, so that an index over a few keys is
+/// whole when FT.CREATE answers (larger ones: the background driver).
+async fn create(shared: &Shared, pending: &mut Pending, name: String, m: Mutation) -> Reply {
+    let created = shared.write_path.write(pending, m).await;
+    if !matches!(created, Ok(strata_storage::Outcome::Ok)) {
+        return super::write_reply(created);
+    }
+    // This node's state has the index once a read point passes it.
+    if shared.write_path.read_barrier().await.is_err() {
+        return Reply::ok();
+    }
+    let Ok(Some(info)) = shared.store.index_info(&name) else {
+        return Reply::ok();
+    };
+    if info.building {
+        let page = Mutation {
+            now_ms: strata_storage::now_ms(),
+            op: Op::BackfillIndex {
+                id: info.id,
+                keys_max: strata_storage::CREATE_BACKFILL_KEYS_MAX,
+            },
+        };
+        // A page refused or lost here is the driver's to redo.
+        let _ = shared.write_path.write(pending, page).await;
+    }
+    Reply::ok()
 }
 
 /// An EMBED field needs the server's model, of the field's DIM.
@@ -164,6 +212,9 @@ fn check_embed_fields(shared: &Shared, def: &IndexDef) -> Result<(), Reply> {
 }
 
 pub fn ft_search(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
+    if a.len() < 3 {
+        return ft_error("No query string provided").into();
+    }
     let args = match options::parse(&a[3..]) {
         Ok(args) => args,
         Err(e) => return e.into(),
@@ -177,6 +228,9 @@ pub fn ft_search(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
         Ok(q) => q,
         Err(e) => return ft_error(e.to_string()).into(),
     };
+    if !nameable(&a[1]) {
+        return no_such_index(&index).into();
+    }
     let def = match ctx.shared.store.index_info(&index) {
         Ok(Some(info)) => info.def,
         Ok(None) => return no_such_index(&index).into(),
@@ -190,6 +244,7 @@ pub fn ft_search(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
             query,
             args,
             strata: None,
+            resp3: resp3(ctx),
         },
     )
 }
@@ -207,7 +262,9 @@ fn prepared(ctx: &Ctx<'_>, req: Request) -> Action {
 }
 
 fn check_sortby(req: &Request) -> Result<(), Reply> {
+    let knn_score = req.query.knn.as_ref().map(|k| k.score_name.as_str());
     match &req.args.sortby {
+        Some(s) if Some(s.field.as_str()) == knn_score => Ok(()),
         Some(s) if req.def.field_id(&s.field).is_none() => Err(ft_error(format!(
             "Property `{}` not loaded nor in schema",
             s.field
@@ -274,21 +331,28 @@ fn execute(shared: &Shared, req: &Request, now_ms: u64) -> Reply {
     }
 }
 
+/// FT.INFO (RediSearch ignores arguments after the name).
 pub fn ft_info(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
+    // RediSearch's text here has a lower-case i (FT.DROPINDEX's has not).
+    const UNKNOWN: &str = "Unknown index name";
+    if !nameable(&a[1]) {
+        return ft_error(UNKNOWN).into();
+    }
     let name = String::from_utf8_lossy(&a[1]);
     match ctx.shared.store.index_info(&name) {
         Ok(Some(info)) => reply::info(&info).into(),
-        Ok(None) => ft_error("Unknown Index name").into(),
+        Ok(None) => ft_error(UNKNOWN).into(),
         Err(e) => storage_error(&e).into(),
     }
 }
 
 pub fn ft_list(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Action {
     match ctx.shared.store.search_indexes() {
-        Ok(indexes) => Reply::Array(
+        // Simple strings, a set under RESP3 (RediSearch's).
+        Ok(indexes) => Reply::Set(
             indexes
                 .into_iter()
-                .map(|ix| Reply::Bulk(Bytes::from(ix.name)))
+                .map(|ix| Reply::Status(ix.name.into()))
                 .collect(),
         )
         .into(),
@@ -296,17 +360,22 @@ pub fn ft_list(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Action {
     }
 }
 
+/// FT.DROPINDEX index [DD]: as RediSearch, a third argument other than
+/// DD is ignored (the documents are kept), a fourth is an arity error.
 pub fn ft_dropindex(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Action {
+    if a.len() > 3 {
+        return super::args::wrong_arity("FT.DROPINDEX").into();
+    }
+    if !nameable(&a[1]) {
+        return ft_error("Unknown Index name").into();
+    }
     let name = String::from_utf8_lossy(&a[1]).into_owned();
     match a.get(2) {
-        None => Action::Write(Mutation {
+        Some(dd) if dd.eq_ignore_ascii_case(b"DD") => Action::Search(Call::DropWithDocs(name)),
+        _ => Action::Write(Mutation {
             now_ms: ctx.now_ms,
             op: Op::DropIndex { name },
         }),
-        Some(dd) if a.len() == 3 && dd.eq_ignore_ascii_case(b"DD") => {
-            Action::Search(Call::DropWithDocs(name))
-        }
-        Some(_) => super::args::wrong_arity("ft.dropindex").into(),
     }
 }
 

@@ -62,6 +62,9 @@ fn plan(ctx: &Ctx<'_>, a: &[Bytes]) -> Result<Request, Reply> {
         return Err(args::err("ERR THRESHOLD applies to TEXT and SEMANTIC searches"));
     }
     let index = String::from_utf8_lossy(&a[2]).into_owned();
+    if !super::nameable(&a[2]) {
+        return Err(no_such_index(&index));
+    }
     let def = match ctx.shared.store.index_info(&index) {
         Ok(Some(info)) => info.def,
         Ok(None) => return Err(no_such_index(&index)),
@@ -77,6 +80,7 @@ fn plan(ctx: &Ctx<'_>, a: &[Bytes]) -> Result<Request, Reply> {
             ..SearchArgs::default()
         },
         strata: Some(Shape { mode, threshold }),
+        resp3: false,
     })
 }
 

@@ -131,27 +131,40 @@ fn scorer(s: &mut SearchArgs, rest: &[Bytes]) -> Result<usize, Reply> {
     } else if is(name, "BM25STD") {
         Bm25::REDISEARCH
     } else {
-        return Err(ft_error(format!("Scoring function `{}` not found", text(name))));
+        return Err(ft_error(format!("No such scorer {}", text(name))));
     };
     Ok(1)
 }
 
-fn returns(s: &mut SearchArgs, rest: &[Bytes]) -> Result<usize, Reply> {
-    let n = rest.first().and_then(|n| unsigned(n));
-    let Some(n) = n.and_then(|n| usize::try_from(n).ok()) else {
-        return Err(ft_error(
-            "Bad arguments for RETURN: Could not convert argument to expected type",
-        ));
+/// RediSearch's `Bad arguments for <what>: ...` of a count argument.
+fn count(what: &str, rest: &[Bytes]) -> Result<usize, Reply> {
+    let why = match rest.first() {
+        None => "Expected an argument, but none provided",
+        Some(n) => match std::str::from_utf8(n).ok().and_then(|n| n.parse::<i64>().ok()) {
+            Some(n) if n < 0 => "Value is outside acceptable bounds",
+            Some(n) => return Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+            None => "Could not convert argument to expected type",
+        },
     };
+    Err(ft_error(format!("Bad arguments for {what}: {why}")))
+}
+
+/// RediSearch's text for fewer arguments than a count announced.
+fn too_few(what: &str) -> Reply {
+    ft_error(format!(
+        "Bad arguments for {what}: Expected an argument, but none provided"
+    ))
+}
+
+fn returns(s: &mut SearchArgs, rest: &[Bytes]) -> Result<usize, Reply> {
+    let n = count("RETURN", rest)?;
     if n > RETURN_FIELDS_MAX {
         return Err(ft_error(format!(
             "RETURN names at most {RETURN_FIELDS_MAX} fields"
         )));
     }
     let Some(names) = rest.get(1..=n) else {
-        return Err(ft_error(
-            "Bad arguments for RETURN: Not enough arguments were provided based on argument count",
-        ));
+        return Err(too_few("RETURN"));
     };
     let mut fields = Vec::with_capacity(n);
     let mut j = 0;
@@ -222,21 +235,14 @@ fn sortby(s: &mut SearchArgs, rest: &[Bytes]) -> Result<usize, Reply> {
 }
 
 fn params(s: &mut SearchArgs, rest: &[Bytes]) -> Result<usize, Reply> {
-    let n = rest.first().and_then(|n| unsigned(n));
-    let Some(n) = n.and_then(|n| usize::try_from(n).ok()) else {
-        return Err(ft_error(
-            "Bad arguments for PARAMS: Could not convert argument to expected type",
-        ));
-    };
+    let n = count("PARAMS", rest)?;
     if n == 0 || !n.is_multiple_of(2) {
         return Err(ft_error(
             "Parameters must be specified in PARAM VALUE pairs",
         ));
     }
     let Some(pairs) = rest.get(1..=n) else {
-        return Err(ft_error(
-            "Bad arguments for PARAMS: Not enough arguments were provided based on argument count",
-        ));
+        return Err(too_few("PARAMS"));
     };
     if !s.params.is_empty() {
         return Err(ft_error("Multiple PARAMS are not allowed. Parameters can be defined only once"));
@@ -342,9 +348,16 @@ mod tests {
             "Parameters must be specified in PARAM VALUE pairs"
         );
         assert!(err(&["PARAMS", "4", "a", "b"]).starts_with("Bad arguments for PARAMS"));
-        assert_eq!(err(&["SCORER", "TFIDF"]), "Scoring function `TFIDF` not found");
-        assert!(err(&["BOGUS"]).starts_with("Unknown argument `BOGUS`"));
+        assert_eq!(err(&["SCORER", "TFIDF"]), "No such scorer TFIDF");
+        assert_eq!(err(&["BOGUS"]), "Unknown argument `BOGUS` at position 1 for <main>");
         assert!(err(&["RETURN", "99999999999999999999"]).starts_with("Bad arguments for RETURN"));
-        assert!(err(&["RETURN", "5", "a"]).starts_with("Bad arguments for RETURN"));
+        let none = "Expected an argument, but none provided";
+        assert_eq!(err(&["RETURN", "5", "a"]), format!("Bad arguments for RETURN: {none}"));
+        assert_eq!(err(&["RETURN"]), format!("Bad arguments for RETURN: {none}"));
+        assert_eq!(err(&["PARAMS", "2", "a"]), format!("Bad arguments for PARAMS: {none}"));
+        assert_eq!(
+            err(&["RETURN", "-1"]),
+            "Bad arguments for RETURN: Value is outside acceptable bounds"
+        );
     }
 }

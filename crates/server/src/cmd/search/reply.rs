@@ -24,6 +24,9 @@ pub fn search(req: &Request, answer: SearchAnswer) -> Reply {
         Ok(hits) => hits,
         Err(e) => return e,
     };
+    if req.resp3 {
+        return search_resp3(req, total, hits);
+    }
     let mut out = Vec::with_capacity(1 + 3 * hits.len());
     out.push(Reply::Integer(i64::try_from(total).unwrap_or(i64::MAX)));
     // LIMIT 0 0: the count alone.
@@ -32,9 +35,11 @@ pub fn search(req: &Request, answer: SearchAnswer) -> Reply {
     }
     for hit in hits {
         let fields = (!req.args.keys_only()).then(|| fields(req, &hit));
-        out.push(Reply::Bulk(hit.key));
         if req.args.withscores {
-            out.push(Reply::Double(hit.score));
+            out.push(Reply::Bulk(hit.key.clone()));
+            out.push(Reply::Double(score(req, &hit)));
+        } else {
+            out.push(Reply::Bulk(hit.key));
         }
         if let Some(fields) = fields {
             out.push(Reply::Array(fields));
@@ -43,12 +48,87 @@ pub fn search(req: &Request, answer: SearchAnswer) -> Reply {
     Reply::Array(out)
 }
 
+/// RediSearch's RESP3 FT.SEARCH: `{attributes, total_results, format,
+/// results: [{id, [score], [extra_attributes], values}], warning}`.
+fn search_resp3(req: &Request, total: u64, hits: Vec<SearchHit>) -> Reply {
+    let mut results = Vec::with_capacity(hits.len());
+    if req.args.count > 0 {
+        for hit in hits {
+            let mut entry = vec![(status("id"), Reply::Bulk(hit.key.clone()))];
+            if req.args.withscores {
+                entry.push((status("score"), Reply::Double(score(req, &hit))));
+            }
+            if !req.args.keys_only() {
+                let fields = fields(req, &hit);
+                let pairs = fields
+                    .chunks_exact(2)
+                    .map(|kv| (kv[0].clone(), kv[1].clone()))
+                    .collect();
+                entry.push((status("extra_attributes"), Reply::Map(pairs)));
+            }
+            entry.push((status("values"), Reply::Array(Vec::new())));
+            results.push(Reply::Map(entry));
+        }
+    }
+    Reply::Map(vec![
+        (status("attributes"), Reply::Array(Vec::new())),
+        (
+            status("total_results"),
+            Reply::Integer(i64::try_from(total).unwrap_or(i64::MAX)),
+        ),
+        (status("format"), status("STRING")),
+        (status("results"), Reply::Array(results)),
+        (status("warning"), Reply::Array(Vec::new())),
+    ])
+}
+
+/// WITHSCORES' score: BM25, or 0 for a KNN query (RediSearch's: the
+/// distance is a field).
+fn score(req: &Request, hit: &SearchHit) -> f64 {
+    if req.query.knn.is_some() { 0.0 } else { hit.score }
+}
+
+/// A KNN distance as RediSearch prints it: 12 significant digits (C's
+/// `%.12g`).
+pub fn distance_text(d: f64) -> Reply {
+    Reply::Bulk(Bytes::from(format_g12(d)))
+}
+
+fn format_g12(d: f64) -> String {
+    if !d.is_finite() {
+        return if d.is_nan() { "nan".into() } else if d > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    if d == 0.0 {
+        return "0".into();
+    }
+    const DIGITS: i32 = 12;
+    let sci = format!("{:.*e}", (DIGITS - 1) as usize, d);
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let trim = |s: String| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s
+        }
+    };
+    if exp < -4 || exp >= DIGITS {
+        let m = trim(mantissa.to_string());
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{m}e{sign}{:02}", exp.abs())
+    } else {
+        let decimals = (DIGITS - 1 - exp).max(0) as usize;
+        trim(format!("{d:.decimals$}"))
+    }
+}
+
 /// The page LIMIT asked for: as storage ranked it, or by SORTBY's field
 /// (then storage returned every match up to [`SORT_CANDIDATES_MAX`]).
 pub fn sorted_page(req: &Request, total: u64, hits: Vec<SearchHit>) -> Result<Vec<SearchHit>, Reply> {
     let Some(sort) = &req.args.sortby else {
         return Ok(hits);
     };
+    let knn_score = req.query.knn.as_ref().map(|k| k.score_name.as_str());
     if total > SORT_CANDIDATES_MAX as u64 {
         return Err(ft_error(format!(
             "SORTBY sorts at most {SORT_CANDIDATES_MAX} matches and this query has {total}: narrow it"
@@ -56,7 +136,14 @@ pub fn sorted_page(req: &Request, total: u64, hits: Vec<SearchHit>) -> Result<Ve
     }
     let mut keyed: Vec<(Option<SortValue>, SearchHit)> = hits
         .into_iter()
-        .map(|hit| (sort_value(&req.def, sort, &hit.record.value), hit))
+        .map(|hit| {
+            let value = if Some(sort.field.as_str()) == knn_score {
+                Some(SortValue::Number(hit.score))
+            } else {
+                sort_value(&req.def, sort, &hit.record.value)
+            };
+            (value, hit)
+        })
         .collect();
     keyed.sort_by(|(a, ha), (b, hb)| {
         compare(a.as_ref(), b.as_ref(), sort.ascending).then_with(|| ha.key.cmp(&hb.key))
@@ -113,7 +200,7 @@ fn fields(req: &Request, hit: &SearchHit) -> Vec<Reply> {
         let mut out = Vec::with_capacity(4);
         if let Some(name) = knn_name {
             out.push(bulk_str(name));
-            out.push(Reply::Double(hit.score));
+            out.push(distance_text(hit.score));
         }
         let whole = match req.def.on {
             DocKind::String => STRING_FIELD,
@@ -130,7 +217,7 @@ fn fields(req: &Request, hit: &SearchHit) -> Vec<Reply> {
     let mut out = Vec::with_capacity(2 * returns.len());
     for (field, shown) in returns {
         let value = if Some(field.as_str()) == knn_name {
-            Some(Reply::Double(hit.score))
+            Some(distance_text(hit.score))
         } else {
             returned_value(&req.def, field, &hit.record.value, json.as_ref())
         };
@@ -202,25 +289,21 @@ fn status(s: &'static str) -> Reply {
 /// over keys stored (below 1 until built).
 pub fn info(info: &IndexInfo) -> Reply {
     let def = &info.def;
-    let out = vec![
-        status("index_name"),
-        Reply::Status(def.name.clone().into()),
-        status("index_options"),
-        Reply::Array(Vec::new()),
-        status("index_definition"),
-        Reply::Array(definition(def)),
-        status("attributes"),
-        Reply::Array(def.fields.iter().map(|f| attribute(def, f)).collect()),
-        status("num_docs"),
-        Reply::Double(info.stats.docs as f64),
-        status("hash_indexing_failures"),
-        Reply::Double(info.stats.skipped as f64),
-        status("indexing"),
-        Reply::Double(if info.building { 1.0 } else { 0.0 }),
-        status("percent_indexed"),
-        Reply::Double(info.percent_indexed),
-    ];
-    Reply::Array(out)
+    let int = |n: u64| Reply::Integer(i64::try_from(n).unwrap_or(i64::MAX));
+    // A map: RESP2's flat list, RESP3's map, as RediSearch's.
+    Reply::Map(vec![
+        (status("index_name"), Reply::Status(def.name.clone().into())),
+        (status("index_options"), Reply::Array(Vec::new())),
+        (status("index_definition"), Reply::Array(definition(def))),
+        (
+            status("attributes"),
+            Reply::Array(def.fields.iter().map(|f| attribute(def, f)).collect()),
+        ),
+        (status("num_docs"), int(info.stats.docs)),
+        (status("hash_indexing_failures"), int(info.stats.skipped)),
+        (status("indexing"), int(u64::from(info.building))),
+        (status("percent_indexed"), Reply::Double(info.percent_indexed)),
+    ])
 }
 
 fn definition(def: &IndexDef) -> Vec<Reply> {
@@ -284,9 +367,31 @@ fn attribute(def: &IndexDef, f: &strata_search::schema::FieldDef) -> Reply {
                 out.push(status("CASESENSITIVE"));
             }
         }
-        FieldKind::Numeric => out.push(status("NUMERIC")),
+        FieldKind::Numeric => {
+            out.push(status("NUMERIC"));
+            // RediSearch's NUMERIC SORTABLE is always UNF.
+            if f.sortable {
+                out.extend([status("SORTABLE"), status("UNF")]);
+            }
+            return Reply::Array(out);
+        }
         FieldKind::Vector(v) => {
-            out.push(status("VECTOR"));
+            let metric = match v.metric {
+                strata_search::schema::Metric::Cosine => "COSINE",
+                strata_search::schema::Metric::L2 => "L2",
+                strata_search::schema::Metric::Ip => "IP",
+            };
+            out.extend([
+                status("VECTOR"),
+                status("algorithm"),
+                status("FLAT"),
+                status("data_type"),
+                status("FLOAT32"),
+                status("dim"),
+                Reply::Integer(i64::from(v.dim)),
+                status("distance_metric"),
+                status(metric),
+            ]);
             // Strata's: the TEXT field the server embeds.
             if let Some(source) = v.embed.and_then(|id| def.fields.get(usize::from(id))) {
                 out.extend([status("EMBED"), Reply::Status(source.name.clone().into())]);
@@ -297,4 +402,21 @@ fn attribute(def: &IndexDef, f: &strata_search::schema::FieldDef) -> Reply {
         out.push(status("SORTABLE"));
     }
     Reply::Array(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_g12;
+
+    #[test]
+    fn distances_print_as_c_does_with_twelve_digits() {
+        assert_eq!(format_g12(0.118_939_757_347_123), "0.118939757347");
+        assert_eq!(format_g12(1.0), "1");
+        assert_eq!(format_g12(0.0), "0");
+        assert_eq!(format_g12(0.5), "0.5");
+        assert_eq!(format_g12(1e-5), "1e-05");
+        assert_eq!(format_g12(0.000_123_456_789_012_34), "0.000123456789012");
+        assert_eq!(format_g12(123_456_789_012_345.0), "1.23456789012e+14");
+        assert_eq!(format_g12(-2.25), "-2.25");
+    }
 }
