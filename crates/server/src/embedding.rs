@@ -67,8 +67,8 @@ pub fn open(model_dir: Option<&std::path::Path>) -> Result<Option<SharedEmbedder
 fn open_model(dir: &std::path::Path) -> Result<SharedEmbedder, String> {
     let model = strata_embed::MiniLm::load(dir).map_err(|e| e.to_string())?;
     let config = strata_embed::EmbedConfig::default();
-    let service = strata_embed::EmbedService::start(Arc::new(model), config)
-        .map_err(|e| e.to_string())?;
+    let service =
+        strata_embed::EmbedService::start(Arc::new(model), config).map_err(|e| e.to_string())?;
     tracing::info!(model = %dir.display(), dim = service.dim(), "embedding model loaded");
     Ok(Arc::new(service))
 }
@@ -154,7 +154,9 @@ pub async fn run(shared: &Shared, job: Job) -> Result<Mutation, Reply> {
         .await
         .map_err(|e| Reply::error(format!("ERR {e}")))?;
     if vectors.len() != job.targets.len() {
-        return Err(Reply::error("ERR embedding failed: wrong number of vectors"));
+        return Err(Reply::error(
+            "ERR embedding failed: wrong number of vectors",
+        ));
     }
     let embeddings = job
         .targets

@@ -78,24 +78,23 @@ async fn round(shared: &Shared, pending: &mut Pending, item: SearchWork, shutdow
         if shutdown.is_shutdown() {
             return;
         }
-        let op = match item {
-            SearchWork::Backfill { id } => match backfill_op(shared, id).await {
-                Ok(op) => op,
-                Err(e) => {
-                    tracing::debug!(index = id, error = ?e, "backfill page not embedded");
-                    return;
-                }
-            },
-            SearchWork::Purge { id } => Op::PurgeIndex {
-                id,
-                entries_max: PURGE_ENTRIES_MAX,
-            },
+        let outcome = match item {
+            SearchWork::Backfill { id } => {
+                backfill_page(shared, pending, id, BACKFILL_KEYS_MAX).await
+            }
+            SearchWork::Purge { id } => {
+                let m = Mutation {
+                    now_ms: strata_storage::now_ms(),
+                    op: Op::PurgeIndex {
+                        id,
+                        entries_max: PURGE_ENTRIES_MAX,
+                    },
+                };
+                let written = shared.write_path.write(pending, m).await;
+                written.map_err(|e| e.to_string())
+            }
         };
-        let m = Mutation {
-            now_ms: strata_storage::now_ms(),
-            op,
-        };
-        match shared.write_path.write(pending, m).await {
+        match outcome {
             Ok(Outcome::Int(1)) => {}
             Ok(Outcome::Int(0)) => return,
             other => {
@@ -107,16 +106,37 @@ async fn round(shared: &Shared, pending: &mut Pending, item: SearchWork, shutdow
     }
 }
 
-/// The next backfill page, with its vectors when the index embeds.
-async fn backfill_op(shared: &Shared, id: u32) -> Result<Op, Reply> {
-    let page = Op::BackfillIndex {
-        id,
-        keys_max: BACKFILL_KEYS_MAX,
+/// Proposes the next backfill page of at most `keys_max` keys, with its
+/// vectors when the index embeds (FT.CREATE's first page too), one page
+/// at a time (`Shared::backfill_turn`).
+pub(crate) async fn backfill_page(
+    shared: &Shared,
+    pending: &mut Pending,
+    id: u32,
+    keys_max: u32,
+) -> Result<Outcome, String> {
+    let _turn = shared.backfill_turn.lock().await;
+    let op = backfill_op(shared, id, keys_max)
+        .await
+        .map_err(|r| format!("{r:?}"))?;
+    let m = Mutation {
+        now_ms: strata_storage::now_ms(),
+        op,
     };
+    shared
+        .write_path
+        .write(pending, m)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// The next backfill page, with its vectors when the index embeds.
+async fn backfill_op(shared: &Shared, id: u32, keys_max: u32) -> Result<Op, Reply> {
+    let page = Op::BackfillIndex { id, keys_max };
     if shared.embedder.is_none() {
         return Ok(page);
     }
-    let preview = match shared.store.backfill_preview(id, BACKFILL_KEYS_MAX as usize) {
+    let preview = match shared.store.backfill_preview(id, keys_max as usize) {
         Ok(records) => records,
         Err(e) => return Err(Reply::error(format!("ERR {e}"))),
     };

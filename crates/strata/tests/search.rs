@@ -56,7 +56,10 @@ fn keys_of(r: &Reply) -> (i64, Vec<String>) {
 }
 
 fn search_keys(c: &mut strata_client::Client, index: &str, query: &str) -> Vec<String> {
-    let r = call(c, &["FT.SEARCH", index, query, "NOCONTENT", "LIMIT", "0", "1000"]);
+    let r = call(
+        c,
+        &["FT.SEARCH", index, query, "NOCONTENT", "LIMIT", "0", "1000"],
+    );
     let (total, keys) = keys_of(&r);
     assert_eq!(total as usize, keys.len(), "{query}: {r:?}");
     keys
@@ -105,7 +108,10 @@ fn wait_built(c: &mut strata_client::Client, index: &str) {
 
 const DOCS: &[(&str, &str)] = &[
     ("doc:1", "python is a programming language"),
-    ("doc:2", "a database stores data; python talks to the database"),
+    (
+        "doc:2",
+        "a database stores data; python talks to the database",
+    ),
     ("doc:3", "rust is fast"),
     ("other:1", "python outside the prefix"),
 ];
@@ -114,8 +120,22 @@ fn create_text_index(c: &mut strata_client::Client) {
     let r = call(
         c,
         &[
-            "FT.CREATE", "idx", "ON", "STRING", "PREFIX", "1", "doc:", "SCHEMA", "value", "TEXT",
-            "value", "AS", "exact", "TAG", "SEPARATOR", "|",
+            "FT.CREATE",
+            "idx",
+            "ON",
+            "STRING",
+            "PREFIX",
+            "1",
+            "doc:",
+            "SCHEMA",
+            "value",
+            "TEXT",
+            "value",
+            "AS",
+            "exact",
+            "TAG",
+            "SEPARATOR",
+            "|",
         ],
     );
     assert_eq!(r, Reply::ok());
@@ -155,7 +175,10 @@ fn ft_commands_answer_with_redisearch_shapes() {
     assert_eq!(search_keys(&mut c, "idx", "prog*"), ["doc:1"]);
 
     // WITHSCORES: a score per hit, as text; LIMIT 0 0: the count alone.
-    let Reply::Array(items) = call(&mut c, &["FT.SEARCH", "idx", "python", "WITHSCORES", "NOCONTENT"]) else {
+    let Reply::Array(items) = call(
+        &mut c,
+        &["FT.SEARCH", "idx", "python", "WITHSCORES", "NOCONTENT"],
+    ) else {
         panic!()
     };
     assert_eq!(items.len(), 5, "{items:?}");
@@ -172,7 +195,19 @@ fn ft_commands_answer_with_redisearch_shapes() {
     // LIMIT pages, RETURN picks (and renames) fields.
     let r = call(
         &mut c,
-        &["FT.SEARCH", "idx", "python", "LIMIT", "1", "1", "RETURN", "3", "value", "AS", "v"],
+        &[
+            "FT.SEARCH",
+            "idx",
+            "python",
+            "LIMIT",
+            "1",
+            "1",
+            "RETURN",
+            "3",
+            "value",
+            "AS",
+            "v",
+        ],
     );
     assert_eq!(
         r,
@@ -185,7 +220,18 @@ fn ft_commands_answer_with_redisearch_shapes() {
     // SCORER BM25STD (RediSearch's b) and DIALECT 2 and TIMEOUT are taken.
     let r = call(
         &mut c,
-        &["FT.SEARCH", "idx", "python", "SCORER", "BM25STD", "DIALECT", "2", "TIMEOUT", "5", "NOCONTENT"],
+        &[
+            "FT.SEARCH",
+            "idx",
+            "python",
+            "SCORER",
+            "BM25STD",
+            "DIALECT",
+            "2",
+            "TIMEOUT",
+            "5",
+            "NOCONTENT",
+        ],
     );
     assert_eq!(keys_of(&r).0, 2);
 
@@ -199,8 +245,14 @@ fn ft_commands_answer_with_redisearch_shapes() {
     assert_eq!(
         keys,
         [
-            "index_name", "index_options", "index_definition", "attributes", "num_docs",
-            "hash_indexing_failures", "indexing", "percent_indexed"
+            "index_name",
+            "index_options",
+            "index_definition",
+            "attributes",
+            "num_docs",
+            "hash_indexing_failures",
+            "indexing",
+            "percent_indexed"
         ]
     );
     assert_eq!(info[0].1, Reply::Status("idx".into()));
@@ -209,7 +261,10 @@ fn ft_commands_answer_with_redisearch_shapes() {
     };
     assert_eq!(definition[0], Reply::Status("key_type".into()));
     assert_eq!(definition[1], Reply::Status("STRING".into()));
-    assert_eq!(definition[3], Reply::Array(vec![Reply::Status("doc:".into())]));
+    assert_eq!(
+        definition[3],
+        Reply::Array(vec![Reply::Status("doc:".into())])
+    );
     let Reply::Array(attributes) = &info[3].1 else {
         panic!("{info:?}")
     };
@@ -230,7 +285,16 @@ fn ft_commands_answer_with_redisearch_shapes() {
             other => panic!("{other:?}"),
         })
         .collect();
-    assert_eq!(names, ["attributes", "total_results", "format", "results", "warning"]);
+    assert_eq!(
+        names,
+        [
+            "attributes",
+            "total_results",
+            "format",
+            "results",
+            "warning"
+        ]
+    );
     assert_eq!(top[1].1, Reply::Integer(1));
     let Reply::Array(results) = &top[3].1 else {
         panic!("{r:?}")
@@ -283,7 +347,19 @@ fn backfill_indexes_existing_keys_in_the_background() {
         assert_eq!(call(&mut c, &args), Reply::ok());
     }
     assert_eq!(
-        call(&mut c, &["FT.CREATE", "big", "PREFIX", "1", "k:", "SCHEMA", "value", "TEXT"]),
+        call(
+            &mut c,
+            &[
+                "FT.CREATE",
+                "big",
+                "PREFIX",
+                "1",
+                "k:",
+                "SCHEMA",
+                "value",
+                "TEXT"
+            ]
+        ),
         Reply::ok()
     );
     // Progress is visible, then the index is whole.
@@ -292,7 +368,10 @@ fn backfill_indexes_existing_keys_in_the_background() {
     let r = call(&mut c, &["FT.SEARCH", "big", "common", "LIMIT", "0", "0"]);
     assert_eq!(r, Reply::Array(vec![Reply::Integer(N as i64)]));
     let r = call(&mut c, &["FT.SEARCH", "big", "word3", "LIMIT", "0", "0"]);
-    assert_eq!(r, Reply::Array(vec![Reply::Integer(((N - 3) / 7 + 1) as i64)]));
+    assert_eq!(
+        r,
+        Reply::Array(vec![Reply::Integer(((N - 3) / 7 + 1) as i64)])
+    );
     // A restart keeps the index (it is data), built.
     drop(c);
     let mut server = server;
@@ -313,7 +392,10 @@ fn every_kind_of_write_keeps_results_exact() {
     let find = |c: &mut strata_client::Client, q: &str| search_keys(c, "idx", q);
 
     call(&mut c, &["SET", "doc:a", "alpha beta"]);
-    call(&mut c, &["MSET", "doc:b", "beta gamma", "doc:c", "gamma delta"]);
+    call(
+        &mut c,
+        &["MSET", "doc:b", "beta gamma", "doc:c", "gamma delta"],
+    );
     assert_eq!(find(&mut c, "beta"), ["doc:a", "doc:b"]);
     // Overwrite: old words gone, new ones found.
     call(&mut c, &["SET", "doc:a", "epsilon"]);
@@ -355,9 +437,27 @@ fn json_documents_sort_and_return_fields() {
     let r = call(
         &mut c,
         &[
-            "FT.CREATE", "j", "ON", "JSON", "PREFIX", "1", "item:", "SCHEMA", "$.title", "AS",
-            "title", "TEXT", "$.price", "AS", "price", "NUMERIC", "SORTABLE", "$.color", "AS",
-            "color", "TAG",
+            "FT.CREATE",
+            "j",
+            "ON",
+            "JSON",
+            "PREFIX",
+            "1",
+            "item:",
+            "SCHEMA",
+            "$.title",
+            "AS",
+            "title",
+            "TEXT",
+            "$.price",
+            "AS",
+            "price",
+            "NUMERIC",
+            "SORTABLE",
+            "$.color",
+            "AS",
+            "color",
+            "TAG",
         ],
     );
     assert_eq!(r, Reply::ok());
@@ -365,8 +465,14 @@ fn json_documents_sort_and_return_fields() {
     // in its own batch.
     wait_built(&mut c, "j");
     let items = [
-        ("item:1", r#"{"title":"red shoes","price":30,"color":"red"}"#),
-        ("item:2", r#"{"title":"blue shoes","price":10,"color":"blue"}"#),
+        (
+            "item:1",
+            r#"{"title":"red shoes","price":30,"color":"red"}"#,
+        ),
+        (
+            "item:2",
+            r#"{"title":"blue shoes","price":10,"color":"blue"}"#,
+        ),
         ("item:3", r#"{"title":"red hat","price":20,"color":"red"}"#),
         ("item:4", "not json"),
     ];
@@ -375,7 +481,10 @@ fn json_documents_sort_and_return_fields() {
     }
     assert_eq!(info_number(&mut c, "j", "num_docs"), 3.0);
     assert_eq!(info_number(&mut c, "j", "hash_indexing_failures"), 1.0);
-    assert_eq!(search_keys(&mut c, "j", "@price:[15 +inf]"), ["item:1", "item:3"]);
+    assert_eq!(
+        search_keys(&mut c, "j", "@price:[15 +inf]"),
+        ["item:1", "item:3"]
+    );
     assert_eq!(search_keys(&mut c, "j", "@color:{red} shoes"), ["item:1"]);
     let r = call(&mut c, &["FT.SEARCH", "j", "shoes", "LIMIT", "0", "1"]);
     let Reply::Array(items_r) = &r else { panic!() };
@@ -387,21 +496,50 @@ fn json_documents_sort_and_return_fields() {
     // SORTBY a numeric field, both ways; RETURN by name and by path.
     let r = call(
         &mut c,
-        &["FT.SEARCH", "j", "*", "SORTBY", "price", "DESC", "RETURN", "2", "title", "$.price"],
+        &[
+            "FT.SEARCH",
+            "j",
+            "*",
+            "SORTBY",
+            "price",
+            "DESC",
+            "RETURN",
+            "2",
+            "title",
+            "$.price",
+        ],
     );
     assert_eq!(
         r,
         Reply::Array(vec![
             Reply::Integer(3),
             bulk("item:1"),
-            Reply::Array(vec![bulk("title"), bulk("red shoes"), bulk("$.price"), bulk("30")]),
+            Reply::Array(vec![
+                bulk("title"),
+                bulk("red shoes"),
+                bulk("$.price"),
+                bulk("30")
+            ]),
             bulk("item:3"),
-            Reply::Array(vec![bulk("title"), bulk("red hat"), bulk("$.price"), bulk("20")]),
+            Reply::Array(vec![
+                bulk("title"),
+                bulk("red hat"),
+                bulk("$.price"),
+                bulk("20")
+            ]),
             bulk("item:2"),
-            Reply::Array(vec![bulk("title"), bulk("blue shoes"), bulk("$.price"), bulk("10")]),
+            Reply::Array(vec![
+                bulk("title"),
+                bulk("blue shoes"),
+                bulk("$.price"),
+                bulk("10")
+            ]),
         ])
     );
-    let r = call(&mut c, &["FT.SEARCH", "j", "*", "SORTBY", "price", "NOCONTENT"]);
+    let r = call(
+        &mut c,
+        &["FT.SEARCH", "j", "*", "SORTBY", "price", "NOCONTENT"],
+    );
     assert_eq!(keys_of(&r).1, ["item:2", "item:3", "item:1"]);
     assert_eq!(
         error_text(&call(&mut c, &["FT.SEARCH", "j", "*", "SORTBY", "nope"])),
@@ -421,13 +559,33 @@ fn knn_over_stored_vectors_sorts_by_distance() {
     let r = call(
         &mut c,
         &[
-            "FT.CREATE", "v", "PREFIX", "1", "vec:", "SCHEMA", "value", "AS", "emb", "VECTOR",
-            "FLAT", "6", "TYPE", "FLOAT32", "DIM", "2", "DISTANCE_METRIC", "L2",
+            "FT.CREATE",
+            "v",
+            "PREFIX",
+            "1",
+            "vec:",
+            "SCHEMA",
+            "value",
+            "AS",
+            "emb",
+            "VECTOR",
+            "FLAT",
+            "6",
+            "TYPE",
+            "FLOAT32",
+            "DIM",
+            "2",
+            "DISTANCE_METRIC",
+            "L2",
         ],
     );
     assert_eq!(r, Reply::ok());
     wait_built(&mut c, "v");
-    for (k, v) in [("vec:a", [0.0f32, 0.0]), ("vec:b", [3.0, 4.0]), ("vec:c", [1.0, 0.0])] {
+    for (k, v) in [
+        ("vec:a", [0.0f32, 0.0]),
+        ("vec:b", [3.0, 4.0]),
+        ("vec:c", [1.0, 0.0]),
+    ] {
         let args: Vec<Vec<u8>> = vec![b"SET".to_vec(), k.as_bytes().to_vec(), blob(&v)];
         assert_eq!(c.call(&args).unwrap(), Reply::ok());
     }
@@ -462,12 +620,23 @@ fn knn_over_stored_vectors_sorts_by_distance() {
             Reply::Array(vec![bulk("dist"), bulk("2")]),
         ])
     );
-    let bad: Vec<Vec<u8>> = [&b"FT.SEARCH"[..], b"v", b"*=>[KNN 2 @emb $q]", b"PARAMS", b"2", b"q", b"abc"]
-        .iter()
-        .map(|a| a.to_vec())
-        .collect();
+    let bad: Vec<Vec<u8>> = [
+        &b"FT.SEARCH"[..],
+        b"v",
+        b"*=>[KNN 2 @emb $q]",
+        b"PARAMS",
+        b"2",
+        b"q",
+        b"abc",
+    ]
+    .iter()
+    .map(|a| a.to_vec())
+    .collect();
     let r = c.call(&bad).unwrap();
-    assert!(error_text(&r).contains("query vector blob size (3)"), "{r:?}");
+    assert!(
+        error_text(&r).contains("query vector blob size (3)"),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -481,7 +650,10 @@ fn dropindex_dd_deletes_the_documents() {
     wait_built(&mut c, "idx");
     assert_eq!(call(&mut c, &["FT.DROPINDEX", "idx", "DD"]), Reply::ok());
     assert_eq!(call(&mut c, &["FT._LIST"]), Reply::Array(vec![]));
-    assert_eq!(call(&mut c, &["EXISTS", "doc:1", "doc:2", "doc:3"]), Reply::Integer(0));
+    assert_eq!(
+        call(&mut c, &["EXISTS", "doc:1", "doc:2", "doc:3"]),
+        Reply::Integer(0)
+    );
     assert_eq!(call(&mut c, &["EXISTS", "other:1"]), Reply::Integer(1));
 }
 
@@ -497,23 +669,48 @@ fn bad_input_is_answered_with_errors() {
     );
     assert_eq!(err(&mut c, &["FT.INFO", "nope"]), "Unknown index name");
     assert_eq!(err(&mut c, &["FT.DROPINDEX", "nope"]), "Unknown Index name");
-    assert_eq!(err(&mut c, &["FT.SEARCH", "nope", "x"]), "nope: no such index");
+    assert_eq!(
+        err(&mut c, &["FT.SEARCH", "nope", "x"]),
+        "nope: no such index"
+    );
     assert!(err(&mut c, &["FT.SEARCH", "idx", "(a"]).starts_with("Syntax error"));
     assert!(err(&mut c, &["FT.CREATE", "x", "SCHEMA", "f", "BOGUS"]).contains("field"));
     let embed = err(
         &mut c,
         &[
-            "FT.CREATE", "e", "SCHEMA", "value", "TEXT", "value", "AS", "v", "VECTOR", "FLAT", "6",
-            "TYPE", "FLOAT32", "DIM", "4", "DISTANCE_METRIC", "COSINE", "EMBED", "value",
+            "FT.CREATE",
+            "e",
+            "SCHEMA",
+            "value",
+            "TEXT",
+            "value",
+            "AS",
+            "v",
+            "VECTOR",
+            "FLAT",
+            "6",
+            "TYPE",
+            "FLOAT32",
+            "DIM",
+            "4",
+            "DISTANCE_METRIC",
+            "COSINE",
+            "EMBED",
+            "value",
         ],
     );
     assert!(embed.contains("--embedding-model"), "{embed}");
-    assert!(err(&mut c, &["FT.SEARCH", "idx", "x", "LIMIT", "0", "99999999"]).starts_with("LIMIT exceeds"));
+    assert!(
+        err(&mut c, &["FT.SEARCH", "idx", "x", "LIMIT", "0", "99999999"])
+            .starts_with("LIMIT exceeds")
+    );
     assert_eq!(
         err(&mut c, &["FT.SEARCH", "idx", "x", "PARAMS", "1", "a"]),
         "Parameters must be specified in PARAM VALUE pairs"
     );
-    assert!(err(&mut c, &["FT.SEARCH", "idx", "x", "DIALECT", "9"]).starts_with("DIALECT requires"));
+    assert!(
+        err(&mut c, &["FT.SEARCH", "idx", "x", "DIALECT", "9"]).starts_with("DIALECT requires")
+    );
     assert_eq!(
         err(&mut c, &["FT.DROPINDEX", "idx", "DD", "x"]),
         "ERR wrong number of arguments for 'FT.DROPINDEX' command"
@@ -522,10 +719,16 @@ fn bad_input_is_answered_with_errors() {
         err(&mut c, &["FT.CREATE", "i", "SCHEMA", "value"]),
         "ERR wrong number of arguments for 'FT.CREATE' command"
     );
-    assert_eq!(err(&mut c, &["FT.SEARCH", "idx"]), "No query string provided");
+    assert_eq!(
+        err(&mut c, &["FT.SEARCH", "idx"]),
+        "No query string provided"
+    );
     // Names longer than any index's: unknown, on every front door.
     let long = "x".repeat(70_000);
-    assert_eq!(err(&mut c, &["FT.SEARCH", &long, "a"]), format!("{long}: no such index"));
+    assert_eq!(
+        err(&mut c, &["FT.SEARCH", &long, "a"]),
+        format!("{long}: no such index")
+    );
     assert_eq!(err(&mut c, &["FT.INFO", &long]), "Unknown index name");
     assert_eq!(err(&mut c, &["FT.DROPINDEX", &long]), "Unknown Index name");
     assert!(err(&mut c, &["SEARCH", "TEXT", &long, "a"]).ends_with("no such index"));
@@ -581,12 +784,17 @@ fn strata_search_through_the_cli_and_the_text_protocol() {
     assert_eq!(hits.len(), 1);
 
     // The CLI.
-    let (code, out, err) =
-        common::run_cli(&["search", "text", "idx", "python database"], server.resp_addr);
+    let (code, out, err) = common::run_cli(
+        &["search", "text", "idx", "python database"],
+        server.resp_addr,
+    );
     assert_eq!(code, 0, "{err}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 1, "{out}");
-    assert!(lines[0].ends_with("doc:2: a database stores data; python talks to the database"), "{out}");
+    assert!(
+        lines[0].ends_with("doc:2: a database stores data; python talks to the database"),
+        "{out}"
+    );
     let (code, out, _) = common::run_cli(
         &["search", "value", "idx", "rust is fast", "--json"],
         server.resp_addr,
@@ -597,8 +805,7 @@ fn strata_search_through_the_cli_and_the_text_protocol() {
     assert_eq!(json[0]["value"], "rust is fast");
     let (code, out, _) = common::run_cli(&["search", "text", "idx", "nothing"], server.resp_addr);
     assert_eq!((code, out.as_str()), (1, ""));
-    let (code, _, err) =
-        common::run_cli(&["search", "semantic", "idx", "speed"], server.resp_addr);
+    let (code, _, err) = common::run_cli(&["search", "semantic", "idx", "speed"], server.resp_addr);
     assert_eq!(code, 2);
     assert!(err.contains("EMBED"), "{err}");
     let (code, _, err) = common::run_cli(&["search", "text", "nope", "x"], server.resp_addr);
@@ -627,12 +834,22 @@ fn strata_search_through_the_cli_and_the_text_protocol() {
     };
     assert_eq!(
         line("SEARCH text idx python"),
-        ["doc:1: python is a programming language", "doc:2: a database stores data; python talks to the database", "END"]
+        [
+            "doc:1: python is a programming language",
+            "doc:2: a database stores data; python talks to the database",
+            "END"
+        ]
     );
-    assert_eq!(line("SEARCH value idx rust is fast"), ["doc:3: rust is fast", "END"]);
+    assert_eq!(
+        line("SEARCH value idx rust is fast"),
+        ["doc:3: rust is fast", "END"]
+    );
     assert_eq!(line("SEARCH text idx nothing"), ["END"]);
     assert_eq!(line("SEARCH text nope x"), ["ERROR: nope: no such index"]);
-    assert_eq!(line("SEARCH fuzzy idx x")[0], "ERROR: SEARCH mode must be VALUE, TEXT or SEMANTIC");
+    assert_eq!(
+        line("SEARCH fuzzy idx x")[0],
+        "ERROR: SEARCH mode must be VALUE, TEXT or SEMANTIC"
+    );
     assert!(line("SEARCH text")[0].starts_with("ERROR: SEARCH needs a mode"));
 }
 
@@ -646,19 +863,34 @@ fn cluster_create_on_the_leader_search_on_a_follower() {
         cl::set(l, k, v);
     }
     let create = [
-        "FT.CREATE", "idx", "PREFIX", "1", "doc:", "SCHEMA", "value", "TEXT",
+        "FT.CREATE",
+        "idx",
+        "PREFIX",
+        "1",
+        "doc:",
+        "SCHEMA",
+        "value",
+        "TEXT",
     ];
     assert_eq!(call_retry(l.resp_addr, &create, TIMEOUT), Reply::ok());
     // Linearizable on the follower: the backfill (on the leader) and the
     // catalog come through the log.
     let found = cl::wait_for("the follower's search", TIMEOUT, || {
-        let r = call_retry(f.resp_addr, &["FT.SEARCH", "idx", "python", "NOCONTENT"], TIMEOUT);
+        let r = call_retry(
+            f.resp_addr,
+            &["FT.SEARCH", "idx", "python", "NOCONTENT"],
+            TIMEOUT,
+        );
         (keys_of(&r).1 == ["doc:1", "doc:2"]).then_some(r)
     });
     assert_eq!(keys_of(&found).0, 2);
     // A write on the follower (forwarded), then a read there sees it.
     cl::set(f, "doc:9", "python again");
-    let r = call_retry(f.resp_addr, &["FT.SEARCH", "idx", "python", "NOCONTENT"], TIMEOUT);
+    let r = call_retry(
+        f.resp_addr,
+        &["FT.SEARCH", "idx", "python", "NOCONTENT"],
+        TIMEOUT,
+    );
     let mut keys = keys_of(&r).1;
     keys.sort();
     assert_eq!(keys, ["doc:1", "doc:2", "doc:9"]);
@@ -675,7 +907,10 @@ fn cluster_create_on_the_leader_search_on_a_follower() {
         });
     }
     // Drop on the follower (forwarded): gone everywhere.
-    assert_eq!(call_retry(f.resp_addr, &["FT.DROPINDEX", "idx"], TIMEOUT), Reply::ok());
+    assert_eq!(
+        call_retry(f.resp_addr, &["FT.DROPINDEX", "idx"], TIMEOUT),
+        Reply::ok()
+    );
     let r = call_retry(l.resp_addr, &["FT._LIST"], TIMEOUT);
     assert_eq!(r, Reply::Array(vec![]));
 }

@@ -31,13 +31,28 @@ fn call(c: &mut strata_client::Client, args: &[&str]) -> Reply {
 }
 
 const BEFORE: &[(&str, &str)] = &[
-    ("doc:ml", "Neural networks learn patterns from training data"),
-    ("doc:cook", "Simmer the tomatoes with garlic and basil to make the sauce"),
+    (
+        "doc:ml",
+        "Neural networks learn patterns from training data",
+    ),
+    (
+        "doc:cook",
+        "Simmer the tomatoes with garlic and basil to make the sauce",
+    ),
 ];
 const AFTER: &[(&str, &str)] = &[
-    ("doc:sport", "The striker scored twice in the final match of the season"),
-    ("doc:space", "The rocket reached orbit and circled the planet"),
-    ("doc:money", "Interest rates rose and the bank tightened its lending"),
+    (
+        "doc:sport",
+        "The striker scored twice in the final match of the season",
+    ),
+    (
+        "doc:space",
+        "The rocket reached orbit and circled the planet",
+    ),
+    (
+        "doc:money",
+        "Interest rates rose and the bank tightened its lending",
+    ),
 ];
 
 /// The nearest keys to `text` by FT.SEARCH KNN, nearest first.
@@ -45,7 +60,17 @@ fn knn(c: &mut strata_client::Client, text: &str, k: usize) -> Vec<String> {
     let query = format!("*=>[KNN {k} @vec $q AS dist]");
     let r = call(
         c,
-        &["FT.SEARCH", "sem", &query, "PARAMS", "2", "q", text, "DIALECT", "2"],
+        &[
+            "FT.SEARCH",
+            "sem",
+            &query,
+            "PARAMS",
+            "2",
+            "q",
+            text,
+            "DIALECT",
+            "2",
+        ],
     );
     let Reply::Array(items) = &r else {
         panic!("{r:?}")
@@ -59,7 +84,11 @@ fn knn(c: &mut strata_client::Client, text: &str, k: usize) -> Vec<String> {
         let Reply::Array(fields) = &pair[1] else {
             panic!("{r:?}")
         };
-        assert_eq!(fields[0], Reply::Bulk(bytes::Bytes::from_static(b"dist")), "{r:?}");
+        assert_eq!(
+            fields[0],
+            Reply::Bulk(bytes::Bytes::from_static(b"dist")),
+            "{r:?}"
+        );
         keys.push(String::from_utf8_lossy(key).into_owned());
     }
     keys
@@ -75,18 +104,62 @@ fn semantic_search_finds_meaning_without_shared_words() {
     let wrong_dim = call(
         &mut c,
         &[
-            "FT.CREATE", "bad", "SCHEMA", "value", "AS", "text", "TEXT", "value", "AS", "vec",
-            "VECTOR", "FLAT", "6", "TYPE", "FLOAT32", "DIM", "128", "DISTANCE_METRIC", "COSINE",
-            "EMBED", "text",
+            "FT.CREATE",
+            "bad",
+            "SCHEMA",
+            "value",
+            "AS",
+            "text",
+            "TEXT",
+            "value",
+            "AS",
+            "vec",
+            "VECTOR",
+            "FLAT",
+            "6",
+            "TYPE",
+            "FLOAT32",
+            "DIM",
+            "128",
+            "DISTANCE_METRIC",
+            "COSINE",
+            "EMBED",
+            "text",
         ],
     );
-    assert!(matches!(&wrong_dim, Reply::Error(e) if e.contains("384")), "{wrong_dim:?}");
+    assert!(
+        matches!(&wrong_dim, Reply::Error(e) if e.contains("384")),
+        "{wrong_dim:?}"
+    );
     let created = call(
         &mut c,
         &[
-            "FT.CREATE", "sem", "ON", "STRING", "PREFIX", "1", "doc:", "SCHEMA", "value", "AS",
-            "text", "TEXT", "value", "AS", "vec", "VECTOR", "FLAT", "6", "TYPE", "FLOAT32", "DIM",
-            "384", "DISTANCE_METRIC", "COSINE", "EMBED", "text",
+            "FT.CREATE",
+            "sem",
+            "ON",
+            "STRING",
+            "PREFIX",
+            "1",
+            "doc:",
+            "SCHEMA",
+            "value",
+            "AS",
+            "text",
+            "TEXT",
+            "value",
+            "AS",
+            "vec",
+            "VECTOR",
+            "FLAT",
+            "6",
+            "TYPE",
+            "FLOAT32",
+            "DIM",
+            "384",
+            "DISTANCE_METRIC",
+            "COSINE",
+            "EMBED",
+            "text",
         ],
     );
     assert_eq!(created, Reply::ok());
@@ -133,7 +206,10 @@ fn semantic_search_finds_meaning_without_shared_words() {
     assert!(first.starts_with("doc:space: "), "{first}");
 
     // A changed text gets a new vector.
-    call(&mut c, &["SET", "doc:space", "Stock markets fell sharply on Monday"]);
+    call(
+        &mut c,
+        &["SET", "doc:space", "Stock markets fell sharply on Monday"],
+    );
     let near = knn(&mut c, "space exploration", 5);
     assert_ne!(near[0], "doc:space", "{near:?}");
 }

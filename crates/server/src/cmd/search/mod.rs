@@ -39,8 +39,8 @@ use super::{Action, Ctx, storage_error};
 use crate::shared::Shared;
 use crate::write_path::Pending;
 
-pub use options::SearchArgs;
 pub use modes::search;
+pub use options::SearchArgs;
 
 /// What a search error starts with. RediSearch's are bare (a module's
 /// error without a code); one change here gives them `ERR `.
@@ -171,15 +171,9 @@ async fn create(shared: &Shared, pending: &mut Pending, name: String, m: Mutatio
         return Reply::ok();
     };
     if info.building {
-        let page = Mutation {
-            now_ms: strata_storage::now_ms(),
-            op: Op::BackfillIndex {
-                id: info.id,
-                keys_max: strata_storage::CREATE_BACKFILL_KEYS_MAX,
-            },
-        };
-        // A page refused or lost here is the driver's to redo.
-        let _ = shared.write_path.write(pending, page).await;
+        let keys_max = strata_storage::CREATE_BACKFILL_KEYS_MAX;
+        // A page not embedded, refused or lost here is the driver's to redo.
+        let _ = crate::search_driver::backfill_page(shared, pending, info.id, keys_max).await;
     }
     Reply::ok()
 }

@@ -59,7 +59,9 @@ fn plan(ctx: &Ctx<'_>, a: &[Bytes]) -> Result<Request, Reply> {
     };
     let (count, threshold) = options(&a[4..])?;
     if threshold.is_some() && mode == Mode::Value {
-        return Err(args::err("ERR THRESHOLD applies to TEXT and SEMANTIC searches"));
+        return Err(args::err(
+            "ERR THRESHOLD applies to TEXT and SEMANTIC searches",
+        ));
     }
     let index = String::from_utf8_lossy(&a[2]).into_owned();
     if !super::nameable(&a[2]) {
@@ -126,9 +128,8 @@ fn query(mode: Mode, def: &IndexDef, text: &Bytes, count: usize) -> Result<Query
                 ))
             })
     };
-    let utf8 = || {
-        String::from_utf8(text.to_vec()).map_err(|_| ft_error("Query must be valid UTF-8"))
-    };
+    let utf8 =
+        || String::from_utf8(text.to_vec()).map_err(|_| ft_error("Query must be valid UTF-8"));
     match mode {
         Mode::Text => strata_search::query::parse(text, &strata_search::Params::default())
             .map_err(|e| ft_error(e.to_string())),

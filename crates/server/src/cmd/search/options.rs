@@ -140,7 +140,10 @@ fn scorer(s: &mut SearchArgs, rest: &[Bytes]) -> Result<usize, Reply> {
 fn count(what: &str, rest: &[Bytes]) -> Result<usize, Reply> {
     let why = match rest.first() {
         None => "Expected an argument, but none provided",
-        Some(n) => match std::str::from_utf8(n).ok().and_then(|n| n.parse::<i64>().ok()) {
+        Some(n) => match std::str::from_utf8(n)
+            .ok()
+            .and_then(|n| n.parse::<i64>().ok())
+        {
             Some(n) if n < 0 => "Value is outside acceptable bounds",
             Some(n) => return Ok(usize::try_from(n).unwrap_or(usize::MAX)),
             None => "Could not convert argument to expected type",
@@ -245,7 +248,9 @@ fn params(s: &mut SearchArgs, rest: &[Bytes]) -> Result<usize, Reply> {
         return Err(too_few("PARAMS"));
     };
     if !s.params.is_empty() {
-        return Err(ft_error("Multiple PARAMS are not allowed. Parameters can be defined only once"));
+        return Err(ft_error(
+            "Multiple PARAMS are not allowed. Parameters can be defined only once",
+        ));
     }
     s.params = pairs.to_vec();
     Ok(1 + n)
@@ -307,8 +312,24 @@ mod tests {
     #[test]
     fn options_parse() {
         let s = parse(&args(&[
-            "NOCONTENT", "withscores", "SCORER", "BM25STD", "LIMIT", "5", "20", "SORTBY", "@n",
-            "DESC", "PARAMS", "2", "v", "x", "DIALECT", "2", "TIMEOUT", "100",
+            "NOCONTENT",
+            "withscores",
+            "SCORER",
+            "BM25STD",
+            "LIMIT",
+            "5",
+            "20",
+            "SORTBY",
+            "@n",
+            "DESC",
+            "PARAMS",
+            "2",
+            "v",
+            "x",
+            "DIALECT",
+            "2",
+            "TIMEOUT",
+            "100",
         ]))
         .unwrap();
         assert!(s.nocontent && s.withscores);
@@ -331,30 +352,51 @@ mod tests {
     #[test]
     fn refusals_are_redisearch_texts() {
         assert_eq!(err(&["LIMIT", "1"]), "LIMIT requires two arguments");
-        assert_eq!(err(&["LIMIT", "a", "1"]), "LIMIT needs two numeric arguments");
+        assert_eq!(
+            err(&["LIMIT", "a", "1"]),
+            "LIMIT needs two numeric arguments"
+        );
         assert_eq!(
             err(&["LIMIT", "1", "0"]),
             "The `offset` of the LIMIT must be 0 when `num` is 0"
         );
-        assert_eq!(err(&["LIMIT", "0", "10001"]), "LIMIT exceeds maximum of 10000");
+        assert_eq!(
+            err(&["LIMIT", "0", "10001"]),
+            "LIMIT exceeds maximum of 10000"
+        );
         assert_eq!(
             err(&["DIALECT", "5"]),
             "DIALECT requires a non negative integer >=1 and <= 4"
         );
         assert_eq!(err(&["DIALECT"]), "Need an argument for DIALECT");
-        assert_eq!(err(&["TIMEOUT", "-1"]), "TIMEOUT requires a non negative integer");
+        assert_eq!(
+            err(&["TIMEOUT", "-1"]),
+            "TIMEOUT requires a non negative integer"
+        );
         assert_eq!(
             err(&["PARAMS", "3", "a", "b", "c"]),
             "Parameters must be specified in PARAM VALUE pairs"
         );
         assert!(err(&["PARAMS", "4", "a", "b"]).starts_with("Bad arguments for PARAMS"));
         assert_eq!(err(&["SCORER", "TFIDF"]), "No such scorer TFIDF");
-        assert_eq!(err(&["BOGUS"]), "Unknown argument `BOGUS` at position 1 for <main>");
+        assert_eq!(
+            err(&["BOGUS"]),
+            "Unknown argument `BOGUS` at position 1 for <main>"
+        );
         assert!(err(&["RETURN", "99999999999999999999"]).starts_with("Bad arguments for RETURN"));
         let none = "Expected an argument, but none provided";
-        assert_eq!(err(&["RETURN", "5", "a"]), format!("Bad arguments for RETURN: {none}"));
-        assert_eq!(err(&["RETURN"]), format!("Bad arguments for RETURN: {none}"));
-        assert_eq!(err(&["PARAMS", "2", "a"]), format!("Bad arguments for PARAMS: {none}"));
+        assert_eq!(
+            err(&["RETURN", "5", "a"]),
+            format!("Bad arguments for RETURN: {none}")
+        );
+        assert_eq!(
+            err(&["RETURN"]),
+            format!("Bad arguments for RETURN: {none}")
+        );
+        assert_eq!(
+            err(&["PARAMS", "2", "a"]),
+            format!("Bad arguments for PARAMS: {none}")
+        );
         assert_eq!(
             err(&["RETURN", "-1"]),
             "Bad arguments for RETURN: Value is outside acceptable bounds"

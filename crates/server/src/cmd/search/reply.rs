@@ -85,7 +85,11 @@ fn search_resp3(req: &Request, total: u64, hits: Vec<SearchHit>) -> Reply {
 /// WITHSCORES' score: BM25, or 0 for a KNN query (RediSearch's: the
 /// distance is a field).
 fn score(req: &Request, hit: &SearchHit) -> f64 {
-    if req.query.knn.is_some() { 0.0 } else { hit.score }
+    if req.query.knn.is_some() {
+        0.0
+    } else {
+        hit.score
+    }
 }
 
 /// A KNN distance as RediSearch prints it: 12 significant digits (C's
@@ -96,7 +100,13 @@ pub fn distance_text(d: f64) -> Reply {
 
 fn format_g12(d: f64) -> String {
     if !d.is_finite() {
-        return if d.is_nan() { "nan".into() } else if d > 0.0 { "inf".into() } else { "-inf".into() };
+        return if d.is_nan() {
+            "nan".into()
+        } else if d > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        };
     }
     if d == 0.0 {
         return "0".into();
@@ -124,7 +134,11 @@ fn format_g12(d: f64) -> String {
 
 /// The page LIMIT asked for: as storage ranked it, or by SORTBY's field
 /// (then storage returned every match up to [`SORT_CANDIDATES_MAX`]).
-pub fn sorted_page(req: &Request, total: u64, hits: Vec<SearchHit>) -> Result<Vec<SearchHit>, Reply> {
+pub fn sorted_page(
+    req: &Request,
+    total: u64,
+    hits: Vec<SearchHit>,
+) -> Result<Vec<SearchHit>, Reply> {
     let Some(sort) = &req.args.sortby else {
         return Ok(hits);
     };
@@ -231,10 +245,13 @@ fn fields(req: &Request, hit: &SearchHit) -> Vec<Reply> {
 
 /// RETURN's value for `field` (a schema name, or a path), if the
 /// document has it.
-fn returned_value(def: &IndexDef, field: &str, value: &Bytes, json: Option<&Value>) -> Option<Reply> {
-    let schema = def
-        .field_id(field)
-        .map(|id| &def.fields[usize::from(id)]);
+fn returned_value(
+    def: &IndexDef,
+    field: &str,
+    value: &Bytes,
+    json: Option<&Value>,
+) -> Option<Reply> {
+    let schema = def.field_id(field).map(|id| &def.fields[usize::from(id)]);
     match def.on {
         DocKind::String => {
             let is_value = field == STRING_FIELD || schema.is_some_and(|f| f.path == STRING_FIELD);
@@ -302,7 +319,10 @@ pub fn info(info: &IndexInfo) -> Reply {
         (status("num_docs"), int(info.stats.docs)),
         (status("hash_indexing_failures"), int(info.stats.skipped)),
         (status("indexing"), int(u64::from(info.building))),
-        (status("percent_indexed"), Reply::Double(info.percent_indexed)),
+        (
+            status("percent_indexed"),
+            Reply::Double(info.percent_indexed),
+        ),
     ])
 }
 
