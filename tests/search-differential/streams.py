@@ -121,6 +121,7 @@ def run_all(r, ctx):
         ("numeric", numeric_string),
         ("json", json_fields),
         ("knn", knn_string),
+        ("writes", writes),
         ("info", info_list_drop),
         ("flushall", flushall),
         ("resp3", resp3),
@@ -493,6 +494,54 @@ def knn_string(r, ctx, rng):
     # A value of the wrong size is no document (RediSearch: a failure).
     put_string(r, "kz:short", blob([1.0]))
     search(r, "knn:wrong-size-doc", "kz", "*", ALL_SET, order="set")
+
+
+# ------------------------------------------------- writes keep the index exact
+
+def writes(r, ctx, rng):
+    """Overwrites, DEL, RENAME (within and out of the prefix), expiry and
+    MULTI/EXEC: after each step the index answers as RediSearch's does."""
+    flush(r)
+    create(r, "w", "STRING", "PREFIX", "1", "w:", "SCHEMA", "value", "TEXT", "value", "AS", "tg", "TAG")
+    keys = [f"w:{i:03}" for i in range(60)]
+    for k in keys:
+        put_string(r, k, " ".join(words(rng, 3, 12)))
+
+    def probe(step):
+        for q in ["python", "database | fox", "@tg:{python}", "*"]:
+            search(r, f"writes:{step}:{q}", "w", q, RANKED)
+
+    probe("initial")
+    for k in rng.sample(keys, 15):
+        put_string(r, k, " ".join(words(rng, 3, 12)))
+    put_string(r, keys[0], keys[0].replace(":", " ") + " python")
+    probe("overwritten")
+    r.setup(["DEL", keys[1], keys[2], "w:absent"])
+    probe("deleted")
+    r.setup(["RENAME", keys[3], "w:renamed"])
+    r.setup(["RENAME", keys[4], "outside:4"])
+    r.setup(["RENAME", keys[5], keys[6]])
+    probe("renamed")
+    r.setup(["PEXPIRE", keys[7], "20"])
+    r.setup(["PEXPIRE", keys[8], "600000"])
+    time.sleep(0.2)
+    probe("expired")
+    for target in (r.rs, r.st):
+        if target is None:
+            continue
+        target.call("MULTI")
+        for k in keys[10:20]:
+            if target is r.rs or r.self_test:
+                target.call("HSET", k, "value", "python transaction " + k)
+            else:
+                target.call("SET", k, "python transaction " + k)
+        target.call("DEL", keys[20])
+        reply = target.call("EXEC")
+        if isinstance(reply, Err):
+            raise SystemExit(f"EXEC failed: {reply!r}")
+    probe("transaction")
+    search(r, "writes:phrase-after-tx", "w", "\"python transaction\"", RANKED)
+    r.setup(["FLUSHALL"])
 
 
 # ------------------------------------------------- (f) FT.INFO, _LIST, DROPINDEX
