@@ -155,11 +155,16 @@ def main():
     ap.add_argument("--record")
     ap.add_argument("--seed", type=int, default=21)
     ap.add_argument("--only", help="run only the sections whose name contains this")
+    ap.add_argument("--explore", metavar="FILE",
+                    help="development aid: run FILE (Python) with `c` connected to RediSearch")
     ap.add_argument("--self-test", metavar="SOCKET",
                     help="compare RediSearch with a second RediSearch at SOCKET instead of Strata")
     a = ap.parse_args()
     started = time.monotonic()
     rs = Conn(a.valkey_socket, timeout_s=30.0)
+    if a.explore:
+        exec(compile(open(a.explore).read(), a.explore, "exec"), {"c": rs, "Conn": Conn})
+        return 0
     st = Conn(a.strata_port, timeout_s=30.0) if a.strata_port else None
     if a.self_test:
         st = Conn(a.self_test, timeout_s=30.0)
