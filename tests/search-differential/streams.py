@@ -331,6 +331,7 @@ def text_string(r, ctx, rng):
         search(r, f"text-ranked:{q}", "t", q, RANKED, params=p)
         search(r, f"text-page:{q}", "t", q, ["SCORER", "BM25STD", "LIMIT", "0", "5"], params=p)
         search(r, f"text-default-scorer:{q}", "t", q, ALL_SET, params=p, order="set")
+    text_options(r, rng)
     for case, q, opts in [
         ("with-scores-and-content", "python", ["SCORER", "BM25STD", "WITHSCORES", "LIMIT", "0", "3"]),
         ("return-value", "fox", ["SCORER", "BM25STD", "RETURN", "1", "value", "LIMIT", "0", "4"]),
@@ -344,6 +345,30 @@ def text_string(r, ctx, rng):
         ("default-limit", "python | database | fox", ["SCORER", "BM25STD", "NOCONTENT"]),
     ]:
         search(r, f"text:{case}", "t", q, opts)
+
+
+GERMAN = ("haus hauser hauses garten gartens laufen lauft laufend schnell schneller buch buecher "
+          "stadt stadte fahren fahrt gefahren kind kinder kindes").split()
+
+
+def text_options(r, rng):
+    """NOSTEM, WEIGHT, LANGUAGE, TEXT SORTABLE, several prefixes, and two
+    indexes over the same keys."""
+    create(r, "tn", "STRING", "PREFIX", "1", "t:", "SCHEMA", "value", "TEXT", "NOSTEM", "WEIGHT", "3")
+    for q in ["running", "runs", "run", "database", "databas*", "python database"]:
+        search(r, f"nostem-ranked:{q}", "tn", q, RANKED)
+    create(r, "de", "STRING", "PREFIX", "2", "de:", "ger:", "LANGUAGE", "german", "SCHEMA", "value", "TEXT")
+    for i in range(40):
+        put_string(r, f"{'de' if i % 2 else 'ger'}:{i:02}", " ".join(rng.choice(GERMAN) for _ in range(rng.randint(2, 8))))
+    for q in ["haus", "hauser", "garten", "laufen", "kinder", "schnell buch", "stadt | fahren", "gefahren"]:
+        search(r, f"german-ranked:{q}", "de", q, RANKED)
+    create(r, "ts", "STRING", "PREFIX", "1", "ts:", "SCHEMA", "value", "TEXT", "SORTABLE")
+    for i, w in enumerate(rng.sample(WORDS, 30)):
+        put_string(r, f"ts:{i:02}", f"{w} python")
+    search(r, "text-sortby:asc", "ts", "python", ["SORTBY", "value", "ASC", "NOCONTENT", "LIMIT", "0", "100"],
+           order="exact")
+    search(r, "text-sortby:desc-page", "ts", "python", ["SORTBY", "value", "DESC", "LIMIT", "3", "4"],
+           order="exact")
 
 
 # ------------------------------------------------- TAG on STRING
@@ -749,10 +774,20 @@ def redis_py(r, ctx, rng):
                 return (i["index_name"], int(i["num_docs"]), int(i["hash_indexing_failures"]))
             if what == "list":
                 return sorted(c.execute_command("FT._LIST"))
+            if what == "knn":
+                # RedisVL's shape: KNN with params, sorted by the distance, fields returned.
+                q = (Query("*=>[KNN 3 @v $vec AS vector_distance]").sort_by("vector_distance")
+                     .return_fields("vector_distance").paging(0, 3).dialect(2))
+                res = c.ft("pv").search(q, query_params={"vec": blob([0.5, -0.5, 0.25, 1.0])})
+                return (res.total, [(d.id, round(float(d.vector_distance), 5)) for d in res.docs])
         except Exception as e:  # noqa: BLE001 - the exception is the answer
             return f"{type(e).__name__}: {e}"
 
-    for what in ("search", "nocontent", "info", "list"):
+    create(r, "pv", "STRING", "PREFIX", "1", "pv:", "SCHEMA", "value", "AS", "v", "VECTOR", "FLAT",
+           "6", "TYPE", "FLOAT32", "DIM", "4", "DISTANCE_METRIC", "COSINE")
+    for i in range(20):
+        put_string(r, f"pv:{i:02}", blob(vec(rng, 4)))
+    for what in ("search", "nocontent", "info", "list", "knn"):
         rs = view(clients["rs"], what)
         if "st" not in clients:
             print(f"[redis-py:{what}] -> {rs!r}")
