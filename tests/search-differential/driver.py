@@ -28,6 +28,12 @@ from compare import COMPARE, short  # noqa: E402
 from resp import Closed, Conn, Err, Map, Simple  # noqa: E402
 from streams import run_all  # noqa: E402
 
+# One command may take this long on either server (the largest bad-input
+# cases take well under a second on both).
+COMMAND_TIMEOUT_S = 10.0
+# The whole run; the script's own timeout (300 s) is the backstop.
+RUN_BUDGET_S = 240.0
+
 # ---------------------------------------------------------------- the runner
 
 
@@ -45,6 +51,7 @@ class Runner:
         # --self-test: the "Strata" side is a second RediSearch that gets
         # RediSearch's commands (checks the comparison itself).
         self.self_test = False
+        self.reconnect_st = None
 
     # One command to one server; a closed connection is a reply too (and
     # for Strata a failure: no input may take the connection down).
@@ -54,6 +61,14 @@ class Runner:
         try:
             return target.call(*args)
         except Closed as e:
+            if target is self.st and self.reconnect_st:
+                # A reply that never came would desynchronize every later
+                # one: a new connection for the next command.
+                self.st.close()
+                try:
+                    self.st = self.reconnect_st()
+                except OSError:
+                    pass
             return Err(f"<connection lost: {e}>")
 
     def both(self, st_args, rs_args=None):
@@ -161,18 +176,19 @@ def main():
                     help="compare RediSearch with a second RediSearch at SOCKET instead of Strata")
     a = ap.parse_args()
     started = time.monotonic()
-    rs = Conn(a.valkey_socket, timeout_s=30.0)
+    rs = Conn(a.valkey_socket, timeout_s=COMMAND_TIMEOUT_S)
     if a.explore:
         exec(compile(open(a.explore).read(), a.explore, "exec"), {"c": rs, "Conn": Conn})
         return 0
-    st = Conn(a.strata_port, timeout_s=30.0) if a.strata_port else None
-    if a.self_test:
-        st = Conn(a.self_test, timeout_s=30.0)
+    st_where = a.self_test or a.strata_port
+    st = Conn(st_where, timeout_s=COMMAND_TIMEOUT_S) if st_where else None
     record = open(a.record, "w") if a.record else None
     runner = Runner(rs, st, record)
     runner.self_test = bool(a.self_test)
+    if st_where:
+        runner.reconnect_st = lambda: Conn(st_where, timeout_s=COMMAND_TIMEOUT_S)
     ctx = {"rs_socket": a.valkey_socket, "st_port": a.self_test or a.strata_port, "json": a.json,
-           "seed": a.seed, "only": a.only}
+           "seed": a.seed, "only": a.only, "deadline": started + RUN_BUDGET_S}
     try:
         run_all(runner, ctx)
     finally:
