@@ -71,6 +71,7 @@ fi
 tmp=$(mktemp -d)
 valkey_pids=()
 strata_pid=""
+# shellcheck disable=SC2329 # invoked by the EXIT trap
 cleanup() {
   # TERM, a bounded wait, then KILL: only the processes this script started.
   local pids=("${valkey_pids[@]}")
