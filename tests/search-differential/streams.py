@@ -664,6 +664,20 @@ def info_list_drop(r, ctx, rng):
             ["FT.CREATE", "bf", "ON", "HASH", "PREFIX", "1", "bf:", "SCHEMA", "value", "TEXT"])
     wait_built(r, "bf")
     search(r, "backfill:again", "bf", "*", ALL_SET, order="set")
+    # FT.ALTER ... SCHEMA ADD (issue 21: "if cheap"): existing docs are
+    # indexed for the new field too.
+    for i in range(10):
+        put_string(r, f"al:{i}", f"{i * 11}")
+    create(r, "al", "STRING", "PREFIX", "1", "al:", "SCHEMA", "value", "TEXT")
+    r.check("alter:add", ["FT.ALTER", "al", "SCHEMA", "ADD", "value", "AS", "n", "NUMERIC"])
+    wait_built(r, "al")
+    search(r, "alter:search-new-field", "al", "@n:[20 60]", ALL_SET, order="set")
+    info(r, "alter:info", "al")
+    r.check("alter:unknown-index", ["FT.ALTER", "nope", "SCHEMA", "ADD", "x", "TEXT"], how="error")
+    r.check("alter:duplicate-field", ["FT.ALTER", "al", "SCHEMA", "ADD", "value", "AS", "n", "TAG"],
+            how="error")
+    r.check("alter:no-add", ["FT.ALTER", "al", "SCHEMA", "value", "TEXT"], how="error")
+    r.check("arity:alter", ["FT.ALTER", "al"], how="error")
 
 
 def COMPARE_INFO(st, rs):
