@@ -68,7 +68,8 @@ if [ "$redisearch_only" = 0 ] && [ -z "$strata" ]; then
   fi
 fi
 
-tmp=$(mktemp -d)
+# A name of our own: a cleanup of /tmp/tmp.* elsewhere must not take it.
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/strata-searchdiff.XXXXXX")
 valkey_pids=()
 strata_pid=""
 # shellcheck disable=SC2329 # invoked by the EXIT trap

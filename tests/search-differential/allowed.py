@@ -112,6 +112,12 @@ ALLOWED = {
     "tag-ranked:@value:{blue}": RS_NAN,
     "json-ranked:@tags:{red|blue} python": UNION_IN_AND,
     "drop:dd-docs-gone": FIELD_ABSENT,
+    # a:text ("not a number") and the vector index's non-vector keys are
+    # documents in Strata: they count in num_docs and `*` finds them.
+    "info:num-docs-after-del-expire": FIELD_ABSENT,
+    "info:extra-arg": FIELD_ABSENT,
+    "knn:wrong-size-doc": FIELD_ABSENT,
+    "bad:search-scorer-1mb": BOUNDED_ECHO,
     **{f"writes:{step}:{q}": RS_TOTAL for step in ("renamed", "expired", "transaction")
        for q in ("python", "database | fox", "*")},
     # (text-page:python database search and :cherry python ocean agree: the
