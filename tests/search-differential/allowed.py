@@ -51,6 +51,8 @@ RS_NAN = ("RediSearch scores NaN under BM25STD in an index without TEXT fields (
 RS_TOTAL = ("RediSearch's total still counts the document that RENAME replaced (RENAME w:005 "
             "w:006 onto an indexed key) while it lists one key fewer; the keys listed are the "
             "same on both")
+RESP3_INFO = ("FT.INFO under RESP3 keeps index_definition and attributes as lists, not "
+              "RediSearch's maps (README, Search: Limits and differences)")
 NAN_VECTOR = "a NaN or infinite query vector is refused by Strata (design); RediSearch answers nan"
 
 ALLOWED = {
@@ -118,6 +120,7 @@ ALLOWED = {
     "info:extra-arg": FIELD_ABSENT,
     "knn:wrong-size-doc": FIELD_ABSENT,
     "bad:search-scorer-1mb": BOUNDED_ECHO,
+    "resp3:info": RESP3_INFO,
     **{f"writes:{step}:{q}": RS_TOTAL for step in ("renamed", "expired", "transaction")
        for q in ("python", "database | fox", "*")},
     # (text-page:python database search and :cherry python ocean agree: the
