@@ -329,6 +329,10 @@ impl<R: IndexRead> Eval<'_, R> {
         let field_prefix = keys::kind_prefix(self.ix.id, KIND_TAG, Some(fid));
         let mut out = Set::new();
         for t in tags {
+            // As for words: RediSearch expands no prefix shorter than this.
+            if t.prefix && t.tag.chars().count() < crate::limits::PREFIX_CHARS_MIN {
+                continue;
+            }
             let tag = crate::analyze::normalize_tag(&t.tag, case_sensitive);
             let scan = keys::tag_key(self.ix.id, fid, &tag, !t.prefix, None);
             // Each distinct tag value with the keys holding it, in tag order.

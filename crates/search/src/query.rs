@@ -348,6 +348,10 @@ impl<'a> Parser<'a> {
             Some('"') => self.phrase(field),
             Some('*') if field.is_none() => {
                 self.bump();
+                // `**` is RediSearch's syntax error at the second `*`.
+                if self.peek() == Some('*') {
+                    return Err(self.syntax());
+                }
                 self.node(Node::All)
             }
             Some('$') => {
@@ -410,6 +414,10 @@ impl<'a> Parser<'a> {
         let word = self.word()?;
         let field = field.map(str::to_string);
         if self.eat('*') {
+            // `a**`: RediSearch's syntax error at the second `*`.
+            if self.peek() == Some('*') {
+                return Err(self.syntax());
+            }
             return self.node(Node::Prefix {
                 field,
                 prefix: word,

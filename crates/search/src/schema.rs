@@ -264,13 +264,18 @@ impl<'a> Args<'a> {
             what,
             why: AC_NOARG,
         })?;
-        std::str::from_utf8(raw)
-            .ok()
-            .and_then(|s| s.parse::<usize>().ok())
-            .ok_or(SchemaError::BadArguments {
-                what,
-                why: AC_PARSE,
-            })
+        let text = std::str::from_utf8(raw).ok();
+        // RediSearch: a negative integer is out of bounds, not unreadable.
+        let why = if text
+            .and_then(|s| s.parse::<i64>().ok())
+            .is_some_and(|n| n < 0)
+        {
+            AC_ELIMIT
+        } else {
+            AC_PARSE
+        };
+        text.and_then(|s| s.parse::<usize>().ok())
+            .ok_or(SchemaError::BadArguments { what, why })
     }
     fn text(&mut self, what: &'static str) -> Result<&'a str, SchemaError> {
         let raw = self.next().ok_or(SchemaError::BadArguments {
@@ -544,9 +549,12 @@ fn parse_text(a: &mut Args) -> Result<FieldKind, SchemaError> {
                 what: "weight",
                 why: AC_NOARG,
             })?;
+            // A number too large for a double (`1e400`) does not convert, as
+            // in RediSearch.
             weight = std::str::from_utf8(raw)
                 .ok()
                 .and_then(|s| s.parse::<f64>().ok())
+                .filter(|w| !w.is_infinite())
                 .ok_or(SchemaError::BadArguments {
                     what: "weight",
                     why: AC_PARSE,

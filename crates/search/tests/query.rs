@@ -196,6 +196,8 @@ fn errors_are_redisearch_s() {
         ("*=>[KNN 1]", "Syntax error at offset 9 near 1"),
         ("*=>[KNN -1 @v $b]", "Syntax error at offset 8 near -1"),
         ("{a}", "Syntax error at offset 0 near "),
+        ("**", "Syntax error at offset 1 near "),
+        ("a**", "Syntax error at offset 2 near a"),
         ("$nope", "No such parameter `nope`"),
     ];
     for (q, want) in cases {

@@ -164,6 +164,18 @@ fn malformed_definitions_get_redisearch_errors() {
             "Vector DIM must be between 1 and 4096",
         ),
         (
+            "i PREFIX -1 SCHEMA value TEXT",
+            "Bad arguments for PREFIX: Value is outside acceptable bounds",
+        ),
+        (
+            "i SCHEMA value VECTOR FLAT 6 TYPE FLOAT32 DIM -3 DISTANCE_METRIC L2",
+            "Bad arguments for vector similarity FLAT index dim: Value is outside acceptable bounds",
+        ),
+        (
+            "i SCHEMA value TEXT WEIGHT 1e400",
+            "Bad arguments for weight: Could not convert argument to expected type",
+        ),
+        (
             "i SCHEMA value VECTOR FLAT 6 TYPE FLOAT32 DIM 4 DISTANCE_METRIC L2 EMBED nope",
             "EMBED field `nope` must be a TEXT field of this schema",
         ),

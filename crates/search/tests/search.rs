@@ -402,9 +402,14 @@ fn naive_leaf<'a>(node: &'a Node, a: &Analyzer) -> Option<Matcher<'a>> {
             field == "tags"
                 && tags.iter().any(|TagMatch { tag, prefix }| {
                     let q = normalize_tag(tag, false);
-                    d.tags
-                        .iter()
-                        .any(|t| if *prefix { t.starts_with(&q) } else { *t == q })
+                    // A prefix under 2 characters expands to nothing (RediSearch).
+                    d.tags.iter().any(|t| {
+                        if *prefix {
+                            tag.chars().count() >= 2 && t.starts_with(&q)
+                        } else {
+                            *t == q
+                        }
+                    })
                 })
         })),
         Node::Range { field, lo, hi } => Some(Box::new(move |d| {
