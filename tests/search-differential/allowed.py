@@ -36,6 +36,8 @@ QUERY_SUBSET = ("outside Strata's query subset (issue 21): the optional term `~`
 RS_LEXER = ("RediSearch's lexer cuts these malformed inputs differently (a third number or a "
             "word in a range, `$` after `@`, a tag set opened inside a tag set): the offset or "
             "the token named differs, both refuse")
+EMPTY_QUERY = ("an empty or blank query, or `@` or `$` alone, is a syntax error in Strata (it "
+               "names nothing to search for, and an error says so); RediSearch matches nothing")
 EMPTY_PARAM = ("a parameter whose value is empty where a word goes is a syntax error in Strata "
                "(a word is never empty); RediSearch matches nothing")
 DEFAULT_SCORER = ("the default scorer: RediSearch's is TFIDF, Strata's BM25 with b = 0.75 (issue "
@@ -94,6 +96,7 @@ ALLOWED = {
     **{c: NO_ALTER for c in ["alter:add", "alter:search-new-field", "alter:info", "alter:unknown-index",
                              "alter:duplicate-field", "alter:no-add", "arity:alter"]},
     "query:a ~b": QUERY_SUBSET,
+    **{c: EMPTY_QUERY for c in ["query:", "query:@", "query:$", "bad:search-empty-args"]},
     "query:*a": QUERY_SUBSET,
     **{c: RS_LEXER for c in ["query:@f:[1 2 3]", "query:@f:[a b]", "query:@$f:a", "bad:range-nan",
                              "bad:tag-braces-deep"]},
