@@ -23,6 +23,9 @@ fn three_kill9_cycles_lose_nothing() {
     // The smallest memtable the server accepts, so flushes can happen too.
     cfg.server_args = vec!["--memtable-size-bytes=1048576".into()];
     cfg.value_bytes_max = 16 * 1024;
+    // A search index over every key, checked against DBSIZE after each
+    // restart (its entries are in the same batches as the records).
+    cfg.search = true;
 
     let started = Instant::now();
     let summary = run(&cfg, &mut |event| match event {
