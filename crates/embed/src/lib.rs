@@ -43,8 +43,8 @@ mod minilm;
 mod service;
 
 pub use minilm::{
-    BATCH_TEXTS_MAX_DEFAULT, LoadError, MODEL_FILES, MiniLm, MiniLmConfig,
-    TEXT_SIZE_BYTES_MAX_DEFAULT, TOKENS_MAX_DEFAULT,
+    BATCH_TEXTS_MAX_DEFAULT, BATCH_TOKENS_MAX_DEFAULT, LoadError, MODEL_FILES, MiniLm,
+    MiniLmConfig, TEXT_SIZE_BYTES_MAX_DEFAULT, TOKENS_MAX_DEFAULT,
 };
 pub use service::{EmbedConfig, EmbedService, EmbedStats, Pending, StartError, WORKERS_MAX};
 pub use strata_search::{EmbedError, Embedder};

