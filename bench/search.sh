@@ -36,7 +36,7 @@
 #   defaults: 100,000 docs, 1,000 queries, 100,000 vectors of 384, 500 KNN
 #   queries (100 for recall), 3 rounds of 10 s (2 s warm-up), 8 connections;
 #   write: 3 rounds of 10 s, 50 connections, 100,000 keys; restart: 1 GiB,
-#   3 restarts; --fsync always; seed 21. --quick: 5,000 docs and vectors,
+#   2 restarts; --fsync always; seed 21. --quick: 5,000 docs and vectors,
 #   1 round of 2 s, 0.01 GiB: a smoke run of about two minutes, whose numbers
 #   are not to be quoted. --systems redisearch,fts5 runs the peers alone.
 #
