@@ -375,10 +375,32 @@ FT_CREATE = {
 LOAD_CONNECTIONS, LOAD_PIPELINE = 4, 64
 
 
-def num_docs(server, index):
+def ft_info(server, index):
     info = server.client().execute_command("FT.INFO", index)
     fields = dict(zip(info[::2], info[1::2]))
-    return int(fields[b"num_docs"])
+    # RediSearch and Strata send numbers as doubles (RESP2: bulk strings).
+    return {"num_docs": int(float(fields[b"num_docs"])),
+            "indexing": int(float(fields.get(b"indexing", 0)))}
+
+
+def create_index(server, args, timeout_s=120):
+    """FT.CREATE, then wait (bounded) until the index says it is built: an
+    index created over a store scans it first (Strata: a backfill in pages)."""
+    server.client().execute_command(*args)
+    wait_until(f"{server.name}: index {args[1]} built",
+               lambda: ft_info(server, args[1])["indexing"] == 0, timeout_s, server.proc)
+
+
+def wait_indexed(server, index, expected, timeout_s=600):
+    """Waits (bounded) until the index holds `expected` documents and is not
+    building; returns the count seen last if it never does."""
+    try:
+        wait_until(f"{server.name}: {expected} documents in {index}",
+                   lambda: ft_info(server, index) == {"num_docs": expected, "indexing": 0},
+                   timeout_s, server.proc, interval_s=0.2)
+    except RuntimeError:
+        pass
+    return ft_info(server, index)["num_docs"]
 
 
 def ft_total(server, index, *args):
@@ -536,11 +558,11 @@ def part_fulltext(cfg):
             server = start_system(cfg, system, "fulltext")
             servers[system] = server
             check_ft(server)
-            server.client().execute_command(*FT_CREATE[system])
+            create_index(server, FT_CREATE[system])
             path = files["strata_load" if system == "strata" else "redis_load"]
             rate = replay(cfg, server, f"{system}-fulltext-load", path, cfg.docs,
                           LOAD_CONNECTIONS, LOAD_PIPELINE)
-            indexed = num_docs(server, "ft")
+            indexed = wait_indexed(server, "ft", cfg.docs)
             if indexed != cfg.docs:
                 raise RuntimeError(f"{system}: FT.INFO num_docs {indexed}, expected {cfg.docs}")
             out["load_docs_per_s"][system] = rate
@@ -642,10 +664,13 @@ def part_knn(cfg):
             server = start_system(cfg, system, "knn")
             servers[system] = server
             check_ft(server)
-            server.client().execute_command(*knn_create(system, cfg.dim))
+            create_index(server, knn_create(system, cfg.dim))
             path = files["strata_load"] if system == "strata" else files["redis_load"]
             rate = replay(cfg, server, f"{system}-knn-load", path, cfg.vectors, LOAD_CONNECTIONS,
                           LOAD_PIPELINE)
+            indexed = wait_indexed(server, "vec", cfg.vectors)
+            if indexed != cfg.vectors:
+                raise RuntimeError(f"{system}: FT.INFO num_docs {indexed}, expected {cfg.vectors}")
             out["load_vectors_per_s"][system] = rate
             out["recall"][system] = knn_recall(server, files, exact_ids, exact_d, n_recall)
             log(f"  {system}: {cfg.vectors} vectors at {rate:,.0f}/s; recall@10 "
@@ -713,7 +738,7 @@ def part_write(cfg):
                 try:
                     if create is not None:
                         check_ft(server)
-                        server.client().execute_command(*create)
+                        create_index(server, create)
                     report = run_bench(cfg, server, f"strata-{tag}", [
                         "--workload", "set", "--keyspace", str(cfg.write_keyspace),
                         "-c", str(cfg.write_connections), "--warmup-s", str(cfg.warmup_s),
@@ -831,9 +856,13 @@ def part_restart(cfg):
         dirs[system], ports[system] = server.data_dir, server.port
         try:
             check_ft(server)
-            server.client().execute_command(*FT_CREATE[system])
+            create_index(server, FT_CREATE[system])
             rate = replay(cfg, server, f"{system}-restart-load", files[system], files["docs"],
                           LOAD_CONNECTIONS, LOAD_PIPELINE)
+            indexed = wait_indexed(server, "ft", files["docs"], timeout_s=cfg.restart_timeout_s)
+            if indexed != files["docs"]:
+                raise RuntimeError(f"{system}: FT.INFO num_docs {indexed}, "
+                                   f"expected {files['docs']}")
             out["load_docs_per_s"][system] = rate
             expected[system] = ft_total(server, "ft", files["query"], "LIMIT", "0", "0")
             out["rss_mb"][system] = rss_mb(server.proc.pid)
