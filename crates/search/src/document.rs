@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use crate::analyze::{normalize_tag, split_tags};
 use crate::limits::{DOCUMENT_SIZE_BYTES_MAX, TAG_SIZE_BYTES_MAX, TAGS_PER_FIELD_MAX};
-use crate::schema::{DocKind, FieldDef, FieldKind, IndexDef, PathStep};
+use crate::schema::{DocKind, FieldDef, FieldId, FieldKind, IndexDef, PathStep, VectorDef};
 
 /// One field's value in one document.
 #[derive(Clone, Debug, PartialEq)]
@@ -188,6 +188,44 @@ fn lookup<'a>(root: &'a Value, steps: &[PathStep]) -> Option<&'a Value> {
 
 fn tags_value(tags: Vec<String>) -> Option<FieldValue> {
     (!tags.is_empty()).then_some(FieldValue::Tags(tags))
+}
+
+/// The texts the server must embed for `value` under `def`: for each
+/// `EMBED` vector field, (the vector field's id, its source TEXT field's
+/// text; several texts of a JSON array joined by a space). Empty when the
+/// value is skipped or has no such text.
+pub fn embed_sources(def: &IndexDef, value: &[u8]) -> Vec<(FieldId, String)> {
+    let has_embed = def
+        .fields
+        .iter()
+        .any(|f| matches!(&f.kind, FieldKind::Vector(v) if v.embed.is_some()));
+    if !has_embed {
+        return Vec::new();
+    }
+    let Extracted::Indexed(doc) = extract(def, value, &[]) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, f) in def.fields.iter().enumerate() {
+        let FieldKind::Vector(VectorDef {
+            embed: Some(source),
+            ..
+        }) = &f.kind
+        else {
+            continue;
+        };
+        if let Some(Some(FieldValue::Text(texts))) = doc.fields.get(usize::from(*source)) {
+            out.push((i as FieldId, texts.join(" ")));
+        }
+    }
+    out
+}
+
+/// The hash that ties a computed vector to the text it was computed from
+/// (xxh3-64 of the UTF-8 bytes): a vector is stored only beside the text
+/// it embeds. Part of the log format (`Embedding::text_hash`): never change.
+pub fn text_hash(text: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(text.as_bytes())
 }
 
 /// A whole string as a finite number (Rust's float syntax, surrounding

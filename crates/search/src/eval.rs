@@ -331,13 +331,50 @@ impl<R: IndexRead> Eval<'_, R> {
         for t in tags {
             let tag = crate::analyze::normalize_tag(&t.tag, case_sensitive);
             let scan = keys::tag_key(self.ix.id, fid, &tag, !t.prefix, None);
+            // Each distinct tag value with the keys holding it, in tag order.
+            let mut by_tag: Vec<(Vec<u8>, Vec<Vec<u8>>)> = Vec::new();
             self.scan_prefix(&scan, |k, _| {
-                let (_, user_key) = keys::split_tag(k, &field_prefix)?;
-                out.insert(user_key, 0.0);
+                let (value, user_key) = keys::split_tag(k, &field_prefix)?;
+                match by_tag.last_mut() {
+                    Some((v, keys)) if *v == value => keys.push(user_key),
+                    _ => by_tag.push((value, vec![user_key])),
+                }
                 Ok(true)
             })?;
+            // As RediSearch's BM25STD: a tag is a term with frequency 1 in
+            // a document of its TEXT length; `{a|b}` sums the tags a
+            // document has; a prefix counts its first tag only (RediSearch's
+            // prefix union stops at the first child that has the document).
+            let mut seen = Set::new();
+            for (_, keys) in &by_tag {
+                let idf = Bm25::idf(self.stats.docs, keys.len() as u64);
+                for key in keys {
+                    if t.prefix && seen.contains_key(key) {
+                        continue;
+                    }
+                    let score = self
+                        .opts
+                        .bm25
+                        .term(idf, 1.0, self.doc_len(key)?, self.avg_len);
+                    seen.insert(key.clone(), score);
+                    *out.entry(key.clone()).or_insert(0.0) += score;
+                }
+            }
         }
         Ok(out)
+    }
+
+    /// A document's weighted TEXT length (its doc record), 0 if it has none.
+    fn doc_len(&self, user_key: &[u8]) -> Result<u64, EvalError> {
+        let Some(raw) = self.read.get(&keys::doc_key(self.ix.id, user_key))? else {
+            return Ok(0);
+        };
+        let counts = decode_doc_record(&raw)?;
+        Ok(counts
+            .iter()
+            .enumerate()
+            .map(|(f, &c)| c * self.ix.text_weight(f as FieldId, false))
+            .sum())
     }
 
     fn range(&mut self, field: &str, lo: Bound, hi: Bound) -> Result<Set, EvalError> {

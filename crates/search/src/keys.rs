@@ -7,6 +7,8 @@
 //! ```text
 //! s 00000000 01 name                  -> definition (IndexDef::encode)   catalog
 //! s 00000000 02                       -> u32 LE: the next index id       catalog
+//! s 00000000 03 id                    -> build state (while building)     catalog
+//! s 00000000 04 id                    -> empty: dropped, entries not yet purged
 //! s id 01                             -> IndexStats
 //! s id 02 userkey                     -> DocRecord (per-field token counts)
 //! s id 03 esc(term) 00 01 userkey     -> term posting (doc length, per field: tf, positions)
@@ -32,6 +34,8 @@ pub const CATALOG_ID: IndexId = 0;
 
 const CATALOG_DEFINITION: u8 = 0x01;
 const CATALOG_NEXT_ID: u8 = 0x02;
+const CATALOG_BUILD: u8 = 0x03;
+const CATALOG_DROPPED: u8 = 0x04;
 
 pub const KIND_STATS: u8 = 0x01;
 pub const KIND_DOC: u8 = 0x02;
@@ -64,6 +68,41 @@ pub fn definitions_prefix() -> Vec<u8> {
 /// The next index id to assign (u32 LE; absent means 1).
 pub fn next_id_key() -> Vec<u8> {
     head(CATALOG_ID, CATALOG_NEXT_ID, 0)
+}
+
+/// The build state of index `id` (present only while it is being built).
+pub fn build_key(id: IndexId) -> Vec<u8> {
+    let mut k = head(CATALOG_ID, CATALOG_BUILD, 4);
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+/// Every build state.
+pub fn builds_prefix() -> Vec<u8> {
+    head(CATALOG_ID, CATALOG_BUILD, 0)
+}
+
+/// Marks index `id` as dropped with entries left to purge.
+pub fn dropped_key(id: IndexId) -> Vec<u8> {
+    let mut k = head(CATALOG_ID, CATALOG_DROPPED, 4);
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+/// Every dropped-index mark.
+pub fn dropped_prefix() -> Vec<u8> {
+    head(CATALOG_ID, CATALOG_DROPPED, 0)
+}
+
+/// The index id at the end of a [`build_key`] or [`dropped_key`].
+pub fn catalog_id_after(key: &[u8], prefix: &[u8]) -> Result<IndexId, DecodeError> {
+    let rest = key
+        .strip_prefix(prefix)
+        .ok_or(DecodeError("catalog entry outside its prefix"))?;
+    let raw: [u8; 4] = rest
+        .try_into()
+        .map_err(|_| DecodeError("catalog id is not 4 bytes"))?;
+    Ok(IndexId::from_be_bytes(raw))
 }
 
 /// All entries of index `id`, as `start..end`.

@@ -46,6 +46,7 @@ pub mod query;
 pub mod schema;
 pub mod score;
 
+pub use document::{embed_sources, text_hash};
 pub use entries::{Changes, DocInput, IndexStats, Indexer, StatsDelta};
 pub use eval::{Hit, IndexRead, ReadError, SearchOptions, SearchResult};
 pub use query::{Params, Query};

@@ -253,26 +253,27 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// RediSearch's syntax error at the current offset, near the word (or
-    /// character) found there.
+    /// RediSearch's syntax error for a parse that failed at the current
+    /// offset. RediSearch's (lemon) parser reports the token it could not
+    /// take: its offset (at the end of the input: the last token's), and
+    /// the text of that token if it carries text, else of the last token
+    /// before it that does (punctuation carries none). So the input is
+    /// lexed again as RediSearch lexes it ([`rs_tokens`]).
     fn syntax(&self) -> QueryError {
         let rest = self.rest();
-        let end = rest
-            .char_indices()
-            .find(|&(i, c)| i > 0 && (c.is_whitespace() || is_special(c)))
-            .map_or(rest.len(), |(i, _)| i);
-        let mut near = &rest[..end];
-        while near.len() > NEAR_SIZE_BYTES_MAX {
-            let mut cut = NEAR_SIZE_BYTES_MAX;
-            while !near.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            near = &near[..cut];
-        }
-        QueryError::Syntax {
-            offset: self.pos,
-            near: crate::echo(near.as_bytes()),
-        }
+        let fail = self.pos + (rest.len() - rest.trim_start().len());
+        let tokens = rs_tokens(self.src);
+        let at = tokens.iter().position(|t| t.end > fail);
+        let (offset, upto) = match at {
+            Some(i) => (tokens[i].pos, i + 1),
+            None => (tokens.last().map_or(0, |t| t.pos), tokens.len()),
+        };
+        let near = tokens[..upto]
+            .iter()
+            .rev()
+            .find_map(|t| t.text)
+            .unwrap_or("");
+        syntax_error(offset, near)
     }
 
     fn node(&mut self, n: Node) -> Result<Node, QueryError> {
@@ -462,8 +463,14 @@ impl<'a> Parser<'a> {
         loop {
             match self.bump() {
                 None => {
-                    self.pos = start;
-                    return Err(self.syntax());
+                    // RediSearch reports an unterminated quote at the first
+                    // token inside it.
+                    let tokens = rs_tokens(&self.src[start + 1..]);
+                    let first = tokens.first();
+                    return Err(syntax_error(
+                        first.map_or(start + 1, |t| start + 1 + t.pos),
+                        first.and_then(|t| t.text).unwrap_or(""),
+                    ));
                 }
                 Some('"') => break,
                 Some('\\') => {
@@ -479,6 +486,122 @@ impl<'a> Parser<'a> {
             text,
         })
     }
+}
+
+/// A syntax error, its `near` text cut to [`NEAR_SIZE_BYTES_MAX`].
+fn syntax_error(offset: usize, near: &str) -> QueryError {
+    let mut near = near;
+    while near.len() > NEAR_SIZE_BYTES_MAX {
+        let mut cut = NEAR_SIZE_BYTES_MAX;
+        while !near.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        near = &near[..cut];
+    }
+    QueryError::Syntax {
+        offset,
+        near: crate::echo(near.as_bytes()),
+    }
+}
+
+/// One token as RediSearch's lexer (DIALECT 2) cuts the query: where it
+/// starts and ends, and the text it carries (terms, numbers, a prefix
+/// without its `*`, `@field` and `$param` without their sigil), None for
+/// punctuation.
+struct RsToken<'a> {
+    pos: usize,
+    end: usize,
+    text: Option<&'a str>,
+}
+
+/// The query's tokens, RediSearch's way; only error messages use them.
+/// The query is at most `QUERY_SIZE_BYTES_MAX` bytes, so this is bounded.
+fn rs_tokens(src: &str) -> Vec<RsToken<'_>> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while let Some(c) = src[pos..].chars().next() {
+        if c.is_whitespace() {
+            pos += c.len_utf8();
+            continue;
+        }
+        let token = rs_token_at(src, pos, c);
+        pos = token.end.max(pos + c.len_utf8());
+        out.push(token);
+    }
+    out
+}
+
+/// The token starting at `pos` (not white space), whose first char is `c`.
+fn rs_token_at(src: &str, pos: usize, c: char) -> RsToken<'_> {
+    let next = src[pos + c.len_utf8()..].chars().next();
+    let named =
+        next.is_some_and(|n| !n.is_whitespace() && (!is_special(n) || (c == '@' && n == '$')));
+    match c {
+        // `@name`, `@$name`, `$name`: the name is the text.
+        '@' | '$' if named => {
+            let from = pos + 1 + usize::from(c == '@' && next == Some('$'));
+            let end = word_end(src, from);
+            RsToken {
+                pos,
+                end,
+                text: Some(&src[from..end]),
+            }
+        }
+        // RediSearch's `=>` token carries the two bytes after its `=`.
+        '=' if next == Some('>') => {
+            let text = src.get(pos + 1..(pos + 3).min(src.len())).unwrap_or(">");
+            RsToken {
+                pos,
+                end: pos + 2,
+                text: Some(text),
+            }
+        }
+        // A signed number (`-1`, `+inf`) is one token.
+        '-' | '+' if next.is_some_and(|n| n.is_ascii_digit() || n == 'i' || n == 'I') => {
+            let end = word_end(src, pos + 1);
+            RsToken {
+                pos,
+                end,
+                text: Some(&src[pos..end]),
+            }
+        }
+        c if is_special(c) || c == '-' => RsToken {
+            pos,
+            end: pos + c.len_utf8(),
+            text: None,
+        },
+        _ => {
+            let end = word_end(src, pos);
+            // `pre*` is one token; its text is `pre`.
+            let star = src[end..].starts_with('*');
+            RsToken {
+                pos,
+                end: end + usize::from(star),
+                text: Some(&src[pos..end]),
+            }
+        }
+    }
+}
+
+/// Where the word starting at `from` ends: at white space or a special
+/// character; `\\` takes the next character into the word.
+fn word_end(src: &str, from: usize) -> usize {
+    let mut end = from;
+    let mut chars = src[from..].char_indices();
+    while let Some((i, c)) = chars.next() {
+        if c == '\\' {
+            end = from + i + c.len_utf8();
+            if let Some((j, e)) = chars.next() {
+                end = from + j + e.len_utf8();
+            }
+            continue;
+        }
+        if c.is_whitespace() || is_special(c) {
+            break;
+        }
+        end = from + i + c.len_utf8();
+    }
+    end
 }
 
 mod display;

@@ -485,3 +485,41 @@ proptest! {
         }
     }
 }
+
+/// RediSearch 2.10.5, SCORER BM25STD, read with EXPLAINSCORE: a prefix
+/// scores a document by the first term (in term order) it holds; a tag is a
+/// term with frequency 1, `{a|b}` sums the tags a document has.
+#[test]
+fn prefixes_and_tags_score_as_redisearch_bm25std() {
+    use serde_json::json;
+    let (ix, m) = corpus(&[
+        (
+            "d:1",
+            json!({"title": "runner runner running", "tags": ["red", "blue"]}),
+        ),
+        ("d:2", json!({"title": "running", "tags": "red"})),
+        ("d:3", json!({"title": "walking", "tags": ["green"]})),
+    ]);
+    let bm = Bm25::STRATA;
+    // Weighted lengths (title WEIGHT 2): d:1 6, d:2 2, d:3 2; average 10/3.
+    let avg = 10.0 / 3.0;
+    let scores: BTreeMap<String, f64> = run(&ix, &m, "runn*", &Params::default())
+        .into_iter()
+        .collect();
+    // d:1 holds `runner` (tf 2, weight 2) and `running`: only `runner` counts.
+    let runner = bm.term(Bm25::idf(3, 1), 4.0, 6, avg);
+    assert!((scores["d:1"] - runner).abs() < 1e-12, "{scores:?}");
+    let running = bm.term(Bm25::idf(3, 2), 2.0, 2, avg);
+    assert!((scores["d:2"] - running).abs() < 1e-12, "{scores:?}");
+    let scores: BTreeMap<String, f64> = run(&ix, &m, "@tags:{red|blue}", &Params::default())
+        .into_iter()
+        .collect();
+    let red = |len| bm.term(Bm25::idf(3, 2), 1.0, len, avg);
+    let blue = |len| bm.term(Bm25::idf(3, 1), 1.0, len, avg);
+    assert!(
+        (scores["d:1"] - (red(6) + blue(6))).abs() < 1e-12,
+        "{scores:?}"
+    );
+    assert!((scores["d:2"] - red(2)).abs() < 1e-12, "{scores:?}");
+    assert!(!scores.contains_key("d:3"));
+}

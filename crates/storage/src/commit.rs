@@ -49,6 +49,7 @@ use crate::observe::{PublishObserver, Published};
 use crate::prefetch::Prefetcher;
 use crate::read_cache::{Changes, ReadCache};
 use crate::record::Record;
+use crate::search::catalog::Catalog;
 use crate::state::{Counts, GroupState};
 
 pub(crate) type Reply = oneshot::Sender<Result<Outcome>>;
@@ -170,6 +171,8 @@ pub(crate) struct Writer {
     pub group_mutations_max: usize,
     pub group_size_bytes_max: usize,
     pub counts: Counts,
+    /// The search catalog as of the last committed group (`search/`).
+    pub catalog: Arc<Catalog>,
     /// Parallel reads of a group's old records when reads come from disk.
     pub prefetch: Prefetcher,
     pub versions: Versions,
@@ -295,7 +298,8 @@ impl Writer {
         let mut state = GroupState::new(&self.engine, self.counts, mutations.len())
             .with_versions(version, self.versions.deleted_max)
             .with_prefetched(prefetched)
-            .with_read_cache(self.changes.is_empty().then_some(&*read_cache));
+            .with_read_cache(self.changes.is_empty().then_some(&*read_cache))
+            .with_catalog(self.catalog.clone());
         let mut outcomes = Vec::with_capacity(mutations.len());
         for m in mutations {
             outcomes.push(mutation::apply(&mut state, m, &self.limits));
@@ -326,10 +330,11 @@ impl Writer {
         } else {
             self.versions.last
         };
-        let (mut batch, changed) = state.into_batch();
+        let (mut batch, changed, catalog) = state.into_batch();
         self.add_meta(&mut batch, counts, versions);
         let result = self.write(batch).and_then(|()| {
             self.versions = versions;
+            self.catalog = catalog;
             if clear_requested {
                 self.flush_all(flushed_max)
             } else {
@@ -479,6 +484,9 @@ impl Writer {
         self.changes.all = true;
         self.engine.data.clear()?;
         self.counts = Counts::default();
+        // The catalog lives in the data keyspace: FLUSHALL drops every
+        // index, as RediSearch does.
+        self.catalog = Arc::new(Catalog::empty());
         // Every record cleared had a version up to `flushed_max`.
         self.versions.deleted_max = self.versions.deleted_max.max(flushed_max);
         let mut batch = self.engine.db.batch();

@@ -53,6 +53,7 @@ pub mod record;
 mod replicated;
 mod requests;
 mod restore;
+mod search;
 mod snapshot;
 mod state;
 mod store;
@@ -76,13 +77,17 @@ pub use local::{LocalStore, Ticket};
 pub use log::LogStore;
 pub use log_apply::{LogEntry, SnapshotEntries};
 pub use mutation::{
-    ExpireCondition, GetExChange, Limits, Mutation, MutationError, Op, Outcome, SetCondition,
-    SetExpiry, Step, VersionCheck, Watched, WatchedVersion, record_digest,
+    Embedding, ExpireCondition, GetExChange, Limits, Mutation, MutationError, Op, Outcome,
+    SetCondition, SetExpiry, Step, VersionCheck, Watched, WatchedVersion, record_digest,
 };
 pub use observe::{PublishObserver, Published};
 pub use record::Record;
 pub use replicated::ReplicatedStore;
 pub use requests::RequestId;
 pub use restore::{RestoreMode, RestoreReport, restore_data_dir, seed_index};
+pub use search::{
+    BACKFILL_KEYS_MAX, CREATE_BACKFILL_KEYS_MAX, IndexInfo, IndexSummary, PURGE_ENTRIES_MAX,
+    SEARCH_INDEXES_MAX, SearchAnswer, SearchError, SearchHit, SearchWork,
+};
 pub use snapshot::Snapshot;
 pub use store::{Store, StoreStats};

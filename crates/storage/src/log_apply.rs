@@ -43,7 +43,10 @@ use crate::requests::{
     RECORD_BYTES_MAX, RECORDED_OUTCOME_BYTES_MAX, Recorded, RequestId, RequestKey, decode_record,
     encode_record,
 };
+use crate::search::catalog::{Catalog, Latest};
 use crate::state::{Counts, GroupState, split_expiry_key};
+use std::sync::Arc;
+use strata_search::keys::TAG_SEARCH;
 
 /// One committed entry of the replicated log as the state machine sees it.
 /// Its encoding is the replication layer's (the log format, see
@@ -124,12 +127,14 @@ impl<'a> LogGroup<'a> {
         counts: Counts,
         deleted_max: u64,
         read_cache: Option<&'a ReadCache>,
+        catalog: Arc<Catalog>,
     ) -> Self {
         LogGroup {
             engine,
             state: GroupState::new(engine, counts, 64)
                 .with_versions(0, deleted_max)
-                .with_read_cache(read_cache),
+                .with_read_cache(read_cache)
+                .with_catalog(catalog),
             record: Vec::new(),
             recorded: None,
             record_time_ms: 0,
@@ -258,6 +263,7 @@ fn apply_entries(
         w.counts,
         w.versions.deleted_max,
         w.changes.is_empty().then_some(&*read_cache),
+        w.catalog.clone(),
     );
     for entry in entries {
         let LogEntry {
@@ -296,7 +302,13 @@ fn apply_entries(
             *committed = true;
             // FLUSHALL always answers OK (see `mutation::apply`).
             outcomes.push(Outcome::Ok);
-            group = LogGroup::new(&engine, w.counts, w.versions.deleted_max, None);
+            group = LogGroup::new(
+                &engine,
+                w.counts,
+                w.versions.deleted_max,
+                None,
+                w.catalog.clone(),
+            );
             continue;
         }
         // An Err here leaves the group uncommitted: the caller sees the
@@ -322,7 +334,7 @@ fn commit_log_group(w: &mut Writer, mut group: LogGroup<'_>) -> Result<bool> {
     group.write_record()?;
     let counts = group.state.counts;
     let deleted_max = group.state.deleted_max;
-    let (mut batch, changed) = group.state.into_batch();
+    let (mut batch, changed, catalog) = group.state.into_batch();
     if counts != w.counts {
         batch.insert(&w.engine.data, META_COUNTS, counts.encode().to_vec());
     }
@@ -343,6 +355,7 @@ fn commit_log_group(w: &mut Writer, mut group: LogGroup<'_>) -> Result<bool> {
     // Only committed records may be written through (`read_cache.rs`).
     w.changes.keys.extend(changed);
     w.counts = counts;
+    w.catalog = catalog;
     w.versions.last = group.last_index;
     w.versions.deleted_max = deleted_max;
     w.count_group(group.mutations);
@@ -373,6 +386,7 @@ fn flush_all_replicated(
     w.changes.all = true;
     w.engine.data.clear().map_err(|e| w.fail(e))?;
     w.counts = Counts::default();
+    w.catalog = Arc::new(Catalog::empty());
     w.versions.deleted_max = w.versions.deleted_max.max(index.saturating_sub(1));
     w.versions.last = index;
     let mut batch = w.engine.db.batch();
@@ -440,7 +454,12 @@ pub(crate) fn install(
     // version comes with it (none from a build before versions: 0).
     w.versions.last = applied_index;
     w.versions.deleted_max = 0;
-    let result = load_snapshot(w, entries, applied_mark);
+    w.catalog = Arc::new(Catalog::empty());
+    // The installed state's indexes come with it, as data.
+    let result = load_snapshot(w, entries, applied_mark).and_then(|()| {
+        w.catalog = Arc::new(Catalog::load(&Latest(&w.engine.data))?);
+        Ok(())
+    });
     // Publish whatever state the store is in, even after an error: a
     // reader must not keep seeing the old data with its old mark.
     w.publish();
@@ -533,6 +552,9 @@ pub(crate) fn check_snapshot_entry(
         TAG_META => Ok(None),
         TAG_EXPIRY if split_expiry_key(key).is_some() => Ok(None),
         TAG_EXPIRY => Err(corrupt(key, "bad expiry index key in snapshot")),
+        // Search entries and the index catalog: data like any other; the
+        // catalog is decoded (strictly) once the install is complete.
+        TAG_SEARCH => Ok(None),
         _ => Err(corrupt(key, "snapshot key with an unknown tag")),
     }
 }

@@ -13,6 +13,7 @@
 //! how a change reaches the engine and what else it updates is storage's.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -20,10 +21,12 @@ use fjall::OwnedWriteBatch;
 
 use crate::engine::{Engine, META_COUNTS, TAG_DATA, TAG_EXPIRY, data_key, decode, tagged};
 use crate::error::Result;
-use crate::mutation::State;
+use crate::mutation::{Embedding, MutationError, State};
 use crate::prefetch::Prefetched;
 use crate::read_cache::ReadCache;
 use crate::record::{Record, expiry_index_key, split_expiry_index_key};
+use crate::search::catalog::Catalog;
+use crate::search::upkeep::{GroupIo, Upkeep};
 
 /// The key counters (DBSIZE and INFO's `expires`): stored under
 /// `META_COUNTS` in the batch of every group that changes them.
@@ -119,6 +122,9 @@ pub(crate) struct GroupState<'a> {
     /// for switching prefetching on.
     pub engine_reads: u64,
     pub engine_read_ns: u64,
+    /// Search indexes: the catalog as this group changes it, and the
+    /// entries it writes beside each record (`search/upkeep.rs`).
+    pub(crate) search: Upkeep,
 }
 
 impl<'a> GroupState<'a> {
@@ -135,7 +141,14 @@ impl<'a> GroupState<'a> {
             deleted_max: 0,
             engine_reads: 0,
             engine_read_ns: 0,
+            search: Upkeep::default(),
         }
+    }
+
+    /// The search catalog as the group starts (the writer's copy).
+    pub fn with_catalog(mut self, catalog: Arc<Catalog>) -> Self {
+        self.search = Upkeep::new(catalog);
+        self
     }
 
     /// Lets the group's reads use the read cache. Pass it only when the
@@ -168,7 +181,17 @@ impl<'a> GroupState<'a> {
     /// recovered anyway. Expiry-index keys were written as they came (each
     /// expiry time is a different key; within a batch the last write of a
     /// key wins).
-    pub fn into_batch(self) -> (OwnedWriteBatch, HashMap<Bytes, Option<Record>>) {
+    pub fn into_batch(
+        mut self,
+    ) -> (
+        OwnedWriteBatch,
+        HashMap<Bytes, Option<Record>>,
+        Arc<Catalog>,
+    ) {
+        let catalog = self.search.finish(&mut GroupIo {
+            engine: self.engine,
+            batch: &mut self.batch,
+        });
         let mut batch = self.batch;
         for (key, record) in &self.overlay {
             match record {
@@ -176,7 +199,7 @@ impl<'a> GroupState<'a> {
                 None => batch.remove(&self.engine.data, data_key(key)),
             }
         }
-        (batch, self.overlay)
+        (batch, self.overlay, catalog)
     }
 }
 
@@ -235,6 +258,15 @@ impl State for GroupState<'_> {
                 );
             }
         }
+        if !self.search.catalog.is_empty() {
+            let mut io = GroupIo {
+                engine: self.engine,
+                batch: &mut self.batch,
+            };
+            let old_value = old.as_ref().map(|o| &o.value);
+            self.search
+                .index_write(&mut io, &key, old_value, Some(&record.value))?;
+        }
         // The data key itself is written once per group (`into_batch`).
         self.overlay.insert(key, Some(record));
         Ok(())
@@ -250,6 +282,14 @@ impl State for GroupState<'_> {
             self.counts.expiring = self.counts.expiring.saturating_sub(1);
             self.batch
                 .remove(&self.engine.data, expiry_key(old.expire_at_ms, key));
+        }
+        if !self.search.catalog.is_empty() {
+            let mut io = GroupIo {
+                engine: self.engine,
+                batch: &mut self.batch,
+            };
+            self.search
+                .index_write(&mut io, key, Some(&old.value), None)?;
         }
         self.overlay.insert(key.clone(), None);
         Ok(())
@@ -269,5 +309,46 @@ impl State for GroupState<'_> {
     fn version(&self) -> u64 {
         // As `put` stamps it.
         self.version.max(1)
+    }
+
+    fn create_index(
+        &mut self,
+        definition: &[u8],
+    ) -> Result<std::result::Result<(), MutationError>> {
+        let mut io = GroupIo {
+            engine: self.engine,
+            batch: &mut self.batch,
+        };
+        self.search
+            .create_index(&mut io, self.counts.keys, definition)
+    }
+
+    fn drop_index(&mut self, name: &str) -> Result<std::result::Result<(), MutationError>> {
+        let mut io = GroupIo {
+            engine: self.engine,
+            batch: &mut self.batch,
+        };
+        self.search.drop_index(&mut io, name)
+    }
+
+    fn backfill_index(&mut self, id: u32, keys_max: u32) -> Result<bool> {
+        let mut io = GroupIo {
+            engine: self.engine,
+            batch: &mut self.batch,
+        };
+        self.search
+            .backfill_page(&mut io, &self.overlay, id, keys_max)
+    }
+
+    fn purge_index(&mut self, id: u32, entries_max: u32) -> Result<bool> {
+        let mut io = GroupIo {
+            engine: self.engine,
+            batch: &mut self.batch,
+        };
+        self.search.purge_page(&mut io, id, entries_max)
+    }
+
+    fn set_embeddings(&mut self, embeddings: Vec<Embedding>) {
+        self.search.embeddings = embeddings;
     }
 }

@@ -28,8 +28,11 @@ use crate::observe::PublishObserver;
 use crate::prefetch::Prefetcher;
 use crate::read_cache::{Changes, ReadCache};
 use crate::record::Record;
+use crate::search::catalog::{Catalog, Latest};
+use crate::search::{IndexInfo, IndexSummary, SearchAnswer, SearchError, SearchWork};
 use crate::snapshot::Snapshot;
 use crate::state::{Counts, due_expiry_range, split_expiry_key};
+use strata_search::{IndexId, Query, SearchOptions};
 
 /// Storage figures for INFO and benchmarks.
 #[derive(Clone, Debug, Default)]
@@ -117,6 +120,7 @@ impl Store {
     pub(crate) fn open_core(config: StorageConfig, mode: Mode) -> Result<Store> {
         let engine = Engine::open(&config, mode)?;
         let counts = Counts::recover(&engine)?;
+        let catalog = Arc::new(Catalog::load(&Latest(&engine.data))?);
         let versions = versions_at_open(&engine, mode)?;
         let stats = Arc::new(WriterStats::new());
         stats.keys.store(counts.keys, Ordering::Relaxed);
@@ -148,6 +152,7 @@ impl Store {
             group_mutations_max: config.group_commit_mutations_max,
             group_size_bytes_max: config.group_commit_size_bytes_max,
             counts,
+            catalog,
             prefetch: Prefetcher::new(config.prefetch_slow_read_ns),
             versions,
             closed: false,
@@ -499,4 +504,42 @@ fn spawn_writer(
             }
         })?;
     Ok(thread)
+}
+
+/// Search reads, each from one snapshot (`search/read.rs`).
+impl Store {
+    /// See [`Snapshot::search_matches_recount`].
+    pub fn search_matches_recount(&self) -> Result<std::result::Result<(), String>> {
+        self.snapshot().search_matches_recount()
+    }
+
+    pub fn search(
+        &self,
+        name: &str,
+        query: &Query,
+        opts: &SearchOptions,
+        now_ms: u64,
+    ) -> Result<std::result::Result<SearchAnswer, SearchError>> {
+        self.snapshot().search(name, query, opts, now_ms)
+    }
+
+    pub fn index_info(&self, name: &str) -> Result<Option<IndexInfo>> {
+        self.snapshot().index_info(name, self.dbsize())
+    }
+
+    pub fn search_indexes(&self) -> Result<Vec<IndexSummary>> {
+        self.snapshot().search_indexes()
+    }
+
+    pub fn pending_search_work(&self) -> Result<Vec<SearchWork>> {
+        self.snapshot().pending_search_work()
+    }
+
+    pub fn embedding_targets(&self, key: &[u8], value: &[u8]) -> Result<Vec<(u32, u16, String)>> {
+        self.snapshot().embedding_targets(key, value)
+    }
+
+    pub fn backfill_preview(&self, id: IndexId, keys_max: usize) -> Result<Vec<(Bytes, Record)>> {
+        self.snapshot().backfill_preview(id, keys_max)
+    }
 }

@@ -12,8 +12,8 @@
 
 use bytes::Bytes;
 use strata_storage::{
-    ExpireCondition, GetExChange, Mutation, MutationError, Op, Outcome, SetCondition, SetExpiry,
-    Step, VersionCheck, Watched, WatchedVersion,
+    Embedding, ExpireCondition, GetExChange, Mutation, MutationError, Op, Outcome, SetCondition,
+    SetExpiry, Step, VersionCheck, Watched, WatchedVersion,
 };
 
 fn b(s: &str) -> Bytes {
@@ -285,3 +285,75 @@ fn checked_transactions_keep_their_encoding() {
         .collect();
     assert_eq!(got, ["08070202020a02010176090700", "090105"]);
 }
+
+/// The search ops (issue 21, 2026-12-07) and their refusals, pinned from
+/// the build that added them.
+#[test]
+fn search_ops_keep_their_encoding() {
+    let ops = [
+        Op::CreateIndex {
+            definition: b("def"),
+        },
+        Op::DropIndex { name: "idx".into() },
+        Op::BackfillIndex {
+            id: 3,
+            keys_max: 256,
+        },
+        Op::PurgeIndex {
+            id: 3,
+            entries_max: 4096,
+        },
+        Op::Embedded {
+            op: Box::new(Op::Set {
+                key: b("k"),
+                value: b("v"),
+                condition: SetCondition::Always,
+                expiry: SetExpiry::Clear,
+                return_old: false,
+            }),
+            embeddings: vec![Embedding {
+                key: b("k"),
+                index: 1,
+                field: 2,
+                text_hash: 7,
+                vector: vec![1.0, -0.5],
+            }],
+        },
+    ];
+    let got: Vec<String> = ops
+        .into_iter()
+        .map(|op| {
+            let m = Mutation { now_ms: 2_000, op };
+            let raw = m.to_bytes().expect("encode");
+            assert_eq!(Mutation::from_bytes(&raw).expect("decode"), m);
+            hex(&raw)
+        })
+        .collect();
+    assert_eq!(got, SEARCH_OPS_HEX);
+    let refusals = [
+        MutationError::IndexExists,
+        MutationError::UnknownIndex,
+        MutationError::IndexLimit { max: 64 },
+        MutationError::BadIndexDefinition { reason: "x".into() },
+        MutationError::TooManyEmbeddings { max: 16_384 },
+    ];
+    let got: Vec<String> = refusals
+        .into_iter()
+        .map(|e| {
+            let o = Outcome::Refused(e);
+            let raw = postcard::to_stdvec(&o).expect("encode");
+            assert_eq!(postcard::from_bytes::<Outcome>(&raw).expect("decode"), o);
+            hex(&raw)
+        })
+        .collect();
+    assert_eq!(got, SEARCH_REFUSALS_HEX);
+}
+
+const SEARCH_OPS_HEX: [&str; 5] = [
+    "d00f1103646566",
+    "d00f1203696478",
+    "d00f13038002",
+    "d00f14038020",
+    "d00f1500016b017600000001016b010207020000803f000000bf",
+];
+const SEARCH_REFUSALS_HEX: [&str; 5] = ["040a", "040b", "040c40", "040d0178", "040e808001"];

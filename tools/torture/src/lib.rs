@@ -6,6 +6,7 @@
 
 pub mod report;
 pub mod resp;
+pub mod search;
 pub mod server;
 pub mod verify;
 pub mod workload;
@@ -68,6 +69,10 @@ pub struct Config {
     /// A shell command run after every kill, before the restart (e.g. tell
     /// LazyFS to drop its unsynced pages: a simulated power loss).
     pub after_kill_cmd: Option<String>,
+    /// Create a search index over every key at the first start, and after
+    /// every restart check that it agrees with the keys stored (index
+    /// entries are written in the same batch as their record).
+    pub search: bool,
 }
 
 /// The server's RUST_LOG by default: its own info lines plus the engine's
@@ -97,6 +102,7 @@ impl Config {
             keep_going: false,
             server_log_filter: DEFAULT_SERVER_LOG_FILTER.into(),
             after_kill_cmd: None,
+            search: false,
         }
     }
 
@@ -232,6 +238,9 @@ pub fn run(cfg: &Config, on: &mut dyn FnMut(Event<'_>)) -> anyhow::Result<Summar
         data_dir: &data_dir,
         log: &log_path,
     });
+    if cfg.search {
+        search::create_index(addr).context("create the search index (--search)")?;
+    }
     // The latest start-up time: recovery kills are aimed within it.
     let mut last_ready_ms = first_ready.as_secs_f64() * 1000.0;
     let mut healthy = true;
@@ -384,6 +393,9 @@ pub fn run(cfg: &Config, on: &mut dyn FnMut(Event<'_>)) -> anyhow::Result<Summar
                 let mut checker = Checker::new(&mut conn, cycle, cfg.value_bytes_max);
                 let result = checker.cycle(&mut model, &logs, cfg.sample_keys, &mut rng);
                 violations.append(&mut checker.violations);
+                if cfg.search {
+                    violations.extend(search::check_index(&mut conn, cycle));
+                }
                 match result {
                     Ok(check) => {
                         report.in_flight_applied = check.in_flight_applied;

@@ -172,6 +172,11 @@ struct Args {
     /// turn each kill into a simulated power loss (see the docs).
     #[arg(long, value_name = "CMD")]
     after_kill_cmd: Option<String>,
+    /// Also keep a search index over every key (FT.CREATE at the first
+    /// start) and check after every restart that its document count
+    /// agrees with DBSIZE.
+    #[arg(long)]
+    search: bool,
     /// Output: one line per cycle and a summary table, or JSON lines.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
@@ -232,6 +237,7 @@ fn real_main(args: Args) -> anyhow::Result<bool> {
         keep_going: args.keep_going,
         server_log_filter: args.server_log_filter,
         after_kill_cmd: args.after_kill_cmd,
+        search: args.search,
         ..Config::new(strata_bin, seed)
     };
     let format = args.format;

@@ -35,6 +35,10 @@ pub enum ViolationKind {
     /// The server did not come back after a kill (no ready line, exited, or
     /// never answered a GET).
     Recovery,
+    /// `--search`: the search index's document count disagrees with the
+    /// keys stored (every key is covered, so documents plus values it
+    /// skipped must be DBSIZE).
+    Search,
 }
 
 impl ViolationKind {
@@ -50,6 +54,7 @@ impl ViolationKind {
             ViolationKind::Reply => "reply",
             ViolationKind::Crashed => "crashed",
             ViolationKind::Recovery => "recovery",
+            ViolationKind::Search => "search",
         }
     }
 }

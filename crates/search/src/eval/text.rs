@@ -154,10 +154,13 @@ impl<R: IndexRead> Eval<'_, R> {
             Ok(true)
         })?;
         debug_assert!(scan.starts_with(&keys::kind_prefix(id, KIND_TERM, None)));
+        // As RediSearch: a document is scored by the first term (in term
+        // order) it holds, not the sum (its prefix union stops at the
+        // first child that has the document).
         let mut out = Set::new();
         for (_, df, postings) in &by_term {
             for (k, v) in self.score_postings(*df, postings, false) {
-                *out.entry(k).or_insert(0.0) += v;
+                out.entry(k).or_insert(v);
             }
         }
         Ok(out)

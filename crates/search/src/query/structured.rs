@@ -8,14 +8,13 @@ impl Parser<'_> {
     /// that is exactly `$name` is a parameter; an unescaped `*` at the end
     /// makes a prefix.
     pub(super) fn tags(&mut self, field: &str) -> Result<Node, QueryError> {
-        let open = self.pos;
         self.bump();
         let mut tags = Vec::new();
         // Each character with whether it was escaped.
         let mut current: Vec<(char, bool)> = Vec::new();
         loop {
+            // Unterminated: RediSearch fails at the end of the input.
             let Some(c) = self.bump() else {
-                self.pos = open;
                 return Err(self.syntax());
             };
             match c {

@@ -26,6 +26,7 @@ macro_rules! refuse {
 
 mod exec;
 mod keys;
+mod search;
 mod strings;
 
 use exec::Watches;
@@ -104,6 +105,11 @@ impl<S: State> Applier<'_, S> {
             Op::Exec { steps, watched } => self.exec(steps, Watches::Digests(watched)),
             Op::ExecVersioned { steps, watched } => self.exec(steps, Watches::Versions(watched)),
             Op::ExecChecked { steps, checks } => self.exec_checked(steps, checks),
+            Op::CreateIndex { definition } => self.create_index(definition),
+            Op::DropIndex { name } => self.drop_index(name),
+            Op::BackfillIndex { id, keys_max } => self.backfill_index(*id, *keys_max),
+            Op::PurgeIndex { id, entries_max } => self.purge_index(*id, *entries_max),
+            Op::Embedded { op, embeddings } => self.embedded(op, embeddings),
         }?;
         // Validate first, write after: a refusal or an abort is decided
         // before anything is written, so it has changed nothing.
@@ -118,7 +124,10 @@ impl<S: State> Applier<'_, S> {
         debug_assert!(
             matches!(
                 op,
-                Op::Exec { .. } | Op::ExecVersioned { .. } | Op::ExecChecked { .. }
+                Op::Exec { .. }
+                    | Op::ExecVersioned { .. }
+                    | Op::ExecChecked { .. }
+                    | Op::Embedded { .. }
             ) || !matches!(
                 outcome,
                 Outcome::Many(_)

@@ -188,7 +188,58 @@ pub enum Op {
         steps: Vec<Step>,
         checks: Vec<VersionCheck>,
     },
+    /// FT.CREATE: a search index definition
+    /// (`strata_search::IndexDef::encode`, with any id: apply assigns the
+    /// next one). Answers Ok, or refuses a name in use, a definition that
+    /// does not decode, or one index too many. The index starts building
+    /// (`Op::BackfillIndex`) unless the keys it covers fit in one page.
+    /// (Appended, as every variant below: the enum is the log format.)
+    CreateIndex {
+        definition: Bytes,
+    },
+    /// FT.DROPINDEX: the index is gone at once (queries and writes stop
+    /// using it); its entries are removed by `Op::PurgeIndex` pages.
+    DropIndex {
+        name: String,
+    },
+    /// Indexes up to `keys_max` stored keys the index covers after its
+    /// build cursor. Answers `Int(1)` while keys remain, `Int(0)` once
+    /// the index is built (or is gone).
+    BackfillIndex {
+        id: u32,
+        keys_max: u32,
+    },
+    /// Removes up to `entries_max` entries of a dropped index. Answers
+    /// `Int(1)` while entries remain, `Int(0)` when none are left.
+    PurgeIndex {
+        id: u32,
+        entries_max: u32,
+    },
+    /// `op` with the vectors the server computed for `EMBED` fields before
+    /// proposing it (replicas never run a model). A vector is stored only
+    /// if the text it was computed from is still the value's
+    /// ([`Embedding::text_hash`]).
+    Embedded {
+        #[serde(deserialize_with = "nested::deserialize")]
+        op: Box<Op>,
+        embeddings: Vec<Embedding>,
+    },
 }
+
+/// A vector computed for one `EMBED` field of one key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Embedding {
+    pub key: Bytes,
+    pub index: u32,
+    pub field: u16,
+    /// `strata_search::text_hash` of the text the vector embeds.
+    pub text_hash: u64,
+    pub vector: Vec<f32>,
+}
+
+/// Embeddings one op may carry: a page of backfill or an MSET's keys,
+/// times a few fields.
+pub const EMBEDDINGS_MAX: usize = 16_384;
 
 /// One command of a transaction.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -288,7 +339,18 @@ impl Op {
             | Op::Expire { key, .. }
             | Op::Persist { key } => key.len(),
             Op::Rename { from, to, .. } => from.len() + to.len(),
-            Op::FlushAll => 0,
+            Op::FlushAll
+            | Op::BackfillIndex { .. }
+            | Op::PurgeIndex { .. }
+            | Op::DropIndex { .. } => 16,
+            Op::CreateIndex { definition } => definition.len(),
+            Op::Embedded { op, embeddings } => {
+                op.payload_size_bytes()
+                    + embeddings
+                        .iter()
+                        .map(|e| e.key.len() + 4 * e.vector.len() + 14)
+                        .sum::<usize>()
+            }
             Op::Exec { steps, watched } => {
                 steps_size_bytes(steps) + watched.iter().map(|w| w.key.len() + 32).sum::<usize>()
             }
@@ -307,7 +369,12 @@ fn steps_size_bytes(steps: &[Step]) -> usize {
         .iter()
         .map(|s| match s {
             // Not descended into: refused when applied.
-            Step::Write(Op::Exec { .. } | Op::ExecVersioned { .. } | Op::ExecChecked { .. }) => 0,
+            Step::Write(
+                Op::Exec { .. }
+                | Op::ExecVersioned { .. }
+                | Op::ExecChecked { .. }
+                | Op::Embedded { .. },
+            ) => 0,
             Step::Write(op) => op.payload_size_bytes(),
             Step::Read { keys } => keys.iter().map(Bytes::len).sum(),
         })
@@ -381,6 +448,19 @@ pub enum MutationError {
         "applied, but the answer was too large to keep for a retry; read the key to see the result"
     )]
     OutcomeNotKept,
+    /// RediSearch's text. (Appended, as the variants below: outcomes are
+    /// kept in retry records.)
+    #[error("Index already exists")]
+    IndexExists,
+    /// RediSearch's text.
+    #[error("Unknown Index name")]
+    UnknownIndex,
+    #[error("too many search indexes (the limit is {max})")]
+    IndexLimit { max: usize },
+    #[error("the search index definition does not decode: {reason}")]
+    BadIndexDefinition { reason: String },
+    #[error("too many embeddings for one write (the limit is {max})")]
+    TooManyEmbeddings { max: usize },
 }
 
 /// Bytes of values that the reads of one transaction may answer. Why a
@@ -436,6 +516,26 @@ pub trait State {
     /// every write of one mutation (its group's number, or its log
     /// entry's index), which [`Outcome::Checked`] reports.
     fn version(&self) -> u64;
+
+    /// Search indexes (storage's `search` module keeps them in the same
+    /// batch). The defaults are a state without search (the test
+    /// models): it refuses every index.
+    fn create_index(&mut self, _definition: &[u8]) -> crate::Result<Result<(), MutationError>> {
+        Ok(Err(MutationError::IndexLimit { max: 0 }))
+    }
+    fn drop_index(&mut self, _name: &str) -> crate::Result<Result<(), MutationError>> {
+        Ok(Err(MutationError::UnknownIndex))
+    }
+    /// One backfill page; true while keys remain.
+    fn backfill_index(&mut self, _id: u32, _keys_max: u32) -> crate::Result<bool> {
+        Ok(false)
+    }
+    /// One purge page of a dropped index; true while entries remain.
+    fn purge_index(&mut self, _id: u32, _entries_max: u32) -> crate::Result<bool> {
+        Ok(false)
+    }
+    /// The vectors of the op being applied (`Op::Embedded`); empty after.
+    fn set_embeddings(&mut self, _embeddings: Vec<Embedding>) {}
 }
 
 /// Serialisable because a replicated log carries the limits with each
@@ -522,7 +622,19 @@ impl Op {
             Op::Delete { keys } => keys.iter().try_for_each(check),
             Op::SweepExpired { entries } => entries.iter().try_for_each(|(k, _)| check(k)),
             Op::Rename { from, to, .. } => check(from).and_then(|()| check(to)),
-            Op::FlushAll => Ok(()),
+            Op::FlushAll
+            | Op::CreateIndex { .. }
+            | Op::DropIndex { .. }
+            | Op::BackfillIndex { .. }
+            | Op::PurgeIndex { .. } => Ok(()),
+            Op::Embedded { op, embeddings } => {
+                // One level only: `apply` refuses an embedded op in an
+                // embedded op, so it is not descended into twice.
+                if !matches!(**op, Op::Embedded { .. }) {
+                    op.keys_dyn(check)?;
+                }
+                embeddings.iter().try_for_each(|e| check(&e.key))
+            }
             Op::Exec { steps, watched } => {
                 steps_keys(steps, check)?;
                 watched.iter().try_for_each(|w| check(&w.key))
@@ -547,7 +659,12 @@ fn steps_keys<'a, E>(
         match step {
             // Refused by `Applier::exec` before any key is used; not
             // descended into, so the depth stays one.
-            Step::Write(Op::Exec { .. } | Op::ExecVersioned { .. } | Op::ExecChecked { .. }) => {}
+            Step::Write(
+                Op::Exec { .. }
+                | Op::ExecVersioned { .. }
+                | Op::ExecChecked { .. }
+                | Op::Embedded { .. },
+            ) => {}
             Step::Write(op) => op.keys_dyn(check)?,
             Step::Read { keys } => keys.iter().try_for_each(&mut *check)?,
         }

@@ -19,7 +19,9 @@ enum Reads {
 }
 
 /// Ops that are not applied through a group's state (FLUSHALL runs
-/// between groups), or nested transactions: a transaction holding one is
+/// between groups), nested transactions, and the search catalog's ops
+/// (an index is created or dropped alone, and an embedded op wraps a
+/// whole transaction, never a step): a transaction holding one is
 /// refused whole, before any step runs, so the result does not depend on
 /// where they stand.
 fn unfit(step: &Step) -> bool {
@@ -31,6 +33,11 @@ fn unfit(step: &Step) -> bool {
                 | Op::Exec { .. }
                 | Op::ExecVersioned { .. }
                 | Op::ExecChecked { .. }
+                | Op::CreateIndex { .. }
+                | Op::DropIndex { .. }
+                | Op::BackfillIndex { .. }
+                | Op::PurgeIndex { .. }
+                | Op::Embedded { .. }
         )
     )
 }
