@@ -6,6 +6,7 @@
 //! READ <key>
 //! READRANGE <start> <end> [<limit>]
 //! DELETE <key>
+//! SEARCH <value|text|semantic> <index> <query...>   query = rest of the line
 //! ```
 //!
 //! Command words are case-insensitive. Keys and values use backslash
@@ -61,6 +62,16 @@ pub enum TextRequest {
     ClusterNodes,
     /// `CLUSTER_LEADER` (pipe dialect): the leader's id and address.
     ClusterLeader,
+    /// `SEARCH <mode> <index> <query...>`: the server's SEARCH command
+    /// (mode `value`, `text` or `semantic`, checked by the server).
+    Search {
+        /// The mode word, as written.
+        mode: Bytes,
+        /// Unescaped index name.
+        index: Bytes,
+        /// Unescaped query: the rest of the line, spaces included.
+        query: Bytes,
+    },
 }
 
 impl TextRequest {
@@ -79,7 +90,8 @@ impl TextRequest {
             TextRequest::Ping
             | TextRequest::ClusterStatus
             | TextRequest::ClusterNodes
-            | TextRequest::ClusterLeader => (&[], &[]),
+            | TextRequest::ClusterLeader
+            | TextRequest::Search { .. } => (&[], &[]),
         };
         one.iter().chain(many)
     }
@@ -274,6 +286,8 @@ pub fn parse_line(line: &[u8]) -> Result<Option<TextRequest>, TextError> {
         TextRequest::Delete { key }
     } else if command.eq_ignore_ascii_case(b"READRANGE") {
         parse_read_range(&mut tokens)?
+    } else if command.eq_ignore_ascii_case(b"SEARCH") {
+        parse_search(&mut tokens)?
     } else {
         return Err(unknown_command(command));
     };
@@ -310,6 +324,19 @@ fn parse_batch_put(tokens: &mut Tokens<'_>) -> Result<TextRequest, TextError> {
         });
     }
     Ok(TextRequest::BatchPut { keys, values })
+}
+
+/// `SEARCH <mode> <index> <query...>`: the query is the rest of the line.
+fn parse_search(tokens: &mut Tokens<'_>) -> Result<TextRequest, TextError> {
+    const USAGE: &str = "SEARCH needs a mode (value, text or semantic), an index and a query";
+    let mode = tokens.required(USAGE)?;
+    let index = tokens.required(USAGE)?;
+    let query = tokens.required_rest(USAGE)?;
+    Ok(TextRequest::Search {
+        mode: Bytes::copy_from_slice(mode),
+        index: Bytes::from(unescape(index)?),
+        query: Bytes::from(unescape(query)?),
+    })
 }
 
 /// `READRANGE <start> <end> [limit]`.
@@ -617,6 +644,28 @@ mod tests {
 
     fn err(line: &str) -> String {
         parse(line).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn search_takes_the_rest_of_the_line_as_its_query() {
+        assert_eq!(
+            parse("SEARCH text docs python  database").unwrap(),
+            Some(TextRequest::Search {
+                mode: b("text"),
+                index: b("docs"),
+                query: b("python  database"),
+            })
+        );
+        assert_eq!(
+            parse("search value my\\sidx a\\x7cb").unwrap(),
+            Some(TextRequest::Search {
+                mode: b("value"),
+                index: b("my idx"),
+                query: b("a|b"),
+            })
+        );
+        assert!(err("SEARCH text docs").starts_with("SEARCH needs a mode"));
+        assert!(err("SEARCH").starts_with("SEARCH needs a mode"));
     }
 
     #[test]

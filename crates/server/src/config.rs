@@ -190,6 +190,12 @@ pub struct ConfigLayer {
     #[arg(long, env = "STRATA_BACKUP_IDLE_TIMEOUT_MS", value_parser = crate::units::parse_duration_ms)]
     #[serde(default, deserialize_with = "crate::units::de_duration_ms")]
     pub backup_idle_timeout_ms: Option<u64>,
+    /// A sentence-transformers model directory (`model.safetensors`,
+    /// `tokenizer.json`, `config.json`; all-MiniLM-L6-v2): EMBED vector
+    /// fields embed their text with it. Without it, EMBED is refused.
+    /// [default: none]
+    #[arg(long, env = "STRATA_EMBEDDING_MODEL")]
+    pub embedding_model: Option<PathBuf>,
 }
 
 /// Resolved configuration of a running server.
@@ -222,6 +228,8 @@ pub struct ServerConfig {
     pub slowlog_max_len: usize,
     /// An open backup idle this long is dropped (`backup.rs`).
     pub backup_idle_timeout_ms: u64,
+    /// The model directory for EMBED fields (`--embedding-model`).
+    pub embedding_model: Option<PathBuf>,
 }
 
 /// Cluster settings as configured (see `ClusterConfig` for their use).
@@ -558,6 +566,7 @@ impl ConfigLayer {
                 .or(lower.slowlog_log_slower_than),
             slowlog_max_len: self.slowlog_max_len.or(lower.slowlog_max_len),
             backup_idle_timeout_ms: self.backup_idle_timeout_ms.or(lower.backup_idle_timeout_ms),
+            embedding_model: self.embedding_model.or(lower.embedding_model),
         }
     }
 }
@@ -786,6 +795,7 @@ impl ServerConfig {
                 100,
                 3_600_000,
             )?,
+            embedding_model: layer.embedding_model,
         })
     }
 
@@ -859,6 +869,12 @@ impl ServerConfig {
             (
                 "backup-idle-timeout-ms",
                 self.backup_idle_timeout_ms.to_string(),
+            ),
+            (
+                "embedding-model",
+                self.embedding_model
+                    .as_ref()
+                    .map_or_else(String::new, |d| d.display().to_string()),
             ),
         ]
     }

@@ -213,7 +213,10 @@ impl<C: Codec> Handler<C> {
     /// once when that needs no wait.
     fn run_now(&mut self, spec: &'static Spec, args: Vec<Bytes>) -> Step {
         match self.execute(spec, args) {
-            Action::Write(m) => self.writes.push(m),
+            Action::Write(m) => match crate::embedding::plan(&self.shared, m) {
+                Ok(m) => self.writes.push(m),
+                Err(job) => return Step::Act(Action::Embed(job)),
+            },
             Action::Reply(r) if self.writes.is_empty() => self.reply(&r),
             action => return Step::Act(action),
         }
@@ -315,10 +318,40 @@ impl<C: Codec> Handler<C> {
                 self.drain_pending().await;
                 // A read after it needs a read point after it.
                 self.barrier_fresh = false;
+                let mutation = match crate::embedding::plan(&self.shared, plan.mutation) {
+                    Ok(m) => m,
+                    Err(job) => match crate::embedding::run(&self.shared, job).await {
+                        Ok(m) => m,
+                        Err(refusal) => {
+                            self.now_ms = None;
+                            self.reply(&refusal);
+                            return Ok(Next::Continue);
+                        }
+                    },
+                };
                 let path = &self.shared.write_path;
-                let result = path.write(&mut self.writes, plan.mutation).await;
+                let result = path.write(&mut self.writes, mutation).await;
                 self.now_ms = None;
                 self.reply(&cmd::tx::exec_reply(plan.replies, result));
+            }
+            Action::Search(call) => {
+                self.drain_pending().await;
+                self.barrier_fresh = false;
+                let r = cmd::search::run(&self.shared, &mut self.writes, call).await;
+                self.now_ms = None;
+                self.reply(&r);
+            }
+            Action::Embed(job) => {
+                // The writes before it wait with it: replies stay in order.
+                let embedded = crate::embedding::run(&self.shared, job).await;
+                self.now_ms = None;
+                match embedded {
+                    Ok(m) => self.writes.push(m),
+                    Err(refusal) => {
+                        self.drain_pending().await;
+                        self.reply(&refusal);
+                    }
+                }
             }
             Action::Close(r) => {
                 self.drain_pending().await;

@@ -97,6 +97,13 @@ impl Runner {
         match action {
             Action::Reply(r) | Action::Close(r) => (r, None),
             Action::Write(m) => {
+                let m = match crate::embedding::plan(&self.shared, m) {
+                    Ok(m) => m,
+                    Err(job) => match crate::embedding::run(&self.shared, job).await {
+                        Ok(m) => m,
+                        Err(refusal) => return (refusal, None),
+                    },
+                };
                 self.writes.push(m);
                 path.commit(&mut self.writes).await;
                 let mut outcomes = self.writes.outcomes();
@@ -112,9 +119,32 @@ impl Runner {
             Action::Cluster(call) => (cmd::cluster::run(&self.shared, call).await, None),
             Action::Backup(call) => (cmd::backup::run(&self.shared, call).await, None),
             Action::Exec(plan) => {
-                let result = path.write(&mut self.writes, plan.mutation).await;
+                let mutation = match crate::embedding::plan(&self.shared, plan.mutation) {
+                    Ok(m) => m,
+                    Err(job) => match crate::embedding::run(&self.shared, job).await {
+                        Ok(m) => m,
+                        Err(refusal) => return (refusal, None),
+                    },
+                };
+                let result = path.write(&mut self.writes, mutation).await;
                 (cmd::tx::exec_reply(plan.replies, result), None)
             }
+            Action::Search(call) => (
+                cmd::search::run(&self.shared, &mut self.writes, call).await,
+                None,
+            ),
+            Action::Embed(job) => match crate::embedding::run(&self.shared, job).await {
+                Ok(m) => {
+                    self.writes.push(m);
+                    path.commit(&mut self.writes).await;
+                    match self.writes.outcomes().next() {
+                        Some(Ok(outcome)) => (cmd::write_reply(Ok(outcome)), None),
+                        Some(Err(e)) => (cmd::path_error(&e), Some(e)),
+                        None => (Reply::error("ERR no outcome for a write"), None),
+                    }
+                }
+                Err(refusal) => (refusal, None),
+            },
         }
     }
 

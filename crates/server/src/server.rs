@@ -42,6 +42,8 @@ pub enum ServerError {
     RaftStopped(String),
     #[error("shutdown could not flush storage: {0}")]
     Flush(strata_storage::StorageError),
+    #[error("cannot load the embedding model (--embedding-model): {0}")]
+    Embedding(String),
 }
 
 #[derive(Clone, Copy)]
@@ -57,6 +59,8 @@ pub async fn run(
     mut config: ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
+    let embedder = crate::embedding::open(config.embedding_model.as_deref())
+        .map_err(ServerError::Embedding)?;
     let opened = open_store(&config)?;
     let store = opened.reader();
     let listeners = Listeners::bind(&mut config)?;
@@ -78,11 +82,16 @@ pub async fn run(
         // open_store opens a replicated store only with cluster settings.
         (None, None) => return Err(ServerError::Cluster("no cluster settings".into())),
     };
-    let shared = Arc::new(Shared::new(store.clone(), writes, config));
+    let mut shared = Shared::new(store.clone(), writes, config);
+    shared.embedder = embedder;
+    let shared = Arc::new(shared);
     warn_if_exposed(&shared.config, &listeners);
     let (trigger, stopping) = crate::shutdown::channel();
     let addrs = listeners.addrs();
     let (served, done_rx) = listeners.serve(&shared, &stopping);
+    // Index backfills and purges (issue 21): stops at shutdown, before
+    // the store is flushed.
+    let search_work = tokio::spawn(crate::search_driver::run(shared.clone(), stopping.clone()));
     print_ready(addrs, &cluster_ready);
     let failure = wait_for_stop(shutdown, node.as_ref()).await;
     tracing::info!("shutting down: no new connections; finishing in-flight requests");
@@ -90,6 +99,8 @@ pub async fn run(
     for t in served.accept_tasks {
         let _ = t.await;
     }
+    let grace = Duration::from_millis(shared.config.shutdown_timeout_ms);
+    let _ = tokio::time::timeout(grace, search_work).await;
     finish(&shared, node.as_ref(), done_rx, served.http).await;
     store.shutdown().await.map_err(ServerError::Flush)?;
     tracing::info!("shutdown complete: storage flushed");

@@ -44,6 +44,14 @@ pub struct Shared {
     scan_cursors: Mutex<ScanCursors>,
     /// Online backups in progress (BACKUP).
     pub backups: std::sync::Arc<crate::backup::Backups>,
+    /// The sentence-embedding service for EMBED fields
+    /// (`--embedding-model`); None: EMBED fields are refused.
+    pub embedder: Option<crate::embedding::SharedEmbedder>,
+    /// Held while a backfill page is previewed, embedded and proposed
+    /// (the driver, FT.CREATE's first page): two pages proposed at once
+    /// would each carry the vectors of the keys its preview saw, and the
+    /// second would index keys past the first's end without theirs.
+    pub backfill_turn: tokio::sync::Mutex<()>,
 }
 
 #[derive(Default)]
@@ -101,6 +109,8 @@ impl Shared {
             )),
             clients: std::sync::Arc::new(Clients::default()),
             backups: crate::backup::Backups::new(config.backup_idle_timeout_ms),
+            embedder: None,
+            backfill_turn: tokio::sync::Mutex::new(()),
             config,
             next_client_id: AtomicU64::new(1),
             scan_cursors: Mutex::new(ScanCursors {

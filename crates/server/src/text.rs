@@ -36,6 +36,9 @@ enum Render {
     Members,
     /// CLUSTER_LEADER: `id: …`, `peer: …`, `client: …`, `END`.
     Leader,
+    /// SEARCH: `key: value` lines, best first, then `END`, or `INDEXING`
+    /// while the index is still being built (results may be incomplete).
+    Hits,
 }
 
 pub struct Text {
@@ -125,6 +128,9 @@ fn command(dialect: Dialect, request: TextRequest) -> (Vec<Bytes>, Render) {
         TextRequest::ClusterStatus => (vec![word("CLUSTER"), word("STATUS")], Render::Fields),
         TextRequest::ClusterNodes => (vec![word("CLUSTER"), word("MEMBERS")], Render::Members),
         TextRequest::ClusterLeader => (vec![word("CLUSTER"), word("LEADER")], Render::Leader),
+        TextRequest::Search { mode, index, query } => {
+            (vec![word("SEARCH"), mode, index, query], Render::Hits)
+        }
     }
 }
 
@@ -134,6 +140,7 @@ fn render_reply(render: Render, reply: &Reply, out: &mut Vec<u8>) {
         (Render::Delete, Reply::Integer(0)) => out.extend_from_slice(b"NOT_FOUND\n"),
         (Render::Delete, Reply::Integer(_)) => out.extend_from_slice(b"OK\n"),
         (Render::Range, Reply::Array(items)) => range_lines(items, out),
+        (Render::Hits, Reply::Array(items)) => hit_lines(items, out),
         (Render::Fields, Reply::Bulk(text)) => {
             for line in text_lines(text) {
                 let (field, value) = split_at_first(line, b':');
@@ -192,6 +199,23 @@ fn range_lines(items: &[Reply], out: &mut Vec<u8>) {
     }
     out.extend_from_slice(terminator);
     out.push(b'\n');
+}
+
+/// SEARCH's `[hits, indexing]` as `key: value` lines (each hit is `[key,
+/// score, value]`), then `END`, or `INDEXING` while the index is built.
+fn hit_lines(items: &[Reply], out: &mut Vec<u8>) {
+    if let Some(Reply::Array(hits)) = items.first() {
+        for hit in hits {
+            if let Reply::Array(fields) = hit
+                && let [Reply::Bulk(key), _, Reply::Bulk(value)] = fields.as_slice()
+            {
+                pair_line(key, value, out);
+            }
+        }
+    }
+    let building = matches!(items.get(1), Some(Reply::Integer(1)));
+    let terminator: &[u8] = if building { b"INDEXING\n" } else { b"END\n" };
+    out.extend_from_slice(terminator);
 }
 
 /// `key: value`, the key with spaces escaped so that the first `": "`

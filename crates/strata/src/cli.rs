@@ -81,6 +81,10 @@ pub enum ClientCommand {
     Stats,
     /// Check that the server answers (PING).
     Ping,
+    /// Search an index (SEARCH): `value` (exact tag), `text` (BM25) or
+    /// `semantic` (nearest by meaning). Prints `<score>  <key>: <value>`
+    /// lines, best first (or `--json`); exit 1 if nothing matched.
+    Search(crate::search_cli::SearchArgs),
     /// Raft cluster status and membership (CLUSTER ...).
     Cluster {
         #[command(subcommand)]
@@ -233,6 +237,13 @@ fn execute(addr: &str, command: ClientCommand) -> anyhow::Result<Outcome> {
             client.ping()?;
             writeln!(out, "PONG")?;
             Outcome::Done
+        }
+        ClientCommand::Search(args) => {
+            if crate::search_cli::run(&mut client, &args, &mut out)? {
+                Outcome::Done
+            } else {
+                Outcome::NotFound
+            }
         }
         ClientCommand::Cluster { command } => cluster(&mut client, command, &mut out)?,
     };

@@ -6,6 +6,7 @@
 mod backup;
 mod cli;
 mod offline;
+mod search_cli;
 
 /// mimalloc instead of glibc's malloc. Why: under YCSB-A the server spent
 /// 9% of its network thread in glibc `malloc`/`free` (including

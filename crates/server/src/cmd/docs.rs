@@ -181,6 +181,13 @@ pub static DOCS: &[Doc] = &[
     doc!("kv.prefix", "strata", "0.1.0", "O(log(N)+M) where M is the number of entries returned", "Strata: return the entries under a prefix with versions and expiry times, or only those changed after a version (the HTTP API's ?recurse)", "key [LIMIT count:integer] [KEYSONLY] [CHANGED version:integer]"),
     doc!("kv.range", "strata", "0.1.0", "O(log(N)+M) where M is the number of entries returned", "Strata: return the entries from start to end (both included) with versions and expiry times", "start:key end:key [LIMIT count:integer] [KEYSONLY]"),
     doc!("kv.txn", "strata", "0.1.0", "O(N) where N is the number of ops", "Strata: apply SET, CAS, GET, DEL, DELCAS and CHECK ops all or nothing, comparing exact versions (the HTTP API's transactions)", "op..."),
+    // Search
+    doc!("ft.create", "module", "1.0.0", "O(K) at creation where K is the number of fields; the existing keys are indexed in the background", "Create a search index over string or JSON values (RediSearch's FT.CREATE; ON STRING and EMBED are Strata's)", "index [ON (STRING|JSON)] [PREFIX count:integer prefix...] [LANGUAGE language] SCHEMA field..."),
+    doc!("ft.search", "module", "1.0.0", "O(N) where N is the number of index entries the query reads", "Search an index: full text (BM25), tags, numeric ranges, KNN (RediSearch's FT.SEARCH)", "index query [NOCONTENT] [WITHSCORES] [SCORER scorer] [RETURN count:integer field...] [LIMIT offset:integer num:integer] [SORTBY field [ASC|DESC]] [PARAMS count:integer param...] [DIALECT dialect:integer] [TIMEOUT timeout:integer]"),
+    doc!("ft.info", "module", "1.0.0", "O(1)", "Describe an index: definition, fields, documents, indexing progress (RediSearch's FT.INFO)", "index"),
+    doc!("ft._list", "module", "2.0.0", "O(N) where N is the number of indexes", "List the indexes (RediSearch's FT._LIST)", ""),
+    doc!("ft.dropindex", "module", "2.0.0", "O(1), or O(N) with DD where N is the number of documents", "Drop an index; with DD, delete its documents first, in pages (not atomic)", "index [DD]"),
+    doc!("search", "strata", "0.1.0", "O(N) where N is the number of index entries the query reads", "Strata: search an index by exact value (a TAG field), by text (BM25) or by meaning (an EMBED field): [[key, score, value]...] and whether the index is still being built", "mode=(VALUE|TEXT|SEMANTIC) index query [LIMIT count:integer] [THRESHOLD threshold:double]"),
 ];
 
 /// The entry for `name` (`get`, `client|kill`), case-insensitively.

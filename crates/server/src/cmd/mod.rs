@@ -18,6 +18,7 @@ mod keys;
 pub mod kv;
 mod range;
 pub mod redis_cluster;
+pub mod search;
 mod server;
 pub mod slowlog;
 mod strings;
@@ -50,6 +51,15 @@ pub enum Action {
     /// BACKUP: the connection runs it (it may wait for a read point and
     /// read from the engine) and replies.
     Backup(backup::BackupCall),
+    /// FT.SEARCH whose KNN text needs embedding, FT.DROPINDEX DD: the
+    /// connection runs it (it may wait on the embedder or on writes) and
+    /// replies.
+    Search(search::Call),
+    /// A write whose values need vectors first (EMBED fields): the
+    /// connection embeds, then it joins the pending writes like any
+    /// write (see `crate::embedding`). Never returned by a handler: the
+    /// connection makes it from an [`Action::Write`].
+    Embed(crate::embedding::Job),
 }
 
 impl From<Reply> for Action {
@@ -322,6 +332,14 @@ pub static TABLE: &[Spec] = &[
     spec!("kv.range", -3, RO, (1, 2, 1), kv::range),
     // Keys sit among the ops: `kv::txn` checks each one's size itself.
     spec!("kv.txn", -2, WD, (0, 0, 0), kv::txn),
+    // Search: RediSearch's FT.* (`search.rs`) and Strata's SEARCH
+    // RediSearch's arities (FT.CREATE i SCHEMA f is an arity error there).
+    spec!("ft.create", -5, WD, (0, 0, 0), search::ft_create),
+    spec!("ft.search", -2, RO, (0, 0, 0), search::ft_search),
+    spec!("ft.info", -2, RO, (0, 0, 0), search::ft_info),
+    spec!("ft._list", 1, RO, (0, 0, 0), search::ft_list),
+    spec!("ft.dropindex", -2, W, (0, 0, 0), search::ft_dropindex),
+    spec!("search", -4, RO, (0, 0, 0), search::search),
 ];
 
 /// CLIENT's subcommands. PAUSE is refused (not supported by Strata) and so
@@ -478,6 +496,11 @@ fn run_checked(
 /// subcommand's (`sub`: from [`subcommand`]).
 fn arity_error(spec: &Spec, sub: Option<usize>, args_len: usize) -> Option<Reply> {
     if !arity_ok(spec.arity, args_len) {
+        // A module's commands are named as registered: RediSearch's in
+        // upper case (`'FT.CREATE'`).
+        if spec.name.starts_with("ft.") {
+            return Some(args::wrong_arity(&spec.name.to_ascii_uppercase()));
+        }
         return Some(args::wrong_arity(spec.name));
     }
     let sub = &spec.subcommands[sub?];
@@ -591,7 +614,9 @@ pub fn outcome_reply(result: Result<Outcome, StorageError>) -> Reply {
         Ok(Outcome::Nil) => Reply::Null,
         Ok(Outcome::Int(n)) => Reply::Integer(n),
         Ok(Outcome::Bulk(b)) => Reply::Bulk(b),
-        Ok(Outcome::Refused(e)) => Reply::error(format!("ERR {e}")),
+        Ok(Outcome::Refused(e)) => {
+            search::refusal(&e).unwrap_or_else(|| Reply::error(format!("ERR {e}")))
+        }
         // EXEC renders these itself (`tx::exec_reply`); generic forms here.
         Ok(Outcome::Many(outcomes)) => {
             Reply::Array(outcomes.into_iter().map(|o| outcome_reply(Ok(o))).collect())

@@ -75,8 +75,9 @@ enum Kind {
 fn kind(spec: &Spec) -> Kind {
     match spec.name {
         // FLUSHALL is applied between groups, never inside one; KV.TXN is
-        // a transaction of its own.
-        "flushall" | "flushdb" | "kv.txn" => Kind::Refused,
+        // a transaction of its own; FT.CREATE and FT.DROPINDEX change the
+        // index catalog, a write of their own.
+        "flushall" | "flushdb" | "kv.txn" | "ft.create" | "ft.dropindex" => Kind::Refused,
         _ if spec.kind == super::Kind::Write => Kind::Write,
         "get" | "read" => Kind::Read(|_, r, _| match first(r) {
             Some(r) => Reply::Bulk(r.value),
