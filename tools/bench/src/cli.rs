@@ -88,6 +88,12 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Workload::Set)]
     pub workload: Workload,
 
+    /// The commands `--workload commands` replays: RESP arrays of bulk
+    /// strings, back to back, as a client sends them. All connections walk
+    /// the file in order from one shared cursor, wrapping at its end.
+    #[arg(long)]
+    pub commands_file: Option<PathBuf>,
+
     /// Keys per MSET (workload mset).
     #[arg(long, default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=BATCH_MAX))]
@@ -199,6 +205,16 @@ impl Args {
                 ));
             }
         }
+        match (self.workload == Workload::Commands, &self.commands_file) {
+            (true, None) => return Err("--workload commands needs --commands-file".into()),
+            (false, Some(_)) => {
+                return Err("--commands-file is for --workload commands only".into());
+            }
+            (true, Some(_)) if self.target != Target::Resp => {
+                return Err("--workload commands replays RESP: use --target resp".into());
+            }
+            _ => {}
+        }
         let pipeline_bytes = self.pipeline.saturating_mul(self.request_bytes_max());
         if pipeline_bytes > PIPELINE_BYTES_MAX {
             return Err(format!(
@@ -215,10 +231,15 @@ impl Args {
     pub fn request_bytes_max(&self) -> u64 {
         // RESP: a bulk header `$<len>\r\n` plus trailing CRLF is at most 16
         // bytes. etcd: base64 (4/3, rounded up) plus JSON field names.
+        let value_size = match self.values {
+            // Pseudo-words are at most 4 syllables of 5 letters, plus a space.
+            ValueKind::Words => crate::values::WORDS_PER_VALUE_MAX as u64 * 21,
+            ValueKind::Text | ValueKind::Random => self.value_size,
+        };
         let pair = match self.target {
-            Target::Resp => KEY_LEN_BYTES as u64 + self.value_size + 32,
+            Target::Resp => KEY_LEN_BYTES as u64 + value_size + 32,
             Target::Etcd | Target::Http => {
-                base64_len(KEY_LEN_BYTES as u64) + base64_len(self.value_size) + 64
+                base64_len(KEY_LEN_BYTES as u64) + base64_len(value_size) + 64
             }
         };
         match self.workload {

@@ -35,6 +35,7 @@
 
 mod cli;
 mod client;
+mod commands;
 mod etcd;
 mod http;
 mod keys;
@@ -64,7 +65,7 @@ use crate::runner::{
     run_connection,
 };
 use crate::target::{Conn, ConnectOptions};
-use crate::values::{Pool, ValueKind};
+use crate::values::{Pool, ValueKind, WordPool};
 use crate::workload::Workload;
 
 const EXIT_RUN_FAILED: u8 = 1;
@@ -119,6 +120,19 @@ async fn run(args: Args) -> anyhow::Result<u8> {
     let latest_zipf =
         (args.workload == Workload::YcsbD).then(|| Zipfian::new(args.keyspace, args.zipf_theta));
     let value_size_bytes = usize::try_from(args.value_size).context("--value-size too large")?;
+    let commands = match &args.commands_file {
+        Some(path) => {
+            let commands = commands::Commands::load(path)
+                .with_context(|| format!("--commands-file {}", path.display()))?;
+            eprintln!(
+                "replaying {} commands from {}",
+                commands.count(),
+                path.display()
+            );
+            Some(Arc::new(commands))
+        }
+        None => None,
+    };
     let plan = Arc::new(Plan {
         target: args.target,
         workload: args.workload,
@@ -126,6 +140,8 @@ async fn run(args: Args) -> anyhow::Result<u8> {
         keyspace: args.keyspace,
         value_size_bytes,
         value_pool: (args.values == ValueKind::Random).then(|| Pool::new(value_size_bytes, seed)),
+        word_pool: (args.values == ValueKind::Words).then(|| WordPool::new(seed)),
+        commands,
         batch: args.batch,
         scan_length: args.scan_length,
         pipeline: args.pipeline as usize,

@@ -43,6 +43,10 @@ pub struct Plan {
     pub value_size_bytes: usize,
     /// `Some` for `--values random`: the pool every write cuts its value from.
     pub value_pool: Option<crate::values::Pool>,
+    /// `Some` for `--values words`: the text every write cuts its value from.
+    pub word_pool: Option<crate::values::WordPool>,
+    /// `Some` for `--workload commands`: the commands to replay.
+    pub commands: Option<Arc<crate::commands::Commands>>,
     pub batch: u64,
     pub scan_length: u64,
     pub pipeline: usize,
@@ -81,6 +85,8 @@ pub struct Shared {
     pub claimed: AtomicU64,
     /// Measured operations completed (progress display only).
     pub completed: AtomicU64,
+    /// The next command of `--workload commands` (modulo their count).
+    pub commands_next: AtomicU64,
 }
 
 /// Per-operation-type results of one connection (or, merged, of the run).
@@ -227,6 +233,15 @@ impl Generator<'_> {
                 out.get(&key_bytes(index));
                 rmw_key = Some(index);
             }
+            OpKind::Command => {
+                // main() builds `commands` whenever the workload is
+                // `commands`; without it nothing is sent and the batch's
+                // count mismatch ends the connection with an error.
+                if let Some(commands) = &self.plan.commands {
+                    let index = self.shared.commands_next.fetch_add(1, Ordering::Relaxed);
+                    out.raw(commands.get(index));
+                }
+            }
         }
         (kind, rmw_key)
     }
@@ -268,7 +283,12 @@ pub async fn run_connection(
     schedule: Schedule,
 ) -> ConnStats {
     let mut rng = connection_rng(plan.seed, id);
-    let values = Values::new(plan.value_pool.as_ref(), plan.value_size_bytes, &mut rng);
+    let values = Values::new(
+        plan.value_pool.as_ref(),
+        plan.word_pool.as_ref(),
+        plan.value_size_bytes,
+        &mut rng,
+    );
     let keys = KeyChooser::new(
         plan.distribution,
         plan.keyspace,
@@ -403,7 +423,12 @@ pub async fn load_connection(
     // A different stream from the run's, so the run's values do not depend
     // on whether --load was given.
     let mut rng = connection_rng(plan.seed ^ 0x4C4F_4144, id);
-    let values = Values::new(plan.value_pool.as_ref(), plan.value_size_bytes, &mut rng);
+    let values = Values::new(
+        plan.value_pool.as_ref(),
+        plan.word_pool.as_ref(),
+        plan.value_size_bytes,
+        &mut rng,
+    );
     let mut stats = LoadStats::default();
     let mut out = Batch::new(plan.target);
     let mut next = start;

@@ -67,6 +67,15 @@ impl Batch {
         }
     }
 
+    /// A pre-encoded RESP command (`--workload commands`, RESP only; the
+    /// CLI refuses other targets, and here they get nothing, so the
+    /// operation count no longer matches and the connection stops).
+    pub fn raw(&mut self, command: &[u8]) {
+        if let Batch::Resp(out) = self {
+            out.extend_from_slice(command);
+        }
+    }
+
     /// GET key / linearizable range of one key.
     pub fn get(&mut self, key: &[u8]) {
         match self {

@@ -29,6 +29,9 @@ pub enum Workload {
     /// YCSB F: 50% read, 50% read-modify-write (GET, then SET of the key).
     #[value(name = "ycsb-f")]
     YcsbF,
+    /// Replay `--commands-file` (RESP commands), all connections walking
+    /// it in order from one shared cursor (RESP only).
+    Commands,
 }
 
 impl Workload {
@@ -44,6 +47,7 @@ impl Workload {
             Workload::YcsbD => "ycsb-d",
             Workload::YcsbE => "ycsb-e",
             Workload::YcsbF => "ycsb-f",
+            Workload::Commands => "commands",
         }
     }
 
@@ -59,6 +63,7 @@ impl Workload {
             Workload::YcsbD => &[(OpKind::Read, 95), (OpKind::Insert, 5)],
             Workload::YcsbE => &[(OpKind::Scan, 95), (OpKind::Insert, 5)],
             Workload::YcsbF => &[(OpKind::Read, 50), (OpKind::Rmw, 50)],
+            Workload::Commands => &[(OpKind::Command, 100)],
         }
     }
 
@@ -98,11 +103,13 @@ pub enum OpKind {
     Scan,
     /// GET then SET of the same key; latency covers both round trips.
     Rmw,
+    /// One command of `--commands-file`.
+    Command,
 }
 
 impl OpKind {
     /// Every kind, in report order.
-    pub const ALL: [OpKind; 8] = [
+    pub const ALL: [OpKind; 9] = [
         OpKind::Set,
         OpKind::Get,
         OpKind::Mset,
@@ -111,6 +118,7 @@ impl OpKind {
         OpKind::Insert,
         OpKind::Scan,
         OpKind::Rmw,
+        OpKind::Command,
     ];
 
     /// Index into per-kind arrays.
@@ -128,6 +136,7 @@ impl OpKind {
             OpKind::Insert => "insert",
             OpKind::Scan => "scan",
             OpKind::Rmw => "rmw",
+            OpKind::Command => "command",
         }
     }
 }
@@ -163,6 +172,7 @@ mod tests {
             Workload::YcsbD,
             Workload::YcsbE,
             Workload::YcsbF,
+            Workload::Commands,
         ] {
             let total: u32 = w.mix().iter().map(|&(_, p)| p).sum();
             assert_eq!(total, 100, "{}", w.name());

@@ -539,3 +539,95 @@ fn etcd_target_against_a_non_etcd_http_server_fails_cleanly() {
     );
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
 }
+
+/// `--workload commands` with `--requests` equal to the file's command count
+/// and no warm-up sends every command exactly once, whatever the connection
+/// count (the search benchmark loads its corpora this way): 300 INCRs of 3
+/// counters through 4 pipelined connections leave each counter at 100.
+/// Then `--values words` writes 20 to 200 plain words per value.
+#[test]
+fn commands_replay_each_command_once_and_word_values_are_words() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("commands.resp");
+    let mut bytes = Vec::new();
+    for i in 0..300 {
+        let key = format!("counter:{}", i % 3);
+        write!(bytes, "*2\r\n$4\r\nINCR\r\n${}\r\n{key}\r\n", key.len()).expect("encode");
+    }
+    std::fs::write(&file, &bytes).expect("write commands");
+    let file = file.to_str().expect("utf-8 path");
+    let report = check_report(
+        &run_bench(
+            server.addr,
+            &[
+                "--workload",
+                "commands",
+                "--commands-file",
+                file,
+                "--requests",
+                "300",
+                "--warmup-s",
+                "0",
+                "--connections",
+                "4",
+                "--pipeline",
+                "16",
+                "--format",
+                "json",
+            ],
+        ),
+        "commands",
+        &["command"],
+    );
+    assert_eq!(report["ops"], 300, "{report}");
+    let mut client =
+        strata_client::Client::connect(&server.addr.to_string(), 10_000).expect("connect");
+    for i in 0..3 {
+        let value = client.get(format!("counter:{i}")).expect("GET");
+        assert_eq!(value.as_deref(), Some(b"100".as_slice()), "counter:{i}");
+    }
+
+    let report = check_report(
+        &run_bench(
+            server.addr,
+            &[
+                "--workload",
+                "set",
+                "--values",
+                "words",
+                "--distribution",
+                "sequential",
+                "--keyspace",
+                "50",
+                "--requests",
+                "50",
+                "--warmup-s",
+                "0",
+                "--connections",
+                "1",
+                "--format",
+                "json",
+            ],
+        ),
+        "set",
+        &["set"],
+    );
+    assert_eq!(report["values"], "words", "{report}");
+    for index in 0..50 {
+        let key = format!("key:{index:012}");
+        let value = client.get(&key).expect("GET").expect("written");
+        let words = value.split(|&b| b == b' ').count();
+        assert!((20..=200).contains(&words), "{key}: {words} words");
+        assert!(value.iter().all(|&b| b == b' ' || b.is_ascii_lowercase()));
+    }
+
+    // A file that is not RESP commands is refused before anything is sent.
+    std::fs::write(file, b"INCR counter:0\r\n").expect("write");
+    let run = run_bench(
+        server.addr,
+        &["--workload", "commands", "--commands-file", file],
+    );
+    assert_eq!(run.code, 2, "stderr: {}", run.stderr);
+    assert!(run.stderr.contains("expected '*'"), "{}", run.stderr);
+}
