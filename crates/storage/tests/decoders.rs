@@ -102,7 +102,8 @@ proptest! {
                 prop_assert_eq!(key[0], b'k');
                 prop_assert_eq!(record.encode(), value.clone());
             }
-            Ok(None) => prop_assert!(matches!(key[0], b'm' | b'x')),
+            // `s`: search entries and the index catalog, checked once installed.
+            Ok(None) => prop_assert!(matches!(key[0], b'm' | b'x' | b's')),
             Err(_) => {}
         }
         if previous.as_deref().is_some_and(|p| p >= key.as_slice()) {
