@@ -75,7 +75,10 @@ fn open_model(dir: &std::path::Path) -> Result<SharedEmbedder, String> {
 
 #[cfg(not(feature = "embedding"))]
 fn open_model(_: &std::path::Path) -> Result<SharedEmbedder, String> {
-    Err("this build has no embedding model (built without the `embedding` feature)".into())
+    Err(
+        "this build has no embedding model: rebuild with `cargo build --release --features embedding`"
+            .into(),
+    )
 }
 
 /// A write waiting for its vectors.
