@@ -15,9 +15,14 @@
 //! distance, nearest first, ties by key. Deterministic, and bounded:
 //! a query reads at most [`SearchOptions::entries_scanned_max`] entries.
 
+mod matches;
 mod text;
 
-use std::collections::{BTreeMap, BinaryHeap};
+use matches::{Built, Keys, Matches};
+pub use text::PostingList;
+
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
 
 use crate::codec::DecodeError;
 use crate::document::floats_from_blob;
@@ -26,7 +31,7 @@ use crate::keys::{self, KIND_DOC, KIND_NUMERIC, KIND_TAG, KIND_VECTOR};
 use crate::limits::QUERY_ENTRIES_SCANNED_MAX;
 use crate::query::{Bound, Knn, Node, Query, TagMatch};
 use crate::schema::{FieldId, FieldKind};
-use crate::score::{Bm25, distance};
+use crate::score::{Bm25, QueryVector};
 
 /// What a query reads. `scan` visits the entries with `start <= key < end`
 /// in ascending key order until `visit` returns false.
@@ -38,6 +43,19 @@ pub trait IndexRead {
         end: &[u8],
         visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), ReadError>;
+
+    /// A term's decoded postings as this view holds them, if the reader
+    /// keeps a cache of them; `list` is the term's posting prefix
+    /// ([`keys::posting_key`] without a user key). None: read them.
+    fn cached_postings(&self, list: &[u8]) -> Option<Arc<PostingList>> {
+        let _ = list;
+        None
+    }
+
+    /// Offers postings just read from this view to the reader's cache.
+    fn keep_postings(&self, list: &[u8], postings: &Arc<PostingList>) {
+        let _ = (list, postings);
+    }
 }
 
 /// A failed read, as the implementation words it.
@@ -98,9 +116,6 @@ pub struct SearchResult {
     pub hits: Vec<Hit>,
 }
 
-/// Matched user keys and their scores.
-type Set = BTreeMap<Vec<u8>, f64>;
-
 /// Runs `query` against index `ix` as `read` sees it.
 pub fn search(
     ix: &Indexer,
@@ -120,6 +135,8 @@ pub fn search(
         stats,
         scanned: 0,
         universe: None,
+        keys: Keys::default(),
+        lists: HashMap::new(),
     };
     if let Some(knn) = &query.knn {
         let filter = match query.root {
@@ -130,11 +147,13 @@ pub fn search(
         return Ok(page(hits, opts, |a, b| a.score.total_cmp(&b.score)));
     }
     let set = ev.node(&query.root)?.unwrap_or_default();
+    let total = set.len() as u64;
     let hits = set
+        .page(opts.offset, opts.count, &ev.keys, |a, b| b.total_cmp(&a))
         .into_iter()
         .map(|(key, score)| Hit { key, score })
         .collect();
-    Ok(page(hits, opts, |a, b| b.score.total_cmp(&a.score)))
+    Ok(SearchResult { total, hits })
 }
 
 /// The weighted average document length: RediSearch's `avgDocLen`.
@@ -151,7 +170,8 @@ fn avg_len(ix: &Indexer, stats: &IndexStats) -> f64 {
     total as f64 / stats.docs as f64
 }
 
-/// Sorts by `order` then key, and cuts the LIMIT page.
+/// Sorts by `order` then key, and cuts the LIMIT page (KNN's at most k
+/// hits).
 fn page(
     mut hits: Vec<Hit>,
     opts: &SearchOptions,
@@ -175,7 +195,11 @@ struct Eval<'a, R> {
     avg_len: f64,
     scanned: u64,
     /// Every document, with its `*` score; loaded once, when needed.
-    universe: Option<Set>,
+    universe: Option<Matches>,
+    /// Where the keys of every match of this query live.
+    keys: Keys,
+    /// Posting lists this query read, by name: each is read once.
+    lists: HashMap<Vec<u8>, Arc<PostingList>>,
 }
 
 impl<R: IndexRead> Eval<'_, R> {
@@ -207,6 +231,16 @@ impl<R: IndexRead> Eval<'_, R> {
         failure.map_or(Ok(()), Err)
     }
 
+    /// Counts `n` entries read from a cache against the query's limit.
+    fn count(&mut self, n: u64) -> Result<(), EvalError> {
+        let max = self.opts.entries_scanned_max;
+        self.scanned = self.scanned.saturating_add(n);
+        if self.scanned > max {
+            return Err(EvalError::TooManyEntries(max));
+        }
+        Ok(())
+    }
+
     fn scan_prefix(
         &mut self,
         prefix: &[u8],
@@ -217,10 +251,10 @@ impl<R: IndexRead> Eval<'_, R> {
     }
 
     /// None: the node constrains nothing (a word that is a stop word).
-    fn node(&mut self, n: &Node) -> Result<Option<Set>, EvalError> {
+    fn node(&mut self, n: &Node) -> Result<Option<Matches>, EvalError> {
         match n {
-            Node::All => Ok(Some(self.universe()?.clone())),
-            Node::Term { field, word } => self.term(field.as_deref(), word),
+            Node::All => Ok(Some(self.universe()?)),
+            Node::Term { field, word } => self.term(field.as_deref(), word, None),
             Node::Prefix { field, prefix } => self.prefix(field.as_deref(), prefix).map(Some),
             Node::Phrase { field, text } => self.phrase(field.as_deref(), text),
             Node::Tags { field, tags } => self.tags(field, tags).map(Some),
@@ -228,22 +262,17 @@ impl<R: IndexRead> Eval<'_, R> {
             Node::Not(inner) => {
                 let inner = self.node(inner)?.unwrap_or_default();
                 let all = self.universe()?;
-                Ok(Some(
-                    all.keys()
-                        .filter(|k| !inner.contains_key(*k))
-                        .map(|k| (k.clone(), 0.0))
-                        .collect(),
-                ))
+                Ok(Some(all.minus(&inner, &self.keys).rescored(0.0)))
             }
             Node::And(children) => self.and(children),
             Node::Or(children) => {
-                let mut out: Option<Set> = None;
+                let mut out: Option<Matches> = None;
                 for c in children {
                     if let Some(s) = self.node(c)? {
-                        let acc = out.get_or_insert_with(Set::new);
-                        for (k, v) in s {
-                            *acc.entry(k).or_insert(0.0) += v;
-                        }
+                        out = Some(match out {
+                            None => s,
+                            Some(acc) => acc.or(&s, &self.keys),
+                        });
                     }
                 }
                 Ok(out)
@@ -253,21 +282,26 @@ impl<R: IndexRead> Eval<'_, R> {
 
     /// Intersects the positive children, then removes what the negated
     /// ones match (no need for every document unless all are negated).
-    fn and(&mut self, children: &[Node]) -> Result<Option<Set>, EvalError> {
-        let mut acc: Option<Set> = None;
+    fn and(&mut self, children: &[Node]) -> Result<Option<Matches>, EvalError> {
+        let mut acc: Option<Matches> = None;
         let mut negated = Vec::new();
-        for c in children {
+        let (pivot, candidates) = self.and_pivot(children)?;
+        for (i, c) in children.iter().enumerate() {
             if let Node::Not(inner) = c {
                 negated.push(inner.as_ref());
                 continue;
             }
-            let Some(s) = self.node(c)? else { continue };
+            let found = match (c, &candidates) {
+                _ if Some(i) == pivot => candidates.clone(),
+                (Node::Term { field, word }, Some(within)) => {
+                    self.term(field.as_deref(), word, Some(within))?
+                }
+                _ => self.node(c)?,
+            };
+            let Some(s) = found else { continue };
             acc = Some(match acc {
                 None => s,
-                Some(a) => a
-                    .into_iter()
-                    .filter_map(|(k, v)| s.get(&k).map(|w| (k, v + w)))
-                    .collect(),
+                Some(a) => a.and(&s, &self.keys),
             });
         }
         if negated.is_empty() {
@@ -275,23 +309,57 @@ impl<R: IndexRead> Eval<'_, R> {
         }
         let mut acc = match acc {
             Some(a) => a,
-            None => self.universe()?.keys().map(|k| (k.clone(), 0.0)).collect(),
+            None => self.universe()?.rescored(0.0),
         };
         for inner in negated {
             if let Some(s) = self.node(inner)? {
-                acc.retain(|k, _| !s.contains_key(k));
+                acc = acc.minus(&s, &self.keys);
             }
         }
         Ok(Some(acc))
     }
 
+    /// The word of an AND that matches fewest documents, evaluated: the
+    /// other words then look up only its documents. None unless at least
+    /// two positive children and one word (not a stop word). Children are
+    /// still ANDed in their order, so every score is the same sum.
+    fn and_pivot(
+        &mut self,
+        children: &[Node],
+    ) -> Result<(Option<usize>, Option<Matches>), EvalError> {
+        let positives = children
+            .iter()
+            .filter(|c| !matches!(c, Node::Not(_)))
+            .count();
+        if positives < 2 {
+            return Ok((None, None));
+        }
+        let mut best: Option<(usize, usize)> = None;
+        for (i, c) in children.iter().enumerate() {
+            if let Node::Term { word, .. } = c
+                && let Some(size) = self.term_size(word)?
+                && best.is_none_or(|(_, s)| size < s)
+            {
+                best = Some((i, size));
+            }
+        }
+        let Some((i, _)) = best else {
+            return Ok((None, None));
+        };
+        let Node::Term { field, word } = &children[i] else {
+            return Ok((None, None));
+        };
+        let candidates = self.term(field.as_deref(), word, None)?;
+        Ok((Some(i), candidates))
+    }
+
     /// Every document, scored as RediSearch scores `*` under BM25STD
     /// (idf 1, frequency 1: shorter documents first).
-    fn universe(&mut self) -> Result<&Set, EvalError> {
+    fn universe(&mut self) -> Result<Matches, EvalError> {
         if self.universe.is_none() {
             let prefix = keys::kind_prefix(self.ix.id, KIND_DOC, None);
             let (ix, bm25, avg) = (self.ix, self.opts.bm25, self.avg_len);
-            let mut all = Set::new();
+            let mut all = Built::default();
             self.scan_prefix(&prefix.clone(), |k, v| {
                 let key = keys::user_key_after(k, &prefix)?;
                 let counts = decode_doc_record(v)?;
@@ -300,12 +368,12 @@ impl<R: IndexRead> Eval<'_, R> {
                     .enumerate()
                     .map(|(f, &c)| c * ix.text_weight(f as FieldId, false))
                     .sum();
-                all.insert(key.to_vec(), bm25.term(1.0, 1.0, len, avg));
+                all.push(key, bm25.term(1.0, 1.0, len, avg));
                 Ok(true)
             })?;
-            self.universe = Some(all);
+            self.universe = Some(self.keys.adopt(all));
         }
-        Ok(self.universe.get_or_insert_with(Set::new))
+        Ok(self.universe.clone().unwrap_or_default())
     }
 
     fn field_of(&self, name: &str, want: fn(&FieldKind) -> bool) -> Option<FieldId> {
@@ -315,9 +383,9 @@ impl<R: IndexRead> Eval<'_, R> {
             .filter(|&f| want(&self.ix.def.fields[usize::from(f)].kind))
     }
 
-    fn tags(&mut self, field: &str, tags: &[TagMatch]) -> Result<Set, EvalError> {
+    fn tags(&mut self, field: &str, tags: &[TagMatch]) -> Result<Matches, EvalError> {
         let Some(fid) = self.field_of(field, |k| matches!(k, FieldKind::Tag { .. })) else {
-            return Ok(Set::new());
+            return Ok(Matches::default());
         };
         let case_sensitive = matches!(
             self.ix.def.fields[usize::from(fid)].kind,
@@ -327,7 +395,7 @@ impl<R: IndexRead> Eval<'_, R> {
             }
         );
         let field_prefix = keys::kind_prefix(self.ix.id, KIND_TAG, Some(fid));
-        let mut out = Set::new();
+        let mut out = Matches::default();
         for t in tags {
             // As for words: RediSearch expands no prefix shorter than this.
             if t.prefix && t.tag.chars().count() < crate::limits::PREFIX_CHARS_MIN {
@@ -349,21 +417,25 @@ impl<R: IndexRead> Eval<'_, R> {
             // a document of its TEXT length; `{a|b}` sums the tags a
             // document has; a prefix counts its first tag only (RediSearch's
             // prefix union stops at the first child that has the document).
-            let mut seen = Set::new();
+            let mut this = Matches::default();
             for (_, keys) in &by_tag {
                 let idf = Bm25::idf(self.stats.docs, keys.len() as u64);
+                let mut one = Built::default();
                 for key in keys {
-                    if t.prefix && seen.contains_key(key) {
-                        continue;
-                    }
                     let score = self
                         .opts
                         .bm25
                         .term(idf, 1.0, self.doc_len(key)?, self.avg_len);
-                    seen.insert(key.clone(), score);
-                    *out.entry(key.clone()).or_insert(0.0) += score;
+                    one.push(key, score);
                 }
+                let one = self.keys.adopt(one);
+                this = if t.prefix {
+                    this.or_first(&one, &self.keys)
+                } else {
+                    this.or(&one, &self.keys)
+                };
             }
+            out = out.or(&this, &self.keys);
         }
         Ok(out)
     }
@@ -381,29 +453,29 @@ impl<R: IndexRead> Eval<'_, R> {
             .sum())
     }
 
-    fn range(&mut self, field: &str, lo: Bound, hi: Bound) -> Result<Set, EvalError> {
+    fn range(&mut self, field: &str, lo: Bound, hi: Bound) -> Result<Matches, EvalError> {
         let Some(fid) = self.field_of(field, |k| matches!(k, FieldKind::Numeric)) else {
-            return Ok(Set::new());
+            return Ok(Matches::default());
         };
         let field_prefix = keys::kind_prefix(self.ix.id, KIND_NUMERIC, Some(fid));
         let start = keys::numeric_bound(self.ix.id, fid, lo.value);
         let end = prefix_end(&field_prefix);
-        let mut out = Set::new();
+        let mut out = Vec::new();
         self.scan(&start, &end, |k, _| {
             let (v, user_key) = keys::split_numeric(k, &field_prefix)?;
             if v > hi.value || (v == hi.value && !hi.inclusive) {
                 return Ok(false);
             }
             if v > lo.value || lo.inclusive {
-                out.insert(user_key.to_vec(), 0.0);
+                out.push((user_key.to_vec(), 0.0));
             }
             Ok(true)
         })?;
-        Ok(out)
+        Ok(self.keys.adopt(Built::from_unsorted(out)))
     }
 
     /// The k nearest of the vectors (of `filter`'s documents, if any).
-    fn knn(&mut self, knn: &Knn, filter: Option<&Set>) -> Result<Vec<Hit>, EvalError> {
+    fn knn(&mut self, knn: &Knn, filter: Option<&Matches>) -> Result<Vec<Hit>, EvalError> {
         let Some(fid) = self.field_of(&knn.field, |k| matches!(k, FieldKind::Vector(_))) else {
             return Ok(Vec::new());
         };
@@ -418,26 +490,44 @@ impl<R: IndexRead> Eval<'_, R> {
         if !target.iter().all(|x| x.is_finite()) {
             return Err(EvalError::VectorNotFinite);
         }
+        let target = QueryVector::new(metric, target);
         let prefix = keys::kind_prefix(self.ix.id, KIND_VECTOR, Some(fid));
         // A max-heap of the k best so far: its top is the worst kept.
         let mut best: BinaryHeap<Nearest> =
             BinaryHeap::with_capacity(knn.k.saturating_add(1).min(1 << 16));
-        self.scan_prefix(&prefix.clone(), |k, v| {
+        let mut scratch = Vec::with_capacity(target.dim());
+        // The filter's keys, out of `self` while the scan borrows it.
+        let keys_seen = std::mem::take(&mut self.keys);
+        let scanned = self.scan_prefix(&prefix.clone(), |k, v| {
             let key = keys::user_key_after(k, &prefix)?;
-            if filter.is_some_and(|f| !f.contains_key(key)) {
+            if filter.is_some_and(|f| !f.contains(key, &keys_seen)) {
                 return Ok(true);
             }
-            let vector =
-                floats_from_blob(dim, v).ok_or(DecodeError("vector entry of the wrong size"))?;
+            let distance = target
+                .distance_to_blob(v, &mut scratch)
+                .ok_or(DecodeError("vector entry of the wrong size"))?;
+            // Only a candidate that beats the worst kept costs a key copy.
+            if best.len() == knn.k
+                && best.peek().is_some_and(|worst| {
+                    distance
+                        .total_cmp(&worst.distance)
+                        .then_with(|| key.cmp(&worst.key))
+                        .is_ge()
+                })
+            {
+                return Ok(true);
+            }
             best.push(Nearest {
-                distance: distance(metric, &target, &vector),
+                distance,
                 key: key.to_vec(),
             });
             if best.len() > knn.k {
                 best.pop();
             }
             Ok(true)
-        })?;
+        });
+        self.keys = keys_seen;
+        scanned?;
         Ok(best
             .into_iter()
             .map(|n| Hit {

@@ -90,6 +90,12 @@ pub struct ConfigLayer {
     #[arg(long, env = "STRATA_READ_CACHE_SIZE_BYTES", value_parser = crate::units::parse_size_bytes)]
     #[serde(default, deserialize_with = "crate::units::de_size_bytes")]
     pub read_cache_size_bytes: Option<u64>,
+    /// Search posting cache: decoded posting lists of query terms, in
+    /// front of the engine; 0 switches it off.
+    /// [default: 256MiB]
+    #[arg(long, env = "STRATA_SEARCH_CACHE_SIZE_BYTES", value_parser = crate::units::parse_size_bytes)]
+    #[serde(default, deserialize_with = "crate::units::de_size_bytes")]
+    pub search_cache_size_bytes: Option<u64>,
     /// Memtable size before a flush to disk.
     /// [default: 32MiB]
     #[arg(long, env = "STRATA_MEMTABLE_SIZE_BYTES", value_parser = crate::units::parse_size_bytes)]
@@ -543,6 +549,9 @@ impl ConfigLayer {
             reply_elements_max: self.reply_elements_max.or(lower.reply_elements_max),
             cache_size_bytes: self.cache_size_bytes.or(lower.cache_size_bytes),
             read_cache_size_bytes: self.read_cache_size_bytes.or(lower.read_cache_size_bytes),
+            search_cache_size_bytes: self
+                .search_cache_size_bytes
+                .or(lower.search_cache_size_bytes),
             memtable_size_bytes: self.memtable_size_bytes.or(lower.memtable_size_bytes),
             journal_size_bytes_max: self.journal_size_bytes_max.or(lower.journal_size_bytes_max),
             write_queue_len_max: self.write_queue_len_max.or(lower.write_queue_len_max),
@@ -661,6 +670,10 @@ fn resolve_storage(layer: &ConfigLayer) -> Result<StorageConfig, ConfigError> {
     given(
         layer.read_cache_size_bytes,
         &mut storage.read_cache_size_bytes,
+    );
+    given(
+        layer.search_cache_size_bytes,
+        &mut storage.search_cache_size_bytes,
     );
     given(layer.memtable_size_bytes, &mut storage.memtable_size_bytes);
     given(
@@ -834,6 +847,10 @@ impl ServerConfig {
             ("reply-elements-max", self.reply_elements_max.to_string()),
             ("cache-size-bytes", s.cache_size_bytes.to_string()),
             ("read-cache-size-bytes", s.read_cache_size_bytes.to_string()),
+            (
+                "search-cache-size-bytes",
+                s.search_cache_size_bytes.to_string(),
+            ),
             ("memtable-size-bytes", s.memtable_size_bytes.to_string()),
             (
                 "journal-size-bytes-max",

@@ -49,8 +49,9 @@ use crate::observe::{PublishObserver, Published};
 use crate::prefetch::Prefetcher;
 use crate::read_cache::{Changes, ReadCache};
 use crate::record::Record;
+use crate::search::cache::{PostingCache, ShardSet};
 use crate::search::catalog::Catalog;
-use crate::state::{Counts, GroupState};
+use crate::state::{Counts, Finished, GroupState};
 
 pub(crate) type Reply = oneshot::Sender<Result<Outcome>>;
 
@@ -160,6 +161,8 @@ pub(crate) struct Writer {
     pub view: Arc<ArcSwap<fjall::Snapshot>>,
     /// Told of every change before a view that holds it is published.
     pub read_cache: Arc<ReadCache>,
+    /// Told of every changed posting list, the same way (`search/cache.rs`).
+    pub posting_cache: Arc<PostingCache>,
     /// What the engine holds that the published view does not yet: every
     /// path that writes data keys adds to it, and `publish` hands it to the
     /// read cache.
@@ -330,7 +333,12 @@ impl Writer {
         } else {
             self.versions.last
         };
-        let (mut batch, changed, catalog) = state.into_batch();
+        let Finished {
+            mut batch,
+            changed,
+            catalog,
+            lists_changed,
+        } = state.into_batch();
         self.add_meta(&mut batch, counts, versions);
         let result = self.write(batch).and_then(|()| {
             self.versions = versions;
@@ -342,7 +350,7 @@ impl Writer {
                 Ok(())
             }
         });
-        let outcomes = self.finish_group(result, changed, outcomes);
+        let outcomes = self.finish_group(result, changed, lists_changed, outcomes);
         debug_assert_eq!(outcomes.len(), mutations.len(), "one outcome per mutation");
         outcomes
     }
@@ -368,6 +376,7 @@ impl Writer {
         &mut self,
         result: Result<()>,
         changed: HashMap<Bytes, Option<Record>>,
+        lists_changed: ShardSet,
         outcomes: Vec<Result<Outcome>>,
     ) -> Vec<Result<Outcome>> {
         match result {
@@ -375,6 +384,7 @@ impl Writer {
                 // Only committed records may be written through to the read
                 // cache (`read_cache.rs`); FLUSHALL marked everything.
                 self.changes.keys.extend(changed);
+                self.changes.search_lists.extend(&lists_changed);
                 // Publish first, then answer: a client that reads after its
                 // acknowledgement must see its own write.
                 self.publish();
@@ -424,6 +434,9 @@ impl Writer {
         // after: the order `read_cache.rs` relies on.
         let changes = std::mem::take(&mut self.changes);
         let version = self.read_cache.announce(&changes);
+        let lists_version = self
+            .posting_cache
+            .announce(&changes.search_lists, changes.all);
         self.view.store(Arc::new(self.engine.snapshot()));
         // After the view, so that whoever sees this version reads that
         // view or a newer one.
@@ -431,6 +444,7 @@ impl Writer {
             .published_version
             .store(self.versions.last, Ordering::Release);
         self.read_cache.published(version);
+        self.posting_cache.published(lists_version);
         // After the version: whoever it wakes reads this view or a newer
         // one. One atomic load when nobody observes.
         if let Some(observer) = self.observer.get() {

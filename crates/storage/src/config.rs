@@ -67,7 +67,7 @@ pub const KEY_SIZE_BYTES_LIMIT: usize = 65_000;
 /// lives in memory whole while it is read or written.
 pub const VALUE_SIZE_BYTES_LIMIT: usize = 512 * 1024 * 1024;
 
-/// Largest read cache accepted (1 TiB): every setting has a bound, and a
+/// Largest read cache (and search posting cache) accepted (1 TiB): every setting has a bound, and a
 /// size far past any machine's memory is a mistake to refuse, not to try.
 pub const READ_CACHE_SIZE_BYTES_LIMIT: u64 = 1 << 40;
 
@@ -89,6 +89,9 @@ pub struct StorageConfig {
     /// The read cache of whole records for single-key reads, in front of
     /// the engine (see `read_cache.rs`); 0 switches it off.
     pub read_cache_size_bytes: u64,
+    /// The search posting cache: decoded posting lists of query terms, in
+    /// front of the engine (see `search/cache.rs`); 0 switches it off.
+    pub search_cache_size_bytes: u64,
     /// One memtable's size before it is flushed to an SSTable.
     pub memtable_size_bytes: u64,
     /// Journal size before memtables are force-flushed. It bounds the replay
@@ -122,6 +125,7 @@ impl StorageConfig {
             fsync: FsyncPolicy::Always,
             cache_size_bytes: 256 * 1024 * 1024,
             read_cache_size_bytes: 64 * 1024 * 1024,
+            search_cache_size_bytes: 256 * 1024 * 1024,
             memtable_size_bytes: 32 * 1024 * 1024,
             journal_size_bytes_max: 256 * 1024 * 1024,
             key_size_bytes_max: 16 * 1024,
@@ -167,6 +171,11 @@ impl StorageConfig {
         if self.read_cache_size_bytes > READ_CACHE_SIZE_BYTES_LIMIT {
             return Err(format!(
                 "read_cache_size_bytes must be at most {READ_CACHE_SIZE_BYTES_LIMIT}"
+            ));
+        }
+        if self.search_cache_size_bytes > READ_CACHE_SIZE_BYTES_LIMIT {
+            return Err(format!(
+                "search_cache_size_bytes must be at most {READ_CACHE_SIZE_BYTES_LIMIT}"
             ));
         }
         if self.write_queue_len_max == 0

@@ -334,7 +334,12 @@ fn commit_log_group(w: &mut Writer, mut group: LogGroup<'_>) -> Result<bool> {
     group.write_record()?;
     let counts = group.state.counts;
     let deleted_max = group.state.deleted_max;
-    let (mut batch, changed, catalog) = group.state.into_batch();
+    let crate::state::Finished {
+        mut batch,
+        changed,
+        catalog,
+        lists_changed,
+    } = group.state.into_batch();
     if counts != w.counts {
         batch.insert(&w.engine.data, META_COUNTS, counts.encode().to_vec());
     }
@@ -354,6 +359,7 @@ fn commit_log_group(w: &mut Writer, mut group: LogGroup<'_>) -> Result<bool> {
     }
     // Only committed records may be written through (`read_cache.rs`).
     w.changes.keys.extend(changed);
+    w.changes.search_lists.extend(&lists_changed);
     w.counts = counts;
     w.catalog = catalog;
     w.versions.last = group.last_index;

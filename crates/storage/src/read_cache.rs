@@ -83,6 +83,9 @@ pub(crate) struct Changes {
     pub keys: Vec<(Bytes, Option<Record>)>,
     /// The view changes keys it cannot list (FLUSHALL, a snapshot install).
     pub all: bool,
+    /// Search posting lists the view changes, by posting-cache shard
+    /// (`search/cache.rs`); `all` changes every list too.
+    pub search_lists: crate::search::cache::ShardSet,
 }
 
 impl Changes {

@@ -25,6 +25,7 @@ use crate::mutation::{Embedding, MutationError, State};
 use crate::prefetch::Prefetched;
 use crate::read_cache::ReadCache;
 use crate::record::{Record, expiry_index_key, split_expiry_index_key};
+use crate::search::cache::ShardSet;
 use crate::search::catalog::Catalog;
 use crate::search::upkeep::{GroupIo, Upkeep};
 
@@ -127,6 +128,17 @@ pub(crate) struct GroupState<'a> {
     pub(crate) search: Upkeep,
 }
 
+/// A group made into one batch, and what the writer must learn of it.
+pub struct Finished {
+    pub batch: OwnedWriteBatch,
+    /// Every key the group wrote, with its final record (None: deleted).
+    pub changed: HashMap<Bytes, Option<Record>>,
+    /// The search catalog as the group leaves it.
+    pub catalog: Arc<Catalog>,
+    /// Posting lists the group changed, by posting-cache shard.
+    pub lists_changed: ShardSet,
+}
+
 impl<'a> GroupState<'a> {
     pub fn new(engine: &'a Engine, counts: Counts, capacity: usize) -> Self {
         GroupState {
@@ -181,17 +193,12 @@ impl<'a> GroupState<'a> {
     /// recovered anyway. Expiry-index keys were written as they came (each
     /// expiry time is a different key; within a batch the last write of a
     /// key wins).
-    pub fn into_batch(
-        mut self,
-    ) -> (
-        OwnedWriteBatch,
-        HashMap<Bytes, Option<Record>>,
-        Arc<Catalog>,
-    ) {
+    pub fn into_batch(mut self) -> Finished {
         let catalog = self.search.finish(&mut GroupIo {
             engine: self.engine,
             batch: &mut self.batch,
         });
+        let lists_changed = std::mem::take(&mut self.search.lists_changed);
         let mut batch = self.batch;
         for (key, record) in &self.overlay {
             match record {
@@ -199,7 +206,12 @@ impl<'a> GroupState<'a> {
                 None => batch.remove(&self.engine.data, data_key(key)),
             }
         }
-        (batch, self.overlay, catalog)
+        Finished {
+            batch,
+            changed: self.overlay,
+            catalog,
+            lists_changed,
+        }
     }
 }
 

@@ -28,6 +28,7 @@ use crate::observe::PublishObserver;
 use crate::prefetch::Prefetcher;
 use crate::read_cache::{Changes, ReadCache};
 use crate::record::Record;
+use crate::search::cache::PostingCache;
 use crate::search::catalog::{Catalog, Latest};
 use crate::search::{IndexInfo, IndexSummary, SearchAnswer, SearchError, SearchWork};
 use crate::snapshot::Snapshot;
@@ -66,6 +67,12 @@ pub struct StoreStats {
     pub read_cache_hits: u64,
     pub read_cache_misses: u64,
     pub read_cache_fills_refused: u64,
+    /// The search posting cache (`search/cache.rs`): bytes held and
+    /// allowed; posting lists a query found in it, and read instead.
+    pub search_cache_size_bytes: u64,
+    pub search_cache_capacity_bytes: u64,
+    pub search_cache_hits: u64,
+    pub search_cache_misses: u64,
     pub failed: Option<String>,
     /// Reads refused because they hit damaged data (see `corruption.rs`).
     pub corruption_errors: u64,
@@ -89,6 +96,8 @@ pub(crate) struct Inner {
     /// Single-key reads look here first; kept coherent with `view` by the
     /// writer (see `read_cache.rs`).
     read_cache: Arc<ReadCache>,
+    /// Decoded search posting lists (`search/cache.rs`).
+    pub(crate) posting_cache: Arc<PostingCache>,
     pub(crate) stats: Arc<WriterStats>,
     pub(crate) failed: Arc<Failure>,
     /// The writer thread's queue: single-node writes, replicated jobs,
@@ -130,12 +139,14 @@ impl Store {
             .store(versions.last, Ordering::Relaxed);
         let view = Arc::new(ArcSwap::from_pointee(engine.snapshot()));
         let read_cache = Arc::new(ReadCache::new(config.read_cache_size_bytes));
+        let posting_cache = Arc::new(PostingCache::new(config.search_cache_size_bytes));
         let failed = Arc::new(Failure::default());
         let observer = Arc::new(OnceLock::new());
         let writer = Writer {
             engine: engine.clone(),
             view: view.clone(),
             read_cache: read_cache.clone(),
+            posting_cache: posting_cache.clone(),
             changes: Changes::default(),
             stats: stats.clone(),
             failed: failed.clone(),
@@ -166,6 +177,7 @@ impl Store {
                 engine,
                 view,
                 read_cache,
+                posting_cache,
                 stats,
                 failed,
                 tx,
@@ -399,6 +411,10 @@ impl Store {
             read_cache_hits: self.inner.read_cache.hits.load(Ordering::Relaxed),
             read_cache_misses: self.inner.read_cache.misses.load(Ordering::Relaxed),
             read_cache_fills_refused: self.inner.read_cache.fills_refused.load(Ordering::Relaxed),
+            search_cache_size_bytes: self.inner.posting_cache.size_bytes(),
+            search_cache_capacity_bytes: self.inner.posting_cache.capacity_bytes(),
+            search_cache_hits: self.inner.posting_cache.hits.load(Ordering::Relaxed),
+            search_cache_misses: self.inner.posting_cache.misses.load(Ordering::Relaxed),
             failed: self.inner.failed.get(),
             corruption_errors: crate::corruption::corruption_errors(),
             published_version: s.published_version.load(Ordering::Acquire),
@@ -520,7 +536,11 @@ impl Store {
         opts: &SearchOptions,
         now_ms: u64,
     ) -> Result<std::result::Result<SearchAnswer, SearchError>> {
-        self.snapshot().search(name, query, opts, now_ms)
+        // The version first, then the view: see `search/cache.rs`.
+        let cache = &self.inner.posting_cache;
+        let read_at = cache.version();
+        self.snapshot()
+            .search_cached(name, query, opts, now_ms, Some((cache, read_at)))
     }
 
     pub fn index_info(&self, name: &str) -> Result<Option<IndexInfo>> {

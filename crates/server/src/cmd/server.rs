@@ -598,6 +598,14 @@ fn write_memory(shared: &crate::shared::Shared, out: &mut String) {
         s.read_cache_misses,
         s.read_cache_fills_refused,
     );
+    let _ = write!(
+        out,
+        "strata_search_cache_bytes:{}\r\nstrata_search_cache_capacity_bytes:{}\r\nstrata_search_cache_hits:{}\r\nstrata_search_cache_misses:{}\r\n",
+        s.search_cache_size_bytes,
+        s.search_cache_capacity_bytes,
+        s.search_cache_hits,
+        s.search_cache_misses,
+    );
 }
 
 /// INFO stats. The rates are Redis's: averages of 16 samples taken every

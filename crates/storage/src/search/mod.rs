@@ -8,7 +8,9 @@
 //!   ops FT.CREATE, FT.DROPINDEX, backfill pages and purge pages.
 //! - `read`: FT.SEARCH, FT.INFO, FT._LIST and the drivers' questions,
 //!   each from one snapshot.
+//! - `cache`: decoded posting lists, exact for the view a query reads.
 
+pub(crate) mod cache;
 pub(crate) mod catalog;
 mod read;
 pub(crate) mod upkeep;

@@ -9,6 +9,11 @@ use strata_search::{
     IndexDef, IndexId, IndexRead, IndexStats, Indexer, Query, ReadError, SearchOptions, keys,
 };
 
+use std::sync::Arc;
+
+use strata_search::eval::PostingList;
+
+use super::cache::PostingCache;
 use super::catalog::{AtSnapshot, Build, Catalog, Source};
 use crate::engine::data_key;
 use crate::engine::decode;
@@ -92,6 +97,37 @@ impl IndexRead for AtSnapshot<'_> {
     }
 }
 
+/// A snapshot's reads with the posting cache in front (`cache.rs`):
+/// `read_at` is the cache version loaded before the snapshot was taken.
+struct CachedRead<'a> {
+    src: AtSnapshot<'a>,
+    cache: &'a PostingCache,
+    read_at: u64,
+}
+
+impl IndexRead for CachedRead<'_> {
+    fn get(&self, key: &[u8]) -> std::result::Result<Option<Vec<u8>>, ReadError> {
+        IndexRead::get(&self.src, key)
+    }
+
+    fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> std::result::Result<(), ReadError> {
+        IndexRead::scan(&self.src, start, end, visit)
+    }
+
+    fn cached_postings(&self, list: &[u8]) -> Option<Arc<PostingList>> {
+        self.cache.get(list, self.read_at)
+    }
+
+    fn keep_postings(&self, list: &[u8], postings: &Arc<PostingList>) {
+        self.cache.fill(list, self.read_at, postings);
+    }
+}
+
 impl Snapshot {
     fn source(&self) -> AtSnapshot<'_> {
         AtSnapshot {
@@ -129,18 +165,52 @@ impl Snapshot {
         opts: &SearchOptions,
         now_ms: u64,
     ) -> Result<std::result::Result<SearchAnswer, SearchError>> {
+        self.search_cached(name, query, opts, now_ms, None)
+    }
+
+    /// [`Snapshot::search`] with the posting cache, whose version the
+    /// caller loaded BEFORE it took this snapshot (`cache.rs`).
+    pub(crate) fn search_cached(
+        &self,
+        name: &str,
+        query: &Query,
+        opts: &SearchOptions,
+        now_ms: u64,
+        cache: Option<(&PostingCache, u64)>,
+    ) -> Result<std::result::Result<SearchAnswer, SearchError>> {
         let Some((id, def, build)) = self.index(name)? else {
             return Ok(Err(SearchError::UnknownIndex(name.to_string())));
         };
         let indexer = Indexer::new(id, def);
-        let src = self.source();
+        match cache {
+            Some((cache, read_at)) => {
+                let read = CachedRead {
+                    src: self.source(),
+                    cache,
+                    read_at,
+                };
+                self.search_with(&indexer, &read, build, query, opts, now_ms)
+            }
+            None => self.search_with(&indexer, &self.source(), build, query, opts, now_ms),
+        }
+    }
+
+    fn search_with(
+        &self,
+        indexer: &Indexer,
+        src: &impl IndexRead,
+        build: Build,
+        query: &Query,
+        opts: &SearchOptions,
+        now_ms: u64,
+    ) -> Result<std::result::Result<SearchAnswer, SearchError>> {
         let wanted = opts.offset.saturating_add(opts.count);
         let mut ask = *opts;
         ask.offset = 0;
         ask.count = wanted;
         let mut attempt = 0;
         loop {
-            let result = match eval::search(&indexer, &src, query, &ask) {
+            let result = match eval::search(indexer, src, query, &ask) {
                 Ok(r) => r,
                 Err(e) => return Ok(Err(e.into())),
             };

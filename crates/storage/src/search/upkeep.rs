@@ -16,6 +16,7 @@ use strata_search::keys;
 use strata_search::schema::FieldId;
 use strata_search::{DocInput, IndexDef, IndexId, IndexStats, embed_sources, text_hash};
 
+use super::cache::{self, ShardSet};
 use super::catalog::{Build, Catalog, IndexState, Latest, SEARCH_INDEXES_MAX, Source};
 use crate::engine::{Engine, TAG_DATA, data_key, decode, tagged, user_key};
 use crate::error::Result;
@@ -51,6 +52,8 @@ pub struct Upkeep {
     /// Vectors of documents this group removed, by (index, field, text
     /// hash): a RENAME carries its vector to the new key.
     removed_vectors: HashMap<(IndexId, FieldId, u64), Vec<f32>>,
+    /// Posting lists this group changed, by cache shard (`cache.rs`).
+    pub lists_changed: ShardSet,
 }
 
 impl Upkeep {
@@ -123,9 +126,11 @@ impl Upkeep {
             }),
         );
         for k in changes.deletes {
+            self.note_list(&k, key);
             io.batch.remove(&io.engine.data, k);
         }
         for (k, v) in changes.puts {
+            self.note_list(&k, key);
             io.batch.insert(&io.engine.data, k, v);
         }
         if !changes.stats.is_zero() {
@@ -133,6 +138,14 @@ impl Upkeep {
             stats.apply(&changes.stats);
         }
         Ok(())
+    }
+
+    /// Notes the posting list `entry` belongs to as changed, for the
+    /// posting cache (`cache.rs`).
+    fn note_list(&mut self, entry: &[u8], user_key: &[u8]) {
+        if let Some(list) = cache::list_of(entry, user_key) {
+            self.lists_changed.insert(cache::shard_of(list));
+        }
     }
 
     /// The vectors of `EMBED` fields before and after the write: the old
