@@ -508,3 +508,29 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_field_past_its_token_limit_keeps_the_reference_entries() {
+    use strata_search::limits::TOKENS_PER_FIELD_MAX;
+    // Distinct words, so that every token is a posting; over the limit in
+    // one text, and across the texts of a JSON array.
+    let words: Vec<String> = (0..TOKENS_PER_FIELD_MAX + 10)
+        .map(|i| format!("w{i}x"))
+        .collect();
+    let one = words.join(" ");
+    let half = TOKENS_PER_FIELD_MAX / 2 + 5;
+    let array = serde_json::to_vec(&serde_json::json!({
+        "title": "short title",
+        "body": [words[..half].join(" "), words[half..].join(" ")],
+    }))
+    .unwrap();
+    let string_ix = indexer(1, STRING_INDEX);
+    let json_ix = indexer(2, JSON_INDEX);
+    for (ix, value) in [(&string_ix, one.as_bytes()), (&json_ix, &array[..])] {
+        let (want, want_stats) = reference::entries(ix, b"k", Some(value));
+        let (got, got_stats) = ix.entries(b"k", Some(DocInput::plain(value)));
+        assert_eq!(got_stats, want_stats);
+        assert!(got_stats.tokens.contains(&(TOKENS_PER_FIELD_MAX as i64)));
+        assert!(got == want, "entries differ from the reference");
+    }
+}
