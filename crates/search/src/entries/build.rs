@@ -412,3 +412,49 @@ fn stem_postings(scratch: &mut Scratch, doc_len: u64, out: &mut DocEntries) {
         out.end(start, key_end);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(items: &[(&[u8], &[u8])]) -> DocEntries {
+        let mut e = DocEntries::default();
+        for (k, v) in items {
+            let start = e.bytes.len();
+            e.bytes.extend_from_slice(k);
+            let key_end = e.bytes.len();
+            e.bytes.extend_from_slice(v);
+            e.end(start, key_end);
+        }
+        e
+    }
+
+    #[test]
+    fn the_fallback_sort_orders_and_keeps_the_last_of_equal_keys() {
+        let mut e = entries(&[
+            (b"\x03b", b"1"),
+            (b"\x02", b"2"),
+            (b"\x03b", b"3"),
+            (b"\x03a", b""),
+        ]);
+        assert!(!e.is_sorted());
+        e.sort();
+        assert!(e.is_sorted());
+        let got: Vec<_> = (0..e.len()).map(|i| (e.key(i), e.value(i))).collect();
+        let want: Vec<(&[u8], &[u8])> = vec![(b"\x02", b"2"), (b"\x03a", b""), (b"\x03b", b"3")];
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn full_keys_are_the_keys_module_layout() {
+        let part = [&[KIND_TERM][..], b"hi", &TERMINATOR].concat();
+        assert_eq!(
+            full_key(7, &part, b"k"),
+            crate::keys::posting_key(7, false, "hi", Some(b"k"))
+        );
+        assert_eq!(
+            full_key(7, &[KIND_DOC], b"k"),
+            crate::keys::doc_key(7, b"k")
+        );
+    }
+}
