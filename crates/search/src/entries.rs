@@ -23,14 +23,18 @@
 //! - statistics (`s id 01`): format 1 (one byte), documents, skipped
 //!   values, field count, then per field its total token count.
 
-use std::collections::BTreeMap;
+mod build;
 
-use crate::analyze::{Analyzer, Token};
+use std::collections::BTreeMap;
+use std::sync::{Mutex, TryLockError};
+
+use crate::analyze::Analyzer;
 use crate::codec::{DecodeError, Reader, put_varint};
-use crate::document::{Document, Extracted, FieldValue, extract};
+use crate::document::{Extracted, extract};
 use crate::keys;
 use crate::limits::{FIELDS_MAX, TOKENS_PER_FIELD_MAX};
 use crate::schema::{FieldId, FieldKind, IndexDef, IndexId};
+use build::{DocEntries, Scratch, full_key};
 
 /// RediSearch's `STEM_TOKEN_FACTOR`: a stem counts a fifth of its word.
 pub const STEM_WEIGHT_FACTOR: f64 = 0.2;
@@ -191,7 +195,23 @@ pub struct Indexer {
     pub id: IndexId,
     pub def: IndexDef,
     pub analyzer: Analyzer,
+    /// Buffers [`Indexer::changes`] reuses from one write to the next
+    /// (growing them was a tenth of its cost); a caller that finds them
+    /// in use takes fresh ones.
+    buffers: Mutex<Buffers>,
 }
+
+/// What one [`Indexer::changes`] builds: both documents' entries.
+#[derive(Default)]
+struct Buffers {
+    scratch: Scratch,
+    old: DocEntries,
+    new: DocEntries,
+}
+
+/// Bytes of buffers an indexer keeps between writes: one large document
+/// must not pin its buffers' memory for good.
+const BUFFERS_RETAINED_SIZE_BYTES_MAX: usize = 1 << 20;
 
 /// A document's entries and what it adds to the statistics.
 type Entries = BTreeMap<Vec<u8>, Vec<u8>>;
@@ -200,7 +220,12 @@ impl Indexer {
     pub fn new(id: IndexId, def: IndexDef) -> Self {
         debug_assert_ne!(id, keys::CATALOG_ID);
         let analyzer = Analyzer::new(def.language);
-        Indexer { id, def, analyzer }
+        Indexer {
+            id,
+            def,
+            analyzer,
+            buffers: Mutex::new(Buffers::default()),
+        }
     }
 
     /// What writing `new` over `old` at `user_key` does to this index
@@ -215,20 +240,25 @@ impl Indexer {
         if !self.def.covers(user_key) {
             return Changes::default();
         }
-        let (old_entries, old_stats) = self.entries(user_key, old);
-        let (mut new_entries, new_stats) = self.entries(user_key, new);
-        let mut deletes = Vec::new();
-        for (k, v) in old_entries {
-            match new_entries.get(&k) {
-                None => deletes.push(k),
-                Some(nv) if *nv == v => {
-                    new_entries.remove(&k);
-                }
-                Some(_) => {}
-            }
+        let mut guard = match self.buffers.try_lock() {
+            Ok(g) => Some(g),
+            // Poisoned: a panic mid-write left buffers that are cleared
+            // before use anyway.
+            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        };
+        let mut fresh = Buffers::default();
+        let b = guard.as_deref_mut().unwrap_or(&mut fresh);
+        let old_stats = self.doc_entries(user_key, old, &mut b.scratch, &mut b.old);
+        let new_stats = self.doc_entries(user_key, new, &mut b.scratch, &mut b.new);
+        let (deletes, puts) = self.diff(user_key, &b.old, &b.new);
+        if b.scratch.size_bytes() + b.old.size_bytes() + b.new.size_bytes()
+            > BUFFERS_RETAINED_SIZE_BYTES_MAX
+        {
+            *b = Buffers::default();
         }
-        let puts: Vec<_> = new_entries.into_iter().collect();
         debug_assert!(deletes.windows(2).all(|w| w[0] < w[1]));
+        debug_assert!(puts.windows(2).all(|w| w[0].0 < w[1].0));
         debug_assert!(
             deletes
                 .iter()
@@ -241,95 +271,94 @@ impl Indexer {
         }
     }
 
+    /// Old entries the new ones lack (deletes), and new or changed ones
+    /// (puts), each ascending: a merge of the two sorted lists, which
+    /// builds full keys only for what changes.
+    #[allow(clippy::type_complexity)]
+    fn diff(
+        &self,
+        user_key: &[u8],
+        old: &DocEntries,
+        new: &DocEntries,
+    ) -> (Vec<Vec<u8>>, Vec<(Vec<u8>, Vec<u8>)>) {
+        use std::cmp::Ordering;
+        let mut deletes = Vec::new();
+        let mut puts = Vec::new();
+        let (mut i, mut j) = (0, 0);
+        loop {
+            let order = match (i < old.len(), j < new.len()) {
+                (false, false) => break,
+                (true, false) => Ordering::Less,
+                (false, true) => Ordering::Greater,
+                (true, true) => old.key(i).cmp(new.key(j)),
+            };
+            match order {
+                Ordering::Less => {
+                    deletes.push(full_key(self.id, old.key(i), user_key));
+                    i += 1;
+                }
+                Ordering::Greater => {
+                    puts.push((
+                        full_key(self.id, new.key(j), user_key),
+                        new.value(j).to_vec(),
+                    ));
+                    j += 1;
+                }
+                Ordering::Equal => {
+                    if old.value(i) != new.value(j) {
+                        puts.push((
+                            full_key(self.id, new.key(j), user_key),
+                            new.value(j).to_vec(),
+                        ));
+                    }
+                    i += 1;
+                    j += 1;
+                }
+            }
+        }
+        (deletes, puts)
+    }
+
     /// Every entry of the document `doc` makes at `user_key` (none if
     /// absent, skipped or not covered), and its statistics contribution.
     pub fn entries(&self, user_key: &[u8], doc: Option<DocInput>) -> (Entries, StatsDelta) {
+        let mut built = DocEntries::default();
+        let stats = self.doc_entries(user_key, doc, &mut Scratch::default(), &mut built);
+        let out = (0..built.len())
+            .map(|i| {
+                let key = full_key(self.id, built.key(i), user_key);
+                (key, built.value(i).to_vec())
+            })
+            .collect();
+        (out, stats)
+    }
+
+    /// [`Indexer::entries`] into `out` (cleared), without the keys' shared
+    /// head and user key (see [`DocEntries`]).
+    fn doc_entries(
+        &self,
+        user_key: &[u8],
+        doc: Option<DocInput>,
+        scratch: &mut Scratch,
+        out: &mut DocEntries,
+    ) -> StatsDelta {
         let mut stats = StatsDelta {
             docs: 0,
             skipped: 0,
             tokens: vec![0; self.def.fields.len()],
         };
-        let mut out = Entries::new();
+        out.clear();
         let Some(input) = doc.filter(|_| self.def.covers(user_key)) else {
-            return (out, stats);
+            return stats;
         };
         match extract(&self.def, input.value, input.embeddings) {
             Extracted::Skipped(_) => stats.skipped = 1,
             Extracted::Indexed(doc) => {
                 stats.docs = 1;
-                self.document_entries(user_key, &doc, &mut out, &mut stats);
+                self.build(&doc, scratch, out, &mut stats);
             }
         }
-        (out, stats)
-    }
-
-    fn document_entries(
-        &self,
-        user_key: &[u8],
-        doc: &Document,
-        out: &mut Entries,
-        stats: &mut StatsDelta,
-    ) {
-        let id = self.id;
-        let mut texts: Vec<(FieldId, Vec<Token>)> = Vec::new();
-        for (i, (field, value)) in self.def.fields.iter().zip(&doc.fields).enumerate() {
-            let fid = i as FieldId;
-            match (&field.kind, value) {
-                (FieldKind::Text { nostem, .. }, Some(FieldValue::Text(parts))) => {
-                    let tokens = self.field_tokens(parts, !nostem);
-                    stats.tokens[i] = tokens.len() as i64;
-                    texts.push((fid, tokens));
-                }
-                (FieldKind::Tag { .. }, Some(FieldValue::Tags(tags))) => {
-                    for t in tags {
-                        out.insert(keys::tag_key(id, fid, t, true, Some(user_key)), Vec::new());
-                    }
-                }
-                (FieldKind::Numeric, Some(FieldValue::Numeric(n))) => {
-                    out.insert(keys::numeric_key(id, fid, *n, user_key), Vec::new());
-                }
-                (FieldKind::Vector(_), Some(FieldValue::Vector(v))) => {
-                    let bytes = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-                    out.insert(keys::vector_key(id, fid, user_key), bytes);
-                }
-                _ => {}
-            }
-        }
-        let doc_len = self.weighted_length(&texts);
-        self.postings(user_key, &texts, doc_len, out);
-        let mut record = Vec::new();
-        put_varint(&mut record, self.def.fields.len() as u64);
-        for &t in &stats.tokens {
-            put_varint(&mut record, t as u64);
-        }
-        out.insert(keys::doc_key(id, user_key), record);
-    }
-
-    /// A field's tokens over its texts (a JSON array gives several): the
-    /// positions go on from one text to the next with a gap of one, so a
-    /// phrase never spans two texts.
-    fn field_tokens(&self, parts: &[String], stem: bool) -> Vec<Token> {
-        let mut out: Vec<Token> = Vec::new();
-        for part in parts {
-            let base = out.last().map_or(0, |t| t.position + 2);
-            for mut t in self.analyzer.tokens(part, stem) {
-                if out.len() == TOKENS_PER_FIELD_MAX {
-                    return out;
-                }
-                t.position += base;
-                out.push(t);
-            }
-        }
-        out
-    }
-
-    /// RediSearch's document length: every kept word counts its field's
-    /// occurrence weight.
-    fn weighted_length(&self, texts: &[(FieldId, Vec<Token>)]) -> u64 {
-        texts
-            .iter()
-            .map(|(f, tokens)| tokens.len() as u64 * self.text_weight(*f, false))
-            .sum()
+        stats
     }
 
     /// The occurrence weight of a TEXT field (1 for any other).
@@ -337,59 +366,6 @@ impl Indexer {
         match self.def.fields.get(usize::from(field)).map(|f| &f.kind) {
             Some(FieldKind::Text { weight, .. }) => occurrence_weight(*weight, stem),
             _ => 1,
-        }
-    }
-
-    fn postings(
-        &self,
-        user_key: &[u8],
-        texts: &[(FieldId, Vec<Token>)],
-        doc_len: u64,
-        out: &mut Entries,
-    ) {
-        let mut terms: BTreeMap<&str, Vec<(FieldId, Vec<u32>)>> = BTreeMap::new();
-        let mut stems: BTreeMap<&str, Vec<(FieldId, u32)>> = BTreeMap::new();
-        for (field, tokens) in texts {
-            for t in tokens {
-                let e = terms.entry(&t.term).or_default();
-                match e.last_mut() {
-                    Some((f, positions)) if f == field => positions.push(t.position),
-                    _ => e.push((*field, vec![t.position])),
-                }
-                if let Some(s) = &t.stem {
-                    let e = stems.entry(s).or_default();
-                    match e.last_mut() {
-                        Some((f, tf)) if f == field => *tf += 1,
-                        _ => e.push((*field, 1)),
-                    }
-                }
-            }
-        }
-        for (term, fields) in terms {
-            let posting = Posting {
-                doc_len,
-                fields: fields
-                    .into_iter()
-                    .map(|(f, p)| (f, p.len() as u32, p))
-                    .collect(),
-            };
-            out.insert(
-                keys::posting_key(self.id, false, term, Some(user_key)),
-                posting.encode(),
-            );
-        }
-        for (stem, fields) in stems {
-            let posting = Posting {
-                doc_len,
-                fields: fields
-                    .into_iter()
-                    .map(|(f, tf)| (f, tf, Vec::new()))
-                    .collect(),
-            };
-            out.insert(
-                keys::posting_key(self.id, true, stem, Some(user_key)),
-                posting.encode(),
-            );
         }
     }
 }
