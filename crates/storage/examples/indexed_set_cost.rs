@@ -11,7 +11,8 @@
 //! # instructions per SET = (total(300) - total(100)) / 200
 //! ```
 //!
-//! Arguments: `plain` or `indexed`; `insert` (SETs of fresh keys) or
+//! Arguments: `plain`, `indexed` or `outside` (an index on another
+//! prefix: what a SET to keys no index covers pays); `insert` (SETs of fresh keys) or
 //! `overwrite` (the same, then a second pass over the same keys with other
 //! documents: an overwrite costs the slope of `overwrite` less the slope
 //! of `insert`); words per document; SETs per pass. 300 other documents
@@ -106,7 +107,7 @@ fn set(key: String, value: Bytes) -> Mutation {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: indexed_set_cost plain|indexed insert|overwrite WORDS SETS";
+    let usage = "usage: indexed_set_cost plain|indexed|outside insert|overwrite WORDS SETS";
     let (Some(kind), Some(mode), Some(words), Some(count)) = (
         args.get(1),
         args.get(2),
@@ -132,8 +133,12 @@ fn main() {
     }
     let docs = documents(WARM_DOCS + 2 * SETS_MAX, words);
     rt.block_on(async {
-        if kind == "indexed" {
-            let create = "bench PREFIX 1 doc: SCHEMA value AS body TEXT";
+        if kind == "indexed" || kind == "outside" {
+            let create = if kind == "indexed" {
+                "bench PREFIX 1 doc: SCHEMA value AS body TEXT"
+            } else {
+                "bench PREFIX 1 elsewhere: SCHEMA value AS body TEXT"
+            };
             let parts: Vec<&[u8]> = create.split(' ').map(str::as_bytes).collect();
             let def = IndexDef::parse(&parts).expect("definition");
             let op = Op::CreateIndex {

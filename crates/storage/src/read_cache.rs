@@ -311,6 +311,7 @@ mod tests {
                 .map(|k| (Bytes::from_static(k.as_bytes()), None))
                 .collect(),
             all: false,
+            ..Changes::default()
         };
         let v = c.announce(&changes);
         c.published(v);
@@ -328,6 +329,7 @@ mod tests {
         let changes = Changes {
             keys: vec![(Bytes::from_static(b"k"), rec("2"))],
             all: false,
+            ..Changes::default()
         };
         let v = c.announce(&changes);
         assert_eq!(c.get(b"k"), None, "the announce removes the entry");
@@ -353,6 +355,7 @@ mod tests {
         let next = c.announce(&Changes {
             keys: vec![(Bytes::from_static(b"k"), None)],
             all: false,
+            ..Changes::default()
         });
         c.fill(b"k", c.version(), &rec("old"));
         assert_eq!(c.get(b"k"), None);
@@ -369,6 +372,7 @@ mod tests {
         let v = c.announce(&Changes {
             keys: Vec::new(),
             all: true,
+            ..Changes::default()
         });
         c.published(v);
         assert_eq!(c.get(b"a"), None);
@@ -418,6 +422,7 @@ mod tests {
                 (Bytes::from_static(b"c"), None),
             ],
             all: false,
+            ..Changes::default()
         };
         let v = c.announce(&changes);
         c.published(v);
@@ -428,6 +433,7 @@ mod tests {
         let all = Changes {
             keys: vec![(Bytes::from_static(b"d"), rec("1"))],
             all: true,
+            ..Changes::default()
         };
         let v = c.announce(&all);
         c.published(v);
@@ -452,6 +458,7 @@ mod tests {
         let changes = Changes {
             keys: vec![(key.clone(), Some(Record::new(value, 0)))],
             all: false,
+            ..Changes::default()
         };
         let v = c.announce(&changes);
         c.published(v);

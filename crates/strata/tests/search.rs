@@ -430,6 +430,60 @@ fn every_kind_of_write_keeps_results_exact() {
     }
 }
 
+/// A counter from `INFO memory`.
+fn info_memory(c: &mut strata_client::Client, field: &str) -> u64 {
+    let Reply::Bulk(text) = call(c, &["INFO", "memory"]) else {
+        panic!("INFO memory is a bulk string")
+    };
+    let text = String::from_utf8_lossy(&text).into_owned();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("INFO memory has no {field}: {text}"))
+        .trim()
+        .parse()
+        .expect("a number")
+}
+
+/// The posting cache through a real server: a repeated query is served
+/// from it (INFO memory counts the hits), a write is seen by the next
+/// query all the same, and `--search-cache-size-bytes 0` turns it off.
+#[test]
+fn repeated_queries_use_the_posting_cache_and_still_see_every_write() {
+    let server = TestServer::start();
+    let mut c = client(&server);
+    create_text_index(&mut c);
+    wait_built(&mut c, "idx");
+    call(
+        &mut c,
+        &["MSET", "doc:a", "alpha beta", "doc:b", "beta gamma"],
+    );
+    let hits_before = info_memory(&mut c, "strata_search_cache_hits");
+    assert_eq!(search_keys(&mut c, "idx", "beta"), ["doc:a", "doc:b"]);
+    assert_eq!(search_keys(&mut c, "idx", "beta"), ["doc:a", "doc:b"]);
+    let hits = info_memory(&mut c, "strata_search_cache_hits");
+    assert!(hits > hits_before, "the second query read cached lists");
+    assert!(info_memory(&mut c, "strata_search_cache_bytes") > 0);
+    // A write to a cached list: the next query sees it, hit or not.
+    call(&mut c, &["SET", "doc:c", "beta delta"]);
+    assert_eq!(
+        search_keys(&mut c, "idx", "beta"),
+        ["doc:a", "doc:b", "doc:c"]
+    );
+    call(&mut c, &["DEL", "doc:a"]);
+    assert_eq!(search_keys(&mut c, "idx", "beta"), ["doc:b", "doc:c"]);
+    assert_eq!(search_keys(&mut c, "idx", "beta"), ["doc:b", "doc:c"]);
+
+    let off = TestServer::start_with(&["--search-cache-size-bytes", "0"]);
+    let mut c = client(&off);
+    create_text_index(&mut c);
+    wait_built(&mut c, "idx");
+    call(&mut c, &["SET", "doc:a", "alpha beta"]);
+    assert_eq!(search_keys(&mut c, "idx", "beta"), ["doc:a"]);
+    assert_eq!(search_keys(&mut c, "idx", "beta"), ["doc:a"]);
+    assert_eq!(info_memory(&mut c, "strata_search_cache_hits"), 0);
+    assert_eq!(info_memory(&mut c, "strata_search_cache_capacity_bytes"), 0);
+}
+
 #[test]
 fn json_documents_sort_and_return_fields() {
     let server = TestServer::start();
