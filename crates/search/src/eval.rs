@@ -17,21 +17,22 @@
 
 mod matches;
 mod text;
+mod vectors;
 
 use matches::{Built, Keys, Matches};
 pub use text::PostingList;
+pub use vectors::VectorList;
 
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::codec::DecodeError;
-use crate::document::floats_from_blob;
 use crate::entries::{IndexStats, Indexer, decode_doc_record};
-use crate::keys::{self, KIND_DOC, KIND_NUMERIC, KIND_TAG, KIND_VECTOR};
+use crate::keys::{self, KIND_DOC, KIND_NUMERIC, KIND_TAG};
 use crate::limits::QUERY_ENTRIES_SCANNED_MAX;
-use crate::query::{Bound, Knn, Node, Query, TagMatch};
+use crate::query::{Bound, Node, Query, TagMatch};
 use crate::schema::{FieldId, FieldKind};
-use crate::score::{Bm25, QueryVector};
+use crate::score::Bm25;
 
 /// What a query reads. `scan` visits the entries with `start <= key < end`
 /// in ascending key order until `visit` returns false.
@@ -55,6 +56,25 @@ pub trait IndexRead {
     /// Offers postings just read from this view to the reader's cache.
     fn keep_postings(&self, list: &[u8], postings: &Arc<PostingList>) {
         let _ = (list, postings);
+    }
+
+    /// A vector field's decoded vectors as this view holds them, if the
+    /// reader keeps them; `list` is the field's vector prefix.
+    fn cached_vectors(&self, list: &[u8]) -> Option<Arc<VectorList>> {
+        let _ = list;
+        None
+    }
+
+    /// Offers vectors just read from this view to the reader's cache.
+    fn keep_vectors(&self, list: &[u8], vectors: &Arc<VectorList>) {
+        let _ = (list, vectors);
+    }
+
+    /// The largest vector list the reader would keep, in bytes: a field's
+    /// vectors are gathered into one list only below it (0: never, every
+    /// KNN streams the stored vectors).
+    fn vectors_kept_size_bytes_max(&self) -> u64 {
+        0
     }
 }
 
@@ -472,95 +492,6 @@ impl<R: IndexRead> Eval<'_, R> {
             Ok(true)
         })?;
         Ok(self.keys.adopt(Built::from_unsorted(out)))
-    }
-
-    /// The k nearest of the vectors (of `filter`'s documents, if any).
-    fn knn(&mut self, knn: &Knn, filter: Option<&Matches>) -> Result<Vec<Hit>, EvalError> {
-        let Some(fid) = self.field_of(&knn.field, |k| matches!(k, FieldKind::Vector(_))) else {
-            return Ok(Vec::new());
-        };
-        let FieldKind::Vector(vd) = &self.ix.def.fields[usize::from(fid)].kind else {
-            return Ok(Vec::new());
-        };
-        let (dim, metric) = (vd.dim, vd.metric);
-        let target = floats_from_blob(dim, &knn.vector).ok_or(EvalError::VectorSize {
-            got: knn.vector.len(),
-            expected: dim as usize * 4,
-        })?;
-        if !target.iter().all(|x| x.is_finite()) {
-            return Err(EvalError::VectorNotFinite);
-        }
-        let target = QueryVector::new(metric, target);
-        let prefix = keys::kind_prefix(self.ix.id, KIND_VECTOR, Some(fid));
-        // A max-heap of the k best so far: its top is the worst kept.
-        let mut best: BinaryHeap<Nearest> =
-            BinaryHeap::with_capacity(knn.k.saturating_add(1).min(1 << 16));
-        let mut scratch = Vec::with_capacity(target.dim());
-        // The filter's keys, out of `self` while the scan borrows it.
-        let keys_seen = std::mem::take(&mut self.keys);
-        let scanned = self.scan_prefix(&prefix.clone(), |k, v| {
-            let key = keys::user_key_after(k, &prefix)?;
-            if filter.is_some_and(|f| !f.contains(key, &keys_seen)) {
-                return Ok(true);
-            }
-            let distance = target
-                .distance_to_blob(v, &mut scratch)
-                .ok_or(DecodeError("vector entry of the wrong size"))?;
-            // Only a candidate that beats the worst kept costs a key copy.
-            if best.len() == knn.k
-                && best.peek().is_some_and(|worst| {
-                    distance
-                        .total_cmp(&worst.distance)
-                        .then_with(|| key.cmp(&worst.key))
-                        .is_ge()
-                })
-            {
-                return Ok(true);
-            }
-            best.push(Nearest {
-                distance,
-                key: key.to_vec(),
-            });
-            if best.len() > knn.k {
-                best.pop();
-            }
-            Ok(true)
-        });
-        self.keys = keys_seen;
-        scanned?;
-        Ok(best
-            .into_iter()
-            .map(|n| Hit {
-                key: n.key,
-                score: n.distance,
-            })
-            .collect())
-    }
-}
-
-/// A KNN candidate, ordered by (distance, key): the heap keeps the
-/// smallest k and drops the largest.
-struct Nearest {
-    distance: f64,
-    key: Vec<u8>,
-}
-
-impl PartialEq for Nearest {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == std::cmp::Ordering::Equal
-    }
-}
-impl Eq for Nearest {}
-impl PartialOrd for Nearest {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Nearest {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.distance
-            .total_cmp(&other.distance)
-            .then_with(|| self.key.cmp(&other.key))
     }
 }
 

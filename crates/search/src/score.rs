@@ -21,8 +21,8 @@
 //! Distances (smaller is nearer; what KNN reports as the score):
 //! `L2` the squared Euclidean distance, `IP` `1 - a·b`, `COSINE`
 //! `1 - a·b / (|a||b|)` (1 when either vector is zero). Sums are taken in
-//! `f64` over four fixed lanes (index mod 4), added in a fixed order, so
-//! every run gives the same bits.
+//! FLOAT32 over eight fixed lanes (index mod 8), added in a fixed order,
+//! so every run gives the same bits; the final division in f64.
 
 use crate::schema::Metric;
 
@@ -89,13 +89,21 @@ impl QueryVector {
 
     /// The distance to `b`, of the same length.
     pub fn distance(&self, b: &[f32]) -> f64 {
+        self.distance_given(b, || self_dot(b))
+    }
+
+    /// The distance to `b`, whose own dot product (`self_dot(b)`, read
+    /// only for COSINE) the caller may have kept: a KNN over cached
+    /// vectors then reads each vector once per query, not twice (the scan
+    /// is bound by memory bandwidth).
+    pub fn distance_given(&self, b: &[f32], b_self_dot: impl Fn() -> f64) -> f64 {
         debug_assert_eq!(self.values.len(), b.len());
         let a = &self.values;
         match self.metric {
             Metric::L2 => squared_l2(a, b),
             Metric::Ip => 1.0 - dot(a, b),
             Metric::Cosine => {
-                let norms = (self.self_dot * dot(b, b)).sqrt();
+                let norms = (self.self_dot * b_self_dot()).sqrt();
                 if norms == 0.0 {
                     1.0
                 } else {
@@ -121,33 +129,66 @@ impl QueryVector {
     }
 }
 
-/// Lanes of the sums below: independent accumulators, so the additions
-/// do not wait on each other (one chain of 384 dependent f64 additions
-/// was most of a KNN query's time), and always added in the same order,
-/// so every run and every replica gets the same bits.
-const LANES: usize = 4;
+/// Lanes of the sums below: independent FLOAT32 accumulators, which the
+/// compiler turns into SIMD additions (one chain of 384 dependent f64
+/// additions was most of a KNN query's time; RediSearch's VecSim sums in
+/// FLOAT32 too). Always added in the same order, so every run and every
+/// replica gets the same bits.
+const LANES: usize = 8;
 
-fn lanes(a: &[f32], b: &[f32], term: impl Fn(f64, f64) -> f64) -> f64 {
-    let mut acc = [0.0f64; LANES];
-    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
+fn lanes(a: &[f32], b: &[f32], term: impl Fn(f32, f32) -> f32) -> f64 {
+    let mut acc = [0.0f32; LANES];
+    // Fixed-size chunks: no bounds checks, so the loop vectorizes.
+    let (ca, ra) = a.as_chunks::<LANES>();
+    let (cb, rb) = b.as_chunks::<LANES>();
+    for (x, y) in ca.iter().zip(cb) {
         for i in 0..LANES {
-            acc[i] += term(f64::from(x[i]), f64::from(y[i]));
+            acc[i] += term(x[i], y[i]);
         }
     }
     for (i, (x, y)) in ra.iter().zip(rb).enumerate() {
-        acc[i] += term(f64::from(*x), f64::from(*y));
+        acc[i] += term(*x, *y);
     }
-    (acc[0] + acc[1]) + (acc[2] + acc[3])
+    let pairs = [
+        acc[0] + acc[1],
+        acc[2] + acc[3],
+        acc[4] + acc[5],
+        acc[6] + acc[7],
+    ];
+    f64::from((pairs[0] + pairs[1]) + (pairs[2] + pairs[3]))
+}
+
+/// The same sum in f64, in index order: for vectors whose FLOAT32 sum
+/// overflows (components near 1e19 and beyond), so that a distance stays
+/// finite, as it always is for stored (finite) vectors.
+fn exact(a: &[f32], b: &[f32], term: impl Fn(f64, f64) -> f64) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| term(f64::from(*x), f64::from(*y)))
+        .fold(0.0, |s, t| s + t)
+}
+
+/// A vector's dot product with itself, as COSINE takes it.
+pub fn self_dot(v: &[f32]) -> f64 {
+    dot(v, v)
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f64 {
-    lanes(a, b, |x, y| x * y)
+    let fast = lanes(a, b, |x, y| x * y);
+    if fast.is_finite() {
+        fast
+    } else {
+        exact(a, b, |x, y| x * y)
+    }
 }
 
 fn squared_l2(a: &[f32], b: &[f32]) -> f64 {
-    lanes(a, b, |x, y| (x - y) * (x - y))
+    let fast = lanes(a, b, |x, y| (x - y) * (x - y));
+    if fast.is_finite() {
+        fast
+    } else {
+        exact(a, b, |x, y| (x - y) * (x - y))
+    }
 }
 
 #[cfg(test)]
@@ -172,6 +213,17 @@ mod tests {
         assert!(s.term(idf, 1.0, 5, 10.0) > s.term(idf, 1.0, 20, 10.0));
         // f = 1 at average length: idf * (k1 + 1) / (1 + k1).
         assert!((s.term(idf, 1.0, 10, 10.0) - idf).abs() < 1e-12);
+    }
+
+    #[test]
+    fn huge_components_keep_distances_finite() {
+        let big = [3.0e38f32; 16];
+        let small = [1.0f32; 16];
+        for metric in [Metric::L2, Metric::Ip, Metric::Cosine] {
+            let d = distance(metric, &big, &small);
+            assert!(d.is_finite(), "{metric:?}: {d}");
+        }
+        assert!((distance(Metric::Cosine, &big, &small)).abs() < 1e-9);
     }
 
     #[test]

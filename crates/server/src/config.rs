@@ -90,9 +90,9 @@ pub struct ConfigLayer {
     #[arg(long, env = "STRATA_READ_CACHE_SIZE_BYTES", value_parser = crate::units::parse_size_bytes)]
     #[serde(default, deserialize_with = "crate::units::de_size_bytes")]
     pub read_cache_size_bytes: Option<u64>,
-    /// Search posting cache: decoded posting lists of query terms, in
-    /// front of the engine; 0 switches it off.
-    /// [default: 256MiB]
+    /// Search cache: decoded posting lists of query terms and decoded
+    /// vector fields (half each), in front of the engine; 0 switches it off.
+    /// [default: 512MiB]
     #[arg(long, env = "STRATA_SEARCH_CACHE_SIZE_BYTES", value_parser = crate::units::parse_size_bytes)]
     #[serde(default, deserialize_with = "crate::units::de_size_bytes")]
     pub search_cache_size_bytes: Option<u64>,

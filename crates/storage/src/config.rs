@@ -89,8 +89,9 @@ pub struct StorageConfig {
     /// The read cache of whole records for single-key reads, in front of
     /// the engine (see `read_cache.rs`); 0 switches it off.
     pub read_cache_size_bytes: u64,
-    /// The search posting cache: decoded posting lists of query terms, in
-    /// front of the engine (see `search/cache.rs`); 0 switches it off.
+    /// The search posting cache: decoded posting lists of query terms and
+    /// decoded vector fields, half each, in front of the engine (see
+    /// `search/cache.rs`); 0 switches it off.
     pub search_cache_size_bytes: u64,
     /// One memtable's size before it is flushed to an SSTable.
     pub memtable_size_bytes: u64,
@@ -125,7 +126,7 @@ impl StorageConfig {
             fsync: FsyncPolicy::Always,
             cache_size_bytes: 256 * 1024 * 1024,
             read_cache_size_bytes: 64 * 1024 * 1024,
-            search_cache_size_bytes: 256 * 1024 * 1024,
+            search_cache_size_bytes: 512 * 1024 * 1024,
             memtable_size_bytes: 32 * 1024 * 1024,
             journal_size_bytes_max: 256 * 1024 * 1024,
             key_size_bytes_max: 16 * 1024,

@@ -415,13 +415,16 @@ enum ModelOp {
     FlushAll,
 }
 
-const TEXTS: [&str; 6] = [
+const TEXTS: [&str; 8] = [
     "red apple pie",
     "green apple",
     "red car fast",
     "{\"t\":\"json text\"}",
     "42",
     "slow blue car, red",
+    // Eight bytes: also two FLOAT32s (finite: ASCII), for the vector index.
+    "blue sky",
+    "slow red",
 ];
 
 fn key(k: u8) -> Bytes {
@@ -462,9 +465,11 @@ fn assert_cache_agrees(reader: &Store) {
         ..SearchOptions::default()
     };
     let indexes = reader.search_indexes().unwrap();
+    let knn = "*=>[KNN 3 @value $q]";
     for ix in &indexes {
-        for text in MODEL_QUERIES {
-            let q = parse(text.as_bytes(), &Params::default()).expect("valid query");
+        for text in MODEL_QUERIES.iter().chain([&knn]) {
+            let params = Params::from_pairs(&[b"q", b"red sky!"]).expect("params");
+            let q = parse(text.as_bytes(), &params).expect("valid query");
             let answer = |a: strata_storage::SearchAnswer| {
                 let hits: Vec<(Bytes, u64)> = a
                     .hits
@@ -561,6 +566,11 @@ async fn create_model_indexes(store: &LocalStore) {
     )
     .await;
     apply(store, create("j ON JSON SCHEMA $.t AS t TEXT")).await;
+    apply(
+        store,
+        create("v SCHEMA value VECTOR FLAT 6 TYPE FLOAT32 DIM 2 DISTANCE_METRIC L2"),
+    )
+    .await;
 }
 
 proptest! {

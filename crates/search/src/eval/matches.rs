@@ -27,11 +27,7 @@ impl KeyArena {
         self.ends.len()
     }
 
-    /// Appends `key`. The arena stays under 4 GiB (spans are u32): a
-    /// query reads at most `QUERY_ENTRIES_SCANNED_MAX` entries of keys
-    /// up to the engine's key limit, well below it.
     pub(crate) fn push(&mut self, key: &[u8]) {
-        debug_assert!(self.bytes.len() + key.len() <= u32::MAX as usize);
         self.bytes.extend_from_slice(key);
         self.ends.push(self.bytes.len());
     }
@@ -46,9 +42,11 @@ impl KeyArena {
     }
 
     /// Key `i`'s (start, length) in [`KeyArena::bytes`].
-    pub(crate) fn span(&self, i: usize) -> (u32, u32) {
+    pub(crate) fn span(&self, i: usize) -> (usize, u32) {
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        (start as u32, (self.ends[i] - start) as u32)
+        // One user key: at most the engine's key limit, far below 4 GiB.
+        let len = u32::try_from(self.ends[i] - start).unwrap_or(u32::MAX);
+        (start, len)
     }
 
     pub(crate) fn size_bytes(&self) -> usize {
@@ -84,7 +82,7 @@ impl Keys {
             Source::List(list) => list.key_bytes(),
             Source::Own(arena) => &arena.bytes,
         };
-        &bytes[item.start as usize..(item.start + item.len) as usize]
+        &bytes[item.start..item.start + item.len as usize]
     }
 
     /// Matches of `list`'s postings at `scored` (index, score), ascending.
@@ -222,8 +220,8 @@ impl Built {
 #[derive(Clone, Copy, Debug)]
 struct Item {
     source: u32,
-    start: u32,
     len: u32,
+    start: usize,
     score: f64,
 }
 

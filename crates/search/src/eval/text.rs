@@ -87,7 +87,7 @@ impl PostingList {
         self.keys.bytes()
     }
 
-    pub(crate) fn key_span(&self, i: usize) -> (u32, u32) {
+    pub(crate) fn key_span(&self, i: usize) -> (usize, u32) {
         self.keys.span(i)
     }
 

@@ -1,5 +1,5 @@
-//! The posting cache: decoded posting lists of search terms, bounded in
-//! bytes, in front of the engine.
+//! The posting cache: decoded posting lists of search terms, and decoded
+//! vector fields for KNN, bounded in bytes, in front of the engine.
 //!
 //! Why: a query word reads every posting of the word (and of its stem)
 //! through the LSM tree's merging iterator. Profiled on 100,000 documents,
@@ -10,7 +10,7 @@
 //!
 //! # Coherence (the read cache's protocol, `read_cache.rs`, per list)
 //! A list is named by its posting prefix (`s id 03|04 esc(term) 00 01`),
-//! and lists are spread over [`SHARDS`] shards by a hash of that name.
+//! or a vector field by its prefix (`s id 07 field`), and lists are spread over [`SHARDS`] shards by a hash of that name.
 //! Every published view has a version, counted here. Each shard remembers
 //! the version of the last published view that changed one of its lists
 //! (`changed_at`); FLUSHALL, a snapshot install or a failed commit change
@@ -35,8 +35,11 @@ use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use strata_search::eval::PostingList;
-use strata_search::keys::{KIND_STEM, KIND_TERM, TAG_SEARCH};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use strata_search::eval::{PostingList, VectorList};
+use strata_search::keys::{KIND_STEM, KIND_TERM, KIND_VECTOR, TAG_SEARCH};
 
 /// Shards of the version table: a power of two. A write of a 110-word
 /// document changes ~140 lists; with 4,096 shards that leaves the other
@@ -57,11 +60,12 @@ pub(crate) fn shard_of(list: &[u8]) -> usize {
     BuildHasherDefault::<DefaultHasher>::default().hash_one(list) as usize & (SHARDS - 1)
 }
 
-/// The name of the posting list that an index entry belongs to, if it is
-/// a term or stem posting of `user_key` (`s id kind esc(term) 00 01 key`).
+/// The name of the list that an index entry belongs to, if it is a term
+/// or stem posting (`s id kind esc(term) 00 01 key`) or a vector
+/// (`s id 07 field key`) of `user_key`.
 pub(crate) fn list_of<'k>(entry: &'k [u8], user_key: &[u8]) -> Option<&'k [u8]> {
     let kind = *entry.get(5)?;
-    if entry[0] != TAG_SEARCH || (kind != KIND_TERM && kind != KIND_STEM) {
+    if entry[0] != TAG_SEARCH || !matches!(kind, KIND_TERM | KIND_STEM | KIND_VECTOR) {
         return None;
     }
     entry.strip_suffix(user_key)
@@ -116,9 +120,20 @@ struct Filled {
     list: Arc<PostingList>,
 }
 
+/// A vector field as read from the view of version `at`.
+struct FilledVectors {
+    at: u64,
+    list: Arc<VectorList>,
+}
+
 pub(crate) struct PostingCache {
     /// `None` when the cache is switched off (capacity 0).
     lists: Option<quick_cache::sync::Cache<Vec<u8>, Filled, Weigh>>,
+    /// Vector fields: few and large (a 384-d field of 100,000 documents
+    /// is 150 MB), so a plain map under a byte bound, not `lists`, whose
+    /// shards would each be too small to hold one.
+    vectors: Mutex<HashMap<Vec<u8>, FilledVectors>>,
+    vectors_size_bytes_max: u64,
     changed_at: Box<[AtomicU64]>,
     all_changed_at: AtomicU64,
     /// The version of the latest published view.
@@ -129,17 +144,21 @@ pub(crate) struct PostingCache {
 }
 
 impl PostingCache {
+    /// Half of `capacity_bytes` for posting lists, half for vector fields.
     pub fn new(capacity_bytes: u64) -> PostingCache {
-        let lists = (capacity_bytes > 0).then(|| {
-            let items = (capacity_bytes / LIST_SIZE_BYTES_TYPICAL).max(16);
+        let lists_bytes = capacity_bytes / 2;
+        let lists = (lists_bytes > 0).then(|| {
+            let items = (lists_bytes / LIST_SIZE_BYTES_TYPICAL).max(16);
             quick_cache::sync::Cache::with_weighter(
                 usize::try_from(items).unwrap_or(usize::MAX),
-                capacity_bytes,
+                lists_bytes,
                 Weigh,
             )
         });
         PostingCache {
             lists,
+            vectors: Mutex::new(HashMap::new()),
+            vectors_size_bytes_max: capacity_bytes - lists_bytes,
             changed_at: (0..SHARDS).map(|_| AtomicU64::new(0)).collect(),
             all_changed_at: AtomicU64::new(0),
             version: AtomicU64::new(0),
@@ -187,6 +206,57 @@ impl PostingCache {
         }
     }
 
+    /// The largest vector field kept, in bytes.
+    pub fn vectors_size_bytes_max(&self) -> u64 {
+        self.vectors_size_bytes_max
+    }
+
+    fn vectors(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, FilledVectors>> {
+        // A panic while the lock was held left a map of whole entries.
+        self.vectors.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The vector field named `list` as a reader of version `read_at`
+    /// sees it.
+    pub fn get_vectors(&self, list: &[u8], read_at: u64) -> Option<Arc<VectorList>> {
+        let found = self
+            .vectors()
+            .get(list)
+            .filter(|f| self.last_change(list) <= f.at.min(read_at))
+            .map(|f| f.list.clone());
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    /// Keeps a vector field read from a view of version `read_at` or
+    /// newer, unless it changed after `read_at` or is over the bound; the
+    /// other fields make room (all of them: there are few).
+    pub fn fill_vectors(&self, list: &[u8], read_at: u64, vectors: &Arc<VectorList>) {
+        let size = vectors.size_bytes() as u64;
+        if size > self.vectors_size_bytes_max || self.last_change(list) > read_at {
+            return;
+        }
+        let mut map = self.vectors();
+        let others: u64 = map
+            .iter()
+            .filter(|(name, _)| name.as_slice() != list)
+            .map(|(_, f)| f.list.size_bytes() as u64)
+            .sum();
+        if others + size > self.vectors_size_bytes_max {
+            map.clear();
+        }
+        let filled = FilledVectors {
+            at: read_at,
+            list: vectors.clone(),
+        };
+        map.insert(list.to_vec(), filled);
+    }
+
     /// Announces the next view's changes, BEFORE it is stored; returns
     /// its version, to [`PostingCache::published`] once it is.
     pub fn announce(&self, shards: &ShardSet, all: bool) -> u64 {
@@ -196,6 +266,7 @@ impl PostingCache {
             if let Some(lists) = &self.lists {
                 lists.clear();
             }
+            self.vectors().clear();
         } else {
             for shard in shards.iter() {
                 self.changed_at[shard].store(version, Ordering::Release);
@@ -210,7 +281,12 @@ impl PostingCache {
     }
 
     pub fn size_bytes(&self) -> u64 {
-        self.lists.as_ref().map_or(0, |l| l.weight())
+        let vectors: u64 = self
+            .vectors()
+            .values()
+            .map(|f| f.list.size_bytes() as u64)
+            .sum();
+        self.lists.as_ref().map_or(0, |l| l.weight()) + vectors
     }
 
     pub fn capacity_bytes(&self) -> u64 {

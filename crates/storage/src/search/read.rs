@@ -11,7 +11,7 @@ use strata_search::{
 
 use std::sync::Arc;
 
-use strata_search::eval::PostingList;
+use strata_search::eval::{PostingList, VectorList};
 
 use super::cache::PostingCache;
 use super::catalog::{AtSnapshot, Build, Catalog, Source};
@@ -125,6 +125,18 @@ impl IndexRead for CachedRead<'_> {
 
     fn keep_postings(&self, list: &[u8], postings: &Arc<PostingList>) {
         self.cache.fill(list, self.read_at, postings);
+    }
+
+    fn cached_vectors(&self, list: &[u8]) -> Option<Arc<VectorList>> {
+        self.cache.get_vectors(list, self.read_at)
+    }
+
+    fn keep_vectors(&self, list: &[u8], vectors: &Arc<VectorList>) {
+        self.cache.fill_vectors(list, self.read_at, vectors);
+    }
+
+    fn vectors_kept_size_bytes_max(&self) -> u64 {
+        self.cache.vectors_size_bytes_max()
     }
 }
 
